@@ -1,0 +1,1 @@
+"""One module per deployed function; the URL slug is the module name with _ -> -."""

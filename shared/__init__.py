@@ -1,0 +1,1 @@
+"""The runtime and domain code that the functions share."""

@@ -1,0 +1,85 @@
+"""The asyncpg pool and the two kinds of transaction every function uses.
+
+`user_tx(principal)` does per transaction what PostgREST does per request:
+switch to the principal's role and publish its JWT claims, so the very same
+RLS policies that guard the SPA guard the functions. `service_tx()` runs as
+the connecting (owner) role and bypasses RLS; every statement in it must
+filter by an organization id that came from a verified source.
+
+Both set their settings with `set_config(..., true)` (transaction-local), so
+they are safe behind Supabase's transaction pooler, where the pool also turns
+off prepared-statement caching (see Settings.statement_cache_size).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.auth import ApiKeyPrincipal, Principal
+from shared.settings import Settings
+
+# What a transaction hands out: a pooled connection (or a plain one in tooling).
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Database:
+        pool = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            statement_cache_size=settings.statement_cache_size,
+            init=_init_connection,
+            server_settings={"application_name": "connectgain"},
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def user_tx(self, principal: Principal) -> AsyncIterator[Connection]:
+        """A transaction under RLS, as `principal` (what PostgREST does per request)."""
+        api_key_id = str(principal.key_id) if isinstance(principal, ApiKeyPrincipal) else ""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "select set_config('role', $1, true),"
+                " set_config('request.jwt.claims', $2, true),"
+                " set_config('connectgain.api_key_id', $3, true)",
+                principal.db_role,
+                json.dumps(principal.claims),
+                api_key_id,
+            )
+            yield conn
+
+    @asynccontextmanager
+    async def service_tx(self) -> AsyncIterator[Connection]:
+        """A transaction as the owner role, past RLS: webhooks, cron, admin paths."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> bool:
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                return bool(await conn.fetchval("select true"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+
+
+def record_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    return dict(record) if record is not None else None

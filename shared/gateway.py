@@ -1,0 +1,95 @@
+"""Serves every module of `functions/` on one port, with Supabase's URL layout.
+
+`/functions/v1/<slug>/<rest>` goes to the app of module `<slug with - as _>`,
+which sees `<rest>` as its path (root_path set as a proxy would set it). In
+production each function runs alone behind Supabase; here they share one
+Runtime, opened and closed by the gateway's lifespan.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from types import ModuleType
+
+from starlette.types import Receive, Scope, Send
+
+import functions
+from shared.errors import NotFound
+from shared.settings import Settings
+from shared.web import Runtime, error_response, function_app
+
+_ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
+
+
+def function_modules() -> dict[str, ModuleType]:
+    """slug → module, for every module in `functions/` that has a `router`."""
+    modules: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(functions.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"functions.{info.name}")
+        if hasattr(module, "router"):
+            modules[info.name.replace("_", "-")] = module
+    return modules
+
+
+class Gateway:
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self._owns_runtime = runtime is None
+        self.modules = function_modules()
+        self.apps = {
+            slug: function_app(
+                module.router,
+                name=slug,
+                runtime=runtime,
+                openapi=getattr(module, "OPENAPI", False),
+            )
+            for slug, module in self.modules.items()
+        }
+
+    @property
+    def slugs(self) -> list[str]:
+        return sorted(self.apps)
+
+    def _attach(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        for app in self.apps.values():
+            app.state.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        match = _ROUTE.match(scope.get("path", ""))
+        app = self.apps.get(match["slug"]) if match else None
+        if match is None or app is None:
+            await error_response(NotFound("No such function"))(scope, receive, send)
+            return
+        prefix = f"/functions/v1/{match['slug']}"
+        child = dict(scope)
+        child["root_path"] = scope.get("root_path", "") + prefix
+        child["path"] = prefix + (match["rest"] or "/")
+        child["raw_path"] = child["path"].encode()
+        await app(child, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.runtime is None:
+                        self._attach(await Runtime.open(self.settings))
+                except Exception as exc:  # report to the server, which exits cleanly
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._owns_runtime and self.runtime is not None:
+                    await self.runtime.close()
+                    self.runtime = None
+                await send({"type": "lifespan.shutdown.complete"})
+                return

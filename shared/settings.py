@@ -1,0 +1,106 @@
+"""Environment configuration.
+
+Every value has a safe local default so `connectgain dev` needs no setup. Names
+follow Supabase where Supabase has one (SUPABASE_URL, SUPABASE_JWT_SECRET …);
+our own take the CONNECTGAIN_ prefix. Outside local mode the local secrets are
+refused, so a deployment cannot run with a key that is printed in this file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import jwt
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The Supabase CLI's well-known local JWT secret; valid for local mode only.
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+LOCAL_DB_PORT = 54322
+LOCAL_API_PORT = 54321
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"CONNECTGAIN_{name}", f"SUPABASE_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONNECTGAIN_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    mode: Literal["local", "production"] = "local"
+
+    # Database
+    database_url: str = Field(
+        default=f"postgresql://postgres:postgres@127.0.0.1:{LOCAL_DB_PORT}/postgres",
+        validation_alias=_env("DB_URL"),
+    )
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    # Supabase's transaction pooler (port 6543) cannot keep prepared statements
+    # between transactions; "auto" recognises it by its port.
+    db_pooler: Literal["auto", "session", "transaction"] = "auto"
+
+    # Supabase project
+    supabase_url: str = Field(
+        default=f"http://127.0.0.1:{LOCAL_API_PORT}", validation_alias=_env("URL")
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(LOCAL_JWT_SECRET), validation_alias=_env("JWT_SECRET")
+    )
+    jwt_audience: str = "authenticated"
+    service_role_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("SERVICE_ROLE_KEY")
+    )
+
+    # HTTP
+    public_base_url: str = f"http://127.0.0.1:{LOCAL_API_PORT}"
+    max_body_bytes: int = 1_048_576
+    http_timeout_seconds: float = 10.0
+
+    # Local tooling
+    project_dir: Path = PROJECT_DIR
+    data_dir: Path = PROJECT_DIR / ".connectgain" / "db"
+    db_port: int = LOCAL_DB_PORT
+    api_port: int = LOCAL_API_PORT
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_outside_local(self) -> Settings:
+        if self.mode != "local":
+            if self.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET:
+                raise ValueError(
+                    "SUPABASE_JWT_SECRET is the public local default; set the project's secret"
+                )
+            if self.service_role_key is None:
+                raise ValueError("SUPABASE_SERVICE_ROLE_KEY must be set outside local mode")
+        return self
+
+    @property
+    def statement_cache_size(self) -> int:
+        pooled = self.db_pooler == "transaction" or (
+            self.db_pooler == "auto" and ":6543/" in self.database_url
+        )
+        return 0 if pooled else 100
+
+    def local_key(self, role: Literal["anon", "service_role"]) -> str:
+        """The local anon / service key: a long-lived JWT, as `supabase start` prints."""
+        claims = {"iss": "supabase-demo", "role": role, "exp": 1983812996}
+        return jwt.encode(claims, self.jwt_secret.get_secret_value(), algorithm="HS256")
+
+    @property
+    def service_key(self) -> str:
+        if self.service_role_key is not None:
+            return self.service_role_key.get_secret_value()
+        return self.local_key("service_role")
+
+    def functions_url(self, slug: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/functions/v1/{slug}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

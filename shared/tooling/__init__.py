@@ -1,0 +1,1 @@
+"""Local tooling: the embedded PostgreSQL, the migration runner and the `connectgain` command."""

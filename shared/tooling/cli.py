@@ -1,0 +1,137 @@
+"""`connectgain`: the local database, migrations, the function server and dev helpers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from shared.settings import Settings, get_settings
+from shared.tooling.cluster import Cluster, ClusterError
+from shared.tooling.migrate import MigrationError, MigrationReport, migrate
+
+
+def local_cluster(settings: Settings) -> Cluster:
+    return Cluster(data_dir=settings.data_dir, port=settings.db_port)
+
+
+def _say(*lines: str) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def _print_report(report: MigrationReport) -> None:
+    if report.local:
+        _say(f"Supabase stand-ins: {len(report.local)} files (local database)")
+    _say(
+        f"Migrations applied: {len(report.applied)}"
+        + (f" ({', '.join(report.applied)})" if report.applied else " (up to date)")
+    )
+    _say(f"Policies applied: {len(report.policies)} files")
+    if report.seeded:
+        _say("Seed applied: supabase/seed.sql")
+
+
+def _run_migrate(settings: Settings, db_url: str | None, seed: bool = False) -> None:
+    report = asyncio.run(
+        migrate(db_url or settings.database_url, settings.project_dir / "supabase", seed=seed)
+    )
+    _print_report(report)
+
+
+async def _recreate_database(cluster: Cluster) -> None:
+    conn = await asyncpg.connect(cluster.url("template1"))
+    try:
+        await conn.execute("drop database if exists postgres with (force)")
+        await conn.execute("create database postgres")
+    finally:
+        await conn.close()
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
+    cluster = local_cluster(settings)
+    action: str = args.action
+    if action == "start":
+        _say(*cluster.start())
+    elif action == "stop":
+        _say(cluster.stop())
+    elif action == "status":
+        _say(cluster.status())
+    elif action == "url":
+        _say(cluster.url())
+    elif action == "psql":
+        if not cluster.running():
+            raise ClusterError("The database is not running; start it with: connectgain db start")
+        os.execv(cluster.bin.tool("psql"), ["psql", cluster.url()])  # noqa: S606
+    elif action == "reset":
+        _say(*cluster.start())
+        asyncio.run(_recreate_database(cluster))
+        _say("Recreated database 'postgres'")
+        _run_migrate(settings, cluster.url(), seed=True)
+    elif action == "migrate":
+        _run_migrate(settings, args.db_url)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from shared.gateway import Gateway
+
+    gateway = Gateway(settings)
+    port = args.port or settings.api_port
+    _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
+    _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
+    uvicorn.run(gateway, host=args.host, port=port, log_level="info")
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    cluster = local_cluster(settings)
+    _say(*cluster.start())
+    _run_migrate(settings, cluster.url(), seed=True)
+    _say(
+        f"Database URL:     {cluster.url()}",
+        f"anon key:         {settings.local_key('anon')}",
+        f"service_role key: {settings.service_key}",
+    )
+    cmd_serve(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connectgain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the embedded PostgreSQL")
+    db.add_argument(
+        "action", choices=["start", "stop", "status", "reset", "url", "psql", "migrate"]
+    )
+    db.add_argument("--db-url", help="migrate this database instead of the local one")
+    db.set_defaults(handler=cmd_db)
+
+    for name, handler in (("serve", cmd_serve), ("dev", cmd_dev)):
+        p = sub.add_parser(name, help=f"{name} the functions on one port")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=None)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], None] = args.handler
+    try:
+        handler(args, get_settings())
+    except (ClusterError, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"error: cannot reach the database: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+-- Demo data for local development (`connectgain dev`, `connectgain db reset`).
+-- Applied once per content; never to a hosted project.
