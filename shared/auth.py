@@ -7,6 +7,8 @@ so `db.user_tx(principal)` can do for it exactly what PostgREST does.
 from __future__ import annotations
 
 import hmac
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -107,3 +109,29 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def mint_access_token(
+    settings: Settings, *, user_id: UUID, email: str | None, ttl_seconds: int = 86_400
+) -> str:
+    """An access token shaped like Supabase Auth's, for local users and tests only."""
+    if settings.mode != "local":
+        raise RuntimeError("Access tokens are minted by Supabase Auth outside local mode")
+    now = int(time.time())
+    claims = {
+        "aud": settings.jwt_audience,
+        "exp": now + ttl_seconds,
+        "iat": now,
+        "iss": f"{settings.supabase_url.rstrip('/')}/auth/v1",
+        "sub": str(user_id),
+        "email": email or "",
+        "phone": "",
+        "app_metadata": {"provider": "email", "providers": ["email"]},
+        "user_metadata": {},
+        "role": "authenticated",
+        "aal": "aal1",
+        "amr": [{"method": "password", "timestamp": now}],
+        "session_id": str(uuid.uuid4()),
+        "is_anonymous": False,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")

@@ -22,7 +22,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import api_keys
 from shared.auth import (
+    ApiKeyPrincipal,
     ServicePrincipal,
     UserPrincipal,
     bearer_token,
@@ -33,6 +35,7 @@ from shared.db import Database
 from shared.errors import (
     AppError,
     BadRequest,
+    Forbidden,
     PayloadTooLarge,
     Unauthorized,
     from_postgres,
@@ -213,14 +216,32 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _token(request: Request) -> str:
-    token = bearer_token(request.headers.get("authorization"))
+    token = request.headers.get("x-api-key") or bearer_token(request.headers.get("authorization"))
     if token is None:
-        raise Unauthorized("Sign in: send 'Authorization: Bearer <access token>'")
+        raise Unauthorized("Sign in: send 'Authorization: Bearer <access token or cg_ key>'")
     return token
 
 
 def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
-    return verify_access_token(_token(request), runtime.settings)
+    token = _token(request)
+    if api_keys.looks_like_key(token):
+        raise Forbidden("This endpoint is for signed-in users, not API keys")
+    return verify_access_token(token, runtime.settings)
+
+
+async def api_key_caller(request: Request, runtime: RuntimeDep) -> ApiKeyPrincipal:
+    token = _token(request)
+    if not api_keys.looks_like_key(token):
+        raise Unauthorized("This endpoint needs a cg_ API key", code="invalid_api_key")
+    return await api_keys.authenticate(runtime.db, token)
+
+
+async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | ApiKeyPrincipal:
+    """A signed-in user or an API key; both then run under the same RLS policies."""
+    token = _token(request)
+    if api_keys.looks_like_key(token):
+        return await api_keys.authenticate(runtime.db, token)
+    return verify_access_token(token, runtime.settings)
 
 
 def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrincipal:
@@ -231,6 +252,8 @@ def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrincipal:
 
 
 CurrentUser = Annotated[UserPrincipal, Depends(current_user)]
+ApiKeyCaller = Annotated[ApiKeyPrincipal, Depends(api_key_caller)]
+AnyCaller = Annotated[UserPrincipal | ApiKeyPrincipal, Depends(any_caller)]
 ServiceCaller = Annotated[ServicePrincipal, Depends(service_caller)]
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -60,12 +62,83 @@ def template_database(pg_cluster: Cluster) -> str:
     return TEMPLATE
 
 
+class DatabaseFactory:
+    """Clones the template a couple of databases ahead, on a thread of its own, so
+    a test rarely waits for CREATE DATABASE; used databases are dropped there too."""
+
+    def __init__(self, cluster: Cluster, template: str, ahead: int = 2) -> None:
+        self.cluster, self.template = cluster, template
+        self.ready: queue.Queue[str] = queue.Queue(maxsize=ahead)
+        self.used: queue.Queue[str | None] = queue.Queue()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="db-factory", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            asyncio.run(self._loop())
+        except BaseException as exc:  # surfaced to the next test that asks
+            self.failure = exc
+
+    async def _loop(self) -> None:
+        conn = await asyncpg.connect(self.cluster.url("postgres"))
+        try:
+            while True:
+                name = f"test_{os.getpid()}_{next(_database_numbers)}"
+                await self._drop_used(conn)
+                # FILE_COPY clones in a few ms; its checkpoint is cheap because the
+                # dropped databases' buffers are discarded, not written.
+                await conn.execute(
+                    f"create database {name} template {self.template} strategy file_copy"
+                )
+                while True:
+                    if await self._drop_used(conn):
+                        return
+                    try:
+                        self.ready.put(name, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            await conn.close()
+
+    async def _drop_used(self, conn: asyncpg.Connection) -> bool:
+        """Drop what tests have finished with; True once the session is over."""
+        while True:
+            try:
+                name = self.used.get_nowait()
+            except queue.Empty:
+                return False
+            if name is None:
+                return True
+            await conn.execute(f"drop database {name} with (force)")
+
+    def take(self) -> str:
+        while True:
+            if self.failure is not None:
+                raise RuntimeError("could not create a test database") from self.failure
+            try:
+                return self.ready.get(timeout=1)
+            except queue.Empty:
+                continue
+
+    def close(self) -> None:
+        self.used.put(None)
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def database_factory(pg_cluster: Cluster, template_database: str) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_cluster, template_database)
+    yield factory
+    factory.close()
+
+
 @pytest.fixture
-async def database_url(pg_cluster: Cluster, template_database: str) -> AsyncIterator[str]:
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    await _admin(pg_cluster, f"create database {name} template {template_database}")
+def database_url(pg_cluster: Cluster, database_factory: DatabaseFactory) -> Iterator[str]:
+    name = database_factory.take()
     yield pg_cluster.url(name)
-    await _admin(pg_cluster, f"drop database {name} with (force)")
+    database_factory.used.put(name)
 
 
 @pytest.fixture

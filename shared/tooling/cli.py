@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -100,6 +101,15 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     cmd_serve(args, settings)
 
 
+def cmd_user(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.tooling.users import create_local_user
+
+    created = asyncio.run(
+        create_local_user(settings, email=args.email, org_name=args.org, role=args.role)
+    )
+    print(json.dumps(created))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connectgain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.add_argument("--db-url", help="migrate this database instead of the local one")
     db.set_defaults(handler=cmd_db)
+
+    user = sub.add_parser("user", help="local users (never on a hosted project)")
+    user.add_argument("action", choices=["create"])
+    user.add_argument("--email", required=True)
+    user.add_argument("--org", help="organization to create, or to join if it exists")
+    user.add_argument("--role", choices=["agent", "manager", "admin", "owner"])
+    user.set_defaults(handler=cmd_user)
 
     for name, handler in (("serve", cmd_serve), ("dev", cmd_dev)):
         p = sub.add_parser(name, help=f"{name} the functions on one port")

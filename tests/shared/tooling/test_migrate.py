@@ -152,3 +152,13 @@ async def test_a_file_of_only_comments_is_recorded_without_error(
     report = await migrate(empty_database, supabase_copy, seed=True)
     assert "29990101000000_note.sql" in report.applied
     assert report.seeded
+
+
+async def test_the_real_seed_applies_on_a_migrated_database(empty_database: str):
+    report = await migrate(empty_database, SUPABASE_DIR, seed=True)
+    assert report.seeded
+    conn = await asyncpg.connect(empty_database)
+    try:
+        assert await conn.fetchval("select count(*) from public.organizations") >= 1
+    finally:
+        await conn.close()

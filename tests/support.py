@@ -1,0 +1,79 @@
+"""Builders for tests: users, organizations, members, keys and the HTTP headers to act as them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from uuid import UUID
+
+from shared import api_keys
+from shared.auth import ApiKeyPrincipal, UserPrincipal, mint_access_token
+from shared.db import Connection
+from shared.settings import Settings
+from shared.web import Runtime
+
+_numbers = itertools.count(1)
+
+
+async def make_user(db: Connection, email: str | None = None, full_name: str | None = None) -> UUID:
+    email = email or f"user{next(_numbers)}@example.com"
+    meta = {"full_name": full_name} if full_name else {}
+    user_id: UUID = await db.fetchval(
+        "insert into auth.users (email, raw_user_meta_data) values ($1, $2) returning id",
+        email,
+        meta,
+    )
+    return user_id
+
+
+def principal(user_id: UUID, email: str | None = None) -> UserPrincipal:
+    return UserPrincipal(
+        user_id=user_id, claims={"sub": str(user_id), "role": "authenticated", "email": email}
+    )
+
+
+async def make_org(db: Connection, owner: UUID, name: str | None = None) -> UUID:
+    """An organization created the way the SPA does it: create_organization() as its owner."""
+    async with db.transaction():
+        await db.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', $1, true)",
+            json.dumps({"sub": str(owner), "role": "authenticated"}),
+        )
+        org: UUID = await db.fetchval(
+            "select public.create_organization($1)", name or f"Org {next(_numbers)}"
+        )
+    return org
+
+
+async def add_member(db: Connection, org: UUID, user: UUID, role: str) -> None:
+    await db.execute(
+        "insert into public.organization_members (organization_id, user_id, role)"
+        " values ($1, $2, $3)",
+        org,
+        user,
+        role,
+    )
+
+
+async def member(db: Connection, org: UUID, role: str, email: str | None = None) -> UUID:
+    user = await make_user(db, email)
+    await add_member(db, org, user, role)
+    return user
+
+
+async def issue_key(
+    runtime: Runtime, org: UUID, admin: UUID, scopes: list[api_keys.Scope]
+) -> tuple[str, ApiKeyPrincipal]:
+    """A real key issued through the domain code by an admin; returns it and its principal."""
+    async with runtime.db.user_tx(principal(admin)) as conn:
+        created = await api_keys.create_api_key(
+            conn=conn, organization_id=org, name="test key", scopes=scopes
+        )
+    key: str = created["key"]
+    return key, await api_keys.authenticate(runtime.db, key)
+
+
+def auth(settings: Settings, user: UUID, email: str | None = None) -> dict[str, str]:
+    token = mint_access_token(settings, user_id=user, email=email)
+    return {"Authorization": f"Bearer {token}"}
