@@ -77,3 +77,57 @@ async def issue_key(
 def auth(settings: Settings, user: UUID, email: str | None = None) -> dict[str, str]:
     token = mint_access_token(settings, user_id=user, email=email)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def make_channel_account(
+    db: Connection, org: UUID, channel: str = "whatsapp", external_id: str | None = None
+) -> UUID:
+    account: UUID = await db.fetchval(
+        "insert into public.channel_accounts (organization_id, channel, name, external_id)"
+        " values ($1, $2, $3, $4) returning id",
+        org,
+        channel,
+        f"{channel} account",
+        external_id or f"ext-{next(_numbers)}",
+    )
+    return account
+
+
+async def make_contact(db: Connection, org: UUID, **fields: object) -> UUID:
+    values = {"name": f"Contact {next(_numbers)}", **fields}
+    columns = ", ".join(["organization_id", *values])
+    params = ", ".join(f"${i}" for i in range(1, len(values) + 2))
+    contact: UUID = await db.fetchval(
+        f"insert into public.contacts ({columns}) values ({params}) returning id",
+        org,
+        *values.values(),
+    )
+    return contact
+
+
+async def make_conversation(
+    db: Connection, org: UUID, *, contact: UUID | None = None, account: UUID | None = None
+) -> UUID:
+    contact = contact or await make_contact(db, org)
+    account = account or await make_channel_account(db, org)
+    conversation: UUID = await db.fetchval(
+        "insert into public.conversations (organization_id, contact_id, channel_account_id)"
+        " values ($1, $2, $3) returning id",
+        org,
+        contact,
+        account,
+    )
+    return conversation
+
+
+async def make_message(db: Connection, org: UUID, conversation: UUID | None = None) -> UUID:
+    conversation = conversation or await make_conversation(db, org)
+    message: UUID = await db.fetchval(
+        "insert into public.messages (organization_id, conversation_id, channel_account_id,"
+        " direction, sender_type, body, status, provider_message_id)"
+        " select organization_id, id, channel_account_id, 'inbound', 'contact', 'hello',"
+        " 'received', gen_random_uuid()::text from public.conversations where id = $1"
+        " returning id",
+        conversation,
+    )
+    return message

@@ -12,19 +12,40 @@ from uuid import UUID, uuid4
 
 from shared.db import Connection
 from tests.security.world import World
-from tests.support import member
+from tests.support import (
+    make_channel_account,
+    make_contact,
+    make_conversation,
+    make_message,
+    member,
+)
 
-MakeRow = Callable[[Connection, World, UUID], Awaitable[UUID]]
-Forge = Callable[[World, UUID], dict[str, Any]]
+MakeRow = Callable[[Connection, World, UUID], Awaitable[Any]]
+Forge = Callable[[Connection, World, UUID], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class TenantTable:
     make: MakeRow  # insert a row of the organization, as the owner role; returns its key
-    forge: Forge  # the values of a row of that organization an attacker tries to insert
+    forge: Forge  # a row of that organization an attacker tries to insert (parents made real)
     scope: str | None = "organization_id"  # the column naming the organization, if any
     key: str = "id"
     touch: str = "organization_id"  # a column "updated" to itself in update attempts
+    # who in org B may read org B's own rows (proves the read check is not vacuous)
+    readers: frozenset[str] = frozenset({"agent_b", "admin_b", "api_key_b"})
+
+
+ADMINS = frozenset({"admin_b"})
+
+
+def values(**row: Any) -> Forge:
+    async def forge(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+        return {k: (org if v is ORG else v) for k, v in row.items()}
+
+    return forge
+
+
+ORG = object()  # stands for "the organization under attack" in values()
 
 
 async def _organization(conn: Connection, world: World, org: UUID) -> UUID:
@@ -57,31 +78,125 @@ async def _api_key(conn: Connection, world: World, org: UUID) -> UUID:
     return key
 
 
+async def _identity(conn: Connection, world: World, org: UUID) -> UUID:
+    contact = await make_contact(conn, org)
+    key: UUID = await conn.fetchval(
+        "insert into public.contact_identities (organization_id, contact_id, channel, external_id)"
+        " values ($1, $2, 'telegram', $3) returning id",
+        org,
+        contact,
+        uuid4().hex,
+    )
+    return key
+
+
+async def _forge_identity(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    contact = await make_contact(conn, org)
+    return {"organization_id": org, "contact_id": contact, "channel": "sms", "external_id": "x"}
+
+
+async def _forge_conversation(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "contact_id": await make_contact(conn, org),
+        "channel_account_id": await make_channel_account(conn, org),
+    }
+
+
+async def _forge_message(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    conversation = await make_conversation(conn, org)
+    account = await conn.fetchval(
+        "select channel_account_id from public.conversations where id = $1", conversation
+    )
+    return {
+        "organization_id": org,
+        "conversation_id": conversation,
+        "channel_account_id": account,
+        "direction": "outbound",
+        "sender_type": "user",
+        "sender_id": world.agent_b,
+        "status": "queued",
+        "body": "forged",
+    }
+
+
+async def _inbound_event(conn: Connection, world: World, org: UUID) -> UUID:
+    account = await make_channel_account(conn, org)
+    key: UUID = await conn.fetchval(
+        "insert into public.inbound_events"
+        " (organization_id, channel_account_id, provider_event_id, event_type, payload)"
+        " values ($1, $2, $3, 'message', '{}') returning id",
+        org,
+        account,
+        uuid4().hex,
+    )
+    return key
+
+
+async def _forge_inbound_event(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "channel_account_id": await make_channel_account(conn, org),
+        "provider_event_id": "forged",
+        "event_type": "message",
+        "payload": "{}",
+    }
+
+
+async def _outbox_event(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.outbox_events (organization_id, event_type, payload)"
+        " values ($1, 'test.event', '{}') returning id",
+        org,
+    )
+    return key
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
-        forge=lambda w, org: {"name": "Forged", "slug": f"forged-{uuid4().hex[:8]}"},
+        forge=values(name="Forged", slug=f"forged-{uuid4().hex[:8]}"),
         scope=None,
         touch="name",
     ),
     "public.organization_members": TenantTable(
         make=_membership,
         # the classic escalation: make yourself owner of someone else's organization
-        forge=lambda w, org: {"organization_id": org, "user_id": w.agent_b, "role": "owner"},
+        forge=lambda conn, w, org: values(organization_id=org, user_id=w.agent_b, role="owner")(
+            conn, w, org
+        ),
     ),
     "public.profiles": TenantTable(
         make=_profile,
-        forge=lambda w, org: {"id": w.owner_a, "full_name": "Forged"},
+        forge=lambda conn, w, org: values(id=w.owner_a, full_name="Forged")(conn, w, org),
         scope=None,
         touch="full_name",
     ),
     "public.api_keys": TenantTable(
         make=_api_key,
-        forge=lambda w, org: {
-            "organization_id": org,
-            "name": "forged",
-            "prefix": "cg_forged",
-            "scopes": ["read", "write"],
-        },
+        forge=values(organization_id=ORG, name="forged", prefix="cg_forged", scopes=["write"]),
+    ),
+    "public.channel_accounts": TenantTable(
+        make=lambda conn, w, org: make_channel_account(conn, org),
+        forge=values(organization_id=ORG, channel="telegram", name="forged", external_id="1"),
+    ),
+    "public.contacts": TenantTable(
+        make=lambda conn, w, org: make_contact(conn, org),
+        forge=values(organization_id=ORG, name="Forged"),
+    ),
+    "public.contact_identities": TenantTable(make=_identity, forge=_forge_identity),
+    "public.conversations": TenantTable(
+        make=lambda conn, w, org: make_conversation(conn, org), forge=_forge_conversation
+    ),
+    "public.messages": TenantTable(
+        make=lambda conn, w, org: make_message(conn, org), forge=_forge_message
+    ),
+    "public.inbound_events": TenantTable(
+        make=_inbound_event, forge=_forge_inbound_event, readers=ADMINS
+    ),
+    "public.outbox_events": TenantTable(
+        make=_outbox_event,
+        forge=values(organization_id=ORG, event_type="x", payload="{}"),
+        readers=ADMINS,
     ),
 }

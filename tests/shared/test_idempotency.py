@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from shared import idempotency
+from shared.auth import UserPrincipal
+from shared.db import Connection
+from shared.errors import Unprocessable, UpstreamError
+from shared.web import Runtime
+
+CALLER = UserPrincipal(user_id=uuid4(), claims={})
+
+
+def counting_work(status: int = 201, body: Any = None):
+    calls = []
+
+    async def work() -> tuple[int, Any]:
+        calls.append(1)
+        return status, body if body is not None else {"n": len(calls)}
+
+    return work, calls
+
+
+async def run(runtime: Runtime, work, key: str | None = "k1", fingerprint: bytes = b"f1"):
+    return await idempotency.once(
+        runtime.db, principal=CALLER, scope="test", key=key, fingerprint=fingerprint, work=work
+    )
+
+
+async def test_a_retry_replays_the_first_answer_without_working_again(runtime: Runtime):
+    work, calls = counting_work()
+    first = await run(runtime, work)
+    again = await run(runtime, work)
+    assert len(calls) == 1
+    assert (first.status_code, json.loads(first.body)) == (201, {"n": 1})
+    assert (again.status_code, json.loads(again.body)) == (201, {"n": 1})
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_without_a_key_the_work_runs_every_time(runtime: Runtime):
+    work, calls = counting_work()
+    await run(runtime, work, key=None)
+    await run(runtime, work, key=None)
+    assert len(calls) == 2
+
+
+async def test_the_same_key_for_another_request_is_refused(runtime: Runtime):
+    work, _ = counting_work()
+    await run(runtime, work)
+    with pytest.raises(Unprocessable):
+        await run(runtime, work, fingerprint=b"other")
+
+
+async def test_a_concurrent_duplicate_gets_a_conflict(runtime: Runtime):
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> tuple[int, Any]:
+        started.set()
+        await release.wait()
+        return 200, {"ok": True}
+
+    first = asyncio.create_task(run(runtime, slow))
+    await started.wait()
+    with pytest.raises(idempotency.Conflict):
+        await run(runtime, slow)
+    release.set()
+    assert (await first).status_code == 200
+
+
+async def test_a_server_side_failure_releases_the_key(runtime: Runtime):
+    async def broken() -> tuple[int, Any]:
+        raise UpstreamError("provider down")
+
+    with pytest.raises(UpstreamError):
+        await run(runtime, broken)
+    work, calls = counting_work()
+    assert (await run(runtime, work)).status_code == 201
+    assert len(calls) == 1
+
+
+async def test_a_client_error_is_remembered(runtime: Runtime):
+    async def invalid() -> tuple[int, Any]:
+        raise Unprocessable("bad input")
+
+    with pytest.raises(Unprocessable):
+        await run(runtime, invalid)
+    work, calls = counting_work()
+    replay = await run(runtime, work)
+    assert replay.status_code == 422
+    assert calls == []
+
+
+async def test_a_key_older_than_a_day_may_be_used_again(runtime: Runtime, db: Connection):
+    work, calls = counting_work()
+    await run(runtime, work)
+    await db.execute("update private.idempotency_keys set created_at = now() - interval '25 hours'")
+    await run(runtime, work, fingerprint=b"new request")
+    assert len(calls) == 2
