@@ -10,7 +10,7 @@ import pytest
 from shared import idempotency
 from shared.auth import UserPrincipal
 from shared.db import Connection
-from shared.errors import Unprocessable, UpstreamError
+from shared.errors import Conflict, Unprocessable, UpstreamError
 from shared.web import Runtime
 
 CALLER = UserPrincipal(user_id=uuid4(), claims={})
@@ -66,7 +66,7 @@ async def test_a_concurrent_duplicate_gets_a_conflict(runtime: Runtime):
 
     first = asyncio.create_task(run(runtime, slow))
     await started.wait()
-    with pytest.raises(idempotency.Conflict):
+    with pytest.raises(Conflict):
         await run(runtime, slow)
     release.set()
     assert (await first).status_code == 200
