@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     http_timeout_seconds: float = 10.0
 
+    # Providers (overridable so a local fake can stand in)
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_api_url: str = "https://api.twilio.com"
+    mailgun_api_url: str = "https://api.mailgun.net"
+    # Outbound calls: attempts per call, and the first backoff (doubles, or Retry-After)
+    provider_attempts: int = 3
+    provider_backoff_seconds: float = 0.5
+    provider_max_wait_seconds: float = 30.0
+
     # Local tooling
     project_dir: Path = PROJECT_DIR
     data_dir: Path = PROJECT_DIR / ".connectgain" / "db"

@@ -1,0 +1,17 @@
+"""The channels: one module each, registered here by name."""
+
+from __future__ import annotations
+
+from shared.channels.base import Channel
+from shared.channels.telegram import Telegram
+from shared.channels.whatsapp import WhatsApp
+from shared.errors import NotFound
+
+CHANNELS: dict[str, Channel] = {channel.name: channel for channel in (WhatsApp(), Telegram())}
+
+
+def channel_named(name: str) -> Channel:
+    try:
+        return CHANNELS[name]
+    except KeyError:
+        raise NotFound(f"No channel called {name!r}") from None

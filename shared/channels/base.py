@@ -1,0 +1,212 @@
+"""What every channel module provides, and the normalised shapes the inbox works with.
+
+A channel module verifies the provider's signature, splits a webhook body into
+events (each with the provider's own unique id, the dedupe key), parses each
+event into one of the normalised shapes below, and sends outbound messages.
+Everything else — storing, threading, statuses, realtime — is the inbox's.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from shared.channels.http import ProviderClient
+from shared.errors import AppError, BadRequest
+
+ContentType = Literal[
+    "text", "image", "audio", "video", "document", "location", "sticker", "contacts",
+    "template", "interactive", "unsupported",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Account:
+    """A connected channel account with its secrets (loaded only server-side)."""
+
+    id: UUID
+    organization_id: UUID
+    channel: str
+    name: str
+    external_id: str
+    settings: dict[str, Any]
+    status: str
+    secrets: dict[str, Any] = field(repr=False)
+
+    def secret(self, name: str) -> str:
+        value = self.secrets.get(name)
+        if not value:
+            raise AppError(f"The {self.channel} account has no {name} configured")
+        return str(value)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP request as the channel needs it: raw bytes, headers, form."""
+
+    method: str
+    url: str  # the public URL the provider called (settings.public_base_url based)
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str]
+    body: bytes
+    form: list[tuple[str, str]] | None = None  # form-encoded / multipart text fields
+    files: list[dict[str, Any]] = field(default_factory=list)  # multipart file metadata
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise BadRequest("The body is not valid JSON") from exc
+
+    def form_dict(self) -> dict[str, str]:
+        if self.form is None:
+            raise BadRequest("The body is not a form")
+        return dict(self.form)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A plain answer a channel gives directly (e.g. Meta's verification challenge)."""
+
+    status: int
+    text: str
+
+
+class RawEvent(BaseModel):
+    provider_event_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+# ---- normalised inbound ------------------------------------------------------------------
+
+
+class Sender(BaseModel):
+    external_id: str
+    name: str | None = None
+    phone: str | None = None  # as the provider gives it; normalised to E.164 by the inbox
+    email: str | None = None
+    avatar_url: str | None = None
+
+
+class Attachment(BaseModel):
+    type: str
+    media_id: str | None = None  # the provider's media id, downloaded later
+    url: str | None = None
+    mime_type: str | None = None
+    filename: str | None = None
+    caption: str | None = None
+    size: int | None = None
+
+
+class Thread(BaseModel):
+    """Which conversation a message belongs to beyond "this contact on this account"."""
+
+    key: str = ""  # '' for chats: one thread per contact and account
+    subject: str | None = None
+    references: list[str] = Field(default_factory=list)  # provider ids of earlier messages
+
+
+class InboundMessage(BaseModel):
+    kind: Literal["message"] = "message"
+    provider_message_id: str
+    sender: Sender
+    content_type: ContentType
+    body: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+    thread: Thread = Field(default_factory=Thread)
+    edited: bool = False  # an edit of an earlier message with the same provider id
+
+
+class StatusUpdate(BaseModel):
+    kind: Literal["status"] = "status"
+    provider_message_id: str
+    status: Literal["sent", "delivered", "read", "failed"]
+    occurred_at: datetime
+    error: dict[str, Any] | None = None
+
+
+class Ignored(BaseModel):
+    kind: Literal["ignored"] = "ignored"
+    reason: str
+
+
+Parsed = InboundMessage | StatusUpdate | Ignored
+
+
+# ---- outbound ---------------------------------------------------------------------------------
+
+
+class OutboundMessage(BaseModel):
+    to: str  # the contact's identity on this channel (wa_id, chat id, phone, e-mail …)
+    text: str | None = None
+    media_url: str | None = None
+    media_type: Literal["image", "audio", "video", "document"] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SendResult(BaseModel):
+    provider_message_id: str
+    response: dict[str, Any] = Field(default_factory=dict)
+
+
+class Connected(BaseModel):
+    """What connecting an account produced: its provider id, settings and secrets."""
+
+    external_id: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, Any] = Field(default_factory=dict)
+
+
+class Channel(ABC):
+    """One provider. Stateless: every call gets the account it acts for."""
+
+    name: ClassVar[str]
+    # What an admin provides to connect an account (validated at the edge).
+    Setup: ClassVar[type[BaseModel]]
+    # How many hours after the contact's last message free-form replies are allowed.
+    reply_window_hours: ClassVar[int | None] = None
+
+    @abstractmethod
+    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+        """Check the credentials with the provider and register our webhook where it can."""
+
+    async def disconnect(self, client: ProviderClient, account: Account) -> None:  # noqa: B027
+        """Undo what connect registered at the provider (nothing by default)."""
+
+    async def fetch_profile(
+        self, client: ProviderClient, account: Account, external_id: str
+    ) -> Sender | None:
+        """Name and avatar of a new contact, where the provider has a profile API."""
+        return None
+
+    def handshake(self, request: WebhookRequest, account: Account) -> Reply | None:
+        """Answer a provider's GET verification; None when the channel has none."""
+        return None
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest, account: Account) -> None:
+        """Raise Unauthorized unless the request is signed by the provider for this account."""
+
+    @abstractmethod
+    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+        """Split a verified body into events with unique provider ids; BadRequest if malformed."""
+
+    @abstractmethod
+    def parse(self, event: RawEvent, account: Account) -> Parsed:
+        """One stored event in the normalised shape."""
+
+    @abstractmethod
+    async def send(
+        self, client: ProviderClient, account: Account, message: OutboundMessage
+    ) -> SendResult:
+        """Send through the provider; raises ProviderError when it refuses."""

@@ -1,0 +1,236 @@
+"""Telegram Bot API: webhook updates (message, edited_message) and sending.
+
+Account: external_id = the bot's user id; secrets bot_token, webhook_secret (the
+secret_token given to setWebhook); settings username. Private chats only: a
+group is not one contact.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.channels.base import (
+    Account,
+    Attachment,
+    Channel,
+    Connected,
+    ContentType,
+    Ignored,
+    InboundMessage,
+    OutboundMessage,
+    Parsed,
+    RawEvent,
+    Sender,
+    SendResult,
+    WebhookRequest,
+)
+from shared.channels.http import ProviderClient, ProviderError, retry_after_seconds
+from shared.errors import BadRequest, Unauthorized, Unprocessable
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+UPDATE_KINDS = ("message", "edited_message")
+
+
+class Update(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    update_id: int
+
+
+class TelegramSetup(BaseModel):
+    bot_token: str = Field(pattern=r"^\d+:[A-Za-z0-9_-]{20,}$")
+
+
+Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
+
+
+def _file(kind: ContentType, key: str) -> Callable[[dict[str, Any]], Content]:
+    def parse(m: dict[str, Any]) -> Content:
+        item = m[key]
+        if key == "photo":  # several sizes; keep the largest
+            item = max(item, key=lambda p: p.get("file_size") or p.get("width", 0))
+        attachment = Attachment(
+            type=str(kind),
+            media_id=item.get("file_id"),
+            mime_type=item.get("mime_type"),
+            filename=item.get("file_name"),
+            caption=m.get("caption"),
+            size=item.get("file_size"),
+        )
+        return kind, m.get("caption"), [attachment], {}
+
+    return parse
+
+
+def _location(m: dict[str, Any]) -> Content:
+    venue = m.get("venue") or {}
+    place = venue.get("location") or m["location"]
+    body = venue.get("title") or f"{place.get('latitude')},{place.get('longitude')}"
+    return "location", body, [], {"location": place, "venue": venue or None}
+
+
+def _contact(m: dict[str, Any]) -> Content:
+    card = m["contact"]
+    name = " ".join(filter(None, [card.get("first_name"), card.get("last_name")]))
+    return "contacts", name or card.get("phone_number"), [], {"contacts": [card]}
+
+
+# The first key present in a message decides its content type.
+CONTENT: dict[str, Callable[[dict[str, Any]], Content]] = {
+    "text": lambda m: ("text", m["text"], [], {}),
+    "photo": _file("image", "photo"),
+    "sticker": _file("sticker", "sticker"),
+    "voice": _file("audio", "voice"),
+    "audio": _file("audio", "audio"),
+    "video": _file("video", "video"),
+    "video_note": _file("video", "video_note"),
+    "animation": _file("video", "animation"),
+    "document": _file("document", "document"),
+    "venue": _location,
+    "location": _location,
+    "contact": _contact,
+}
+
+
+def _telegram_retry_after(response: httpx.Response) -> float | None:
+    """Telegram says how long to wait in the body's parameters.retry_after."""
+    try:
+        seconds = response.json().get("parameters", {}).get("retry_after")
+    except (ValueError, AttributeError):
+        seconds = None
+    return float(seconds) if seconds is not None else retry_after_seconds(response)
+
+
+class Telegram(Channel):
+    name: ClassVar[str] = "telegram"
+    Setup: ClassVar[type[BaseModel]] = TelegramSetup
+
+    def verify(self, request: WebhookRequest, account: Account) -> None:
+        given = request.headers.get(SECRET_HEADER, "")
+        expected = account.secret("webhook_secret")
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized(
+                "Missing or wrong X-Telegram-Bot-Api-Secret-Token", code="invalid_signature"
+            )
+
+    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+        body = request.json()
+        try:
+            update = Update.model_validate(body)
+        except ValidationError as exc:
+            raise BadRequest("Not a Telegram update", details=exc.errors()) from exc
+        kind = next((k for k in body if k != "update_id"), "empty")
+        return [
+            RawEvent(provider_event_id=f"update:{update.update_id}", event_type=kind, payload=body)
+        ]
+
+    def parse(self, event: RawEvent, account: Account) -> Parsed:
+        if event.event_type not in UPDATE_KINDS:
+            return Ignored(reason=f"{event.event_type} updates are not used")
+        m = event.payload[event.event_type]
+        sender = m.get("from") or {}
+        chat = m.get("chat") or {}
+        if chat.get("type") != "private":
+            return Ignored(reason="only private chats are part of the inbox")
+        if sender.get("is_bot"):
+            return Ignored(reason="messages from bots are not stored")
+        kind = next((k for k in CONTENT if k in m), None)
+        if kind is None:
+            content: Content = ("unsupported", None, [], {"keys": sorted(m)})
+        else:
+            content = CONTENT[kind](m)
+        content_type, body, attachments, metadata = content
+        if reply := m.get("reply_to_message"):
+            metadata["reply_to"] = f"{chat['id']}:{reply['message_id']}"
+        if sender.get("username"):
+            metadata["username"] = sender["username"]
+        shared = m.get("contact") or {}
+        own_phone = (
+            shared.get("phone_number") if shared.get("user_id") == sender.get("id") else None
+        )
+        name = " ".join(filter(None, [sender.get("first_name"), sender.get("last_name")]))
+        return InboundMessage(
+            provider_message_id=f"{chat['id']}:{m['message_id']}",
+            sender=Sender(external_id=str(sender["id"]), name=name or None, phone=own_phone),
+            content_type=content_type,
+            body=body,
+            attachments=attachments,
+            metadata=metadata,
+            occurred_at=datetime.fromtimestamp(m.get("edit_date") or m["date"], UTC),
+            edited=event.event_type == "edited_message",
+        )
+
+    async def _call(
+        self, client: ProviderClient, token: str, method: str, payload: dict[str, Any]
+    ) -> Any:
+        response = await client.request(
+            "POST",
+            f"{client.settings.telegram_api_url}/bot{token}/{method}",
+            json=payload,
+            retry_after=_telegram_retry_after,
+        )
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        if not response.is_success or not body.get("ok"):
+            raise ProviderError(
+                str(body.get("description") or f"Telegram answered {response.status_code}"),
+                status=response.status_code,
+                code=body.get("error_code"),
+                body=body,
+            )
+        return body["result"]
+
+    async def send(
+        self, client: ProviderClient, account: Account, message: OutboundMessage
+    ) -> SendResult:
+        token = account.secret("bot_token")
+        payload: dict[str, Any] = {"chat_id": message.to}
+        if message.media_url and message.media_type:
+            method, field = {
+                "image": ("sendPhoto", "photo"),
+                "audio": ("sendAudio", "audio"),
+                "video": ("sendVideo", "video"),
+                "document": ("sendDocument", "document"),
+            }[message.media_type]
+            payload[field] = message.media_url
+            if message.text:
+                payload["caption"] = message.text
+        else:
+            method = "sendMessage"
+            payload["text"] = message.text
+        result = await self._call(client, token, method, payload)
+        return SendResult(
+            provider_message_id=f"{result['chat']['id']}:{result['message_id']}",
+            response=result,
+        )
+
+    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+        assert isinstance(setup, TelegramSetup)
+        try:
+            bot = await self._call(client, setup.bot_token, "getMe", {})
+        except ProviderError as exc:
+            raise Unprocessable(f"Telegram refused the bot token: {exc.message}") from exc
+        secret = secrets.token_urlsafe(32)
+        await self._call(
+            client,
+            setup.bot_token,
+            "setWebhook",
+            {"url": webhook_url, "secret_token": secret, "allowed_updates": list(UPDATE_KINDS)},
+        )
+        return Connected(
+            external_id=str(bot["id"]),
+            settings={"username": bot.get("username"), "bot_name": bot.get("first_name")},
+            secrets={"bot_token": setup.bot_token, "webhook_secret": secret},
+        )
+
+    async def disconnect(self, client: ProviderClient, account: Account) -> None:
+        await self._call(client, account.secret("bot_token"), "deleteWebhook", {})

@@ -1,0 +1,295 @@
+"""WhatsApp Cloud API: webhooks (messages, statuses) and sending through the Graph API.
+
+Account: external_id = phone_number_id; secrets access_token, app_secret, verify_token;
+settings waba_id, display_phone_number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.channels.base import (
+    Account,
+    Attachment,
+    Connected,
+    ContentType,
+    Ignored,
+    InboundMessage,
+    OutboundMessage,
+    Parsed,
+    RawEvent,
+    Sender,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+)
+from shared.channels.http import ProviderClient
+from shared.channels.meta import MetaChannel, graph_error
+from shared.errors import BadRequest
+
+# ---- the webhook body, parsed at the edge ---------------------------------------------------
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class WaContact(_Loose):
+    wa_id: str
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class WaMessage(_Loose):
+    id: str
+    from_: str = Field(alias="from")
+    timestamp: str
+    type: str
+
+
+class WaStatus(_Loose):
+    id: str
+    status: str
+    timestamp: str
+    recipient_id: str | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class WaValue(_Loose):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    contacts: list[WaContact] = Field(default_factory=list)
+    messages: list[WaMessage] = Field(default_factory=list)
+    statuses: list[WaStatus] = Field(default_factory=list)
+
+
+class WaChange(_Loose):
+    field: str
+    value: dict[str, Any]
+
+
+class WaEntry(_Loose):
+    id: str
+    changes: list[WaChange]
+
+
+class WaWebhook(_Loose):
+    object: Literal["whatsapp_business_account"]
+    entry: list[WaEntry]
+
+
+def _time(ts: str) -> datetime:
+    return datetime.fromtimestamp(int(ts), UTC)
+
+
+# ---- message types -----------------------------------------------------------------------------
+
+Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
+
+
+def _media(kind: ContentType) -> Callable[[dict[str, Any]], Content]:
+    def parse(m: dict[str, Any]) -> Content:
+        media = m.get(str(kind), {})
+        attachment = Attachment(
+            type=str(kind),
+            media_id=media.get("id"),
+            mime_type=media.get("mime_type"),
+            filename=media.get("filename"),
+            caption=media.get("caption"),
+        )
+        return kind, media.get("caption"), [attachment], {}
+
+    return parse
+
+
+def _text(m: dict[str, Any]) -> Content:
+    return "text", m.get("text", {}).get("body"), [], {}
+
+
+def _location(m: dict[str, Any]) -> Content:
+    place = m.get("location", {})
+    label = place.get("name") or place.get("address")
+    body = label or f"{place.get('latitude')},{place.get('longitude')}"
+    return "location", body, [], {"location": place}
+
+
+def _contacts(m: dict[str, Any]) -> Content:
+    cards = m.get("contacts", [])
+    names = [c.get("name", {}).get("formatted_name") for c in cards]
+    return "contacts", ", ".join(n for n in names if n) or None, [], {"contacts": cards}
+
+
+def _interactive(m: dict[str, Any]) -> Content:
+    interactive = m.get("interactive", {})
+    reply = interactive.get(interactive.get("type", ""), {})
+    return "interactive", reply.get("title"), [], {"reply": reply, "type": interactive.get("type")}
+
+
+def _button(m: dict[str, Any]) -> Content:
+    button = m.get("button", {})
+    return "interactive", button.get("text"), [], {"payload": button.get("payload")}
+
+
+def _unsupported(m: dict[str, Any]) -> Content:
+    return "unsupported", None, [], {"type": m.get("type"), "errors": m.get("errors", [])}
+
+
+MESSAGE_TYPES: dict[str, Callable[[dict[str, Any]], Content]] = {
+    "text": _text,
+    "image": _media("image"),
+    "video": _media("video"),
+    "audio": _media("audio"),
+    "document": _media("document"),
+    "sticker": _media("sticker"),
+    "location": _location,
+    "contacts": _contacts,
+    "interactive": _interactive,
+    "button": _button,
+}
+IGNORED_TYPES = {"reaction", "system", "ephemeral", "request_welcome"}
+STATUSES = {"sent", "delivered", "read", "failed"}
+
+
+class WhatsAppSetup(BaseModel):
+    phone_number_id: str = Field(min_length=1, pattern=r"^\d+$")
+    waba_id: str = Field(min_length=1, pattern=r"^\d+$")
+    display_phone_number: str | None = None
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=8)
+
+
+class WhatsApp(MetaChannel):
+    name: ClassVar[str] = "whatsapp"
+    Setup: ClassVar[type[BaseModel]] = WhatsAppSetup
+    reply_window_hours: ClassVar[int | None] = 24
+
+    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+        # The webhook is subscribed in Meta's app dashboard with webhook_url and the
+        # verify token; nothing to register through the API here.
+        assert isinstance(setup, WhatsAppSetup)
+        return Connected(
+            external_id=setup.phone_number_id,
+            settings={"waba_id": setup.waba_id, "display_phone_number": setup.display_phone_number},
+            secrets={
+                "access_token": setup.access_token,
+                "app_secret": setup.app_secret,
+                "verify_token": setup.verify_token,
+            },
+        )
+
+    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+        try:
+            body = WaWebhook.model_validate(request.json())
+        except ValidationError as exc:
+            raise BadRequest("Not a WhatsApp webhook body", details=exc.errors()) from exc
+        events: list[RawEvent] = []
+        for entry in body.entry:
+            for change in entry.changes:
+                if change.field != "messages":
+                    digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
+                    events.append(
+                        RawEvent(
+                            provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
+                            event_type=change.field,
+                            payload=change.model_dump(),
+                        )
+                    )
+                    continue
+                try:
+                    value = WaValue.model_validate(change.value)
+                except ValidationError as exc:
+                    raise BadRequest("Malformed WhatsApp change", details=exc.errors()) from exc
+                number = value.metadata.get("phone_number_id")
+                contacts = {c.wa_id: c.model_dump() for c in value.contacts}
+                for message in value.messages:
+                    events.append(
+                        RawEvent(
+                            provider_event_id=f"message:{message.id}",
+                            event_type="message",
+                            payload={
+                                "phone_number_id": number,
+                                "message": message.model_dump(by_alias=True),
+                                "contact": contacts.get(message.from_),
+                            },
+                        )
+                    )
+                for status in value.statuses:
+                    events.append(
+                        RawEvent(
+                            provider_event_id=f"status:{status.id}:{status.status}",
+                            event_type="status",
+                            payload={"phone_number_id": number, "status": status.model_dump()},
+                        )
+                    )
+        return events
+
+    def parse(self, event: RawEvent, account: Account) -> Parsed:
+        payload = event.payload
+        if event.event_type not in ("message", "status"):
+            return Ignored(reason=f"{event.event_type} notifications are not used")
+        if payload.get("phone_number_id") != account.external_id:
+            return Ignored(reason="for another phone number")
+        if event.event_type == "status":
+            return self._status(payload["status"])
+        m = payload["message"]
+        if m["type"] in IGNORED_TYPES:
+            return Ignored(reason=f"{m['type']} messages are not stored")
+        content_type, body, attachments, metadata = MESSAGE_TYPES.get(m["type"], _unsupported)(m)
+        if context := m.get("context"):
+            metadata["reply_to"] = context.get("id")
+        contact = payload.get("contact") or {}
+        return InboundMessage(
+            provider_message_id=m["id"],
+            sender=Sender(
+                external_id=m["from"],
+                name=(contact.get("profile") or {}).get("name"),
+                phone=f"+{m['from']}",
+            ),
+            content_type=content_type,
+            body=body,
+            attachments=attachments,
+            metadata=metadata,
+            occurred_at=_time(m["timestamp"]),
+        )
+
+    def _status(self, status: dict[str, Any]) -> Parsed:
+        if status["status"] not in STATUSES:
+            return Ignored(reason=f"status {status['status']} is not tracked")
+        errors = status.get("errors") or []
+        return StatusUpdate(
+            provider_message_id=status["id"],
+            status=status["status"],
+            occurred_at=_time(status["timestamp"]),
+            error=errors[0] if errors else None,
+        )
+
+    async def send(
+        self, client: ProviderClient, account: Account, message: OutboundMessage
+    ) -> SendResult:
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": message.to,
+        }
+        if message.media_url and message.media_type:
+            media: dict[str, Any] = {"link": message.media_url}
+            if message.text and message.media_type != "audio":
+                media["caption"] = message.text
+            payload |= {"type": message.media_type, message.media_type: media}
+        else:
+            payload |= {"type": "text", "text": {"preview_url": False, "body": message.text}}
+        response = await client.request(
+            "POST",
+            f"{client.settings.meta_graph_url}/{account.external_id}/messages",
+            json=payload,
+            headers={"Authorization": f"Bearer {account.secret('access_token')}"},
+        )
+        if not response.is_success:
+            raise graph_error(response)
+        body = response.json()
+        return SendResult(provider_message_id=body["messages"][0]["id"], response=body)

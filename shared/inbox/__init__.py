@@ -1,0 +1,1 @@
+"""The unified inbox: accounts, contacts, conversations, messages, ingestion and sending."""

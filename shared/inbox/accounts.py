@@ -1,0 +1,115 @@
+"""Channel accounts: loading one with its secrets (server-side only), and managing them."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from shared.channels.base import Account, Connected
+from shared.db import Connection
+from shared.errors import Forbidden, NotFound
+from shared.settings import Settings
+
+# Never the secrets: those stay in private.channel_credentials.
+PUBLIC_COLUMNS = (
+    "id, organization_id, channel::text as channel, name, external_id, settings, status,"
+    " created_at, updated_at"
+)
+
+
+def webhook_url(settings: Settings, channel: str, account_id: UUID) -> str:
+    return f"{settings.functions_url(channel + '-webhook')}/{account_id}"
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        channel=row["channel"],
+        name=row["name"],
+        external_id=row["external_id"],
+        settings=row["settings"],
+        status=row["status"],
+        secrets=row["secrets"] or {},
+    )
+
+
+async def load_accounts(*, conn: Connection, account_ids: list[UUID]) -> dict[UUID, Account]:
+    """Accounts with their secrets, in a service transaction."""
+    rows = await conn.fetch(
+        f"select {PUBLIC_COLUMNS}, c.secrets from public.channel_accounts a"
+        " left join private.channel_credentials c on c.channel_account_id = a.id"
+        " where a.id = any($1)",
+        account_ids,
+    )
+    return {row["id"]: _account(row) for row in rows}
+
+
+async def load_account(
+    *, conn: Connection, account_id: UUID, channel: str | None = None
+) -> Account:
+    account = (await load_accounts(conn=conn, account_ids=[account_id])).get(account_id)
+    if account is None or (channel is not None and account.channel != channel):
+        raise NotFound("No such channel account")
+    return account
+
+
+async def create_account(
+    *,
+    conn: Connection,
+    account_id: UUID,
+    organization_id: UUID,
+    channel: str,
+    name: str,
+    connected: Connected,
+) -> dict[str, Any]:
+    """Insert under the caller's RLS (admins only) and store the secrets beside it."""
+    row = await conn.fetchrow(
+        "insert into public.channel_accounts"
+        " (id, organization_id, channel, name, external_id, settings)"
+        f" values ($1, $2, $3, $4, $5, $6) returning {PUBLIC_COLUMNS}",
+        account_id,
+        organization_id,
+        channel,
+        name,
+        connected.external_id,
+        connected.settings,
+    )
+    await conn.execute("select app.set_channel_credentials($1, $2)", account_id, connected.secrets)
+    return dict(row) if row else {}
+
+
+async def list_accounts(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"select {PUBLIC_COLUMNS} from public.channel_accounts"
+        " where organization_id = $1 order by created_at",
+        organization_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_account(*, conn: Connection, account_id: UUID) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"select {PUBLIC_COLUMNS} from public.channel_accounts where id = $1", account_id
+    )
+    if row is None:
+        raise NotFound("No such channel account")
+    return dict(row)
+
+
+async def update_account(
+    *, conn: Connection, account_id: UUID, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change name, settings or status (admins only: the policy returns nothing otherwise)."""
+    current = await get_account(conn=conn, account_id=account_id)
+    row = await conn.fetchrow(
+        "update public.channel_accounts set name = $2, settings = settings || $3, status = $4"
+        f" where id = $1 returning {PUBLIC_COLUMNS}",
+        account_id,
+        changes.get("name", current["name"]),
+        changes.get("settings", {}),
+        changes.get("status", current["status"]),
+    )
+    if row is None:
+        raise Forbidden("Only admins and owners can change channel accounts")
+    return dict(row)

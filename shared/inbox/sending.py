@@ -1,0 +1,175 @@
+"""Sending a message from an agent into a conversation.
+
+The message is inserted as `queued` under the agent's RLS (so only a member can
+post into that conversation), the provider is called with retries, and the
+result — `sent` with the provider's id, or `failed` with its error and every
+attempt — is recorded against that verified row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, HttpUrl, model_validator
+
+from shared.auth import UserPrincipal
+from shared.channels import channel_named
+from shared.channels.base import OutboundMessage
+from shared.channels.http import ProviderClient, ProviderError
+from shared.errors import NotFound, RateLimited, Unprocessable, UpstreamError
+from shared.inbox.accounts import load_account
+from shared.web import Runtime
+
+MESSAGE_COLUMNS = (
+    "id, organization_id, conversation_id, channel_account_id, direction::text as direction,"
+    " sender_type::text as sender_type, sender_id, content_type::text as content_type, body,"
+    " attachments, metadata, provider_message_id, status::text as status, error, created_at,"
+    " sent_at, delivered_at, read_at"
+)
+
+
+class SendRequest(BaseModel):
+    conversation_id: UUID
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    media_url: HttpUrl | None = None
+    media_type: Literal["image", "audio", "video", "document"] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> SendRequest:
+        if self.text is None and self.media_url is None:
+            raise ValueError("send text, media_url, or both")
+        if (self.media_url is None) != (self.media_type is None):
+            raise ValueError("media_url and media_type go together")
+        return self
+
+
+def outside_window(last_inbound_at: datetime | None, hours: int | None) -> bool:
+    if hours is None:
+        return False
+    return last_inbound_at is None or datetime.now(UTC) - last_inbound_at > timedelta(hours=hours)
+
+
+async def send_message(
+    runtime: Runtime, *, user: UserPrincipal, request: SendRequest
+) -> dict[str, Any]:
+    db = runtime.db
+    async with db.user_tx(user) as conn:
+        conversation = await conn.fetchrow(
+            "select c.id, c.organization_id, c.contact_id, c.channel_account_id, c.last_inbound_at,"
+            " a.channel::text as channel, a.status as account_status"
+            " from public.conversations c"
+            " join public.channel_accounts a on a.id = c.channel_account_id"
+            " where c.id = $1",
+            request.conversation_id,
+        )
+        if conversation is None:
+            raise NotFound("No such conversation")
+        channel = channel_named(conversation["channel"])
+        if conversation["account_status"] != "active":
+            raise Unprocessable("This channel account is disabled", code="account_disabled")
+        if outside_window(conversation["last_inbound_at"], channel.reply_window_hours):
+            raise Unprocessable(
+                f"The {channel.reply_window_hours}-hour customer service window is closed:"
+                " the contact has not written since. Send an approved template message instead.",
+                code="outside_window",
+            )
+        recipient = await conn.fetchval(
+            "select external_id from public.contact_identities"
+            " where organization_id = $1 and contact_id = $2 and channel = $3"
+            " order by created_at desc limit 1",
+            conversation["organization_id"],
+            conversation["contact_id"],
+            conversation["channel"],
+        )
+        if recipient is None:
+            raise Unprocessable(f"The contact has no {conversation['channel']} address")
+        attachments = (
+            [{"type": request.media_type, "url": str(request.media_url)}]
+            if request.media_url
+            else []
+        )
+        message = await conn.fetchrow(
+            f"""
+            insert into public.messages
+              (organization_id, conversation_id, channel_account_id, direction, sender_type,
+               sender_id, content_type, body, attachments, status)
+            values ($1, $2, $3, 'outbound', 'user', $4, $5, $6, $7, 'queued')
+            returning {MESSAGE_COLUMNS}
+            """,
+            conversation["organization_id"],
+            conversation["id"],
+            conversation["channel_account_id"],
+            user.user_id,
+            request.media_type or "text",
+            request.text,
+            attachments,
+        )
+    assert message is not None
+
+    async with db.service_tx() as conn:
+        account = await load_account(conn=conn, account_id=conversation["channel_account_id"])
+    client = ProviderClient(runtime.http, runtime.settings)
+    outbound = OutboundMessage(
+        to=recipient,
+        text=request.text,
+        media_url=str(request.media_url) if request.media_url else None,
+        media_type=request.media_type,
+    )
+    try:
+        result = await channel.send(client, account, outbound)
+    except ProviderError as exc:
+        await _record(runtime, message, "failed", None, exc.as_record(), client.attempts)
+        details = {"message_id": str(message["id"]), "provider": exc.as_record()}
+        if exc.status == 429:
+            raise RateLimited(
+                "The provider is rate limiting; try again later", details=details
+            ) from exc
+        if exc.retryable:
+            raise UpstreamError(
+                "The provider did not answer; the message failed", details=details
+            ) from exc
+        raise Unprocessable(
+            f"The provider refused the message: {exc.message}",
+            code="provider_refused",
+            details=details,
+        ) from exc
+    return await _record(
+        runtime, message, "sent", result.provider_message_id, None, client.attempts
+    )
+
+
+async def _record(
+    runtime: Runtime,
+    message: Any,
+    status: str,
+    provider_message_id: str | None,
+    error: dict[str, Any] | None,
+    attempts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    async with runtime.db.service_tx() as conn:
+        row = await conn.fetchrow(
+            f"""
+            update public.messages
+               set status = $3::public.message_status, provider_message_id = $4, error = $5,
+                   sent_at = case when $3::public.message_status = 'sent' then now() end,
+                   metadata = metadata || jsonb_build_object('attempts', $6::jsonb)
+             where id = $1 and organization_id = $2
+            returning {MESSAGE_COLUMNS}
+            """,
+            message["id"],
+            message["organization_id"],
+            status,
+            provider_message_id,
+            error,
+            attempts,
+        )
+        await conn.execute(
+            "update public.conversations set last_message_at = now()"
+            " where id = $1 and organization_id = $2",
+            message["conversation_id"],
+            message["organization_id"],
+        )
+    assert row is not None
+    return dict(row)

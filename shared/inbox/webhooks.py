@@ -1,0 +1,91 @@
+"""The HTTP side of every channel webhook: `/functions/v1/<channel>-webhook/<account id>`.
+
+Each webhook function is `router = webhook_router("<channel>")`: GET answers the
+provider's verification where it has one, POST feeds the inbound pipeline.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import UploadFile
+
+from shared.channels import channel_named
+from shared.channels.base import WebhookRequest
+from shared.errors import NotFound
+from shared.inbox.accounts import load_account
+from shared.inbox.pipeline import receive
+from shared.web import RuntimeDep
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _account_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFound("No such channel account") from None
+
+
+async def webhook_request(request: Request, public_base_url: str) -> WebhookRequest:
+    body = await request.body()
+    form: list[tuple[str, str]] | None = None
+    files = []
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        parsed = await request.form()
+        form = []
+        for name, value in parsed.multi_items():
+            if isinstance(value, UploadFile):
+                files.append(
+                    {
+                        "field": name,
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "size": value.size,
+                    }
+                )
+            else:
+                form.append((name, value))
+    query = f"?{request.url.query}" if request.url.query else ""
+    return WebhookRequest(
+        method=request.method,
+        # Providers sign the URL they called: ours as the public sees it, not as proxied.
+        url=f"{public_base_url.rstrip('/')}{request.url.path}{query}",
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=body,
+        form=form,
+        files=files,
+    )
+
+
+def webhook_router(channel_name: str) -> APIRouter:
+    channel = channel_named(channel_name)
+    router = APIRouter()
+
+    @router.get("/{account_id}")
+    async def handshake(account_id: str, request: Request, runtime: RuntimeDep) -> Response:
+        async with runtime.db.service_tx() as conn:
+            account = await load_account(
+                conn=conn, account_id=_account_id(account_id), channel=channel_name
+            )
+        reply = channel.handshake(
+            await webhook_request(request, runtime.settings.public_base_url), account
+        )
+        if reply is None:
+            return JSONResponse({"ok": True})
+        return PlainTextResponse(reply.text, status_code=reply.status)
+
+    @router.post("/{account_id}")
+    async def deliver(account_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+        outcome = await receive(
+            runtime,
+            channel_name=channel_name,
+            account_id=_account_id(account_id),
+            request=await webhook_request(request, runtime.settings.public_base_url),
+        )
+        return JSONResponse(outcome.summary())
+
+    return router

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+import httpx
+import pytest
+
+from shared.db import Connection
+from tests.channels.kits import KITS, Account, Delivery, Kit
+from tests.support import make_org, make_user
+
+
+@pytest.fixture
+async def org(db: Connection) -> UUID:
+    return await make_org(db, await make_user(db))
+
+
+@pytest.fixture(params=sorted(KITS))
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return KITS[request.param]
+
+
+@pytest.fixture
+async def account(kit: Kit, db: Connection, org: UUID) -> Account:
+    return await kit.create_account(db, org)
+
+
+def post(client: httpx.AsyncClient, kit: Kit, account_id: object, delivery: Delivery):
+    return client.post(
+        f"/functions/v1/{kit.channel}-webhook/{account_id}",
+        content=delivery.body,
+        headers=delivery.headers,
+        params=delivery.query,
+    )
+
+
+async def counts(db: Connection) -> dict[str, int]:
+    tables = ("inbound_events", "contacts", "contact_identities", "conversations", "messages")
+    row = await db.fetchrow(
+        "select " + ", ".join(f"(select count(*) from {t}) as {t}" for t in tables)
+    )
+    assert row is not None
+    return dict(row)

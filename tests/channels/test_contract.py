@@ -1,0 +1,127 @@
+"""Behaviours every channel shares, written once and run for each of them."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from shared.db import Connection
+from tests.channels.conftest import counts, post
+from tests.channels.kits import Account, Kit
+
+SENDER = "16315550001"
+
+
+async def test_a_message_lands_once_however_often_it_is_delivered(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    delivery = kit.text_message(account, sender=SENDER, message_id="5001", text="Hello there")
+    first = await post(client, kit, account.id, delivery)
+    assert first.status_code == 200, first.text
+    assert first.json()["processed"] == 1
+    again = await post(client, kit, account.id, delivery)
+    assert again.status_code == 200
+    assert again.json()["duplicates"] == 1
+    assert await counts(db) == {
+        "inbound_events": 1,
+        "contacts": 1,
+        "contact_identities": 1,
+        "conversations": 1,
+        "messages": 1,
+    }
+    message = await db.fetchrow("select body, direction::text, status::text from messages")
+    assert dict(message) == {"body": "Hello there", "direction": "inbound", "status": "received"}
+
+
+async def test_concurrent_deliveries_of_one_message_store_it_once(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    delivery = kit.text_message(account, sender=SENDER, message_id="5002", text="race")
+    answers = await asyncio.gather(*(post(client, kit, account.id, delivery) for _ in range(4)))
+    assert all(a.status_code == 200 for a in answers)
+    assert (await counts(db))["messages"] == 1
+
+
+async def test_a_repeat_sender_stays_one_contact_in_one_open_conversation(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    for n in ("5003", "5004"):
+        await post(
+            client, kit, account.id, kit.text_message(account, sender=SENDER, message_id=n, text=n)
+        )
+    state = await counts(db)
+    assert (state["contacts"], state["conversations"], state["messages"]) == (1, 1, 2)
+    assert await db.fetchval("select unread_count from conversations") == 2
+
+    await db.execute("update conversations set status = 'resolved'")
+    await post(
+        client,
+        kit,
+        account.id,
+        kit.text_message(account, sender=SENDER, message_id="5005", text="again"),
+    )
+    assert await db.fetchval("select count(*) from conversations") == 2
+    assert await db.fetchval("select count(*) from conversations where status = 'open'") == 1
+
+
+@pytest.mark.parametrize("tamper", ["forged", "unsigned"])
+async def test_a_forged_or_unsigned_delivery_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection, tamper: str
+):
+    delivery = kit.text_message(account, sender=SENDER, message_id="5006", text="evil")
+    bad = kit.forged(delivery) if tamper == "forged" else kit.unsigned(delivery)
+    response = await post(client, kit, account.id, bad)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert set((await counts(db)).values()) == {0}
+
+
+async def test_a_signature_made_with_a_rotated_secret_is_refused(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    stale = kit.text_message(account, sender=SENDER, message_id="5007", text="old")
+    rotated = {k: f"{v}-rotated" for k, v in account.secrets.items()}
+    await db.execute(
+        "update private.channel_credentials set secrets = $2 where channel_account_id = $1",
+        account.id,
+        rotated,
+    )
+    assert (await post(client, kit, account.id, stale)).status_code == 401
+    assert set((await counts(db)).values()) == {0}
+
+
+async def test_an_unknown_account_is_a_404_and_nothing_is_stored(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    delivery = kit.text_message(account, sender=SENDER, message_id="5008", text="hi")
+    for account_id in (uuid4(), "not-a-uuid"):
+        response = await post(client, kit, account_id, delivery)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert set((await counts(db)).values()) == {0}
+
+
+async def test_a_body_that_is_not_what_the_provider_sends_is_a_400(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    for body in (b"{not json", b'{"unexpected": true}'):
+        response = await post(client, kit, account.id, kit.signed_raw(account, body))
+        assert response.status_code == 400, body
+        assert response.json()["error"]["code"] == "bad_request"
+    assert set((await counts(db)).values()) == {0}
+
+
+async def test_another_channels_account_is_not_found(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    other = "telegram" if kit.channel != "telegram" else "whatsapp"
+    delivery = kit.text_message(account, sender=SENDER, message_id="5009", text="hi")
+    response = await client.post(
+        f"/functions/v1/{other}-webhook/{account.id}",
+        content=delivery.body,
+        headers=delivery.headers,
+    )
+    assert response.status_code == 404
