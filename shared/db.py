@@ -28,6 +28,15 @@ from shared.settings import Settings
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 
+class _Connection(asyncpg.Connection):
+    def get_reset_query(self) -> str:
+        # asyncpg resets every connection it takes back (RESET ALL, UNLISTEN …), one
+        # round trip per request. Our sessions carry no state to reset: every
+        # setting is transaction-local (set_config(..., true)) and locks are
+        # transaction locks, so the reset is skipped.
+        return ""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -45,6 +54,7 @@ class Database:
             max_size=settings.db_pool_max,
             statement_cache_size=settings.statement_cache_size,
             init=_init_connection,
+            connection_class=_Connection,
             server_settings={"application_name": "connectgain"},
         )
         return cls(pool)
@@ -71,6 +81,13 @@ class Database:
     async def service_tx(self) -> AsyncIterator[Connection]:
         """A transaction as the owner role, past RLS: webhooks, cron, admin paths."""
         async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    @asynccontextmanager
+    async def service_conn(self) -> AsyncIterator[Connection]:
+        """A connection as the owner where each statement is its own transaction: for a
+        hot path whose work is one statement, it saves BEGIN and COMMIT round trips."""
+        async with self.pool.acquire() as conn:
             yield conn
 
     async def ping(self) -> bool:

@@ -1,70 +1,41 @@
 """The inbound pipeline, the same for every channel:
 
-    verify → store the raw events (idempotent) → process each → answer 200
+    verify → parse → store the raw events (idempotent) → process each → answer 200
 
-The raw events and their processing commit together, each event processed
-under a savepoint: an event that cannot be processed is kept as `failed` with
-its error while the others land, and the `inbound-retry` job tries it again
-with backoff. A provider's retry of a delivery finds its events already stored
-and changes nothing; a crash before the commit loses nothing either, because
-the provider, having no 200, delivers again.
+The channel module verifies the delivery and parses each event into its
+normalised form here, at the edge. Storing and processing then happen in the
+database in one round trip (app.receive_inbound_events): each event is stored
+once — a provider's redelivery finds it and changes nothing — and processed in
+its own subtransaction, dispatched on its kind (message, status, ignored). An
+event that cannot be processed is kept as `failed` with its error while the
+others land, and the `inbound-retry` job parses and processes it again with
+backoff. A crash before the commit loses nothing either: the provider, having
+no 200, delivers again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from pydantic import ValidationError
 
 from shared.channels import channel_named
-from shared.channels.base import (
-    Account,
-    Channel,
-    Ignored,
-    InboundMessage,
-    Parsed,
-    RawEvent,
-    StatusUpdate,
-    WebhookRequest,
-)
+from shared.channels.base import Account, Channel, InboundMessage, Parsed, RawEvent, WebhookRequest
 from shared.channels.http import ProviderClient, ProviderError
-from shared.db import Connection
 from shared.errors import AppError
 from shared.inbox.accounts import load_account, load_accounts
-from shared.inbox.ingest import Recorded, apply_status, record_inbound
+from shared.inbox.contacts import normalize_email, normalize_phone
 from shared.web import Runtime
 
 log = logging.getLogger("connectgain.inbox")
 
-MAX_ATTEMPTS = 12  # then the event stays failed for an admin to look at
-# Errors that mean "this event cannot be processed (yet)"; anything else is a bug
-# and is also kept, with its type, rather than losing the event.
-PROCESSING_ERRORS = (AppError, asyncpg.PostgresError, ValidationError, KeyError, ValueError)
-
-
-async def _ignore(*, conn: Connection, account: Account, event: Ignored) -> Recorded:
-    log.info("ignored %s event for account %s: %s", account.channel, account.id, event.reason)
-    return Recorded(message_id=None)
-
-
-async def _inbound(*, conn: Connection, account: Account, event: InboundMessage) -> Recorded:
-    return await record_inbound(conn=conn, account=account, message=event)
-
-
-async def _status(*, conn: Connection, account: Account, event: StatusUpdate) -> Recorded:
-    return await apply_status(conn=conn, account=account, status=event)
-
-
-Handler = Callable[..., Awaitable[Recorded]]
-HANDLERS: dict[type[Parsed], Handler] = {
-    InboundMessage: _inbound,
-    StatusUpdate: _status,
-    Ignored: _ignore,
-}
+# A parser that fails on a payload keeps the event (as failed, with the error)
+# rather than losing it; the retry job tries again once the parser is fixed.
+PARSE_ERRORS = (AppError, ValidationError, KeyError, ValueError, TypeError, IndexError)
 
 
 @dataclass
@@ -76,6 +47,14 @@ class Outcome:
     failed: int = 0
     new_contacts: list[tuple[Account, UUID, str]] = field(default_factory=list)
 
+    def add(self, account: Account, result: dict[str, Any]) -> None:
+        for key in ("received", "duplicates", "processed", "ignored", "failed"):
+            setattr(self, key, getattr(self, key) + int(result.get(key, 0)))
+        for contact in result.get("new_contacts", []):
+            self.new_contacts.append(
+                (account, UUID(contact["contact_id"]), str(contact["external_id"]))
+            )
+
     def summary(self) -> dict[str, int]:
         return {
             "received": self.received,
@@ -86,74 +65,27 @@ class Outcome:
         }
 
 
-async def store_events(
-    *, conn: Connection, account: Account, events: list[RawEvent]
-) -> list[asyncpg.Record]:
-    """Insert what is new, in the order received; duplicates are skipped by the unique key."""
-    rows = await conn.fetch(
-        """
-        insert into public.inbound_events
-          (organization_id, channel_account_id, provider_event_id, event_type, payload)
-        select $1, $2, e.id, e.kind, e.payload
-          from unnest($3::text[], $4::text[], $5::jsonb[])
-               with ordinality as e(id, kind, payload, n)
-         order by e.n
-        on conflict (channel_account_id, provider_event_id) do nothing
-        returning id, provider_event_id, event_type, payload, attempts
-        """,
-        account.organization_id,
-        account.id,
-        [e.provider_event_id for e in events],
-        [e.event_type for e in events],
-        [e.payload for e in events],
-    )
-    order = {e.provider_event_id: n for n, e in enumerate(events)}
-    return sorted(rows, key=lambda r: order[r["provider_event_id"]])
-
-
-async def process_event(
-    *, conn: Connection, channel: Channel, account: Account, row: asyncpg.Record, outcome: Outcome
-) -> None:
-    event = RawEvent(
-        provider_event_id=row["provider_event_id"],
-        event_type=row["event_type"],
-        payload=row["payload"],
-    )
-    try:
-        async with conn.transaction():  # a savepoint: a failure undoes this event only
-            parsed = channel.parse(event, account)
-            recorded = await HANDLERS[type(parsed)](conn=conn, account=account, event=parsed)
-            status = "ignored" if isinstance(parsed, Ignored) else "processed"
-            await conn.execute(
-                "update public.inbound_events set status = $2, attempts = attempts + 1,"
-                " last_error = null, processed_at = now() where id = $1",
-                row["id"],
-                status,
-            )
-    except PROCESSING_ERRORS as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("%s event %s failed: %s", account.channel, event.provider_event_id, error)
-        await conn.execute(
-            """
-            update public.inbound_events
-               set status = 'failed', attempts = attempts + 1, last_error = $2,
-                   next_attempt_at = case when attempts + 1 >= $3 then 'infinity'
-                     else now() + least(interval '30 seconds' * power(2, attempts),
-                                        interval '6 hours') end
-             where id = $1
-            """,
-            row["id"],
-            error[:2000],
-            MAX_ATTEMPTS,
+def storable(parsed: Parsed) -> dict[str, Any]:
+    """The parsed event as the database processes it; senders' addresses normalised."""
+    if isinstance(parsed, InboundMessage):
+        sender = parsed.sender.model_copy(
+            update={
+                "phone": normalize_phone(parsed.sender.phone),
+                "email": normalize_email(parsed.sender.email),
+            }
         )
-        outcome.failed += 1
-        return
-    if status == "ignored":
-        outcome.ignored += 1
-    else:
-        outcome.processed += 1
-    if recorded.new_contact and recorded.contact_id and isinstance(parsed, InboundMessage):
-        outcome.new_contacts.append((account, recorded.contact_id, parsed.sender.external_id))
+        parsed = parsed.model_copy(update={"sender": sender})
+    return parsed.model_dump(mode="json")
+
+
+def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]:
+    """`parsed`, or `parse_error` when the channel could not make sense of the event."""
+    try:
+        return {"parsed": storable(channel.parse(event, account)), "parse_error": None}
+    except PARSE_ERRORS as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("%s event %s unparsable: %s", account.channel, event.provider_event_id, error)
+        return {"parsed": None, "parse_error": error}
 
 
 async def receive(
@@ -161,29 +93,29 @@ async def receive(
 ) -> Outcome:
     """A provider's webhook delivery, from verification to committed results."""
     channel = channel_named(channel_name)
-    async with runtime.db.service_tx() as conn:
+    async with runtime.db.service_conn() as conn:  # two statements, each atomic
         account = await load_account(conn=conn, account_id=account_id, channel=channel_name)
-    channel.verify(request, account)  # nothing unverified goes any further
-    events = channel.events(request, account)
-    outcome = Outcome(received=len(events))
-    async with runtime.db.service_tx() as conn:
-        stored = await store_events(conn=conn, account=account, events=events)
-        outcome.duplicates = len(events) - len(stored)
-        for row in stored:
-            await process_event(
-                conn=conn, channel=channel, account=account, row=row, outcome=outcome
-            )
+        channel.verify(request, account)  # nothing unverified goes any further
+        events = [
+            {**event.model_dump(), **parse(channel, account, event)}
+            for event in channel.events(request, account)
+        ]
+        result = await conn.fetchval(
+            "select app.receive_inbound_events($1, $2)", account.id, events
+        )
+    outcome = Outcome()
+    outcome.add(account, result)
     await enrich_new_contacts(runtime, outcome)
     return outcome
 
 
 async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:
-    """The inbound-retry job: events left pending or failed whose time has come."""
+    """The inbound-retry job: events left failed (or pending) whose time has come."""
     outcome = Outcome()
     async with runtime.db.service_tx() as conn:
         rows = await conn.fetch(
             """
-            select id, channel_account_id, provider_event_id, event_type, payload, attempts
+            select id, channel_account_id, provider_event_id, event_type, payload
               from public.inbound_events
              where status in ('pending', 'failed') and next_attempt_at <= now()
              order by next_attempt_at
@@ -195,16 +127,35 @@ async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:
         accounts = await load_accounts(
             conn=conn, account_ids=list({r["channel_account_id"] for r in rows})
         )
-        outcome.received = len(rows)
         for row in rows:
             account = accounts[row["channel_account_id"]]
-            await process_event(
-                conn=conn,
-                channel=channel_named(account.channel),
-                account=account,
-                row=row,
-                outcome=outcome,
+            event = RawEvent(
+                provider_event_id=row["provider_event_id"],
+                event_type=row["event_type"],
+                payload=row["payload"],
             )
+            item = parse(channel_named(account.channel), account, event)
+            result: dict[str, Any] = await conn.fetchval(
+                "select app.process_inbound_event($1, $2, $3, $4)",
+                row["id"],
+                account.id,
+                item["parsed"],
+                item["parse_error"],
+            )
+            status = result["status"]
+            outcome.add(account, {"received": 1, status: 1})
+            if "new_contact" in result:
+                outcome.add(
+                    account,
+                    {
+                        "new_contacts": [
+                            {
+                                "contact_id": result["new_contact"],
+                                "external_id": result["external_id"],
+                            }
+                        ]
+                    },
+                )
     await enrich_new_contacts(runtime, outcome)
     return outcome
 
@@ -224,13 +175,16 @@ async def enrich_new_contacts(runtime: Runtime, outcome: Outcome) -> None:
             continue
         if profile is None:
             continue
-        async with runtime.db.service_tx() as conn:
-            await conn.execute(
-                "update public.contacts set name = coalesce(name, $3),"
-                " avatar_url = coalesce(avatar_url, $4)"
-                " where id = $1 and organization_id = $2",
-                contact_id,
-                account.organization_id,
-                profile.name,
-                profile.avatar_url,
-            )
+        try:
+            async with runtime.db.service_tx() as conn:
+                await conn.execute(
+                    "update public.contacts set name = coalesce(name, $3),"
+                    " avatar_url = coalesce(avatar_url, $4)"
+                    " where id = $1 and organization_id = $2",
+                    contact_id,
+                    account.organization_id,
+                    profile.name,
+                    profile.avatar_url,
+                )
+        except asyncpg.PostgresError as exc:
+            log.warning("could not store the profile of contact %s: %s", contact_id, exc)

@@ -8,7 +8,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from shared.channels.base import InboundMessage
+from shared.channels import CHANNELS
 from shared.db import Connection
 from shared.inbox import pipeline
 from shared.settings import Settings
@@ -101,7 +101,7 @@ async def test_a_status_before_its_message_waits_for_the_retry_job(
         "select status, attempts, last_error, next_attempt_at > now() as later from inbound_events"
     )
     assert (event["status"], event["attempts"], event["later"]) == ("failed", 1, True)
-    assert "not_yet_known" in event["last_error"] or "MessageNotYetKnown" in event["last_error"]
+    assert "No outbound message wamid.OUT-9 yet" in event["last_error"]
 
     message = await outbound(db, account, "wamid.OUT-9")
     assert (await retry(client, settings, db))["processed"] == 1
@@ -119,10 +119,10 @@ async def test_a_processing_failure_keeps_the_event_and_the_retry_delivers_it(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async def broken(**_: object) -> None:
-        raise ValueError("database hiccup")
+    def broken(*_: object) -> None:
+        raise ValueError("parser hiccup")
 
-    monkeypatch.setitem(pipeline.HANDLERS, InboundMessage, broken)
+    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     first = kit.text_message(account, sender=SENDER, message_id="6001", text="kept")
     second = kit.text_message(account, sender=SENDER, message_id="6002", text="kept too")
     assert (await post(client, kit, account.id, first)).json()["failed"] == 1
@@ -146,10 +146,10 @@ async def test_backoff_grows_and_gives_up_after_the_last_attempt(
     runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async def broken(**_: object) -> None:
+    def broken(*_: object) -> None:
         raise ValueError("still broken")
 
-    monkeypatch.setitem(pipeline.HANDLERS, InboundMessage, broken)
+    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     await post(
         client,
         kit,
@@ -166,10 +166,8 @@ async def test_backoff_grows_and_gives_up_after_the_last_attempt(
         await db.execute("update inbound_events set next_attempt_at = now()")
         await pipeline.retry_due(runtime)
     assert delays[0] < delays[1] < delays[2]
-    await db.execute(
-        "update inbound_events set attempts = $1, next_attempt_at = now()",
-        pipeline.MAX_ATTEMPTS - 1,
-    )
+    # the 12th attempt is the last (app.process_inbound_event)
+    await db.execute("update inbound_events set attempts = 11, next_attempt_at = now()")
     await pipeline.retry_due(runtime)
     assert await db.fetchval("select next_attempt_at = 'infinity' from inbound_events")
 
@@ -182,10 +180,10 @@ async def test_concurrent_retry_jobs_process_each_event_once(
     runtime: Runtime,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    async def broken(**_: object) -> None:
+    def broken(*_: object) -> None:
         raise ValueError("later")
 
-    monkeypatch.setitem(pipeline.HANDLERS, InboundMessage, broken)
+    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     for n in range(6):
         await post(
             client,

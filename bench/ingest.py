@@ -1,0 +1,161 @@
+"""Inbound throughput: signed WhatsApp webhooks through the real handler into the real database.
+
+    .venv/bin/python bench/ingest.py [--messages 5000] [--concurrency 16] [--db-url URL]
+
+Against a baseline in the same run: the same number of bare single-row inserts,
+one transaction each, through asyncpg with the same concurrency. Prints
+messages/s for both, the ratio, and the handler's latency percentiles.
+Target: at least 1,000 messages/s on 2 cores and p99 handler latency under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+import httpx
+
+from bench.database import bench_database, percentile
+from shared.channels.meta import sign
+from shared.gateway import Gateway
+from shared.settings import Settings
+from shared.web import Runtime
+
+PHONE_NUMBER_ID = "106540352242922"
+APP_SECRET = "bench-app-secret"
+
+
+def webhook(n: int, senders: int) -> bytes:
+    """Message n, from one of `senders` senders: new senders first, then repeats."""
+    wa_id = str(351910000000 + n % senders)
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": f"Sender {wa_id}"}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}", "timestamp": "1731585600",
+                          "type": "text", "text": {"body": f"message {n}"}}],
+        }}]}],
+    }  # fmt: skip
+    return json.dumps(body).encode()
+
+
+async def run_pool(jobs: list[Any], concurrency: int, work: Any) -> tuple[float, list[float]]:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            job = queue.get_nowait()
+            started = time.perf_counter()
+            await work(job)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def baseline(db_url: str, n: int, concurrency: int) -> tuple[float, list[float]]:
+    pool = await asyncpg.create_pool(db_url, min_size=concurrency, max_size=concurrency)
+    await pool.execute(
+        "create table if not exists bench_baseline (id bigserial primary key, body text)"
+    )
+
+    async def insert(i: int) -> None:
+        await pool.execute("insert into bench_baseline (body) values ($1)", f"message {i}")
+
+    try:
+        return await run_pool(list(range(n)), concurrency, insert)
+    finally:
+        await pool.close()
+
+
+async def handler(db_url: str, n: int, concurrency: int, senders: int) -> tuple[float, list[float]]:
+    settings = Settings(database_url=db_url, db_pool_min=concurrency, db_pool_max=concurrency)
+    runtime = await Runtime.open(settings)
+    async with runtime.db.service_tx() as conn:
+        org = await conn.fetchval(
+            "insert into organizations (name, slug) values ('Bench', 'bench') returning id"
+        )
+        account = await conn.fetchval(
+            "insert into channel_accounts (organization_id, channel, name, external_id)"
+            " values ($1, 'whatsapp', 'Bench', $2) returning id",
+            org,
+            PHONE_NUMBER_ID,
+        )
+        await conn.execute(
+            "insert into private.channel_credentials (channel_account_id, secrets) values ($1, $2)",
+            account,
+            {"app_secret": APP_SECRET, "access_token": "x", "verify_token": "bench-verify"},
+        )
+    bodies = [webhook(i, senders) for i in range(n)]
+    url = f"/functions/v1/whatsapp-webhook/{account}"
+    transport = httpx.ASGITransport(app=Gateway(settings, runtime=runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+        async def deliver(body: bytes) -> None:
+            response = await client.post(
+                url,
+                content=body,
+                headers={
+                    "X-Hub-Signature-256": sign(body, APP_SECRET),
+                    "Content-Type": "application/json",
+                },
+            )
+            if response.status_code != 200 or response.json()["processed"] != 1:
+                raise RuntimeError(f"unexpected answer: {response.status_code} {response.text}")
+
+        try:
+            result = await run_pool(bodies, concurrency, deliver)
+            stored = await runtime.db.pool.fetchval("select count(*) from messages")
+            if stored != n:
+                raise RuntimeError(f"{stored} messages stored, expected {n}")
+            return result
+        finally:
+            await runtime.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--senders", type=int, default=1000, help="distinct senders")
+    parser.add_argument("--db-url")
+    args = parser.parse_args()
+    n = args.messages
+    async with bench_database(args.db_url) as db_url:
+        base_seconds, base_latencies = await baseline(db_url, n, args.concurrency)
+        seconds, latencies = await handler(db_url, n, args.concurrency, args.senders)
+    base_rate, rate = n / base_seconds, n / seconds
+    print(
+        f"messages: {n} ({args.senders} distinct senders, {n - args.senders} repeats), "
+        f"concurrency {args.concurrency}"
+    )
+    base_p50, base_p99 = percentile(base_latencies, 50), percentile(base_latencies, 99)
+    print(
+        f"baseline  bare inserts     {base_rate:9.0f} rows/s      "
+        f"p50 {base_p50:6.2f} ms  p99 {base_p99:6.2f} ms"
+    )
+    print(
+        f"handler   whatsapp-webhook {rate:9.0f} messages/s  "
+        f"p50 {percentile(latencies, 50):6.2f} ms  p99 {percentile(latencies, 99):6.2f} ms"
+    )
+    print(f"ratio     handler / baseline throughput = {rate / base_rate:.2f}")
+    target = rate >= 1000 and percentile(latencies, 99) < 50
+    print(f"target    >= 1000 messages/s and p99 < 50 ms: {'met' if target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

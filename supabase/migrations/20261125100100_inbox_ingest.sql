@@ -1,0 +1,230 @@
+-- Recording one inbound message in one round trip: the webhook path runs this
+-- once per message, so the contact matching, threading and insert live here.
+--
+-- app.ingest_message(account, sender, message) → (message_id, contact_id, new_contact)
+--   sender:  {external_id, name, phone (E.164), email (lower-case), avatar_url}
+--   message: {provider_message_id, content_type, body, attachments, metadata,
+--             occurred_at, edited, thread: {key, subject, references}}
+-- message_id is null when the message was already recorded (a duplicate, or an
+-- edit, which updates the recorded message).
+
+create function app.ingest_message(account uuid, sender jsonb, message jsonb)
+returns table (message_id uuid, contact_id uuid, new_contact boolean)
+language plpgsql set search_path = '' as $$
+#variable_conflict use_column
+declare
+  acc record;
+  pmid text := message ->> 'provider_message_id';
+  occurred timestamptz := (message ->> 'occurred_at')::timestamptz;
+  sender_phone text := nullif(sender ->> 'phone', '');
+  sender_email text := nullif(sender ->> 'email', '');
+  existing uuid;
+  contact uuid;
+  created boolean := false;
+  conversation uuid;
+  refs text[] := array(select jsonb_array_elements_text(coalesce(message -> 'thread' -> 'references', '[]')));
+begin
+  select a.id, a.organization_id, a.channel into acc from public.channel_accounts a where a.id = account;
+
+  -- One sender at a time: concurrent deliveries never make a person two contacts.
+  perform pg_advisory_xact_lock(hashtextextended(
+    acc.organization_id::text || ':' || acc.channel::text || ':' || (sender ->> 'external_id'), 0));
+
+  select m.id into existing from public.messages m
+   where m.channel_account_id = account and m.provider_message_id = pmid;
+  if existing is not null then
+    if (message ->> 'edited')::boolean then
+      update public.messages m
+         set body = message ->> 'body', attachments = message -> 'attachments',
+             metadata = m.metadata || jsonb_build_object('edited_at', occurred)
+       where m.id = existing;
+    end if;
+    return query select null::uuid, null::uuid, false;
+    return;
+  end if;
+
+  -- The contact: a known identity, else the same phone or e-mail, else a new one.
+  select i.contact_id into contact from public.contact_identities i
+   where i.organization_id = acc.organization_id and i.channel = acc.channel
+     and i.external_id = sender ->> 'external_id';
+  if contact is not null then
+    update public.contacts c
+       set name = coalesce(c.name, sender ->> 'name'),
+           phone = coalesce(c.phone, case when not exists (
+             select 1 from public.contacts o
+              where o.organization_id = c.organization_id and o.phone = sender_phone)
+             then sender_phone end)
+     where c.id = contact and (c.name is null or c.phone is null)
+       and (sender ->> 'name' is not null or sender_phone is not null);
+  else
+    select c.id into contact from public.contacts c
+     where c.organization_id = acc.organization_id
+       and (c.phone = sender_phone or c.email = sender_email)
+     order by (c.phone = sender_phone) desc nulls last
+     limit 1;
+    if contact is null then
+      insert into public.contacts (organization_id, name, phone, email, avatar_url)
+      values (acc.organization_id, sender ->> 'name', sender_phone, sender_email, sender ->> 'avatar_url')
+      on conflict do nothing
+      returning id into contact;
+      created := contact is not null;
+      if contact is null then  -- another identity took the phone or e-mail meanwhile
+        select c.id into contact from public.contacts c
+         where c.organization_id = acc.organization_id
+           and (c.phone = sender_phone or c.email = sender_email)
+         limit 1;
+      end if;
+    end if;
+    insert into public.contact_identities (organization_id, contact_id, channel, external_id, display_name)
+    values (acc.organization_id, contact, acc.channel, sender ->> 'external_id', sender ->> 'name');
+  end if;
+
+  -- The conversation: the one a referenced message is in, else the contact's
+  -- unresolved one on this account and thread, else a new one. Reopened, bumped.
+  if cardinality(refs) > 0 then
+    select m.conversation_id into conversation from public.messages m
+     where m.channel_account_id = account and m.provider_message_id = any (refs)
+     order by m.created_at desc limit 1;
+  end if;
+  if conversation is not null then
+    update public.conversations c
+       set status = 'open', snoozed_until = null,
+           last_message_at = greatest(c.last_message_at, occurred),
+           last_inbound_at = greatest(c.last_inbound_at, occurred),
+           unread_count = c.unread_count + 1
+     where c.id = conversation;
+  else
+    insert into public.conversations as c
+      (organization_id, contact_id, channel_account_id, thread_key, subject,
+       last_message_at, last_inbound_at, unread_count)
+    values (acc.organization_id, contact, account, coalesce(message -> 'thread' ->> 'key', ''),
+            message -> 'thread' ->> 'subject', occurred, occurred, 1)
+    on conflict (organization_id, channel_account_id, contact_id, thread_key) where status <> 'resolved'
+    do update set status = 'open', snoozed_until = null,
+                  last_message_at = greatest(c.last_message_at, excluded.last_message_at),
+                  last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at),
+                  unread_count = c.unread_count + 1
+    returning c.id into conversation;
+  end if;
+
+  return query
+  insert into public.messages as m
+    (organization_id, conversation_id, channel_account_id, direction, sender_type,
+     content_type, body, attachments, metadata, provider_message_id, status, created_at)
+  values (acc.organization_id, conversation, account, 'inbound', 'contact',
+          (message ->> 'content_type')::public.content_type, message ->> 'body',
+          coalesce(message -> 'attachments', '[]'),
+          coalesce(message -> 'metadata', '{}')
+            || case when (message ->> 'edited')::boolean
+                    then jsonb_build_object('edited_at', occurred) else '{}' end,
+          pmid, 'received', occurred)
+  on conflict (channel_account_id, provider_message_id) do nothing
+  returning m.id, contact, created;
+end;
+$$;
+
+-- A status onto the message we sent (statuses only move forward: see
+-- app.keep_status_monotonic). Unknown yet → CG404, and the event is retried.
+create function app.apply_message_status(account uuid, report jsonb) returns uuid
+language plpgsql set search_path = '' as $$
+declare
+  step text := report ->> 'status';
+  occurred timestamptz := (report ->> 'occurred_at')::timestamptz;
+  updated uuid;
+begin
+  update public.messages m
+     set status = step::public.message_status,
+         error = coalesce(report -> 'error', m.error),
+         sent_at = case when step in ('sent', 'delivered', 'read') then coalesce(m.sent_at, occurred) else m.sent_at end,
+         delivered_at = case when step in ('delivered', 'read') then coalesce(m.delivered_at, occurred) else m.delivered_at end,
+         read_at = case when step = 'read' then coalesce(m.read_at, occurred) else m.read_at end
+   where m.channel_account_id = account and m.provider_message_id = report ->> 'provider_message_id'
+     and m.direction = 'outbound'
+  returning m.id into updated;
+  if updated is null then
+    raise exception 'No outbound message % yet', report ->> 'provider_message_id'
+      using errcode = 'CG404', hint = 'message_not_yet_known';
+  end if;
+  return updated;
+end;
+$$;
+
+-- Processes one stored event from its parsed form (done by the channel module):
+-- {kind: message|status|ignored, ...} or a parse error. A failure is kept on the
+-- event with its error and a backoff, never lost. Returns the new contact, if any.
+create function app.process_inbound_event(event uuid, account uuid, parsed jsonb, parse_error text)
+returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  outcome jsonb := jsonb_build_object('status', 'processed');
+  recorded record;
+begin
+  begin
+    if parse_error is not null then
+      raise exception '%', parse_error using errcode = 'CG422';
+    end if;
+    case parsed ->> 'kind'
+      when 'message' then
+        select * into recorded from app.ingest_message(account, parsed -> 'sender', parsed);
+        if recorded.new_contact then
+          outcome := outcome || jsonb_build_object(
+            'new_contact', recorded.contact_id, 'external_id', parsed -> 'sender' ->> 'external_id');
+        end if;
+      when 'status' then
+        perform app.apply_message_status(account, parsed);
+      when 'ignored' then
+        outcome := jsonb_build_object('status', 'ignored', 'reason', parsed ->> 'reason');
+      else
+        raise exception 'Unknown parsed kind %', parsed ->> 'kind' using errcode = 'CG422';
+    end case;
+    update public.inbound_events
+       set status = outcome ->> 'status', attempts = attempts + 1, last_error = null,
+           processed_at = now()
+     where id = event;
+  exception when others then
+    update public.inbound_events e
+       set status = 'failed', attempts = e.attempts + 1, last_error = left(sqlerrm, 2000),
+           next_attempt_at = case when e.attempts + 1 >= 12 then 'infinity'
+             else now() + least(interval '30 seconds' * power(2, e.attempts), interval '6 hours') end
+     where e.id = event;
+    outcome := jsonb_build_object('status', 'failed', 'error', sqlerrm);
+  end;
+  return outcome;
+end;
+$$;
+
+-- A verified webhook delivery in one round trip: stores each event once (a
+-- provider's redelivery finds it and changes nothing) and processes the new
+-- ones in order, each in its own subtransaction.
+--   events: [{provider_event_id, event_type, payload, parsed, parse_error}]
+create function app.receive_inbound_events(account uuid, events jsonb) returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  org uuid := (select a.organization_id from public.channel_accounts a where a.id = account);
+  item jsonb;
+  stored uuid;
+  outcome jsonb;
+  summary jsonb := jsonb_build_object('received', jsonb_array_length(events), 'duplicates', 0,
+    'processed', 0, 'ignored', 0, 'failed', 0, 'new_contacts', '[]'::jsonb);
+begin
+  for item in select value from jsonb_array_elements(events) loop
+    insert into public.inbound_events
+      (organization_id, channel_account_id, provider_event_id, event_type, payload)
+    values (org, account, item ->> 'provider_event_id', item ->> 'event_type', item -> 'payload')
+    on conflict (channel_account_id, provider_event_id) do nothing
+    returning id into stored;
+    if stored is null then
+      summary := jsonb_set(summary, '{duplicates}', to_jsonb((summary ->> 'duplicates')::int + 1));
+      continue;
+    end if;
+    outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error');
+    summary := jsonb_set(summary, array[outcome ->> 'status'],
+                         to_jsonb((summary ->> (outcome ->> 'status'))::int + 1));
+    if outcome ? 'new_contact' then
+      summary := jsonb_set(summary, '{new_contacts}', (summary -> 'new_contacts') || jsonb_build_array(
+        jsonb_build_object('contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id')));
+    end if;
+  end loop;
+  return summary;
+end;
+$$;
