@@ -111,6 +111,7 @@ _POSTGRES_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "42501": (Forbidden, "forbidden"),
     # Raised by our own triggers with `raise exception ... using errcode = 'CG...'`.
     "CG400": (BadRequest, "bad_request"),
+    "CG401": (Unauthorized, "invalid_signature"),
     "CG403": (Forbidden, "forbidden"),
     "CG404": (NotFound, "not_found"),
     "CG409": (Conflict, "conflict"),

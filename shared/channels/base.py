@@ -12,14 +12,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from shared.channels.http import ProviderClient
-from shared.errors import AppError, BadRequest
+from shared.errors import AppError, BadRequest, Unprocessable
 
 ContentType = Literal[
     "text", "image", "audio", "video", "document", "location", "sticker", "contacts",
@@ -115,9 +115,17 @@ class Thread(BaseModel):
 
 
 class InboundMessage(BaseModel):
+    """A message in a conversation with `sender`, the contact.
+
+    An echo is one the business sent from elsewhere (the provider's own app, another
+    tool) to the contact: it is recorded as outbound, and a message we sent ourselves
+    is recognised by its provider id instead of being stored twice.
+    """
+
     kind: Literal["message"] = "message"
     provider_message_id: str
     sender: Sender
+    echo: bool = False
     content_type: ContentType
     body: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
@@ -128,8 +136,13 @@ class InboundMessage(BaseModel):
 
 
 class StatusUpdate(BaseModel):
+    """A status of one message we sent, or — with a watermark — of every message we
+    sent to the contact `recipient` up to that time (Messenger's delivery/read)."""
+
     kind: Literal["status"] = "status"
-    provider_message_id: str
+    provider_message_id: str | None = None
+    watermark: datetime | None = None
+    recipient: str | None = None  # the contact's external id, for watermarks
     status: Literal["sent", "delivered", "read", "failed"]
     occurred_at: datetime
     error: dict[str, Any] | None = None
@@ -176,6 +189,20 @@ class Channel(ABC):
     # How many hours after the contact's last message free-form replies are allowed.
     reply_window_hours: ClassVar[int | None] = None
 
+    def window_options(self, last_inbound_at: datetime | None, now: datetime) -> dict[str, Any]:
+        """Send options the provider needs given when the contact last wrote (passed on
+        as OutboundMessage.metadata); Unprocessable when no free-form reply is allowed."""
+        hours = self.reply_window_hours
+        if hours is not None and (
+            last_inbound_at is None or now - last_inbound_at > timedelta(hours=hours)
+        ):
+            raise Unprocessable(
+                f"The {hours}-hour customer service window is closed: the contact has not"
+                " written since. Send an approved template message instead.",
+                code="outside_window",
+            )
+        return {}
+
     @abstractmethod
     async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
         """Check the credentials with the provider and register our webhook where it can."""
@@ -194,8 +221,12 @@ class Channel(ABC):
         return None
 
     @abstractmethod
-    def verify(self, request: WebhookRequest, account: Account) -> None:
-        """Raise Unauthorized unless the request is signed by the provider for this account."""
+    def verify(self, request: WebhookRequest, account: Account) -> str | None:
+        """Raise Unauthorized unless the request is signed by the provider for this account.
+
+        Providers that sign a one-time token return it: the pipeline refuses a
+        token it has seen before (a replay) in the same transaction that stores
+        the events."""
 
     @abstractmethod
     def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:

@@ -30,7 +30,7 @@ class MetaChannel(Channel):
             return Reply(200, request.query.get("hub.challenge", ""))
         return Reply(403, "verification failed")
 
-    def verify(self, request: WebhookRequest, account: Account) -> None:
+    def verify(self, request: WebhookRequest, account: Account) -> None:  # no nonce
         given = request.headers.get("x-hub-signature-256")
         if not given:
             raise Unauthorized("Missing X-Hub-Signature-256", code="invalid_signature")

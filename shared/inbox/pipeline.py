@@ -95,13 +95,13 @@ async def receive(
     channel = channel_named(channel_name)
     async with runtime.db.service_conn() as conn:  # two statements, each atomic
         account = await load_account(conn=conn, account_id=account_id, channel=channel_name)
-        channel.verify(request, account)  # nothing unverified goes any further
+        nonce = channel.verify(request, account)  # nothing unverified goes any further
         events = [
             {**event.model_dump(), **parse(channel, account, event)}
             for event in channel.events(request, account)
         ]
         result = await conn.fetchval(
-            "select app.receive_inbound_events($1, $2)", account.id, events
+            "select app.receive_inbound_events($1, $2, $3)", account.id, events, nonce
         )
     outcome = Outcome()
     outcome.add(account, result)
@@ -113,6 +113,10 @@ async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:
     """The inbound-retry job: events left failed (or pending) whose time has come."""
     outcome = Outcome()
     async with runtime.db.service_tx() as conn:
+        # Replay protection only needs nonces younger than the providers' tolerance.
+        await conn.execute(
+            "delete from private.webhook_nonces where seen_at < now() - interval '1 day'"
+        )
         rows = await conn.fetch(
             """
             select id, channel_account_id, provider_event_id, event_type, payload

@@ -8,7 +8,7 @@ attempt — is recorded against that verified row.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -45,12 +45,6 @@ class SendRequest(BaseModel):
         return self
 
 
-def outside_window(last_inbound_at: datetime | None, hours: int | None) -> bool:
-    if hours is None:
-        return False
-    return last_inbound_at is None or datetime.now(UTC) - last_inbound_at > timedelta(hours=hours)
-
-
 async def send_message(
     runtime: Runtime, *, user: UserPrincipal, request: SendRequest
 ) -> dict[str, Any]:
@@ -69,12 +63,7 @@ async def send_message(
         channel = channel_named(conversation["channel"])
         if conversation["account_status"] != "active":
             raise Unprocessable("This channel account is disabled", code="account_disabled")
-        if outside_window(conversation["last_inbound_at"], channel.reply_window_hours):
-            raise Unprocessable(
-                f"The {channel.reply_window_hours}-hour customer service window is closed:"
-                " the contact has not written since. Send an approved template message instead.",
-                code="outside_window",
-            )
+        options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
         recipient = await conn.fetchval(
             "select external_id from public.contact_identities"
             " where organization_id = $1 and contact_id = $2 and channel = $3"
@@ -116,6 +105,7 @@ async def send_message(
         text=request.text,
         media_url=str(request.media_url) if request.media_url else None,
         media_type=request.media_type,
+        metadata=options,
     )
     try:
         result = await channel.send(client, account, outbound)
@@ -148,28 +138,15 @@ async def _record(
     error: dict[str, Any] | None,
     attempts: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    async with runtime.db.service_tx() as conn:
+    async with runtime.db.service_conn() as conn:
         row = await conn.fetchrow(
-            f"""
-            update public.messages
-               set status = $3::public.message_status, provider_message_id = $4, error = $5,
-                   sent_at = case when $3::public.message_status = 'sent' then now() end,
-                   metadata = metadata || jsonb_build_object('attempts', $6::jsonb)
-             where id = $1 and organization_id = $2
-            returning {MESSAGE_COLUMNS}
-            """,
+            f"select {MESSAGE_COLUMNS} from app.record_send($1, $2, $3, $4, $5, $6)",
             message["id"],
             message["organization_id"],
             status,
             provider_message_id,
             error,
             attempts,
-        )
-        await conn.execute(
-            "update public.conversations set last_message_at = now()"
-            " where id = $1 and organization_id = $2",
-            message["conversation_id"],
-            message["organization_id"],
         )
     assert row is not None
     return dict(row)

@@ -4,7 +4,9 @@
 -- app.ingest_message(account, sender, message) → (message_id, contact_id, new_contact)
 --   sender:  {external_id, name, phone (E.164), email (lower-case), avatar_url}
 --   message: {provider_message_id, content_type, body, attachments, metadata,
---             occurred_at, edited, thread: {key, subject, references}}
+--             occurred_at, edited, echo, thread: {key, subject, references}}
+-- An echo (a message the business sent from elsewhere) is recorded as outbound
+-- and sent, and does not count as the contact writing.
 -- message_id is null when the message was already recorded (a duplicate, or an
 -- edit, which updates the recorded message).
 
@@ -23,6 +25,8 @@ declare
   created boolean := false;
   conversation uuid;
   refs text[] := array(select jsonb_array_elements_text(coalesce(message -> 'thread' -> 'references', '[]')));
+  echo boolean := coalesce((message ->> 'echo')::boolean, false);
+  inbound_at timestamptz := case when echo then null else occurred end;
 begin
   select a.id, a.organization_id, a.channel into acc from public.channel_accounts a where a.id = account;
 
@@ -88,36 +92,42 @@ begin
   end if;
   if conversation is not null then
     update public.conversations c
-       set status = 'open', snoozed_until = null,
+       set status = case when echo then c.status else 'open' end,
+           snoozed_until = case when echo then c.snoozed_until end,
            last_message_at = greatest(c.last_message_at, occurred),
-           last_inbound_at = greatest(c.last_inbound_at, occurred),
-           unread_count = c.unread_count + 1
+           last_inbound_at = greatest(c.last_inbound_at, inbound_at),
+           unread_count = c.unread_count + case when echo then 0 else 1 end
      where c.id = conversation;
   else
     insert into public.conversations as c
       (organization_id, contact_id, channel_account_id, thread_key, subject,
        last_message_at, last_inbound_at, unread_count)
     values (acc.organization_id, contact, account, coalesce(message -> 'thread' ->> 'key', ''),
-            message -> 'thread' ->> 'subject', occurred, occurred, 1)
+            message -> 'thread' ->> 'subject', occurred, inbound_at, case when echo then 0 else 1 end)
     on conflict (organization_id, channel_account_id, contact_id, thread_key) where status <> 'resolved'
-    do update set status = 'open', snoozed_until = null,
+    do update set status = case when echo then c.status else 'open' end,
+                  snoozed_until = case when echo then c.snoozed_until end,
                   last_message_at = greatest(c.last_message_at, excluded.last_message_at),
                   last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at),
-                  unread_count = c.unread_count + 1
+                  unread_count = c.unread_count + excluded.unread_count
     returning c.id into conversation;
   end if;
 
   return query
   insert into public.messages as m
     (organization_id, conversation_id, channel_account_id, direction, sender_type,
-     content_type, body, attachments, metadata, provider_message_id, status, created_at)
-  values (acc.organization_id, conversation, account, 'inbound', 'contact',
+     content_type, body, attachments, metadata, provider_message_id, status, created_at, sent_at)
+  values (acc.organization_id, conversation, account,
+          case when echo then 'outbound' else 'inbound' end::public.message_direction,
+          case when echo then 'user' else 'contact' end::public.sender_type,
           (message ->> 'content_type')::public.content_type, message ->> 'body',
           coalesce(message -> 'attachments', '[]'),
           coalesce(message -> 'metadata', '{}')
             || case when (message ->> 'edited')::boolean
-                    then jsonb_build_object('edited_at', occurred) else '{}' end,
-          pmid, 'received', occurred)
+                    then jsonb_build_object('edited_at', occurred) else '{}' end
+            || case when echo then '{"echo": true}'::jsonb else '{}' end,
+          pmid, case when echo then 'sent' else 'received' end::public.message_status,
+          occurred, case when echo then occurred end)
   on conflict (channel_account_id, provider_message_id) do nothing
   returning m.id, contact, created;
 end;
@@ -125,12 +135,14 @@ $$;
 
 -- A status onto the message we sent (statuses only move forward: see
 -- app.keep_status_monotonic). Unknown yet → CG404, and the event is retried.
-create function app.apply_message_status(account uuid, report jsonb) returns uuid
+-- With a watermark, every message we sent the contact up to then takes it.
+create function app.apply_message_status(account uuid, report jsonb) returns integer
 language plpgsql set search_path = '' as $$
 declare
   step text := report ->> 'status';
   occurred timestamptz := (report ->> 'occurred_at')::timestamptz;
-  updated uuid;
+  watermark timestamptz := (report ->> 'watermark')::timestamptz;
+  updated integer;
 begin
   update public.messages m
      set status = step::public.message_status,
@@ -138,14 +150,52 @@ begin
          sent_at = case when step in ('sent', 'delivered', 'read') then coalesce(m.sent_at, occurred) else m.sent_at end,
          delivered_at = case when step in ('delivered', 'read') then coalesce(m.delivered_at, occurred) else m.delivered_at end,
          read_at = case when step = 'read' then coalesce(m.read_at, occurred) else m.read_at end
-   where m.channel_account_id = account and m.provider_message_id = report ->> 'provider_message_id'
-     and m.direction = 'outbound'
-  returning m.id into updated;
-  if updated is null then
+   where m.channel_account_id = account and m.direction = 'outbound'
+     and case when watermark is null
+              then m.provider_message_id = report ->> 'provider_message_id'
+              else m.created_at <= watermark
+                   and app.message_status_rank(m.status) < app.message_status_rank(step::public.message_status)
+                   and m.conversation_id in (
+                     select c.id from public.conversations c
+                       join public.contact_identities i
+                         on i.organization_id = c.organization_id and i.contact_id = c.contact_id
+                       join public.channel_accounts a on a.id = c.channel_account_id
+                      where c.channel_account_id = account and i.channel = a.channel
+                        and i.external_id = report ->> 'recipient')
+         end;
+  get diagnostics updated = row_count;
+  if updated = 0 and watermark is null then
     raise exception 'No outbound message % yet', report ->> 'provider_message_id'
       using errcode = 'CG404', hint = 'message_not_yet_known';
   end if;
   return updated;
+end;
+$$;
+
+-- send-message's result: our queued message becomes sent with the provider's id.
+-- If the provider's echo of it arrived first and was stored on its own, that
+-- copy gives way, so the message is never shown twice.
+create function app.record_send(message uuid, org uuid, outcome text, provider_id text,
+                                failure jsonb, attempts jsonb)
+returns setof public.messages
+language plpgsql set search_path = '' as $$
+begin
+  if provider_id is not null then
+    delete from public.messages m
+     where m.provider_message_id = provider_id and m.id <> message
+       and m.organization_id = org and (m.metadata ->> 'echo')::boolean
+       and m.channel_account_id = (select x.channel_account_id from public.messages x where x.id = message);
+  end if;
+  return query
+  update public.messages m
+     set status = outcome::public.message_status, provider_message_id = provider_id, error = failure,
+         sent_at = case when outcome = 'sent' then now() end,
+         metadata = m.metadata || jsonb_build_object('attempts', attempts)
+   where m.id = message and m.organization_id = org
+  returning m.*;
+  update public.conversations c set last_message_at = now()
+   where c.id = (select x.conversation_id from public.messages x where x.id = message)
+     and c.organization_id = org;
 end;
 $$;
 
@@ -193,11 +243,22 @@ begin
 end;
 $$;
 
--- A verified webhook delivery in one round trip: stores each event once (a
--- provider's redelivery finds it and changes nothing) and processes the new
--- ones in order, each in its own subtransaction.
+-- One-time tokens some providers sign (Mailgun): seen once, refused after.
+-- Kept long enough to outlive the providers' own timestamp tolerance.
+create table private.webhook_nonces (
+  channel_account_id uuid not null references public.channel_accounts (id) on delete cascade,
+  nonce text not null,
+  seen_at timestamptz not null default now(),
+  primary key (channel_account_id, nonce)
+);
+create index webhook_nonces_seen_idx on private.webhook_nonces (seen_at);
+
+-- A verified webhook delivery in one round trip: refuses a replayed nonce,
+-- stores each event once (a provider's redelivery finds it and changes nothing)
+-- and processes the new ones in order, each in its own subtransaction.
 --   events: [{provider_event_id, event_type, payload, parsed, parse_error}]
-create function app.receive_inbound_events(account uuid, events jsonb) returns jsonb
+create function app.receive_inbound_events(account uuid, events jsonb, nonce text default null)
+returns jsonb
 language plpgsql set search_path = '' as $$
 declare
   org uuid := (select a.organization_id from public.channel_accounts a where a.id = account);
@@ -207,6 +268,13 @@ declare
   summary jsonb := jsonb_build_object('received', jsonb_array_length(events), 'duplicates', 0,
     'processed', 0, 'ignored', 0, 'failed', 0, 'new_contacts', '[]'::jsonb);
 begin
+  if nonce is not null then
+    insert into private.webhook_nonces (channel_account_id, nonce) values (account, nonce)
+    on conflict do nothing;
+    if not found then
+      raise exception 'This signed request was already received (a replay)' using errcode = 'CG401';
+    end if;
+  end if;
   for item in select value from jsonb_array_elements(events) loop
     insert into public.inbound_events
       (organization_id, channel_account_id, provider_event_id, event_type, payload)

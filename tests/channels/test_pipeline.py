@@ -196,3 +196,33 @@ async def test_concurrent_retry_jobs_process_each_event_once(
     outcomes = await asyncio.gather(*(pipeline.retry_due(runtime, limit=4) for _ in range(3)))
     assert sum(o.processed for o in outcomes) == 6
     assert (await counts(db))["messages"] == 6
+
+
+async def test_a_signed_one_time_token_seen_before_is_a_replay(
+    client: httpx.AsyncClient,
+    kit: Kit,
+    account: Account,
+    db: Connection,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Channels whose signature covers a one-time token return it from verify()."""
+    channel = CHANNELS[kit.channel]
+    original = channel.verify
+
+    def verify_with_nonce(request: object, acc: object) -> str:
+        original(request, acc)  # type: ignore[arg-type]
+        return "token-1"
+
+    monkeypatch.setattr(channel, "verify", verify_with_nonce)
+    first = kit.text_message(account, sender=SENDER, message_id="8001", text="once")
+    second = kit.text_message(account, sender=SENDER, message_id="8002", text="replayed token")
+    assert (await post(client, kit, account.id, first)).status_code == 200
+    replay = await post(client, kit, account.id, second)
+    assert replay.status_code == 401
+    assert replay.json()["error"]["code"] == "invalid_signature"
+    assert (await counts(db))["messages"] == 1
+
+    await db.execute("update private.webhook_nonces set seen_at = now() - interval '2 days'")
+    await pipeline.retry_due(runtime)
+    assert await db.fetchval("select count(*) from private.webhook_nonces") == 0
