@@ -161,6 +161,9 @@ Parsed = InboundMessage | StatusUpdate | Ignored
 
 class OutboundMessage(BaseModel):
     to: str  # the contact's identity on this channel (wa_id, chat id, phone, e-mail …)
+    # The conversation it continues: subject, and the provider ids of its latest
+    # messages (oldest first), for channels that thread replies (e-mail).
+    thread: Thread = Field(default_factory=Thread)
     text: str | None = None
     media_url: str | None = None
     media_type: Literal["image", "audio", "video", "document"] | None = None

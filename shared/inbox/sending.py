@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from shared.auth import UserPrincipal
 from shared.channels import channel_named
-from shared.channels.base import OutboundMessage
+from shared.channels.base import OutboundMessage, Thread
 from shared.channels.http import ProviderClient, ProviderError
 from shared.errors import NotFound, RateLimited, Unprocessable, UpstreamError
 from shared.inbox.accounts import load_account
@@ -51,11 +51,18 @@ async def send_message(
     db = runtime.db
     async with db.user_tx(user) as conn:
         conversation = await conn.fetchrow(
-            "select c.id, c.organization_id, c.contact_id, c.channel_account_id, c.last_inbound_at,"
-            " a.channel::text as channel, a.status as account_status"
-            " from public.conversations c"
-            " join public.channel_accounts a on a.id = c.channel_account_id"
-            " where c.id = $1",
+            """
+            select c.id, c.organization_id, c.contact_id, c.channel_account_id,
+                   c.last_inbound_at, c.thread_key, c.subject,
+                   a.channel::text as channel, a.status as account_status,
+                   array(select m.provider_message_id from public.messages m
+                          where m.organization_id = c.organization_id
+                            and m.conversation_id = c.id and m.provider_message_id is not null
+                          order by m.created_at desc limit 20) as latest
+              from public.conversations c
+              join public.channel_accounts a on a.id = c.channel_account_id
+             where c.id = $1
+            """,
             request.conversation_id,
         )
         if conversation is None:
@@ -102,6 +109,11 @@ async def send_message(
     client = ProviderClient(runtime.http, runtime.settings)
     outbound = OutboundMessage(
         to=recipient,
+        thread=Thread(
+            key=conversation["thread_key"],
+            subject=conversation["subject"],
+            references=list(reversed(conversation["latest"])),
+        ),
         text=request.text,
         media_url=str(request.media_url) if request.media_url else None,
         media_type=request.media_type,
