@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # Providers (overridable so a local fake can stand in)
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    # The Instagram API with Instagram Login (messaging without a Facebook Page)
+    instagram_graph_url: str = "https://graph.instagram.com/v21.0"
     telegram_api_url: str = "https://api.telegram.org"
     twilio_api_url: str = "https://api.twilio.com"
     mailgun_api_url: str = "https://api.mailgun.net"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from shared.channels.base import Channel
+from shared.channels.instagram import Instagram
+from shared.channels.messenger import Messenger
 from shared.channels.telegram import Telegram
 from shared.channels.whatsapp import WhatsApp
 from shared.errors import NotFound
 
-CHANNELS: dict[str, Channel] = {channel.name: channel for channel in (WhatsApp(), Telegram())}
+CHANNELS: dict[str, Channel] = {
+    channel.name: channel for channel in (WhatsApp(), Telegram(), Messenger(), Instagram())
+}
 
 
 def channel_named(name: str) -> Channel:

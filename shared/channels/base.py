@@ -206,6 +206,10 @@ class Channel(ABC):
             )
         return {}
 
+    def check_outbound(self, *, text: str | None, media_type: str | None) -> None:  # noqa: B027
+        """Unprocessable when the provider cannot carry this message (checked before the
+        message is stored, so a refusal leaves nothing behind). Anything goes by default."""
+
     @abstractmethod
     async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
         """Check the credentials with the provider and register our webhook where it can."""

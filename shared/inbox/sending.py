@@ -71,6 +71,7 @@ async def send_message(
         if conversation["account_status"] != "active":
             raise Unprocessable("This channel account is disabled", code="account_disabled")
         options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
+        channel.check_outbound(text=request.text, media_type=request.media_type)
         recipient = await conn.fetchval(
             "select external_id from public.contact_identities"
             " where organization_id = $1 and contact_id = $2 and channel = $3"

@@ -1,0 +1,236 @@
+"""What Messenger and Instagram share: the `entry[].messaging[]` webhook, the Send API,
+the profile API and Meta's messaging window.
+
+Both deliver `{"object", "entry": [{"id", "time", "messaging": [event, …]}]}`, where
+an event has a `sender`, a `recipient`, a `timestamp` and one kind of content
+(`message`, `delivery`, `read`, `postback`, `reaction` …). Each event is stored on
+its own and parsed through one handler per kind; the kinds the inbox has no use
+for are acknowledged. The channels differ in their Graph host, their webhook
+`object`, what they can send and how an account is connected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import abstractmethod
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from shared.channels.base import (
+    Account,
+    Ignored,
+    OutboundMessage,
+    Parsed,
+    RawEvent,
+    Sender,
+    SendResult,
+    WebhookRequest,
+)
+from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.meta import MetaChannel, graph_error
+from shared.channels.meta_events import HANDLERS, Event, Webhook
+from shared.errors import BadRequest, Unprocessable
+from shared.settings import Settings
+
+log = logging.getLogger("connectgain.channels.meta")
+
+STANDARD_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)  # Meta's HUMAN_AGENT tag: a person answering late
+ENVELOPE = frozenset({"sender", "recipient", "timestamp"})
+# Kinds Meta may deliver that the inbox does not use: acknowledged without a warning.
+NOT_USED = frozenset(
+    {
+        "referral", "optin", "account_linking", "pass_thread_control", "take_thread_control",
+        "request_thread_control", "app_roles", "policy_enforcement", "messaging_feedback",
+        "comments", "live_comments", "mentions", "story_insights",
+    }
+)  # fmt: skip
+SEND_TYPES = {"image": "image", "audio": "audio", "video": "video", "document": "file"}
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def event_kind(item: dict[str, Any]) -> str:
+    return next((key for key in item if key not in ENVELOPE), "empty")
+
+
+def event_id(kind: str, item: dict[str, Any]) -> str:
+    """The dedupe key: the message id where there is one, else the event's own digest
+    (Meta redelivers an event unchanged)."""
+    body = item.get(kind)
+    if not isinstance(body, dict):
+        return f"{kind}:{digest(item)}"
+    mid = body.get("mid")
+    if kind == "message" and mid:
+        # A deletion (Instagram) carries the id of the message it deletes.
+        return f"message_deleted:{mid}" if body.get("is_deleted") else f"message:{mid}"
+    if kind == "message_edit" and mid:
+        return f"message_edit:{mid}:{body.get('num_edit')}"
+    return f"{kind}:{digest(item)}"
+
+
+class MetaMessagingChannel(MetaChannel):
+    """A Messenger-style channel; the account's external_id is the Page / Instagram
+    account id that webhooks name in `entry.id` and the Send API posts from."""
+
+    webhook_object: ClassVar[str]  # "page" | "instagram"
+    token_secret: ClassVar[str]  # which secret the Graph API is called with
+    profile_fields: ClassVar[str]
+    media_types: ClassVar[frozenset[str]]
+    max_text: ClassVar[int]
+
+    @abstractmethod
+    def api_base(self, settings: Settings) -> str:
+        """The Graph host and version this channel's API lives at."""
+
+    @abstractmethod
+    def profile(self, external_id: str, body: dict[str, Any]) -> Sender:
+        """A contact's name and avatar from the profile API's answer."""
+
+    async def call(
+        self, client: ProviderClient, token: str, method: str, path: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        response = await client.request(
+            method,
+            f"{self.api_base(client.settings)}/{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            **kwargs,
+        )
+        if not response.is_success:
+            raise graph_error(response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "Meta answered with something other than a JSON object",
+                status=response.status_code,
+                body=response.text[:500],
+            )
+        return body
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+        try:
+            body = Webhook.model_validate(request.json())
+        except ValidationError as exc:
+            raise BadRequest(
+                f"Not a {self.name} webhook body", details=exc.errors(include_url=False)
+            ) from exc
+        if body.object != self.webhook_object:
+            raise BadRequest(f"Not a {self.name} webhook body: object is {body.object!r}")
+        events: list[RawEvent] = []
+        for entry in body.entry:
+            # standby: events of conversations another app (a bot) currently owns
+            for standby, items in ((False, entry.messaging), (True, entry.standby)):
+                for item in items:
+                    kind = event_kind(item)
+                    payload = {"entry_id": entry.id, "standby": standby, "event": item}
+                    events.append(
+                        RawEvent(
+                            provider_event_id=event_id(kind, item), event_type=kind, payload=payload
+                        )
+                    )
+            for change in entry.changes:  # Instagram comments, mentions …
+                field = str(change.get("field") or "change")
+                events.append(
+                    RawEvent(
+                        provider_event_id=f"{field}:{digest(change)}",
+                        event_type=field,
+                        payload={"entry_id": entry.id, "change": change},
+                    )
+                )
+        return events
+
+    def parse(self, event: RawEvent, account: Account) -> Parsed:
+        if event.payload.get("entry_id") != account.external_id:
+            return Ignored(reason=f"for another {self.name} account")
+        handler = HANDLERS.get(event.event_type)
+        if handler is None:
+            if event.event_type not in NOT_USED:
+                log.warning("%s: unknown %s event acknowledged", self.name, event.event_type)
+            return Ignored(reason=f"{event.event_type} events are not used")
+        messaging = Event.model_validate(event.payload["event"])
+        if messaging.sender.id is None or messaging.recipient.id is None:
+            return Ignored(reason="not a conversation with a known person (user_ref)")
+        return handler(messaging)
+
+    # ---- outbound --------------------------------------------------------------------------
+
+    def window_options(self, last_inbound_at: datetime | None, now: datetime) -> dict[str, Any]:
+        waited = None if last_inbound_at is None else now - last_inbound_at
+        if waited is not None and waited <= STANDARD_WINDOW:
+            return {"messaging_type": "RESPONSE"}
+        if waited is not None and waited <= HUMAN_AGENT_WINDOW:
+            return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+        raise Unprocessable(
+            "The contact has not written for more than 7 days: Meta allows replies for 24"
+            " hours, and an agent's reply (human agent tag) for 7 days. The contact has to"
+            " write first.",
+            code="outside_window",
+        )
+
+    def check_outbound(self, *, text: str | None, media_type: str | None) -> None:
+        if text and media_type:
+            raise Unprocessable(
+                f"{self.name} cannot caption an attachment: send the text and the"
+                f" {media_type} as two messages",
+                code="unsupported_message",
+            )
+        if media_type and media_type not in self.media_types:
+            raise Unprocessable(
+                f"{self.name} cannot send {media_type} attachments",
+                code="unsupported_message",
+                details={"media_types": sorted(self.media_types)},
+            )
+        if text and len(text) > self.max_text:
+            raise Unprocessable(
+                f"{self.name} messages are at most {self.max_text} characters",
+                code="unsupported_message",
+            )
+
+    async def send(
+        self, client: ProviderClient, account: Account, message: OutboundMessage
+    ) -> SendResult:
+        if message.media_url and message.media_type:
+            kind = SEND_TYPES[message.media_type]
+            body: dict[str, Any] = {
+                "attachment": {"type": kind, "payload": {"url": message.media_url}}
+            }
+        else:
+            body = {"text": message.text}
+        answer = await self.call(
+            client,
+            account.secret(self.token_secret),
+            "POST",
+            f"{account.external_id}/messages",
+            json={
+                "recipient": {"id": message.to},
+                "messaging_type": "RESPONSE",
+                **message.metadata,  # the window's messaging_type and tag
+                "message": body,
+            },
+        )
+        if not answer.get("message_id"):
+            raise ProviderError("The Send API answered without a message id", body=answer)
+        return SendResult(provider_message_id=str(answer["message_id"]), response=answer)
+
+    async def fetch_profile(
+        self, client: ProviderClient, account: Account, external_id: str
+    ) -> Sender | None:
+        body = await self.call(
+            client,
+            account.secret(self.token_secret),
+            "GET",
+            external_id,
+            params={"fields": self.profile_fields},
+        )
+        return self.profile(external_id, body)
