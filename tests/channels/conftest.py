@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from uuid import UUID
 
 import httpx
 import pytest
+import respx
 
 from shared.db import Connection
 from tests.channels.kits import KITS, Account, Delivery, Kit
@@ -21,7 +23,16 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 
 @pytest.fixture
-async def account(kit: Kit, db: Connection, org: UUID) -> Account:
+def provider(kit: Kit) -> Iterator[respx.MockRouter]:
+    """The provider APIs the inbox calls on its own (profiles), mocked; any other call
+    to the outside fails the test."""
+    with respx.mock(assert_all_called=False) as router:
+        kit.mock_provider(router)
+        yield router
+
+
+@pytest.fixture
+async def account(kit: Kit, db: Connection, org: UUID, provider: respx.MockRouter) -> Account:
     return await kit.create_account(db, org)
 
 

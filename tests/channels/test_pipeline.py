@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from uuid import UUID
 
 import httpx
@@ -17,14 +18,46 @@ from tests.channels.conftest import counts, post
 from tests.channels.kits import KITS, Account, Kit
 from tests.support import make_contact
 
-WITH_STATUSES = [kit for kit in KITS.values() if kit.has_statuses]
+WITH_STATUSES = [kit for kit in KITS.values() if kit.statuses]
+PER_MESSAGE = [kit for kit in WITH_STATUSES if not kit.watermarks]
+WATERMARKS = [kit for kit in WITH_STATUSES if kit.watermarks]
+WITH_FAILURES = [kit for kit in WITH_STATUSES if "failed" in kit.statuses]
 SENDER = "16315550002"
 
 
-async def outbound(db: Connection, account: Account, provider_message_id: str) -> UUID:
-    """A message we sent earlier, as send-message records it."""
-    contact = await make_contact(db, account.organization_id)
+def channel_id(kit: Kit) -> str:
+    return kit.channel
+
+
+async def outbound(
+    db: Connection,
+    kit: Kit,
+    account: Account,
+    provider_message_id: str | None,
+    *,
+    to: str = SENDER,
+    sent_ago: timedelta = timedelta(minutes=1),
+    status: str = "sent",
+) -> UUID:
+    """A message we sent `to` the contact `sent_ago`, as send-message records it."""
+    contact = await db.fetchval(
+        "select contact_id from contact_identities where channel = $1 and external_id = $2",
+        kit.channel,
+        kit.identity(to),
+    )
+    if contact is None:
+        contact = await make_contact(db, account.organization_id)
+        await db.execute(
+            "insert into contact_identities (organization_id, contact_id, channel, external_id)"
+            " values ($1, $2, $3, $4)",
+            account.organization_id,
+            contact,
+            kit.channel,
+            kit.identity(to),
+        )
     conversation = await db.fetchval(
+        "select id from conversations where contact_id = $1", contact
+    ) or await db.fetchval(
         "insert into conversations (organization_id, contact_id, channel_account_id)"
         " values ($1, $2, $3) returning id",
         account.organization_id,
@@ -33,12 +66,16 @@ async def outbound(db: Connection, account: Account, provider_message_id: str) -
     )
     message: UUID = await db.fetchval(
         "insert into messages (organization_id, conversation_id, channel_account_id, direction,"
-        " sender_type, body, status, provider_message_id, sent_at)"
-        " values ($1, $2, $3, 'outbound', 'user', 'hi', 'sent', $4, now()) returning id",
+        " sender_type, body, status, provider_message_id, created_at, sent_at)"
+        " values ($1, $2, $3, 'outbound', 'user', 'hi', $4, $5, now() - $6::interval,"
+        " case when $7 then now() - $6::interval end) returning id",
         account.organization_id,
         conversation,
         account.id,
+        status,
         provider_message_id,
+        sent_ago,
+        status == "sent",
     )
     return message
 
@@ -53,19 +90,17 @@ async def retry(client: httpx.AsyncClient, settings: Settings, db: Connection) -
     return summary
 
 
-@pytest.mark.parametrize("kit", WITH_STATUSES, ids=lambda k: k.channel)
+@pytest.mark.parametrize("kit", WITH_STATUSES, ids=channel_id)
 async def test_statuses_out_of_order_never_move_a_message_backwards(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    message = await outbound(db, account, "wamid.OUT-7")
-    for status in ("read", "delivered", "sent"):
-        response = await post(
-            client,
-            kit,
-            account.id,
-            kit.status(account, provider_message_id="wamid.OUT-7", status=status),
+    message = await outbound(db, kit, account, "wamid.OUT-7")
+    for status in reversed([s for s in kit.statuses if s != "failed"]):
+        delivery = kit.status(
+            account, provider_message_id="wamid.OUT-7", status=status, recipient=SENDER
         )
-        assert response.json()["processed"] == 1
+        response = await post(client, kit, account.id, delivery)
+        assert response.json()["processed"] == 1, response.text
     row = await db.fetchrow(
         "select status::text, delivered_at, read_at from messages where id = $1", message
     )
@@ -73,27 +108,29 @@ async def test_statuses_out_of_order_never_move_a_message_backwards(
     assert row["delivered_at"] is not None and row["read_at"] is not None
 
 
-@pytest.mark.parametrize("kit", WITH_STATUSES, ids=lambda k: k.channel)
+@pytest.mark.parametrize("kit", WITH_FAILURES, ids=channel_id)
 async def test_a_failed_status_keeps_the_providers_error(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    message = await outbound(db, account, "wamid.OUT-8")
+    message = await outbound(db, kit, account, "wamid.OUT-8")
     await post(
         client,
         kit,
         account.id,
-        kit.status(account, provider_message_id="wamid.OUT-8", status="failed"),
+        kit.status(account, provider_message_id="wamid.OUT-8", status="failed", recipient=SENDER),
     )
     row = await db.fetchrow("select status::text, error from messages where id = $1", message)
     assert row["status"] == "failed"
     assert row["error"]["code"] == 131047
 
 
-@pytest.mark.parametrize("kit", WITH_STATUSES, ids=lambda k: k.channel)
+@pytest.mark.parametrize("kit", PER_MESSAGE, ids=channel_id)
 async def test_a_status_before_its_message_waits_for_the_retry_job(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection, settings: Settings
 ):
-    early = kit.status(account, provider_message_id="wamid.OUT-9", status="delivered")
+    early = kit.status(
+        account, provider_message_id="wamid.OUT-9", status="delivered", recipient=SENDER
+    )
     response = await post(client, kit, account.id, early)
     assert response.status_code == 200
     assert response.json()["failed"] == 1
@@ -103,11 +140,68 @@ async def test_a_status_before_its_message_waits_for_the_retry_job(
     assert (event["status"], event["attempts"], event["later"]) == ("failed", 1, True)
     assert "No outbound message wamid.OUT-9 yet" in event["last_error"]
 
-    message = await outbound(db, account, "wamid.OUT-9")
+    message = await outbound(db, kit, account, "wamid.OUT-9")
     assert (await retry(client, settings, db))["processed"] == 1
     assert (
         await db.fetchval("select status::text from messages where id = $1", message) == "delivered"
     )
+    assert await db.fetchval("select status from inbound_events") == "processed"
+
+
+@pytest.mark.parametrize("kit", WATERMARKS, ids=channel_id)
+async def test_a_watermark_covers_every_earlier_message_to_that_contact_and_no_other(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    earlier = await outbound(db, kit, account, "out-1", sent_ago=timedelta(minutes=3))
+    latest = await outbound(db, kit, account, "out-2", sent_ago=timedelta(minutes=1))
+    elsewhere = await outbound(db, kit, account, "out-3", to="16315559999")
+    after = await outbound(db, kit, account, "out-4", sent_ago=timedelta(minutes=-5))
+    statuses = {}
+    for status in kit.statuses:
+        delivery = kit.status(account, provider_message_id="out-2", status=status, recipient=SENDER)
+        assert (await post(client, kit, account.id, delivery)).json()["processed"] == 1
+        rows = await db.fetch("select id, status::text from messages")
+        statuses[status] = {r["id"]: r["status"] for r in rows}
+        assert statuses[status][earlier] == statuses[status][latest] == status
+        assert statuses[status][elsewhere] == statuses[status][after] == "sent"
+    watermarked = await db.fetchrow(
+        "select sent_at, delivered_at, read_at from messages where id = $1", earlier
+    )
+    assert None not in dict(watermarked).values()
+
+
+@pytest.mark.parametrize("kit", WATERMARKS, ids=channel_id)
+async def test_a_watermark_that_arrives_before_send_message_records_the_send_still_counts(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    """The provider reports faster than send-message records its answer: the message is
+    still queued, and the status it got stays when the send is recorded."""
+    queued = await outbound(db, kit, account, None, status="queued")
+    status = kit.statuses[-1]
+    delivery = kit.status(account, provider_message_id="out-5", status=status, recipient=SENDER)
+    assert (await post(client, kit, account.id, delivery)).json()["processed"] == 1
+    assert await db.fetchval("select status::text from messages where id = $1", queued) == status
+
+    recorded = await db.fetchrow(
+        "select status::text, provider_message_id from app.record_send($1, $2, 'sent', 'out-5',"
+        " null, '[]')",
+        queued,
+        account.organization_id,
+    )
+    assert dict(recorded) == {"status": status, "provider_message_id": "out-5"}
+
+
+@pytest.mark.parametrize("kit", WATERMARKS, ids=channel_id)
+async def test_a_watermark_for_a_contact_we_never_wrote_to_changes_nothing(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    mine = await outbound(db, kit, account, "out-6", to="16315559999")
+    delivery = kit.status(
+        account, provider_message_id="out-7", status=kit.statuses[-1], recipient=SENDER
+    )
+    response = await post(client, kit, account.id, delivery)
+    assert response.json()["processed"] == 1  # nothing to wait for: no retry
+    assert await db.fetchval("select status::text from messages where id = $1", mine) == "sent"
     assert await db.fetchval("select status from inbound_events") == "processed"
 
 
