@@ -8,14 +8,17 @@ from uuid import UUID
 
 import httpx
 import pytest
+import respx
 
 from shared.channels import CHANNELS
+from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.inbox import pipeline
 from shared.settings import Settings
 from shared.web import Runtime
 from tests.channels.conftest import counts, post
 from tests.channels.kits import KITS, Account, Kit
+from tests.fixtures import load
 from tests.support import make_contact
 
 WITH_STATUSES = [kit for kit in KITS.values() if kit.statuses]
@@ -320,3 +323,54 @@ async def test_a_signed_one_time_token_seen_before_is_a_replay(
     await db.execute("update private.webhook_nonces set seen_at = now() - interval '2 days'")
     await pipeline.retry_due(runtime)
     assert await db.fetchval("select count(*) from private.webhook_nonces") == 0
+
+
+WITH_PROFILES = [kit for kit in KITS.values() if kit.profile_name is not None]
+
+
+@pytest.mark.parametrize("kit", WITH_PROFILES, ids=channel_id)
+async def test_a_new_contact_gets_name_and_avatar_from_the_profile_api_once(
+    client: httpx.AsyncClient,
+    kit: Kit,
+    account: Account,
+    db: Connection,
+    provider: respx.MockRouter,
+):
+    for n in ("9001", "9002"):
+        delivery = kit.text_message(account, sender=SENDER, message_id=n, text=n)
+        assert (await post(client, kit, account.id, delivery)).json()["processed"] == 1
+    profile = provider["profile"]
+    assert profile.call_count == 1, "only a new contact is looked up"
+    assert profile.calls.last.request.url.path.endswith(f"/{kit.identity(SENDER)}")
+    contact = await db.fetchrow("select name, avatar_url from contacts")
+    assert contact["name"] == kit.profile_name
+    assert contact["avatar_url"].startswith("https://")
+
+
+@pytest.mark.parametrize("failure", ["refused", "down"])
+@pytest.mark.parametrize("kit", WITH_PROFILES, ids=channel_id)
+async def test_a_profile_api_failure_never_blocks_the_message(
+    client: httpx.AsyncClient,
+    kit: Kit,
+    account: Account,
+    db: Connection,
+    provider: respx.MockRouter,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+):
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(provider_http, "sleep", no_wait)
+    profile = provider["profile"]
+    if failure == "refused":
+        profile.respond(400, json=load(kit.channel, "error_no_profile"))
+    else:
+        profile.side_effect = httpx.ConnectTimeout("profile API unreachable")
+    delivery = kit.text_message(account, sender=SENDER, message_id="9003", text="still here")
+    response = await post(client, kit, account.id, delivery)
+    assert response.status_code == 200
+    assert response.json()["processed"] == 1
+    assert profile.called
+    assert await db.fetchval("select body from messages") == "still here"
+    assert await db.fetchval("select name from contacts") is None
