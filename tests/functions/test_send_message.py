@@ -33,13 +33,24 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-async def setup(db: Connection, channel: str, *, hours_since_inbound: float = 1) -> dict[str, Any]:
+# The contact's identity on each channel, as the provider's fixtures name it.
+RECIPIENTS = {
+    "whatsapp": "16315551181",
+    "telegram": "352170947",
+    "messenger": "6945632145592814",
+    "instagram": "1043562978112233",
+}
+
+
+async def setup(
+    db: Connection, channel: str, *, hours_since_inbound: float | None = 1
+) -> dict[str, Any]:
     owner = await make_user(db)
     org = await make_org(db, owner)
     agent = await member(db, org, "agent")
     account: Account = await KITS[channel].create_account(db, org)
     contact = await make_contact(db, org, name="Kerry")
-    external = "16315551181" if channel == "whatsapp" else "352170947"
+    external = RECIPIENTS[channel]
     await db.execute(
         "insert into contact_identities (organization_id, contact_id, channel, external_id)"
         " values ($1, $2, $3, $4)",
@@ -55,7 +66,7 @@ async def setup(db: Connection, channel: str, *, hours_since_inbound: float = 1)
         org,
         contact,
         account.id,
-        timedelta(hours=hours_since_inbound),
+        None if hours_since_inbound is None else timedelta(hours=hours_since_inbound),
     )
     return {
         "org": org,
