@@ -11,11 +11,12 @@ import httpx
 import pytest
 import respx
 
+from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.settings import Settings
 from tests.channels.kits import InstagramKit, MessengerKit, MetaMessagingKit
 from tests.fixtures import load
-from tests.functions.test_send_message import RECIPIENTS, send, setup, waits  # noqa: F401
+from tests.functions.test_send_message import RECIPIENTS, send, setup
 
 META = [MessengerKit(), InstagramKit()]
 TOKENS = {"messenger": "EAAP-page-token", "instagram": "IGAAT-user-token"}
@@ -27,6 +28,18 @@ def channel_id(kit: MetaMessagingKit) -> str:
 
 def send_api(kit: MetaMessagingKit) -> str:
     return f"{kit.api}/{kit.external_id}/messages"
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff waits the provider client asked for, without sleeping them."""
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(provider_http, "sleep", fake_sleep)
+    return recorded
 
 
 @pytest.fixture(params=META, ids=channel_id)
@@ -222,7 +235,7 @@ async def test_429_is_retried_after_the_time_meta_asks(
     settings: Settings,
     db: Connection,
     kit: MetaMessagingKit,
-    waits: list[float],  # noqa: F811
+    waits: list[float],
 ):
     world = await setup(db, kit.channel)
     respx.post(send_api(kit)).mock(
@@ -245,7 +258,7 @@ async def test_meta_down_fails_the_message_after_every_attempt(
     settings: Settings,
     db: Connection,
     kit: MetaMessagingKit,
-    waits: list[float],  # noqa: F811
+    waits: list[float],
 ):
     world = await setup(db, kit.channel)
     route = respx.post(send_api(kit)).mock(side_effect=httpx.ConnectError("no route to Meta"))
