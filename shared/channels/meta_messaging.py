@@ -57,7 +57,10 @@ def digest(value: Any) -> str:
 
 
 def event_kind(item: dict[str, Any]) -> str:
-    return next((key for key in item if key not in ENVELOPE), "empty")
+    """The kind of an event: the inbox's kinds first (a message may carry a referral
+    beside it), else whatever else it carries."""
+    known = next((kind for kind in HANDLERS if kind in item), None)
+    return known or next((key for key in item if key not in ENVELOPE), "empty")
 
 
 def event_id(kind: str, item: dict[str, Any]) -> str:
@@ -153,7 +156,7 @@ class MetaMessagingChannel(MetaChannel):
     def parse(self, event: RawEvent, account: Account) -> Parsed:
         if event.payload.get("entry_id") != account.external_id:
             return Ignored(reason=f"for another {self.name} account")
-        handler = HANDLERS.get(event.event_type)
+        handler = HANDLERS.get(event.event_type) if "event" in event.payload else None
         if handler is None:
             if event.event_type not in NOT_USED:
                 log.warning("%s: unknown %s event acknowledged", self.name, event.event_type)

@@ -285,6 +285,20 @@ async def test_an_unknown_kind_of_event_is_acknowledged_and_logged(
     assert await db.fetchval("select last_error from inbound_events") is None
 
 
+async def test_a_message_is_a_message_whatever_rides_beside_it(
+    client: httpx.AsyncClient, account: Account, db: Connection
+):
+    def with_a_referral_first(event: dict[str, Any]) -> None:
+        message = event.pop("message")
+        event["referral"] = {"ref": "spring-campaign", "source": "ADS", "type": "OPEN_THREAD"}
+        event["message"] = message
+
+    response = await deliver(client, account, edited("text_message", with_a_referral_first))
+    assert response.json()["processed"] == 1
+    assert await db.fetchval("select event_type from inbound_events") == "message"
+    assert await db.fetchval("select count(*) from messages") == 1
+
+
 def for_another_page(payload: dict[str, Any]) -> None:
     payload["entry"][0]["id"] = "999"
     payload["entry"][0]["messaging"][0]["recipient"]["id"] = "999"
