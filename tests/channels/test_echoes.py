@@ -125,6 +125,14 @@ async def test_the_echo_of_our_own_reply_never_shows_it_twice(
 
     replies = [m for m in await messages(db) if m["direction"] == "outbound"]
     assert len(replies) == 1
+    gone = await db.fetch(
+        "select payload -> 'old_record' ->> 'provider_message_id' as provider_message_id"
+        " from realtime.messages where event = 'DELETE' and topic = $1",
+        f"org:{account.organization_id}:inbox",
+    )
+    # The inbox was shown the echo's copy only if the echo came first: then it is withdrawn.
+    expected = [SENT_ID] if order == "echo_during_the_send" else []
+    assert [r["provider_message_id"] for r in gone] == expected
     assert str(replies[0]["sender_id"]) == response.json()["sender_id"]
     assert (replies[0]["provider_message_id"], replies[0]["echo"]) == (SENT_ID, False)
     assert await db.fetchval("select unread_count from conversations") == 1
