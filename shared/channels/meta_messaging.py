@@ -158,8 +158,14 @@ class MetaMessagingChannel(MetaChannel):
             return Ignored(reason=f"for another {self.name} account")
         handler = HANDLERS.get(event.event_type) if "event" in event.payload else None
         if handler is None:
-            if event.event_type not in NOT_USED:
-                log.warning("%s: unknown %s event acknowledged", self.name, event.event_type)
+            known = event.event_type in NOT_USED
+            log.log(
+                logging.INFO if known else logging.WARNING,
+                "%s: %s %s event acknowledged",
+                self.name,
+                "unused" if known else "unknown",
+                event.event_type,
+            )
             return Ignored(reason=f"{event.event_type} events are not used")
         messaging = Event.model_validate(event.payload["event"])
         if messaging.sender.id is None or messaging.recipient.id is None:

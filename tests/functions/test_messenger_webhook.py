@@ -260,11 +260,21 @@ async def test_a_batch_is_processed_whole(
     assert again.json()["duplicates"] == 5
 
 
-@pytest.mark.parametrize("fixture", ["reaction", "referral"])
-async def test_events_the_inbox_does_not_use_are_acknowledged(
-    client: httpx.AsyncClient, account: Account, db: Connection, fixture: str
+@pytest.mark.parametrize(
+    ("fixture", "logged"),
+    [("reaction", "reaction react \u2764\ufe0f on m_Ec5h"), ("referral", "unused referral event")],
+)
+async def test_events_the_inbox_does_not_use_are_acknowledged_and_logged(
+    client: httpx.AsyncClient,
+    account: Account,
+    db: Connection,
+    caplog: pytest.LogCaptureFixture,
+    fixture: str,
+    logged: str,
 ):
-    response = await deliver(client, account, raw("messenger", fixture))
+    with caplog.at_level(logging.INFO, logger="connectgain.channels.meta"):
+        response = await deliver(client, account, raw("messenger", fixture))
+    assert logged in caplog.text
     assert response.status_code == 200
     assert response.json()["ignored"] == 1
     assert await db.fetchval("select status from inbound_events") == "ignored"
