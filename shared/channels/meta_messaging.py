@@ -4,9 +4,9 @@ the profile API and Meta's messaging window.
 Both deliver `{"object", "entry": [{"id", "time", "messaging": [event, …]}]}`, where
 an event has a `sender`, a `recipient`, a `timestamp` and one kind of content
 (`message`, `delivery`, `read`, `postback`, `reaction` …). Each event is stored on
-its own and parsed through one handler per kind; the kinds the inbox has no use
-for are acknowledged. The channels differ in their Graph host, their webhook
-`object`, what they can send and how an account is connected.
+its own and parsed through one handler per kind (`meta_events.HANDLERS`); the kinds
+the inbox has no use for are acknowledged. The channels differ in their Graph host,
+their webhook `object`, what they can send and how an account is connected.
 """
 
 from __future__ import annotations
