@@ -94,7 +94,8 @@ def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
     chain = [*message_ids(mail.header("References")), *in_reply_to]
     references = list(dict.fromkeys(r for r in chain if r != own_id))  # root first
     attachments = mail.attachment_refs(payload.get("files") or [])
-    body = mail.stripped_text.strip() or mail.body_plain.strip() or None
+    text = mail.stripped_text.strip() or mail.body_plain.strip()  # quoted history stripped
+    body = "\n".join(text.splitlines()) or None  # "\n" line ends, like the other channels
     content_type: ContentType = (
         kind_of(attachments[0].mime_type) if attachments and not body else "text"
     )
