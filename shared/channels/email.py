@@ -58,6 +58,7 @@ from shared.channels.mailgun_webhooks import (
     EventData,
     InboundMail,
     event_webhook,
+    forward_fields,
     inbound_mail,
     kind_of,
     message_ids,
@@ -109,6 +110,8 @@ def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
         "recipient": mail.recipient or None,
         "html": mail.body_html,
         "content_ids": mail.content_id_map or None,
+        # An out-of-office or other automatic answer (RFC 3834), for rules to tell apart.
+        "auto_submitted": auto if (auto := mail.header("Auto-Submitted")) != "no" else None,
     }
     return InboundMessage(
         provider_message_id=own_id,
@@ -211,7 +214,7 @@ class Email(Channel):
 
     def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
         if request.form is not None:  # a route's forward: one mail
-            fields = request.form_dict()
+            fields = forward_fields(request.form)
             mail = inbound_mail(fields)
             return [
                 RawEvent(

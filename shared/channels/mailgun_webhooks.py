@@ -27,7 +27,6 @@ from shared.channels.base import Attachment, WebhookRequest
 from shared.errors import BadRequest, Unauthorized
 
 TOLERANCE_SECONDS = 5 * 60
-clock = time.time  # module-level so tests can move time
 
 # RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">". The stdlib parses one
 # Message-ID (privately), not In-Reply-To/References lists; bare ids are kept whole.
@@ -87,7 +86,7 @@ def verify_signature(request: WebhookRequest, *, signing_key: str) -> str:
     expected = sign(signing_key=signing_key, timestamp=signed.timestamp, token=signed.token)
     if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         raise Unauthorized("Invalid Mailgun signature", code="invalid_signature")
-    if abs(clock() - int(signed.timestamp)) > TOLERANCE_SECONDS:
+    if abs(time.time() - int(signed.timestamp)) > TOLERANCE_SECONDS:
         raise Unauthorized(
             "The Mailgun signature's timestamp is more than 5 minutes off",
             code="invalid_signature",
@@ -183,6 +182,16 @@ class InboundMail(_Loose):
             for a in self.attachments
         ]
         return forwarded + stored
+
+
+def forward_fields(form: list[tuple[str, str]]) -> dict[str, str]:
+    """A forward's fields by name. A mail with several HTML parts has a body-html field
+    for each: all are kept."""
+    fields = dict(form)
+    html = [value for name, value in form if name == "body-html"]
+    if len(html) > 1:
+        fields["body-html"] = "\n".join(html)
+    return fields
 
 
 def inbound_mail(fields: dict[str, str]) -> InboundMail:

@@ -91,7 +91,7 @@ async def test_a_new_mail_starts_a_conversation_keyed_by_its_message_id(
     assert metadata["message_id"] == FIRST
     assert metadata["html"].startswith('<div dir="ltr">Hi!')
     assert metadata["to"] == "Northwind Support <support@mg.northwind.example>"
-    assert "reply_to" not in metadata and "references" not in metadata
+    assert not {"reply_to", "references", "auto_submitted"} & set(metadata)
     conversation = await db.fetchrow("select thread_key, subject, unread_count from conversations")
     assert dict(conversation) == {
         "thread_key": FIRST,
@@ -223,6 +223,23 @@ async def test_a_mail_with_an_html_body_over_a_megabyte_is_taken_whole(
     )
     assert response.json()["processed"] == 1, response.text
     assert await db.fetchval("select metadata ->> 'html' from messages") == html
+
+
+async def test_every_html_part_is_kept_and_an_automatic_answer_is_marked(
+    client: httpx.AsyncClient, account: Account, db: Connection
+):
+    fields = mail_fields(
+        load("email", "inbound_message"), headers={"Auto-Submitted": "auto-replied"}
+    )
+    signed = {**fields, **KIT.signature(account.secrets["webhook_signing_key"])}
+    pairs = [*signed.items(), ("body-html", "<p>Second part</p>")]  # one field per part
+    delivery = Delivery(
+        urlencode(pairs).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert (await deliver(client, account, delivery)).json()["processed"] == 1
+    metadata = await db.fetchval("select metadata from messages")
+    assert metadata["html"] == f"{fields['body-html']}\n<p>Second part</p>"
+    assert metadata["auto_submitted"] == "auto-replied"
 
 
 async def test_a_mail_of_attachments_only_takes_the_first_ones_type(
