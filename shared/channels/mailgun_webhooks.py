@@ -56,7 +56,7 @@ def kind_of(mime: str | None) -> MediaKind:
 
 
 def _errors(exc: ValidationError) -> list[Any]:
-    return exc.errors(include_url=False, include_context=False)  # JSON-safe
+    return exc.errors(include_url=False, include_context=False, include_input=False)
 
 
 class _Loose(BaseModel):

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
@@ -85,14 +86,14 @@ class Kit(Protocol):
     def identity(self, sender: str) -> str: ...
 
 
-class _BodySigned:
+class _BodySigned(ABC):
     """Kits whose signature covers the raw body: a redelivery is the same request, and
     a body that is not the provider's can still be signed."""
 
     one_time_tokens = False
 
-    def signed_raw(self, account: Account, body: bytes) -> Delivery:
-        raise NotImplementedError
+    @abstractmethod
+    def signed_raw(self, account: Account, body: bytes) -> Delivery: ...
 
     def redelivered(self, account: Account, delivery: Delivery) -> Delivery:
         return delivery

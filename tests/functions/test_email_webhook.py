@@ -170,6 +170,40 @@ async def test_replies_whose_references_are_unknown_share_a_thread_keyed_by_its_
     assert (await counts(db))["messages"] == 2
 
 
+async def test_a_reply_into_a_resolved_conversation_of_a_thread_open_elsewhere_joins_that(
+    client: httpx.AsyncClient, account: Account, db: Connection
+):
+    await deliver(client, account, forward(account, "inbound_reply"))  # keyed by FIRST
+    await db.execute("update conversations set status = 'resolved'")
+    to_root = forward(
+        account,
+        "inbound_reply",
+        headers={"Message-Id": "<to-root@mail.fastmail.example>", "References": f"<{FIRST}>"},
+    )
+    await deliver(client, account, to_root)  # a second conversation of FIRST's thread
+    to_resolved = forward(
+        account,
+        "inbound_reply",
+        headers={
+            "Message-Id": "<to-resolved@mail.fastmail.example>",
+            "In-Reply-To": f"<{REPLY}>",
+            "References": f"<{FIRST}> <{REPLY}>",
+        },
+    )
+    response = await deliver(client, account, to_resolved)
+    assert response.json()["processed"] == 1, response.text
+    rows = await db.fetch(
+        "select c.status::text, array_agg(m.provider_message_id order by m.provider_message_id)"
+        " as ids"
+        " from conversations c join messages m on m.conversation_id = c.id"
+        " group by c.id, c.status order by c.status"
+    )
+    assert [(r["status"], r["ids"]) for r in rows] == [
+        ("open", ["to-resolved@mail.fastmail.example", "to-root@mail.fastmail.example"]),
+        ("resolved", [REPLY]),
+    ]
+
+
 async def test_attachments_are_kept_as_references_and_large_mails_are_taken(
     client: httpx.AsyncClient, account: Account, db: Connection, settings: Any
 ):
