@@ -15,6 +15,7 @@ import pytest
 
 from shared.channels.email import ACCOUNT_VARIABLE
 from shared.db import Connection
+from shared.settings import Settings
 from tests.channels.conftest import counts
 from tests.channels.kits import Account, Delivery, EmailKit, mail_fields
 from tests.fixtures import load
@@ -205,7 +206,7 @@ async def test_a_reply_into_a_resolved_conversation_of_a_thread_open_elsewhere_j
 
 
 async def test_attachments_are_kept_as_references_and_large_mails_are_taken(
-    client: httpx.AsyncClient, account: Account, db: Connection, settings: Any
+    client: httpx.AsyncClient, account: Account, db: Connection, settings: Settings
 ):
     photo, note = b"\xff\xd8\xff\xe0" + bytes(40_000), b"%PDF-1.7\n" + bytes(1_500_000)
     assert len(note) > settings.max_body_bytes, "more than other functions accept"
