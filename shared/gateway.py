@@ -47,6 +47,7 @@ class Gateway:
                 name=slug,
                 runtime=runtime,
                 openapi=getattr(module, "OPENAPI", False),
+                max_body_bytes=getattr(module, "MAX_BODY_BYTES", None),
             )
             for slug, module in self.modules.items()
         }

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     twilio_api_url: str = "https://api.twilio.com"
     mailgun_api_url: str = "https://api.mailgun.net"
+    mailgun_eu_api_url: str = "https://api.eu.mailgun.net"  # for domains in Mailgun's EU region
     # Outbound calls: attempts per call, and the first backoff (doubles, or Retry-After)
     provider_attempts: int = 3
     provider_backoff_seconds: float = 0.5

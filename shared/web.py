@@ -168,8 +168,13 @@ def function_app(
     name: str,
     runtime: Runtime | None = None,
     openapi: bool = False,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """The app of one function; owns its Runtime unless one is handed in."""
+    """The app of one function; owns its Runtime unless one is handed in.
+
+    `max_body_bytes` replaces settings.max_body_bytes for a function whose callers
+    legitimately send more (a module says so with MAX_BODY_BYTES; see the gateway).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -197,7 +202,9 @@ def function_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(asyncpg.PostgresError, _postgres_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    limit = runtime.settings.max_body_bytes if runtime else get_settings().max_body_bytes
+    limit = max_body_bytes or (
+        runtime.settings.max_body_bytes if runtime else get_settings().max_body_bytes
+    )
     app.add_middleware(BodyLimit, limit=limit)
     return app
 

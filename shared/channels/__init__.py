@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.channels.base import Channel
+from shared.channels.email import Email
 from shared.channels.instagram import Instagram
 from shared.channels.messenger import Messenger
 from shared.channels.telegram import Telegram
@@ -10,7 +11,8 @@ from shared.channels.whatsapp import WhatsApp
 from shared.errors import NotFound
 
 CHANNELS: dict[str, Channel] = {
-    channel.name: channel for channel in (WhatsApp(), Telegram(), Messenger(), Instagram())
+    channel.name: channel
+    for channel in (WhatsApp(), Telegram(), Messenger(), Instagram(), Email())
 }
 
 

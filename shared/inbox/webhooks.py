@@ -11,10 +11,11 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.channels import channel_named
 from shared.channels.base import WebhookRequest
-from shared.errors import NotFound
+from shared.errors import BadRequest, NotFound
 from shared.inbox.accounts import load_account
 from shared.inbox.pipeline import receive
 from shared.web import RuntimeDep
@@ -34,7 +35,12 @@ async def webhook_request(request: Request, public_base_url: str) -> WebhookRequ
     form: list[tuple[str, str]] | None = None
     files = []
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
-        parsed = await request.form()
+        try:
+            # The function's body limit already bounds every part; Starlette's own
+            # 1 MB per field would refuse, say, a long e-mail's HTML.
+            parsed = await request.form(max_part_size=max(len(body), 1))
+        except StarletteHTTPException as exc:  # a broken multipart body
+            raise BadRequest(f"The body is not a valid form: {exc.detail}") from exc
         form = []
         for name, value in parsed.multi_items():
             if isinstance(value, UploadFile):
@@ -48,6 +54,7 @@ async def webhook_request(request: Request, public_base_url: str) -> WebhookRequ
                 )
             else:
                 form.append((name, value))
+        await parsed.close()  # the uploads' spooled files: only their metadata is kept
     query = f"?{request.url.query}" if request.url.query else ""
     return WebhookRequest(
         method=request.method,

@@ -22,7 +22,7 @@ async def test_a_message_lands_once_however_often_it_is_delivered(
     first = await post(client, kit, account.id, delivery)
     assert first.status_code == 200, first.text
     assert first.json()["processed"] == 1
-    again = await post(client, kit, account.id, delivery)
+    again = await post(client, kit, account.id, kit.redelivered(account, delivery))
     assert again.status_code == 200
     assert again.json()["duplicates"] == 1
     assert await counts(db) == {
@@ -40,7 +40,9 @@ async def test_concurrent_deliveries_of_one_message_store_it_once(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
     delivery = kit.text_message(account, sender=SENDER, message_id="5002", text="race")
-    answers = await asyncio.gather(*(post(client, kit, account.id, delivery) for _ in range(4)))
+    answers = await asyncio.gather(
+        *(post(client, kit, account.id, kit.redelivered(account, delivery)) for _ in range(4))
+    )
     assert all(a.status_code == 200 for a in answers)
     assert (await counts(db))["messages"] == 1
 
@@ -65,6 +67,22 @@ async def test_a_repeat_sender_stays_one_contact_in_one_open_conversation(
     )
     assert await db.fetchval("select count(*) from conversations") == 2
     assert await db.fetchval("select count(*) from conversations where status = 'open'") == 1
+
+
+async def test_an_exact_replay_of_a_delivery_stores_nothing_twice(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    delivery = kit.text_message(account, sender=SENDER, message_id="5010", text="once")
+    assert (await post(client, kit, account.id, delivery)).status_code == 200
+    stored = await counts(db)
+    replay = await post(client, kit, account.id, delivery)
+    if kit.one_time_tokens:  # its signed token was seen: refused
+        assert replay.status_code == 401
+        assert replay.json()["error"]["code"] == "invalid_signature"
+    else:  # only the body is signed: a duplicate, acknowledged
+        assert replay.status_code == 200
+        assert replay.json()["duplicates"] == 1
+    assert await counts(db) == stored
 
 
 @pytest.mark.parametrize("tamper", ["forged", "unsigned"])
@@ -107,9 +125,9 @@ async def test_an_unknown_account_is_a_404_and_nothing_is_stored(
 async def test_a_body_that_is_not_what_the_provider_sends_is_a_400(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    for body in (b"{not json", b'{"unexpected": true}'):
-        response = await post(client, kit, account.id, kit.signed_raw(account, body))
-        assert response.status_code == 400, body
+    for delivery in kit.malformed(account):
+        response = await post(client, kit, account.id, delivery)
+        assert response.status_code == 400, delivery.body
         assert response.json()["error"]["code"] == "bad_request"
     assert set((await counts(db)).values()) == {0}
 
