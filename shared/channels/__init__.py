@@ -11,8 +11,7 @@ from shared.channels.whatsapp import WhatsApp
 from shared.errors import NotFound
 
 CHANNELS: dict[str, Channel] = {
-    channel.name: channel
-    for channel in (WhatsApp(), Telegram(), Messenger(), Instagram(), Email())
+    channel.name: channel for channel in (WhatsApp(), Telegram(), Messenger(), Instagram(), Email())
 }
 
 
