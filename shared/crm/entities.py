@@ -354,3 +354,30 @@ MESSAGES = Entity(
     sorts=_times("m", "created_at"),
     default_sort="created_at",
 )
+
+PIPELINES = Entity(
+    name="pipeline",
+    table="public.pipelines",
+    alias="p",
+    columns=(
+        "p.id, p.organization_id, p.name, p.position, p.is_default, p.created_at, p.updated_at,"
+        " (select coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name,"
+        " 'position', s.position, 'probability', s.probability, 'kind', s.kind)"
+        " order by s.position, s.created_at, s.id), '[]'::jsonb)"
+        " from public.stages s where s.organization_id = p.organization_id"
+        " and s.pipeline_id = p.id) as stages"
+    ),
+    catalog=Catalog(
+        alias="p",
+        fields=_fields(
+            "p",
+            _ID,
+            ("name", Kind.TEXT, "text"),
+            ("is_default", Kind.BOOLEAN, "boolean"),
+            _CREATED,
+            _UPDATED,
+        ),
+    ),
+    sorts={"position": SortKey("p.position", "number", "numeric"), **_times("p", "created_at")},
+    default_sort="position",
+)
