@@ -21,6 +21,7 @@ class TagSummary(BaseModel):
 
 
 class Tag(TagSummary):
+    organization_id: UUID
     created_at: datetime
     updated_at: datetime
 

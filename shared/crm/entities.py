@@ -102,7 +102,7 @@ CONTACTS = Entity(
     ),
     sorts={
         **_times("c", "created_at", "updated_at", "last_activity_at"),
-        "name": SortKey("c.name", "text", "text", nullable=True),
+        "name": SortKey("lower(c.name)", "text", "text", nullable=True),
     },
     default_sort="-created_at",
     custom_fields="contact",
@@ -132,7 +132,7 @@ COMPANIES = Entity(
     ),
     sorts={
         **_times("co", "created_at", "updated_at"),
-        "name": SortKey("co.name", "text", "text"),
+        "name": SortKey("lower(co.name)", "text", "text"),
     },
     default_sort="-created_at",
     custom_fields="company",
@@ -184,7 +184,7 @@ DEALS = Entity(
         **_times("d", "created_at", "updated_at"),
         "value": SortKey("d.value", "number", "numeric", nullable=True),
         "expected_close_date": SortKey("d.expected_close_date", "date", "date", nullable=True),
-        "title": SortKey("d.title", "text", "text"),
+        "title": SortKey("lower(d.title)", "text", "text"),
     },
     default_sort="-created_at",
     custom_fields="deal",
@@ -260,7 +260,7 @@ TAGS = Entity(
         alias="g",
         fields=_fields("g", _ID, ("name", Kind.TEXT, "text"), _CREATED, _UPDATED),
     ),
-    sorts={"name": SortKey("g.name", "text", "text"), **_times("g", "created_at")},
+    sorts={"name": SortKey("lower(g.name)", "text", "text"), **_times("g", "created_at")},
     default_sort="name",
 )
 

@@ -284,7 +284,7 @@ create table public.companies (
 );
 create index companies_org_created_idx on public.companies (organization_id, created_at desc, id);
 create index companies_org_updated_idx on public.companies (organization_id, updated_at desc, id);
-create index companies_org_name_idx on public.companies (organization_id, name, id);
+create index companies_org_name_idx on public.companies (organization_id, lower(name), id);
 -- One company per web domain in an organization: integrations match on it.
 create unique index companies_org_domain_key on public.companies (organization_id, domain)
   where domain is not null;
@@ -308,7 +308,7 @@ alter table public.contacts
 create index contacts_org_company_idx on public.contacts (organization_id, company_id)
   where company_id is not null;
 create index contacts_org_updated_idx on public.contacts (organization_id, updated_at desc, id);
-create index contacts_org_name_idx on public.contacts (organization_id, name, id);
+create index contacts_org_name_idx on public.contacts (organization_id, lower(name), id);
 create index contacts_org_activity_idx
   on public.contacts (organization_id, last_activity_at desc nulls last, id);
 create index contacts_org_assignee_idx on public.contacts (organization_id, assignee_id)

@@ -31,8 +31,8 @@ class Tenant:
     principal: ApiKeyPrincipal
     read_key: str
 
-    def headers(self, *, read_only: bool = False, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.read_key if read_only else self.key}", **extra}
+    def headers(self, *, read_only: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.read_key if read_only else self.key}"}
 
 
 async def _tenant(db: Connection, runtime: Runtime) -> Tenant:
@@ -95,6 +95,9 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         if response.request.url.path.endswith("/openapi.json"):
             return
         await response.aread()
+        if response.status_code == 405:  # an operation the document rightly does not have
+            assert response.json()["error"]["code"] == "method_not_allowed"
+            return
         conforms(_spec_cache["api"], response.request, response)
 
     transport = httpx.ASGITransport(app=gateway)
