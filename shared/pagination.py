@@ -47,8 +47,14 @@ class Sort:
         return f"-{self.name}" if self.descending else self.name
 
     def order_by(self, id_sql: str) -> str:
-        direction = "desc" if self.descending else "asc"
-        return f"{self.key.sql} {direction} nulls last, {id_sql}"
+        # asc puts nulls last by itself; "nulls last" on a NOT NULL key would only keep
+        # the planner from walking the (organization_id, key desc, id) index
+        direction = (
+            "desc nulls last"
+            if self.descending and self.key.nullable
+            else ("desc" if self.descending else "asc")
+        )
+        return f"{self.key.sql} {direction}, {id_sql}"
 
 
 def parse_sort(raw: str | None, keys: Mapping[str, SortKey], default: str) -> Sort:
@@ -140,5 +146,8 @@ def after_cursor(sort: Sort, cursor: Cursor | None, id_sql: str, params: Params)
         return f"({x} is null and {later_id})"
     value = params.add(cursor.value, sort.key.sql_type)
     beyond = "<" if sort.descending else ">"
-    nulls_after = f" or {x} is null" if sort.key.nullable else ""
-    return f"({x} {beyond} {value} or ({x} = {value} and {later_id}){nulls_after})"
+    after = f"({x} {beyond} {value} or ({x} = {value} and {later_id}))"
+    if sort.key.nullable:
+        return f"({after} or {x} is null)"
+    # the redundant bound is what lets the index scan start at the cursor
+    return f"({x} {beyond}= {value} and {after})"

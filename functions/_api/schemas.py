@@ -69,7 +69,9 @@ class Deal(BaseModel):
     stage_id: UUID
     position: int = Field(description="Order within the stage's column (ascending)")
     contact_id: UUID | None
+    contact_name: str | None = Field(description="The contact's name, kept up to date")
     company_id: UUID | None
+    company_name: str | None = Field(description="The company's name, kept up to date")
     assignee_id: UUID | None
     status: Literal["open", "won", "lost"]
     won_at: datetime | None
@@ -122,7 +124,6 @@ class BoardCard(BaseModel):
     contact_name: str | None
     company_id: UUID | None
     company_name: str | None
-    updated_at: datetime
 
 
 class BoardColumn(Stage):

@@ -147,9 +147,9 @@ DEALS = Entity(
     columns=(
         "d.id, d.organization_id, d.title, d.value, d.currency, d.probability,"
         " d.expected_close_date, d.pipeline_id, d.stage_id, d.position, d.contact_id,"
-        " d.company_id, d.assignee_id, d.status::text as status, d.won_at, d.lost_at,"
-        " d.lost_reason, d.custom_fields, d.created_by, d.created_at, d.updated_at, "
-        + _tags_of("deal_tags", "deal_id", "d")
+        " d.contact_name, d.company_id, d.company_name, d.assignee_id,"
+        " d.status::text as status, d.won_at, d.lost_at, d.lost_reason, d.custom_fields,"
+        " d.created_by, d.created_at, d.updated_at, " + _tags_of("deal_tags", "deal_id", "d")
     ),
     catalog=Catalog(
         alias="d",
@@ -165,7 +165,9 @@ DEALS = Entity(
                 ("pipeline_id", Kind.UUID, "uuid"),
                 ("stage_id", Kind.UUID, "uuid"),
                 ("contact_id", Kind.UUID, "uuid"),
+                ("contact_name", Kind.TEXT, "text"),
                 ("company_id", Kind.UUID, "uuid"),
+                ("company_name", Kind.TEXT, "text"),
                 ("assignee_id", Kind.UUID, "uuid"),
                 ("status", Kind.CHOICE, "public.deal_status"),
                 ("won_at", Kind.DATETIME, "timestamptz"),

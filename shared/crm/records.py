@@ -142,13 +142,16 @@ async def update_record(
     `expressions` are SQL templates using "{}" for the value's placeholder, for
     updates that merge, e.g. {"custom_fields": "custom_fields || {}"}.
     """
+    if not values:  # nothing to change; an unknown row is still a 404
+        await get_record(
+            conn=conn, entity=entity, organization_id=organization_id, record_id=record_id
+        )
+        return
     params = Params(organization_id, record_id)
     assignments = [
         f"{column} = " + (expressions or {}).get(column, "{}").format(params.add(value))
         for column, value in values.items()
     ]
-    if not assignments:  # nothing to change: still answer 404 for an unknown row
-        assignments = ["id = id"]
     with named_references(entity):
         found = await conn.fetchval(
             f"update {entity.table} set {', '.join(assignments)}"

@@ -136,6 +136,10 @@ create table public.deals (
   position bigint not null,
   contact_id uuid,
   company_id uuid,
+  -- copies of the contact's and company's names, kept exact by triggers: the board
+  -- shows thousands of cards with them and reads no other table
+  contact_name text,
+  company_name text,
   assignee_id uuid,
   status public.deal_status not null default 'open',
   won_at timestamptz,
@@ -175,8 +179,12 @@ create trigger deals_custom_fields before insert or update of custom_fields on p
   for each row execute function app.check_custom_fields('deal');
 create trigger deals_keep_org before update on public.deals
   for each row execute function app.keep_organization();
+-- updated_at means "someone changed the deal": a renamed contact or company does not count
 create trigger deals_touch before update on public.deals
-  for each row execute function app.touch_updated_at();
+  for each row
+  when ((to_jsonb(old) - 'updated_at' - 'contact_name' - 'company_name')
+        is distinct from (to_jsonb(new) - 'updated_at' - 'contact_name' - 'company_name'))
+  execute function app.touch_updated_at();
 
 create trigger pipelines_before_delete before delete on public.pipelines
   for each row execute function app.pipeline_before_delete();
@@ -323,6 +331,18 @@ begin
     end if;
   end if;
 
+  -- the names always come from the rows they copy, whatever the writer sent
+  if tg_op = 'INSERT' or new.contact_id is distinct from old.contact_id
+     or new.contact_name is distinct from old.contact_name then
+    new.contact_name := (select c.name from public.contacts c
+                          where c.organization_id = new.organization_id and c.id = new.contact_id);
+  end if;
+  if tg_op = 'INSERT' or new.company_id is distinct from old.company_id
+     or new.company_name is distinct from old.company_name then
+    new.company_name := (select co.name from public.companies co
+                          where co.organization_id = new.organization_id and co.id = new.company_id);
+  end if;
+
   if new.status = 'won' then
     new.won_at := coalesce(new.won_at, now());
   else
@@ -373,6 +393,29 @@ end;
 $$;
 create trigger deals_after_write after insert or update on public.deals
   for each row execute function app.deal_after_write();
+
+-- A renamed contact or company renames its deals' copies.
+create function app.rename_on_deals() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  if tg_table_name = 'contacts' then
+    update public.deals d set contact_name = new.name
+     where d.organization_id = new.organization_id and d.contact_id = new.id
+       and d.contact_name is distinct from new.name;
+  else
+    update public.deals d set company_name = new.name
+     where d.organization_id = new.organization_id and d.company_id = new.id
+       and d.company_name is distinct from new.name;
+  end if;
+  return null;
+end;
+$$;
+create trigger contacts_rename_on_deals after update of name on public.contacts
+  for each row when (old.name is distinct from new.name)
+  execute function app.rename_on_deals();
+create trigger companies_rename_on_deals after update of name on public.companies
+  for each row when (old.name is distinct from new.name)
+  execute function app.rename_on_deals();
 
 -- ---- the default pipeline of every organization -------------------------------------------------
 

@@ -286,3 +286,27 @@ async def test_concurrent_moves_keep_every_column_consistent(
     # each deal's last move put it in that stage
     last = {deal: stage for moves in plan for deal, stage, _ in moves}
     assert all(r["stage_id"] == last.get(r["id"], org["Lead"]) for r in rows)
+
+
+async def test_deals_keep_exact_copies_of_contact_and_company_names(
+    runtime: Runtime, db: Connection, org: dict[str, UUID]
+):
+    contact = await make_contact(db, org["org"], name="Ana")
+    company = await db.fetchval(
+        "insert into companies (organization_id, name) values ($1, 'Acme') returning id",
+        org["org"],
+    )
+    deal = await make_deal(db, org["org"], contact_id=contact, company_id=company)
+    names = "select contact_name, company_name, updated_at from deals where id = $1"
+    before = await db.fetchrow(names, deal)
+    assert (before["contact_name"], before["company_name"]) == ("Ana", "Acme")
+    async with runtime.db.user_tx(principal(org["agent"])) as conn:
+        await conn.execute("update contacts set name = 'Ana Lima' where id = $1", contact)
+        await conn.execute("update companies set name = 'Acme Inc' where id = $1", company)
+        # a writer cannot make the copy lie
+        await conn.execute("update deals set contact_name = 'Someone' where id = $1", deal)
+    after = await db.fetchrow(names, deal)
+    assert (after["contact_name"], after["company_name"]) == ("Ana Lima", "Acme Inc")
+    assert after["updated_at"] == before["updated_at"]  # the deal itself did not change
+    await db.execute("delete from contacts where id = $1", contact)
+    assert (await db.fetchrow(names, deal))["contact_name"] is None
