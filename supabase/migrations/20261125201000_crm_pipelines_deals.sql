@@ -246,6 +246,10 @@ declare
   stage_changed boolean;
   wanted public.deal_status;
 begin
+  if tg_op = 'UPDATE' and new.created_by is distinct from old.created_by then
+    raise exception 'created_by: the creator of a deal cannot change'
+      using errcode = 'CG422', column = 'created_by';
+  end if;
   if tg_op = 'INSERT' then
     if new.stage_id is null then
       if new.pipeline_id is null then

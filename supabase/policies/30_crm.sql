@@ -53,7 +53,10 @@ select app.reset_policies('public.deals');
 create policy deals_select on public.deals for select to authenticated
   using (organization_id in (select app.org_ids()));
 create policy deals_insert on public.deals for insert to authenticated
-  with check (organization_id in (select app.org_ids_with_role('agent')));
+  with check (
+    organization_id in (select app.org_ids_with_role('agent'))
+    and created_by is not distinct from (select auth.uid())
+  );
 create policy deals_update on public.deals for update to authenticated
   using (organization_id in (select app.org_ids_with_role('agent')))
   with check (organization_id in (select app.org_ids_with_role('agent')));

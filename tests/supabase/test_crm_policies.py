@@ -250,3 +250,29 @@ async def test_api_keys_write_as_managers_or_not_at_all(
         )
         == 1
     )
+
+
+async def test_nobody_creates_records_in_someone_elses_name(
+    runtime: Runtime, db: Connection, org: dict[str, UUID]
+):
+    for sql in (
+        "insert into deals (organization_id, title, created_by) values ($1, 'x', $2)",
+        "insert into tasks (organization_id, title, created_by) values ($1, 'x', $2)",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await run(runtime, principal(org["agent"]), sql, org["org"], org["manager"])
+    [deal] = await run(
+        runtime,
+        principal(org["agent"]),
+        "insert into deals (organization_id, title) values ($1, 'Mine') returning id, created_by",
+        org["org"],
+    )
+    assert deal["created_by"] == org["agent"]
+    with pytest.raises(asyncpg.PostgresError, match="created_by: the creator of a deal"):
+        await run(
+            runtime,
+            principal(org["manager"]),
+            "update deals set created_by = $2 where id = $1",
+            deal["id"],
+            org["manager"],
+        )
