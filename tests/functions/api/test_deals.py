@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -9,7 +10,7 @@ import httpx
 from shared.db import Connection
 from tests.functions.api.conftest import Tenant, error_of
 from tests.support import make_contact
-from tests.support_crm import default_pipeline, make_company, make_deal, stages_of
+from tests.support_crm import default_pipeline, define_field, make_company, make_deal, stages_of
 
 
 async def board(
@@ -158,3 +159,46 @@ async def test_pipelines_are_read_only_in_the_api(
         response = await api.request(method, path, json={}, headers=tenant.headers())
         assert response.status_code == 405, method
     assert await db.fetchval("select count(*) from pipelines where id = $1", pipeline) == 1
+
+
+async def test_deal_custom_fields_and_filters(
+    api: httpx.AsyncClient, tenant: Tenant, db: Connection
+):
+    await define_field(db, tenant.org, "deal", "segment", "select", options=["smb", "enterprise"])
+    await define_field(db, tenant.org, "deal", "renewal", "date", required=True)
+    missing = await api.post("/v1/deals", json={"title": "A"}, headers=tenant.headers())
+    assert missing.status_code == 422
+    assert error_of(missing)["message"] == "custom_fields.renewal: is required"
+    for title, segment, renewal in [("A", "smb", "2026-03-01"), ("B", "enterprise", "2026-09-01")]:
+        made = await api.post(
+            "/v1/deals",
+            json={"title": title, "custom_fields": {"segment": segment, "renewal": renewal}},
+            headers=tenant.headers(),
+        )
+        assert made.status_code == 201, made.text
+    found = await api.get(
+        "/v1/deals",
+        params={
+            "filter": json.dumps(
+                {
+                    "or": [
+                        {"field": "custom_fields.renewal", "op": "lt", "value": "2026-06-01"},
+                        {"field": "custom_fields.segment", "op": "eq", "value": "none"},
+                    ]
+                }
+            )
+        },
+        headers=tenant.headers(),
+    )
+    assert found.status_code == 422  # "none" is not an option of segment
+    found = await api.get(
+        "/v1/deals",
+        params={
+            "filter": json.dumps(
+                {"field": "custom_fields.renewal", "op": "lt", "value": "2026-06-01"}
+            ),
+            "sort": "title",
+        },
+        headers=tenant.headers(),
+    )
+    assert [d["title"] for d in found.json()["data"]] == ["A"]
