@@ -7,6 +7,7 @@ builds the same apps around one shared Runtime.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -63,6 +64,16 @@ class Runtime:
     async def close(self) -> None:
         await self.http.aclose()
         await self.db.close()
+
+
+def freeze_startup_heap() -> None:
+    """Leave what import and startup made out of every later garbage collection.
+
+    A request that builds many objects (a board of thousands of deals) triggers
+    full collections; without this each one walks the whole framework's heap,
+    which showed as tens of milliseconds of p95 latency."""
+    gc.collect()
+    gc.freeze()
 
 
 def error_response(error: AppError) -> JSONResponse:
@@ -182,6 +193,7 @@ def function_app(
             yield
             return
         app.state.runtime = await Runtime.open(get_settings())
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -1,0 +1,45 @@
+"""/functions/v1/api — the public REST API for external systems, with cg_ API keys.
+
+    /v1/contacts, /v1/companies, /v1/deals, /v1/tasks, /v1/notes, /v1/tags   read and write
+    /v1/pipelines (with /board), /v1/conversations (with /messages), /v1/custom-fields   read
+
+A key acts for its own organization only (another organization's id is a
+404); read-scoped keys cannot write. Lists are cursor-paginated and take a
+`filter` in the filter language, `sort` and `limit` (at most 200). POSTs honour
+`Idempotency-Key`. The OpenAPI document is at /functions/v1/api/openapi.json.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from functions._api import (
+    companies,
+    contacts,
+    conversations,
+    custom_fields,
+    deals,
+    notes,
+    pipelines,
+    tags,
+    tasks,
+)
+from shared.web import function_app
+
+OPENAPI = True
+
+router = APIRouter(prefix="/v1")
+for resource in (
+    contacts,
+    companies,
+    deals,
+    pipelines,
+    tasks,
+    notes,
+    tags,
+    conversations,
+    custom_fields,
+):
+    router.include_router(resource.router)
+
+app = function_app(router, name="api", openapi=OPENAPI)

@@ -1,0 +1,1 @@
+"""The CRM: contacts, companies, custom fields, tags, notes, tasks, pipelines and deals."""
