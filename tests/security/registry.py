@@ -19,6 +19,16 @@ from tests.support import (
     make_message,
     member,
 )
+from tests.support_crm import (
+    default_pipeline,
+    make_company,
+    make_deal,
+    make_note,
+    make_tag,
+    make_task,
+    stages_of,
+    tag,
+)
 
 MakeRow = Callable[[Connection, World, UUID], Awaitable[Any]]
 Forge = Callable[[Connection, World, UUID], Awaitable[dict[str, Any]]]
@@ -152,6 +162,79 @@ async def _outbox_event(conn: Connection, world: World, org: UUID) -> int:
     return key
 
 
+async def _custom_field(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.custom_field_definitions (organization_id, entity, key, label, type)"
+        " values ($1, 'contact', $2, 'Field', 'text') returning id",
+        org,
+        f"f{uuid4().hex[:12]}",
+    )
+    return key
+
+
+async def _stage(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.stages (organization_id, pipeline_id, name)"
+        " values ($1, $2, 'Extra') returning id",
+        org,
+        await default_pipeline(conn, org),
+    )
+    return key
+
+
+async def _forge_stage(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "pipeline_id": await default_pipeline(conn, org), "name": "x"}
+
+
+async def _forge_deal(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    pipeline = await default_pipeline(conn, org)
+    return {
+        "organization_id": org,
+        "title": "forged",
+        "pipeline_id": pipeline,
+        "stage_id": (await stages_of(conn, pipeline))["Lead"],
+    }
+
+
+async def _stage_change(conn: Connection, world: World, org: UUID) -> int:
+    deal = await make_deal(conn, org)
+    key: int = await conn.fetchval(
+        "select id from public.deal_stage_changes where deal_id = $1", deal
+    )
+    return key
+
+
+async def _forge_stage_change(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "deal_id": await make_deal(conn, org)}
+
+
+def _tag_link(table: str, column: str, make_parent: MakeRow) -> TenantTable:
+    """A join table (contact_tags …): its rows are keyed by the parent they tag."""
+
+    async def make(conn: Connection, world: World, org: UUID) -> UUID:
+        parent: UUID = await make_parent(conn, world, org)
+        await tag(conn, org, table, column, parent, await make_tag(conn, org))
+        return parent
+
+    async def forge(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+        parent = await make_parent(conn, world, org)
+        return {"organization_id": org, column: parent, "tag_id": await make_tag(conn, org)}
+
+    return TenantTable(make=make, forge=forge, key=column)
+
+
+async def _forge_task(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "title": "forged", "contact_id": await make_contact(conn, org)}
+
+
+async def _note(conn: Connection, world: World, org: UUID) -> UUID:
+    return await make_note(conn, org, contact_id=await make_contact(conn, org))
+
+
+async def _forge_note(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "body": "forged", "contact_id": await make_contact(conn, org)}
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -199,4 +282,34 @@ TABLES: dict[str, TenantTable] = {
         forge=values(organization_id=ORG, event_type="x", payload="{}"),
         readers=ADMINS,
     ),
+    "public.custom_field_definitions": TenantTable(
+        make=_custom_field,
+        forge=values(organization_id=ORG, entity="contact", key="forged", label="x", type="text"),
+    ),
+    "public.companies": TenantTable(
+        make=lambda conn, w, org: make_company(conn, org),
+        forge=values(organization_id=ORG, name="Forged"),
+    ),
+    "public.pipelines": TenantTable(
+        make=lambda conn, w, org: default_pipeline(conn, org),
+        forge=values(organization_id=ORG, name="Forged"),
+    ),
+    "public.stages": TenantTable(make=_stage, forge=_forge_stage),
+    "public.deals": TenantTable(make=lambda conn, w, org: make_deal(conn, org), forge=_forge_deal),
+    "public.deal_stage_changes": TenantTable(make=_stage_change, forge=_forge_stage_change),
+    "public.tags": TenantTable(
+        make=lambda conn, w, org: make_tag(conn, org),
+        forge=values(organization_id=ORG, name="forged"),
+    ),
+    "public.contact_tags": _tag_link(
+        "contact_tags", "contact_id", lambda conn, w, org: make_contact(conn, org)
+    ),
+    "public.deal_tags": _tag_link(
+        "deal_tags", "deal_id", lambda conn, w, org: make_deal(conn, org)
+    ),
+    "public.conversation_tags": _tag_link(
+        "conversation_tags", "conversation_id", lambda conn, w, org: make_conversation(conn, org)
+    ),
+    "public.tasks": TenantTable(make=lambda conn, w, org: make_task(conn, org), forge=_forge_task),
+    "public.notes": TenantTable(make=_note, forge=_forge_note),
 }
