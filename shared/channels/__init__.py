@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from shared.channels.base import Channel
+from shared.channels.sms import Sms
 from shared.channels.telegram import Telegram
 from shared.channels.whatsapp import WhatsApp
 from shared.errors import NotFound
 
-CHANNELS: dict[str, Channel] = {channel.name: channel for channel in (WhatsApp(), Telegram())}
+CHANNELS: dict[str, Channel] = {
+    channel.name: channel for channel in (WhatsApp(), Telegram(), Sms())
+}
 
 
 def channel_named(name: str) -> Channel:

@@ -12,11 +12,15 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 from shared.channels.meta import sign
+from shared.channels.sms import signature as twilio_signature
 from shared.db import Connection
 from tests.fixtures import load
+
+PUBLIC_BASE_URL = "https://connectgain.example"  # settings.public_base_url in tests
 
 
 @dataclass
@@ -57,6 +61,7 @@ async def insert_account(
 class Kit(Protocol):
     channel: str
     has_statuses: bool
+    failed_error_code: Any  # the error code in the provider's "failed" status fixture
 
     async def create_account(self, db: Connection, org: UUID) -> Account: ...
     def text_message(
@@ -72,6 +77,7 @@ class Kit(Protocol):
 class WhatsAppKit:
     channel = "whatsapp"
     has_statuses = True
+    failed_error_code = 131047
     phone_number_id = "106540352242922"
 
     async def create_account(self, db: Connection, org: UUID) -> Account:
@@ -126,6 +132,7 @@ class WhatsAppKit:
 class TelegramKit:
     channel = "telegram"
     has_statuses = False
+    failed_error_code = None
     _update = 900000
 
     async def create_account(self, db: Connection, org: UUID) -> Account:
@@ -173,4 +180,67 @@ class TelegramKit:
         return sender
 
 
-KITS: dict[str, Kit] = {kit.channel: kit for kit in (WhatsAppKit(), TelegramKit())}
+class SmsKit:
+    """Twilio posts forms and signs the public URL plus the sorted parameters."""
+
+    channel = "sms"
+    has_statuses = True
+    failed_error_code = "30008"
+    account_sid = "AC3f4a2b9c8d7e6f5a4b3c2d1e0f9a8b7c"
+
+    async def create_account(self, db: Connection, org: UUID) -> Account:
+        secrets = {"account_sid": self.account_sid, "auth_token": "twilio-auth-token-0123456789"}
+        return await insert_account(db, org, "sms", "+14155550100", secrets)
+
+    def url(self, account: Account) -> str:
+        return f"{PUBLIC_BASE_URL}/functions/v1/sms-webhook/{account.id}"
+
+    def _signed(self, account: Account, params: list[tuple[str, str]]) -> Delivery:
+        return Delivery(
+            body=urlencode(params).encode(),
+            headers={
+                "X-Twilio-Signature": twilio_signature(
+                    self.url(account), params, account.secrets["auth_token"]
+                ),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+
+    def signed_raw(self, account: Account, body: bytes) -> Delivery:
+        delivery = self._signed(account, parse_qsl(body.decode(), keep_blank_values=True))
+        return Delivery(body, delivery.headers)
+
+    def text_message(
+        self, account: Account, *, sender: str, message_id: str, text: str
+    ) -> Delivery:
+        form = load("sms", "text_message") | {
+            "From": f"+{sender}",
+            "Body": text,
+            "MessageSid": f"SM{message_id}",
+            "SmsSid": f"SM{message_id}",
+            "SmsMessageSid": f"SM{message_id}",
+        }
+        return self._signed(account, list(form.items()))
+
+    def status(self, account: Account, *, provider_message_id: str, status: str) -> Delivery:
+        form = load("sms", f"status_{status}") | {
+            "MessageSid": provider_message_id,
+            "SmsSid": provider_message_id,
+        }
+        return self._signed(account, list(form.items()))
+
+    def forged(self, delivery: Delivery) -> Delivery:
+        return Delivery(
+            delivery.body, {**delivery.headers, "X-Twilio-Signature": "bm90IHRoZSBzaWduYXR1cmU="}
+        )
+
+    def unsigned(self, delivery: Delivery) -> Delivery:
+        return Delivery(
+            delivery.body, {k: v for k, v in delivery.headers.items() if k != "X-Twilio-Signature"}
+        )
+
+    def identity(self, sender: str) -> str:
+        return f"+{sender}"
+
+
+KITS: dict[str, Kit] = {kit.channel: kit for kit in (WhatsAppKit(), TelegramKit(), SmsKit())}

@@ -86,7 +86,7 @@ async def test_a_failed_status_keeps_the_providers_error(
     )
     row = await db.fetchrow("select status::text, error from messages where id = $1", message)
     assert row["status"] == "failed"
-    assert row["error"]["code"] == 131047
+    assert row["error"]["code"] == kit.failed_error_code
 
 
 @pytest.mark.parametrize("kit", WITH_STATUSES, ids=lambda k: k.channel)

@@ -39,7 +39,7 @@ async def setup(db: Connection, channel: str, *, hours_since_inbound: float = 1)
     agent = await member(db, org, "agent")
     account: Account = await KITS[channel].create_account(db, org)
     contact = await make_contact(db, org, name="Kerry")
-    external = "16315551181" if channel == "whatsapp" else "352170947"
+    external = {"whatsapp": "16315551181", "telegram": "352170947", "sms": "+14155550123"}[channel]
     await db.execute(
         "insert into contact_identities (organization_id, contact_id, channel, external_id)"
         " values ($1, $2, $3, $4)",

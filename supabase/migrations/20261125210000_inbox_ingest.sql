@@ -4,7 +4,7 @@
 -- app.ingest_message(account, sender, message) → (message_id, contact_id, new_contact)
 --   sender:  {external_id, name, phone (E.164), email (lower-case), avatar_url}
 --   message: {provider_message_id, content_type, body, attachments, metadata,
---             occurred_at, edited, echo, thread: {key, subject, references}}
+--             occurred_at, edited, echo, opt_out, thread: {key, subject, references}}
 -- An echo (a message the business sent from elsewhere) is recorded as outbound
 -- and sent, and does not count as the contact writing.
 -- message_id is null when the message was already recorded (a duplicate, or an
@@ -81,6 +81,15 @@ begin
     end if;
     insert into public.contact_identities (organization_id, contact_id, channel, external_id, display_name)
     values (acc.organization_id, contact, acc.channel, sender ->> 'external_id', sender ->> 'name');
+  end if;
+
+  -- STOP / START and the like: the contact leaves or rejoins this channel.
+  if (message ->> 'opt_out') is not null then
+    update public.contacts c
+       set opted_out_channels = case when (message ->> 'opt_out')::boolean
+             then c.opted_out_channels || acc.channel
+             else array_remove(c.opted_out_channels, acc.channel) end
+     where c.id = contact;
   end if;
 
   -- The conversation: the one a referenced message is in, else the contact's
