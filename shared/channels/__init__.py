@@ -6,12 +6,14 @@ from shared.channels.base import Channel
 from shared.channels.email import Email
 from shared.channels.instagram import Instagram
 from shared.channels.messenger import Messenger
+from shared.channels.sms import Sms
 from shared.channels.telegram import Telegram
 from shared.channels.whatsapp import WhatsApp
 from shared.errors import NotFound
 
 CHANNELS: dict[str, Channel] = {
-    channel.name: channel for channel in (WhatsApp(), Telegram(), Messenger(), Instagram(), Email())
+    channel.name: channel
+    for channel in (WhatsApp(), Telegram(), Messenger(), Instagram(), Email(), Sms())
 }
 
 

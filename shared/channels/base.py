@@ -133,6 +133,8 @@ class InboundMessage(BaseModel):
     occurred_at: datetime
     thread: Thread = Field(default_factory=Thread)
     edited: bool = False  # an edit of an earlier message with the same provider id
+    # The contact opting out of this channel (True), back in (False), or neither.
+    opt_out: bool | None = None
 
 
 class StatusUpdate(BaseModel):
@@ -164,6 +166,8 @@ class OutboundMessage(BaseModel):
     # The conversation it continues: subject, and the provider ids of its latest
     # messages (oldest first), for channels that thread replies (e-mail).
     thread: Thread = Field(default_factory=Thread)
+    # Our webhook for this account, for providers that report statuses to a URL per message.
+    callback_url: str | None = None
     text: str | None = None
     media_url: str | None = None
     media_type: Literal["image", "audio", "video", "document"] | None = None

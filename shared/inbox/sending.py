@@ -19,7 +19,7 @@ from shared.channels import channel_named
 from shared.channels.base import OutboundMessage, Thread
 from shared.channels.http import ProviderClient, ProviderError
 from shared.errors import NotFound, RateLimited, Unprocessable, UpstreamError
-from shared.inbox.accounts import load_account
+from shared.inbox.accounts import load_account, webhook_url
 from shared.web import Runtime
 
 MESSAGE_COLUMNS = (
@@ -55,6 +55,8 @@ async def send_message(
             select c.id, c.organization_id, c.contact_id, c.channel_account_id,
                    c.last_inbound_at, c.thread_key, c.subject,
                    a.channel::text as channel, a.status as account_status,
+                   (select k.opted_out_channels::text[] from public.contacts k
+                     where k.id = c.contact_id) as opted_out_channels,
                    array(select m.provider_message_id from public.messages m
                           where m.organization_id = c.organization_id
                             and m.conversation_id = c.id and m.provider_message_id is not null
@@ -68,6 +70,11 @@ async def send_message(
         if conversation is None:
             raise NotFound("No such conversation")
         channel = channel_named(conversation["channel"])
+        if conversation["channel"] in conversation["opted_out_channels"]:
+            raise Unprocessable(
+                f"The contact opted out of {conversation['channel']} messages",
+                code="opted_out",
+            )
         if conversation["account_status"] != "active":
             raise Unprocessable("This channel account is disabled", code="account_disabled")
         options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
@@ -110,6 +117,7 @@ async def send_message(
     client = ProviderClient(runtime.http, runtime.settings)
     outbound = OutboundMessage(
         to=recipient,
+        callback_url=webhook_url(runtime.settings, conversation["channel"], account.id),
         thread=Thread(
             key=conversation["thread_key"],
             subject=conversation["subject"],

@@ -4,7 +4,7 @@
 -- app.ingest_message(account, sender, message) → (message_id, contact_id, new_contact)
 --   sender:  {external_id, name, phone (E.164), email (lower-case), avatar_url}
 --   message: {provider_message_id, content_type, body, attachments, metadata,
---             occurred_at, edited, echo, thread: {key, subject, references}}
+--             occurred_at, edited, echo, opt_out, thread: {key, subject, references}}
 -- An echo (a message the business sent from elsewhere) is recorded as outbound
 -- and sent, and does not count as the contact writing.
 -- message_id is null when the message was already recorded (a duplicate, or an
@@ -24,6 +24,7 @@ declare
   contact uuid;
   created boolean := false;
   conversation uuid;
+  open_twin uuid;
   refs text[] := array(select jsonb_array_elements_text(coalesce(message -> 'thread' -> 'references', '[]')));
   echo boolean := coalesce((message ->> 'echo')::boolean, false);
   inbound_at timestamptz := case when echo then null else occurred end;
@@ -83,12 +84,29 @@ begin
     values (acc.organization_id, contact, acc.channel, sender ->> 'external_id', sender ->> 'name');
   end if;
 
+  -- STOP / START and the like: the contact leaves or rejoins this channel.
+  if (message ->> 'opt_out') is not null then
+    update public.contacts c
+       set opted_out_channels = case when (message ->> 'opt_out')::boolean
+             then c.opted_out_channels || acc.channel
+             else array_remove(c.opted_out_channels, acc.channel) end
+     where c.id = contact;
+  end if;
+
   -- The conversation: the one a referenced message is in, else the contact's
   -- unresolved one on this account and thread, else a new one. Reopened, bumped.
   if cardinality(refs) > 0 then
     select m.conversation_id into conversation from public.messages m
      where m.channel_account_id = account and m.provider_message_id = any (refs)
      order by m.created_at desc limit 1;
+    -- Reopening a resolved conversation must not make a second unresolved one of its
+    -- thread (conversations_one_unresolved_key): the thread's open one takes the message.
+    select o.id into open_twin from public.conversations c
+      join public.conversations o
+        on o.organization_id = c.organization_id and o.channel_account_id = c.channel_account_id
+       and o.contact_id = c.contact_id and o.thread_key = c.thread_key and o.status <> 'resolved'
+     where c.id = conversation and c.status = 'resolved';
+    conversation := coalesce(open_twin, conversation);
   end if;
   if conversation is not null then
     update public.conversations c
