@@ -222,9 +222,11 @@ def function_app(
 
 
 # ---- dependencies -------------------------------------------------------------------------
+# All async: FastAPI runs a plain `def` dependency in a worker thread, a thread
+# hop per request for what takes microseconds.
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise AppError("The function is not started")
@@ -241,7 +243,7 @@ def _token(request: Request) -> str:
     return token
 
 
-def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
+async def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
     token = _token(request)
     if api_keys.looks_like_key(token):
         raise Forbidden("This endpoint is for signed-in users, not API keys")
@@ -263,7 +265,7 @@ async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | A
     return verify_access_token(token, runtime.settings)
 
 
-def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrincipal:
+async def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrincipal:
     """Cron and ops endpoints: only the service role key gets in."""
     if not is_service_key(_token(request), runtime.settings):
         raise Unauthorized("This endpoint needs the service role key")

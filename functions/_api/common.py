@@ -52,7 +52,7 @@ async def api_key(
     return await api_keys.authenticate(runtime.db, token)
 
 
-def write_key(key: Annotated[ApiKeyPrincipal, Depends(api_key)]) -> ApiKeyPrincipal:
+async def write_key(key: Annotated[ApiKeyPrincipal, Depends(api_key)]) -> ApiKeyPrincipal:
     if "write" not in key.scopes:
         raise Forbidden(
             "This API key is read-only; writing needs a key with the write scope",
@@ -89,7 +89,7 @@ class ListParams:
     limit: int
 
 
-def list_params(
+async def list_params(
     filter: Annotated[
         str | None,
         Query(

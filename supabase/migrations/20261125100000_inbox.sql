@@ -33,10 +33,14 @@ create index outbox_events_pending_idx on public.outbox_events (id) where proces
 
 -- Written by triggers, so a change made anywhere (function, PostgREST, SQL)
 -- records its event in the same transaction.
+-- plpgsql rather than sql: a security-definer SQL function is planned anew on
+-- every call, and this one runs several times per inbound message.
 create function app.emit(org uuid, kind text, aggregate uuid, body jsonb) returns void
-language sql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = '' as $$
+begin
   insert into public.outbox_events (organization_id, event_type, aggregate_id, payload)
-  values (org, kind, aggregate, body)
+  values (org, kind, aggregate, body);
+end;
 $$;
 
 -- ---- channel accounts -----------------------------------------------------------------------

@@ -344,12 +344,16 @@ create trigger contacts_touch before update on public.contacts
 -- last_activity_at: the latest message, note, completed task or deal move of the
 -- contact. Only ever moves forward; touching it changes neither updated_at nor
 -- emits contact.updated.
+-- plpgsql rather than sql: its plan is kept for the session (a security-definer
+-- SQL function is planned on every call, and this runs for every message).
 create function app.touch_contact_activity(org uuid, contact uuid, happened_at timestamptz default now())
 returns void
-language sql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = '' as $$
+begin
   update public.contacts c set last_activity_at = happened_at
    where c.organization_id = org and c.id = contact
-     and (c.last_activity_at is null or c.last_activity_at < happened_at)
+     and (c.last_activity_at is null or c.last_activity_at < happened_at);
+end;
 $$;
 grant execute on function app.touch_contact_activity(uuid, uuid, timestamptz)
   to authenticated, service_role;
@@ -357,9 +361,11 @@ grant execute on function app.touch_contact_activity(uuid, uuid, timestamptz)
 create function app.message_activity() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
-  perform app.touch_contact_activity(c.organization_id, c.contact_id, new.created_at)
-     from public.conversations c
-    where c.organization_id = new.organization_id and c.id = new.conversation_id;
+  update public.contacts k set last_activity_at = new.created_at
+   where k.organization_id = new.organization_id
+     and k.id = (select c.contact_id from public.conversations c
+                  where c.organization_id = new.organization_id and c.id = new.conversation_id)
+     and (k.last_activity_at is null or k.last_activity_at < new.created_at);
   return null;
 end;
 $$;

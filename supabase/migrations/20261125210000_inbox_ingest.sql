@@ -220,7 +220,10 @@ $$;
 -- Processes one stored event from its parsed form (done by the channel module):
 -- {kind: message|status|ignored, ...} or a parse error. A failure is kept on the
 -- event with its error and a backoff, never lost. Returns the new contact, if any.
-create function app.process_inbound_event(event uuid, account uuid, parsed jsonb, parse_error text)
+-- `stored_as_processed`: the caller already stored the event as processed (the
+-- webhook path, to write its row once); only another outcome is written here.
+create function app.process_inbound_event(event uuid, account uuid, parsed jsonb, parse_error text,
+                                          stored_as_processed boolean default false)
 returns jsonb
 language plpgsql set search_path = '' as $$
 declare
@@ -245,15 +248,20 @@ begin
       else
         raise exception 'Unknown parsed kind %', parsed ->> 'kind' using errcode = 'CG422';
     end case;
-    update public.inbound_events
-       set status = outcome ->> 'status', attempts = attempts + 1, last_error = null,
-           processed_at = now()
-     where id = event;
+    if not stored_as_processed or outcome ->> 'status' <> 'processed' then
+      update public.inbound_events
+         set status = outcome ->> 'status', attempts = attempts + 1, last_error = null,
+             processed_at = now()
+       where id = event;
+    end if;
   exception when others then
+    -- Backoff doubles from 30 seconds up to 6 hours; the 12th attempt is the last.
     update public.inbound_events e
-       set status = 'failed', attempts = e.attempts + 1, last_error = left(sqlerrm, 2000),
-           next_attempt_at = case when e.attempts + 1 >= 12 then 'infinity'
-             else now() + least(interval '30 seconds' * power(2, e.attempts), interval '6 hours') end
+       set status = 'failed', attempts = tried, last_error = left(sqlerrm, 2000), processed_at = null,
+           next_attempt_at = case when tried >= 12 then 'infinity'
+             else now() + least(interval '30 seconds' * power(2, tried - 1), interval '6 hours') end
+      from (select x.attempts + case when stored_as_processed then 0 else 1 end as tried
+              from public.inbound_events x where x.id = event) t
      where e.id = event;
     outcome := jsonb_build_object('status', 'failed', 'error', sqlerrm);
   end;
@@ -294,16 +302,19 @@ begin
     end if;
   end if;
   for item in select value from jsonb_array_elements(events) loop
+    -- Stored as processed, which it almost always becomes: one write per event.
     insert into public.inbound_events
-      (organization_id, channel_account_id, provider_event_id, event_type, payload)
-    values (org, account, item ->> 'provider_event_id', item ->> 'event_type', item -> 'payload')
+      (organization_id, channel_account_id, provider_event_id, event_type, payload,
+       status, attempts, processed_at)
+    values (org, account, item ->> 'provider_event_id', item ->> 'event_type', item -> 'payload',
+            'processed', 1, now())
     on conflict (channel_account_id, provider_event_id) do nothing
     returning id into stored;
     if stored is null then
       summary := jsonb_set(summary, '{duplicates}', to_jsonb((summary ->> 'duplicates')::int + 1));
       continue;
     end if;
-    outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error');
+    outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error', true);
     summary := jsonb_set(summary, array[outcome ->> 'status'],
                          to_jsonb((summary ->> (outcome ->> 'status'))::int + 1));
     if outcome ? 'new_contact' then
