@@ -14,8 +14,8 @@ from pydantic import Field
 
 from shared.crm.entities import CONTACTS
 from shared.crm.inputs import Channel, CustomFields, Email, Phone, Strict, TagRefs, changes
-from shared.crm.records import delete_record, get_record, insert_record, update_record
-from shared.crm.tags import set_tags
+from shared.crm.records import delete_record, get_record
+from shared.crm.tags import insert_tagged, update_tagged
 from shared.db import Connection
 
 
@@ -52,42 +52,27 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
 async def create_contact(
     *, conn: Connection, organization_id: UUID, data: ContactCreate
 ) -> dict[str, Any]:
-    values = data.model_dump()
-    contact_id = await insert_record(
-        conn=conn, entity=CONTACTS, organization_id=organization_id, values=_columns(values)
+    return await insert_tagged(
+        conn=conn,
+        organization_id=organization_id,
+        entity=CONTACTS,
+        columns=_columns(data.model_dump()),
+        tags=data.tags,
     )
-    if data.tags:
-        await set_tags(
-            conn=conn,
-            organization_id=organization_id,
-            entity=CONTACTS,
-            record_id=contact_id,
-            refs=data.tags,
-        )
-    return await get_contact(conn=conn, organization_id=organization_id, contact_id=contact_id)
 
 
 async def update_contact(
     *, conn: Connection, organization_id: UUID, contact_id: UUID, data: ContactUpdate
 ) -> dict[str, Any]:
     sent = changes(data)
-    await update_record(
+    return await update_tagged(
         conn=conn,
-        entity=CONTACTS,
         organization_id=organization_id,
+        entity=CONTACTS,
         record_id=contact_id,
-        values=_columns(sent),
-        expressions={"custom_fields": "custom_fields || {}::jsonb"},
+        columns=_columns(sent),
+        tags=(data.tags or []) if "tags" in sent else None,  # not sent: they stay
     )
-    if "tags" in sent:
-        await set_tags(
-            conn=conn,
-            organization_id=organization_id,
-            entity=CONTACTS,
-            record_id=contact_id,
-            refs=data.tags or [],
-        )
-    return await get_contact(conn=conn, organization_id=organization_id, contact_id=contact_id)
 
 
 async def get_contact(

@@ -17,8 +17,8 @@ from pydantic import Field
 
 from shared.crm.entities import DEALS, PIPELINES
 from shared.crm.inputs import CustomFields, Strict, TagRefs, changes
-from shared.crm.records import delete_record, get_record, insert_record, update_record
-from shared.crm.tags import set_tags
+from shared.crm.records import delete_record, get_record
+from shared.crm.tags import insert_tagged, update_tagged
 from shared.db import Connection
 from shared.errors import NotFound
 
@@ -81,41 +81,27 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
 async def create_deal(
     *, conn: Connection, organization_id: UUID, data: DealCreate
 ) -> dict[str, Any]:
-    deal_id = await insert_record(
-        conn=conn, entity=DEALS, organization_id=organization_id, values=_columns(data.model_dump())
+    return await insert_tagged(
+        conn=conn,
+        organization_id=organization_id,
+        entity=DEALS,
+        columns=_columns(data.model_dump()),
+        tags=data.tags,
     )
-    if data.tags:
-        await set_tags(
-            conn=conn,
-            organization_id=organization_id,
-            entity=DEALS,
-            record_id=deal_id,
-            refs=data.tags,
-        )
-    return await get_deal(conn=conn, organization_id=organization_id, deal_id=deal_id)
 
 
 async def update_deal(
     *, conn: Connection, organization_id: UUID, deal_id: UUID, data: DealUpdate
 ) -> dict[str, Any]:
     sent = changes(data)
-    await update_record(
+    return await update_tagged(
         conn=conn,
-        entity=DEALS,
         organization_id=organization_id,
+        entity=DEALS,
         record_id=deal_id,
-        values=_columns(sent),
-        expressions={"custom_fields": "custom_fields || {}::jsonb"},
+        columns=_columns(sent),
+        tags=(data.tags or []) if "tags" in sent else None,  # not sent: they stay
     )
-    if "tags" in sent:
-        await set_tags(
-            conn=conn,
-            organization_id=organization_id,
-            entity=DEALS,
-            record_id=deal_id,
-            refs=data.tags or [],
-        )
-    return await get_deal(conn=conn, organization_id=organization_id, deal_id=deal_id)
 
 
 async def move_deal(

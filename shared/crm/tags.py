@@ -7,6 +7,7 @@ be one of the organization's tags.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -94,6 +95,60 @@ async def set_tags(
         tag_ids,
     )
     await _link_tags(conn, link, organization_id, record_id, tag_ids)
+
+
+async def insert_tagged(
+    *,
+    conn: Connection,
+    organization_id: UUID,
+    entity: Entity,
+    columns: Mapping[str, Any],
+    tags: list[str] | None,
+) -> dict[str, Any]:
+    """Insert a taggable record with its tags; the record as it reads back."""
+    record_id = await insert_record(
+        conn=conn, entity=entity, organization_id=organization_id, values=columns
+    )
+    # a new record has no tags to clear: no tags, no tag queries
+    return await _retag_and_read(conn, organization_id, entity, record_id, tags or None)
+
+
+async def update_tagged(
+    *,
+    conn: Connection,
+    organization_id: UUID,
+    entity: Entity,
+    record_id: UUID,
+    columns: Mapping[str, Any],
+    tags: list[str] | None,
+) -> dict[str, Any]:
+    """Update a taggable record: its custom_fields merge (a null value removes one), its tags
+    become `tags` unless that is None; the record as it reads back."""
+    await update_record(
+        conn=conn,
+        entity=entity,
+        organization_id=organization_id,
+        record_id=record_id,
+        values=columns,
+        expressions={"custom_fields": "custom_fields || {}::jsonb"},
+    )
+    return await _retag_and_read(conn, organization_id, entity, record_id, tags)
+
+
+async def _retag_and_read(
+    conn: Connection, organization_id: UUID, entity: Entity, record_id: UUID, tags: list[str] | None
+) -> dict[str, Any]:
+    if tags is not None:
+        await set_tags(
+            conn=conn,
+            organization_id=organization_id,
+            entity=entity,
+            record_id=record_id,
+            refs=tags,
+        )
+    return await get_record(
+        conn=conn, entity=entity, organization_id=organization_id, record_id=record_id
+    )
 
 
 async def add_tags(

@@ -89,6 +89,57 @@ async def test_the_openapi_document_is_served_and_valid(api: httpx.AsyncClient):
     assert "Idempotency-Key" in {p["name"] for p in contacts["post"]["parameters"]}
 
 
+def _schema(operation: dict[str, Any], *where: str) -> str:
+    content = operation
+    for step in where:
+        content = content[step]
+    ref: str = content["content"]["application/json"]["schema"]["$ref"]
+    return ref.removeprefix("#/components/schemas/")
+
+
+@pytest.mark.parametrize(
+    ("collection", "one", "model"),
+    [
+        ("contacts", "contact", "Contact"),
+        ("companies", "company", "Company"),
+        ("deals", "deal", "Deal"),
+        ("tasks", "task", "Task"),
+        ("notes", "note", "Note"),
+        ("tags", "tag", "Tag"),
+    ],
+)
+async def test_each_resource_documents_its_standard_operations_in_its_own_names(
+    api: httpx.AsyncClient, collection: str, one: str, model: str
+):
+    """The endpoints every resource shares are built by one factory; the document still
+    names each resource's operations, path parameter and models."""
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    listing, record = paths[f"/v1/{collection}"], paths[f"/v1/{collection}/{{{one}_id}}"]
+    summaries = {
+        (method, operation["summary"], operation["operationId"])
+        for method, operation in (*listing.items(), *record.items())
+    }
+    base, by_id = f"v1_{collection}", f"v1_{collection}__{one}_id_"
+    assert summaries == {
+        ("get", f"List {collection}", f"list_{collection}_{base}_get"),
+        ("post", f"Create a {one}", f"create_{one}_{base}_post"),
+        ("get", f"Get a {one}", f"get_{one}_{by_id}_get"),
+        ("patch", f"Update a {one}", f"update_{one}_{by_id}_patch"),
+        ("delete", f"Delete a {one}", f"delete_{one}_{by_id}_delete"),
+    }
+    for operation in (*listing.values(), *record.values()):
+        assert operation["tags"] == [collection]
+    for operation in record.values():
+        assert [p["name"] for p in operation["parameters"]] == [f"{one}_id"]
+    assert _schema(listing["get"], "responses", "200") == f"Page_{model}_"
+    assert _schema(listing["post"], "requestBody") == f"{model}Create"
+    assert _schema(listing["post"], "responses", "201") == model
+    assert _schema(record["get"], "responses", "200") == model
+    assert _schema(record["patch"], "requestBody") == f"{model}Update"
+    assert _schema(record["patch"], "responses", "200") == model
+    assert set(record["delete"]["responses"]) == {"204", "401", "403", "404", "409", "413", "422"}
+
+
 async def test_the_conformance_check_catches_an_answer_the_document_does_not_allow(
     api: httpx.AsyncClient, tenant: Tenant
 ):
