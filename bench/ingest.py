@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def webhook(first: int, count: int, senders: int) -> bytes:
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
             "contacts": [{"profile": {"name": f"Sender {wa_id}"}, "wa_id": wa_id}
                          for wa_id in dict.fromkeys(ids)],
-            "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}", "timestamp": "1731585600",
+            "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}", "timestamp": str(1731585600 + n),
                           "type": "text", "text": {"body": f"message {n}"}}
                          for n, wa_id in enumerate(ids, start=first)],
         }}]}],
@@ -93,7 +94,7 @@ async def handler(
     async with runtime.db.service_tx() as conn:
         org = await conn.fetchval(
             "insert into organizations (name, slug) values ('Bench', $1) returning id",
-            f"bench-{per_webhook}",
+            f"bench-{per_webhook}-{uuid.uuid4().hex[:6]}",
         )
         account = await conn.fetchval(
             "insert into channel_accounts (organization_id, channel, name, external_id)"
