@@ -45,8 +45,9 @@ def webhook(first: int, count: int, senders: int) -> bytes:
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
             "contacts": [{"profile": {"name": f"Sender {wa_id}"}, "wa_id": wa_id}
                          for wa_id in dict.fromkeys(ids)],
-            "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}", "timestamp": str(1731585600 + n),
-                          "type": "text", "text": {"body": f"message {n}"}}
+            "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}",
+                          "timestamp": str(1731585600 + n), "type": "text",
+                          "text": {"body": f"message {n}"}}
                          for n, wa_id in enumerate(ids, start=first)],
         }}]}],
     }  # fmt: skip
