@@ -3,12 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from uuid import UUID
 
-import httpx
 import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import KITS, Account, Delivery, Kit
+from tests.channels.kits import KITS, Account, Kit
 from tests.support import make_org, make_user
 
 
@@ -34,21 +33,3 @@ def provider(kit: Kit) -> Iterator[respx.MockRouter]:
 @pytest.fixture
 async def account(kit: Kit, db: Connection, org: UUID, provider: respx.MockRouter) -> Account:
     return await kit.create_account(db, org)
-
-
-def post(client: httpx.AsyncClient, kit: Kit, account_id: object, delivery: Delivery):
-    return client.post(
-        f"/functions/v1/{kit.channel}-webhook/{account_id}",
-        content=delivery.body,
-        headers=delivery.headers,
-        params=delivery.query,
-    )
-
-
-async def counts(db: Connection) -> dict[str, int]:
-    tables = ("inbound_events", "contacts", "contact_identities", "conversations", "messages")
-    row = await db.fetchrow(
-        "select " + ", ".join(f"(select count(*) from {t}) as {t}" for t in tables)
-    )
-    assert row is not None
-    return dict(row)

@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 import zlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl, urlencode
@@ -76,6 +77,27 @@ async def insert_account(
         secrets,
     )
     return Account(id=account_id, organization_id=org, secrets=secrets)
+
+
+def post(
+    client: httpx.AsyncClient, kit: Kit, account_id: object, delivery: Delivery
+) -> Awaitable[httpx.Response]:
+    """A delivery to the channel's webhook for the account, as the provider makes it."""
+    return client.post(
+        f"/functions/v1/{kit.channel}-webhook/{account_id}",
+        content=delivery.body,
+        headers=delivery.headers,
+        params=delivery.query,
+    )
+
+
+async def counts(db: Connection) -> dict[str, int]:
+    tables = ("inbound_events", "contacts", "contact_identities", "conversations", "messages")
+    row = await db.fetchrow(
+        "select " + ", ".join(f"(select count(*) from {t}) as {t}" for t in tables)
+    )
+    assert row is not None
+    return dict(row)
 
 
 class Kit(Protocol):

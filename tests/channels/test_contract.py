@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.conftest import counts, post
-from tests.channels.kits import Account, Kit
+from tests.channels.kits import Account, Kit, counts, post
 
 SENDER = "16315550001"
 

@@ -10,8 +10,7 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.conftest import counts, post
-from tests.channels.kits import KITS, SENT_ID, Account, Kit
+from tests.channels.kits import KITS, SENT_ID, Account, Kit, counts, post
 from tests.support import auth, member
 
 ECHOES = [kit for kit in KITS.values() if kit.echoes]

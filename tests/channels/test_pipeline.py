@@ -16,8 +16,7 @@ from shared.db import Connection
 from shared.inbox import pipeline
 from shared.settings import Settings
 from shared.web import Runtime
-from tests.channels.conftest import counts, post
-from tests.channels.kits import KITS, Account, Kit
+from tests.channels.kits import KITS, Account, Kit, counts, post
 from tests.fixtures import load
 from tests.support import make_contact
 

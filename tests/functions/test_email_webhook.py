@@ -16,8 +16,7 @@ import pytest
 from shared.channels.email import ACCOUNT_VARIABLE
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.conftest import counts
-from tests.channels.kits import Account, Delivery, EmailKit, mail_fields
+from tests.channels.kits import Account, Delivery, EmailKit, counts, mail_fields, post
 from tests.fixtures import load
 from tests.support import make_org, make_user
 
@@ -36,9 +35,7 @@ async def account(db: Connection) -> Account:
 async def deliver(
     client: httpx.AsyncClient, account: Account, delivery: Delivery
 ) -> httpx.Response:
-    return await client.post(
-        f"/functions/v1/email-webhook/{account.id}", content=delivery.body, headers=delivery.headers
-    )
+    return await post(client, KIT, account.id, delivery)
 
 
 def forward(account: Account, fixture: str, *, age: float = 0, **changes: Any) -> Delivery:

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import Account, InstagramKit
+from tests.channels.kits import Account, InstagramKit, post
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 
@@ -34,8 +34,7 @@ async def account(db: Connection, provider: respx.MockRouter) -> Account:
 
 
 async def deliver(client: httpx.AsyncClient, account: Account, body: bytes) -> httpx.Response:
-    delivery = KIT.signed_raw(account, body)
-    return await client.post(f"{URL}/{account.id}", content=body, headers=delivery.headers)
+    return await post(client, KIT, account.id, KIT.signed_raw(account, body))
 
 
 def event_of(fixture: str) -> dict[str, Any]:

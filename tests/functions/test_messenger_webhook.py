@@ -13,7 +13,7 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import Account, MessengerKit
+from tests.channels.kits import Account, MessengerKit, post
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 
@@ -35,8 +35,7 @@ async def account(db: Connection, provider: respx.MockRouter) -> Account:
 
 
 async def deliver(client: httpx.AsyncClient, account: Account, body: bytes) -> httpx.Response:
-    delivery = KIT.signed_raw(account, body)
-    return await client.post(f"{URL}/{account.id}", content=body, headers=delivery.headers)
+    return await post(client, KIT, account.id, KIT.signed_raw(account, body))
 
 
 def edited(fixture: str, change: Any) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.channels.sms import signature
 from shared.db import Connection
-from tests.channels.kits import SmsKit, WhatsAppKit
+from tests.channels.kits import SmsKit, WhatsAppKit, post
 from tests.channels.test_pipeline import outbound
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
@@ -27,10 +27,7 @@ async def deliver(
     client: httpx.AsyncClient, account: Any, fixture: str, **changes: str
 ) -> httpx.Response:
     form = load("sms", fixture) | changes
-    delivery = KIT.signed_form(account, list(form.items()))
-    return await client.post(
-        f"/functions/v1/sms-webhook/{account.id}", content=delivery.body, headers=delivery.headers
-    )
+    return await post(client, KIT, account.id, KIT.signed_form(account, list(form.items())))
 
 
 async def test_a_text_message_becomes_a_contact_with_its_phone(

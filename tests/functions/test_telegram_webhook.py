@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.kits import TelegramKit
+from tests.channels.kits import TelegramKit, post
 from tests.fixtures import raw
 from tests.support import make_org, make_user
 
@@ -21,12 +21,7 @@ async def account(db: Connection):
 
 
 async def deliver(client: httpx.AsyncClient, account: Any, fixture: str) -> httpx.Response:
-    delivery = KIT.signed_raw(account, raw("telegram", fixture))
-    return await client.post(
-        f"/functions/v1/telegram-webhook/{account.id}",
-        content=delivery.body,
-        headers=delivery.headers,
-    )
+    return await post(client, KIT, account.id, KIT.signed_raw(account, raw("telegram", fixture)))
 
 
 EXPECTED: dict[str, dict[str, Any]] = {

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.kits import WhatsAppKit
+from tests.channels.kits import WhatsAppKit, post
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 
@@ -23,10 +23,7 @@ async def account(db: Connection):
 
 
 async def deliver(client: httpx.AsyncClient, account: Any, body: bytes) -> httpx.Response:
-    delivery = KIT.signed_raw(account, body)
-    return await client.post(
-        f"/functions/v1/whatsapp-webhook/{account.id}", content=body, headers=delivery.headers
-    )
+    return await post(client, KIT, account.id, KIT.signed_raw(account, body))
 
 
 async def test_meta_verification_echoes_the_challenge(client: httpx.AsyncClient, account: Any):
