@@ -4,7 +4,8 @@
 
 The channel module verifies the delivery and parses each event into its
 normalised form here, at the edge. Storing and processing then happen in the
-database in one round trip (app.receive_inbound_events): each event is stored
+database in one round trip (app.receive_inbound_events), shared by the
+deliveries that arrive together (app.receive_inbound_deliveries): each event is stored
 once — a provider's redelivery finds it and changes nothing — and processed in
 its own subtransaction, dispatched on its kind (message, status, ignored). An
 event that cannot be processed is kept as `failed` with its error while the
@@ -19,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
+from weakref import WeakKeyDictionary, proxy
 
 import asyncpg
 from pydantic import ValidationError
@@ -26,12 +28,15 @@ from pydantic import ValidationError
 from shared.channels import channel_named
 from shared.channels.base import Account, Channel, InboundMessage, Parsed, RawEvent, WebhookRequest
 from shared.channels.http import ProviderClient, ProviderError
-from shared.errors import AppError
-from shared.inbox.accounts import load_account, load_accounts
+from shared.coalesce import Coalescer
+from shared.db import Database
+from shared.errors import AppError, NotFound
+from shared.inbox.accounts import load_accounts
 from shared.inbox.contacts import normalize_email, normalize_phone
 from shared.web import Runtime
 
 log = logging.getLogger("connectgain.inbox")
+
 
 # A parser that fails on a payload keeps the event (as failed, with the error)
 # rather than losing it; the retry job tries again once the parser is fixed.
@@ -92,21 +97,73 @@ async def receive(
     runtime: Runtime, *, channel_name: str, account_id: UUID, request: WebhookRequest
 ) -> Outcome:
     """A provider's webhook delivery, from verification to committed results."""
-    channel = channel_named(channel_name)
-    async with runtime.db.service_conn() as conn:  # two statements, each atomic
-        account = await load_account(conn=conn, account_id=account_id, channel=channel_name)
-        nonce = channel.verify(request, account)  # nothing unverified goes any further
-        events = [
-            {**event.model_dump(), **parse(channel, account, event)}
-            for event in channel.events(request, account)
-        ]
-        result = await conn.fetchval(
-            "select app.receive_inbound_events($1, $2, $3)", account.id, events, nonce
-        )
+    together = _coalescers(runtime.db)
+    account = await together.accounts.submit(account_id)
+    if account is None or account.channel != channel_name:
+        raise NotFound("No such channel account")
+    delivery = prepare(channel_named(channel_name), account, request)
+    result = await together.deliveries.submit(delivery)
     outcome = Outcome()
     outcome.add(account, result)
     await enrich_new_contacts(runtime, outcome)
     return outcome
+
+
+def prepare(channel: Channel, account: Account, request: WebhookRequest) -> dict[str, Any]:
+    """A delivery verified and parsed, as app.receive_inbound_deliveries takes it."""
+    nonce = channel.verify(request, account)  # nothing unverified goes any further
+    events = [
+        {**event.model_dump(), **parse(channel, account, event)}
+        for event in channel.events(request, account)
+    ]
+    return {"account": str(account.id), "events": events, "nonce": nonce}
+
+
+async def load_batch(db: Database, account_ids: list[UUID]) -> list[Account | None]:
+    async with db.service_conn() as conn:
+        found = await load_accounts(conn=conn, account_ids=account_ids)
+    return [found.get(account_id) for account_id in account_ids]
+
+
+async def receive_batch(db: Database, deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Deliveries in one transaction, a summary for each in their order."""
+    async with db.service_conn() as conn:
+        results: list[dict[str, Any]] = await conn.fetchval(
+            "select app.receive_inbound_deliveries($1)", deliveries
+        )
+    return results
+
+
+# Concurrent deliveries share their two round trips (shared/coalesce.py). Small
+# batches, several in flight: the server keeps parsing the next requests while
+# Postgres works on both cores, instead of taking turns with one large batch.
+IN_FLIGHT = 4
+MAX_BATCH = 4
+
+
+@dataclass(frozen=True)
+class _Together:
+    accounts: Coalescer[UUID, Account | None]
+    deliveries: Coalescer[dict[str, Any], dict[str, Any]]
+
+
+_COALESCERS: WeakKeyDictionary[Database, _Together] = WeakKeyDictionary()
+
+
+def _coalescers(db: Database) -> _Together:
+    if db not in _COALESCERS:
+        pool = proxy(db)  # the value must not keep its weak key alive
+        _COALESCERS[db] = _Together(
+            accounts=Coalescer(
+                lambda ids: load_batch(pool, ids), max_in_flight=IN_FLIGHT, max_batch=MAX_BATCH
+            ),
+            deliveries=Coalescer(
+                lambda items: receive_batch(pool, items),
+                max_in_flight=IN_FLIGHT,
+                max_batch=MAX_BATCH,
+            ),
+        )
+    return _COALESCERS[db]
 
 
 async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:

@@ -1,6 +1,8 @@
 -- Supabase Realtime's database side: the publication, realtime.messages (not
 -- partitioned here) and the broadcast functions with Supabase's signatures.
--- realtime.send also does pg_notify so the local server can deliver broadcasts.
+-- realtime.send only stores the broadcast, as Supabase's does: the Realtime
+-- server reads realtime.messages itself. (A pg_notify here would take the
+-- notify queue's lock through every commit and serialize them.)
 do $$
 begin
   if not exists (select 1 from pg_publication where pubname = 'supabase_realtime') then
@@ -52,9 +54,6 @@ begin
 
     insert into realtime.messages (id, payload, event, topic, private, extension)
     values (generated_id, final_payload, event, topic, private, 'broadcast');
-
-    -- Local delivery only: the hosted Realtime server reads realtime.messages itself.
-    perform pg_notify('realtime:broadcast', json_build_object('id', generated_id, 'topic', topic)::text);
   exception
     when others then
       raise warning 'ErrorSendingBroadcastMessage: %', SQLERRM;

@@ -1,0 +1,98 @@
+"""Deliveries that arrive together share one transaction (pipeline.receive_batch),
+for every channel: each still gets its own answer, and one that fails, fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.channels import CHANNELS
+from shared.channels.base import Account as ChannelAccount
+from shared.channels.base import WebhookRequest
+from shared.db import Connection, Database
+from shared.inbox import pipeline
+from tests.channels.kits import Account, Kit, counts, post
+
+SENDER = "16315550003"
+TEXTS = ("msg-first", "msg-second", "msg-third", "msg-fourth")
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One call in flight at a time, held until four deliveries are prepared, so the
+    first goes alone and the three behind it leave together; the sizes of the calls."""
+    monkeypatch.setattr(pipeline, "IN_FLIGHT", 1)
+    sizes: list[int] = []
+    prepared = 0
+    all_prepared = asyncio.Event()
+    prepare, receive_batch = pipeline.prepare, pipeline.receive_batch
+
+    def counting_prepare(*args: Any) -> dict[str, Any]:
+        nonlocal prepared
+        delivery = prepare(*args)
+        prepared += 1
+        if prepared == 4:
+            all_prepared.set()
+        return delivery
+
+    async def held_receive_batch(db: Database, deliveries: list[dict[str, Any]]) -> Any:
+        sizes.append(len(deliveries))
+        await all_prepared.wait()
+        return await receive_batch(db, deliveries)
+
+    monkeypatch.setattr(pipeline, "prepare", counting_prepare)
+    monkeypatch.setattr(pipeline, "receive_batch", held_receive_batch)
+    return sizes
+
+
+async def deliver_four(client: httpx.AsyncClient, kit: Kit, account: Account) -> list[int]:
+    deliveries = [
+        kit.text_message(account, sender=SENDER, message_id=f"70{n}", text=text)
+        for n, text in enumerate(TEXTS)
+    ]
+    first = asyncio.ensure_future(post(client, kit, account.id, deliveries[0]))
+    await asyncio.sleep(0)  # on its way before the others
+    rest = [post(client, kit, account.id, delivery) for delivery in deliveries[1:]]
+    answers = await asyncio.gather(first, *rest)
+    return [answer.status_code for answer in answers]
+
+
+async def test_deliveries_behind_a_call_in_flight_go_together_and_each_gets_its_answer(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection, batches: list[int]
+):
+    assert await deliver_four(client, kit, account) == [200, 200, 200, 200]
+    assert batches == [1, 3]
+    state = await counts(db)
+    assert (state["contacts"], state["conversations"], state["messages"]) == (1, 1, 4)
+    assert await db.fetchval("select unread_count from conversations") == 4
+
+
+async def test_a_replay_among_deliveries_that_went_together_fails_alone(
+    client: httpx.AsyncClient,
+    kit: Kit,
+    account: Account,
+    db: Connection,
+    batches: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The fourth carries the one-time token the first used: the shared call fails,
+    and its deliveries run again one by one, so only the replay is refused."""
+    channel = CHANNELS[kit.channel]
+    verify = channel.verify
+
+    def verify_with_nonce(request: WebhookRequest, acc: ChannelAccount) -> str:
+        verify(request, acc)
+        if b"msg-first" in request.body or b"msg-fourth" in request.body:
+            return "token-of-the-first"
+        return hashlib.sha256(request.body).hexdigest()
+
+    monkeypatch.setattr(channel, "verify", verify_with_nonce)
+    assert await deliver_four(client, kit, account) == [200, 200, 200, 401]
+    assert batches == [1, 3, 1, 1, 1]
+    assert (await counts(db))["messages"] == 3
+    bodies = await db.fetch("select body from messages")
+    assert sorted(row["body"] for row in bodies) == sorted(TEXTS[:3])
