@@ -46,7 +46,7 @@ from shared.gateway import Gateway
 from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
-from shared.web import Runtime, freeze_startup_heap
+from shared.web import Runtime, prepare_heap_for_serving
 
 TAGS = ["vip", "lead", "customer", "partner", "newsletter", "churn-risk", "event-2026", "b2b"]
 TAG_SHARE = {"vip": 0.10}  # the filtered tag; the others are on ~15% of contacts each
@@ -343,7 +343,7 @@ async def bench(db_url: str, contacts: int, deals: int, runs: int) -> bool:
         await loader.close()
 
     db = runtime.db
-    freeze_startup_heap()  # as a serving process does once started (shared.web)
+    prepare_heap_for_serving()  # as a serving process does once started (shared.web)
 
     async def contacts_page(tx: Any) -> list[Any]:
         async with tx as conn:

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/ingest.py [--messages 5000] [--concurrency 16] [--db-url URL]
 
+Each request goes straight into the gateway's ASGI app, as the HTTP server hands
+it over, so the load generator spends no HTTP client's CPU on the cores measured.
 Against a baseline in the same run: the same number of bare single-row inserts,
 one transaction each, through asyncpg with the same concurrency. Prints
 messages/s for both, the ratio, and the handler's latency percentiles.
@@ -28,7 +30,7 @@ from bench.database import bench_database, percentile
 from shared.channels.meta import sign
 from shared.gateway import Gateway
 from shared.settings import Settings
-from shared.web import Runtime, freeze_startup_heap
+from shared.web import Runtime, prepare_heap_for_serving
 
 PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "bench-app-secret"
@@ -111,7 +113,7 @@ async def handler(
     bodies = [webhook(i, min(per_webhook, n - i), senders) for i in range(0, n, per_webhook)]
     path = f"/functions/v1/whatsapp-webhook/{account}"
     gateway = Gateway(settings, runtime=runtime)
-    freeze_startup_heap()  # as the server's startup does (Gateway lifespan)
+    prepare_heap_for_serving()  # as the server's startup does (Gateway lifespan)
 
     async def deliver(body: bytes) -> None:
         signature = sign(body, APP_SECRET)
@@ -192,12 +194,18 @@ async def main() -> None:
     )
     for per, seconds, latencies in runs:
         rate, p99 = n / seconds, percentile(latencies, 99)
+        # The target is for one message per delivery. With several, the latency is a
+        # delivery's: `concurrency` × `per` messages are in flight at once.
         verdict = "met" if rate >= 1000 and p99 < 50 else "NOT met"
+        target = (
+            f"target (>= 1000/s, p99 < 50 ms) {verdict}"
+            if per == 1
+            else f"({args.concurrency * per} messages in flight)"
+        )
         print(
             f"handler   whatsapp-webhook, {per} per delivery   {rate:7.0f} messages/s  "
             f"p50 {percentile(latencies, 50):6.2f} ms  p99 {p99:6.2f} ms"
-            f"   ratio to baseline {rate / base_rate:.2f}"
-            f"   target (>= 1000/s, p99 < 50 ms) {verdict}"
+            f"   ratio to baseline {rate / base_rate:.2f}   {target}"
         )
 
 

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 import functions
 from shared.errors import NotFound
 from shared.settings import Settings
-from shared.web import Runtime, error_response, freeze_startup_heap, function_app
+from shared.web import Runtime, error_response, function_app, prepare_heap_for_serving
 
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 
@@ -84,7 +84,7 @@ class Gateway:
                 try:
                     if self.runtime is None:
                         self._attach(await Runtime.open(self.settings))
-                    freeze_startup_heap()
+                    prepare_heap_for_serving()
                 except Exception as exc:  # report to the server, which exits cleanly
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return

@@ -7,9 +7,14 @@ number (E.164) or e-mail address (lower-cased), or starts a contact.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 
+# Parsing a number is the costliest step of reading a message, and the same
+# senders write again and again.
+@lru_cache(maxsize=16384)
 def normalize_phone(raw: str | None) -> str | None:
     """E.164, or None when it is not a possible phone number."""
     if not raw:

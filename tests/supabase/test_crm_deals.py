@@ -310,3 +310,36 @@ async def test_deals_keep_exact_copies_of_contact_and_company_names(
     assert after["updated_at"] == before["updated_at"]  # the deal itself did not change
     await db.execute("delete from contacts where id = $1", contact)
     assert (await db.fetchrow(names, deal))["contact_name"] is None
+
+
+async def test_renumbering_a_column_leaves_alone_a_deal_moved_out_of_it_meanwhile(
+    runtime: Runtime, db: Connection, org: dict[str, UUID]
+):
+    """One member renumbers Lead while another's move of one of its deals to Qualified
+    is not committed yet: once it is, that deal keeps its place in Qualified."""
+    leaving, staying, dropped = [await make_deal(db, org["org"], position=p) for p in (1, 2, 3)]
+    for position in (1024, 2048):
+        await make_deal(db, org["org"], stage_id=org["Qualified"], position=position)
+    async with runtime.db.pool.acquire() as other:
+        async with other.transaction():
+            await other.execute(
+                "update deals set stage_id = $1 where id = $2", org["Qualified"], leaving
+            )
+            # between 1 and 2 there is no room: Lead is renumbered, and waits on `leaving`
+            renumbering = asyncio.create_task(move(runtime, org["agent"], dropped, org["Lead"], 1))
+            for _ in range(200):
+                waiting = await db.fetchval(
+                    "select count(*) from pg_stat_activity"
+                    " where wait_event_type = 'Lock' and query like '%move_deal%'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1
+        await renumbering
+    assert await column(db, org["Lead"]) == [staying, dropped]
+    assert (await deal_row(db, leaving))["stage_id"] == org["Qualified"]
+    positions = await db.fetch(
+        "select position from deals where stage_id = $1 order by position", org["Qualified"]
+    )
+    assert [row["position"] for row in positions] == [1024, 2048, 3072]
