@@ -37,7 +37,6 @@ from shared.web import Runtime
 
 log = logging.getLogger("connectgain.inbox")
 
-
 # A parser that fails on a payload keeps the event (as failed, with the error)
 # rather than losing it; the retry job tries again once the parser is fixed.
 PARSE_ERRORS = (AppError, ValidationError, KeyError, ValueError, TypeError, IndexError)
