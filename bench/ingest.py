@@ -151,8 +151,8 @@ async def post(app: ASGIApp, path: str, body: bytes, headers: dict[str, str]) ->
     async def receive() -> Message:
         if messages:
             return messages.pop()
-        await asyncio.Event().wait()  # the client never goes away
-        raise AssertionError
+        connected: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        return await connected  # the client never goes away
 
     async def send(message: Message) -> None:
         nonlocal status

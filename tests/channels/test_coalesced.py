@@ -1,10 +1,12 @@
 """Deliveries that arrive together share one transaction (pipeline.receive_batch),
-for every channel: each still gets its own answer, and one that fails, fails alone."""
+for every channel: each still gets its own answer, and one that fails, fails alone;
+and their senders are locked once, in one order."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,10 +14,12 @@ import pytest
 
 from shared.channels import CHANNELS
 from shared.channels.base import Account as ChannelAccount
-from shared.channels.base import WebhookRequest
+from shared.channels.base import InboundMessage, Sender, WebhookRequest
 from shared.db import Connection, Database
 from shared.inbox import pipeline
-from tests.channels.kits import Account, Kit, counts, post
+from shared.web import Runtime
+from tests.channels.kits import Account, Kit, WhatsAppKit, counts, post
+from tests.support import make_org, make_user
 
 SENDER = "16315550003"
 TEXTS = ("msg-first", "msg-second", "msg-third", "msg-fourth")
@@ -96,3 +100,32 @@ async def test_a_replay_among_deliveries_that_went_together_fails_alone(
     assert (await counts(db))["messages"] == 3
     bodies = await db.fetch("select body from messages")
     assert sorted(row["body"] for row in bodies) == sorted(TEXTS[:3])
+
+
+async def test_a_batch_locks_each_sender_with_the_key_ingesting_its_message_takes(
+    db: Connection, runtime: Runtime
+):
+    """The senders' locks are taken up front, in one order, so that batches never wait
+    on each other in a cycle. That holds only if app.ingest_message takes the same
+    key again: then the sender is held by one lock, not two."""
+    account = await WhatsAppKit().create_account(db, await make_org(db, await make_user(db)))
+    message = InboundMessage(
+        provider_message_id="wamid.LOCK1",
+        sender=Sender(external_id="16315550004"),
+        content_type="text",
+        body="hi",
+        occurred_at=datetime.now(UTC),
+    )
+    event = {"provider_event_id": "wamid.LOCK1", "event_type": "message", "payload": {}}
+    delivery = {
+        "account": str(account.id),
+        "events": [{**event, "parsed": pipeline.storable(message), "parse_error": None}],
+        "nonce": None,
+    }
+    async with runtime.db.service_tx() as conn:
+        [summary] = await conn.fetchval("select app.receive_inbound_deliveries($1)", [delivery])
+        locks = await conn.fetchval(
+            "select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()"
+        )
+    assert summary["processed"] == 1
+    assert locks == 1

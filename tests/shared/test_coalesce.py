@@ -95,3 +95,16 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_results():
 def test_limits_below_one_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         Coalescer(Recorder(), max_in_flight=0, max_batch=1)
+
+
+async def test_a_call_cancelled_at_shutdown_leaves_no_caller_waiting():
+    run = Recorder()
+    run.gate.clear()
+    coalescer = Coalescer(run, max_in_flight=1, max_batch=10)
+    callers = [asyncio.create_task(coalescer.submit(x)) for x in "ab"]
+    await settle()
+    for task in asyncio.all_tasks():  # what the loop does to what is left when it closes
+        if task is not asyncio.current_task() and task not in callers:
+            task.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 2)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)
