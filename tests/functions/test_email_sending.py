@@ -13,7 +13,6 @@ import httpx
 import pytest
 import respx
 
-from shared.channels import http as provider_http
 from shared.channels.email import ACCOUNT_VARIABLE
 from shared.db import Connection
 from shared.settings import Settings
@@ -26,18 +25,6 @@ MESSAGES = "https://api.mailgun.net/v3/mg.northwind.example/messages"
 FIRST = "CAKx7Vb3qP2nN1hZf0Q8sYp1eXk2vW9uT@mail.fastmail.example"
 OURS = "20261125093412.7f3c2e1d9a8b4c60@mg.northwind.example"
 KERRY = "kerry.fisher@fastmail.example"
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff waits the provider client asked for, without sleeping them."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(provider_http, "sleep", fake_sleep)
-    return recorded
 
 
 async def setup(

@@ -9,7 +9,6 @@ import httpx
 import pytest
 import respx
 
-from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.settings import Settings
 from tests.channels.kits import KITS, Account
@@ -19,18 +18,6 @@ from tests.support import auth, make_contact, make_org, make_user, member
 URL = "/functions/v1/send-message"
 GRAPH = "https://graph.facebook.com/v21.0/106540352242922/messages"
 TELEGRAM = "https://api.telegram.org/bot7123456789:AAH-test-token-abcdefghijklmnop"
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff waits the provider client asked for, without sleeping them."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(provider_http, "sleep", fake_sleep)
-    return recorded
 
 
 # The contact's identity on each channel, as the provider's fixtures name it.

@@ -11,7 +11,6 @@ import httpx
 import pytest
 import respx
 
-from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.settings import Settings
 from tests.channels.kits import InstagramKit, MessengerKit, MetaMessagingKit
@@ -28,18 +27,6 @@ def channel_id(kit: MetaMessagingKit) -> str:
 
 def send_api(kit: MetaMessagingKit) -> str:
     return f"{kit.api}/{kit.external_id}/messages"
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backoff waits the provider client asked for, without sleeping them."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(provider_http, "sleep", fake_sleep)
-    return recorded
 
 
 @pytest.fixture(params=META, ids=channel_id)
