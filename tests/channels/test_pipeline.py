@@ -207,18 +207,25 @@ async def test_a_watermark_for_a_contact_we_never_wrote_to_changes_nothing(
     assert await db.fetchval("select status from inbound_events") == "processed"
 
 
+@pytest.fixture
+def broken_parser(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The channel's parser fails, until the returned monkeypatch is undone."""
+
+    def broken(*_: object) -> None:
+        raise ValueError("parser hiccup")
+
+    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
+    return monkeypatch
+
+
 async def test_a_processing_failure_keeps_the_event_and_the_retry_delivers_it(
     client: httpx.AsyncClient,
     kit: Kit,
     account: Account,
     db: Connection,
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    broken_parser: pytest.MonkeyPatch,
 ):
-    def broken(*_: object) -> None:
-        raise ValueError("parser hiccup")
-
-    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     first = kit.text_message(account, sender=SENDER, message_id="6001", text="kept")
     second = kit.text_message(account, sender=SENDER, message_id="6002", text="kept too")
     assert (await post(client, kit, account.id, first)).json()["failed"] == 1
@@ -226,7 +233,7 @@ async def test_a_processing_failure_keeps_the_event_and_the_retry_delivers_it(
     assert (await counts(db))["messages"] == 0
     assert await db.fetchval("select count(*) from inbound_events where status = 'failed'") == 2
 
-    monkeypatch.undo()
+    broken_parser.undo()
     assert (await retry(client, settings, db))["processed"] == 2
     assert sorted(r["body"] for r in await db.fetch("select body from messages")) == [
         "kept",
@@ -240,12 +247,8 @@ async def test_backoff_grows_and_gives_up_after_the_last_attempt(
     account: Account,
     db: Connection,
     runtime: Runtime,
-    monkeypatch: pytest.MonkeyPatch,
+    broken_parser: pytest.MonkeyPatch,
 ):
-    def broken(*_: object) -> None:
-        raise ValueError("still broken")
-
-    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     await post(
         client,
         kit,
@@ -274,12 +277,8 @@ async def test_concurrent_retry_jobs_process_each_event_once(
     account: Account,
     db: Connection,
     runtime: Runtime,
-    monkeypatch: pytest.MonkeyPatch,
+    broken_parser: pytest.MonkeyPatch,
 ):
-    def broken(*_: object) -> None:
-        raise ValueError("later")
-
-    monkeypatch.setattr(CHANNELS[kit.channel], "parse", broken)
     for n in range(6):
         await post(
             client,
@@ -287,7 +286,7 @@ async def test_concurrent_retry_jobs_process_each_event_once(
             account.id,
             kit.text_message(account, sender=SENDER, message_id=f"70{n}", text=str(n)),
         )
-    monkeypatch.undo()
+    broken_parser.undo()
     await db.execute("update inbound_events set next_attempt_at = now()")
     outcomes = await asyncio.gather(*(pipeline.retry_due(runtime, limit=4) for _ in range(3)))
     assert sum(o.processed for o in outcomes) == 6
