@@ -1,13 +1,17 @@
 # Two entry points for a fresh machine: `make dev` and `make test`.
-# Each installs what it needs: a virtualenv with the project, and the
-# PostgreSQL server from Debian's packages when the machine has none.
+# Each installs what it needs: a virtualenv with the project, the PostgreSQL
+# server from Debian's packages when the machine has none, and (for the tests)
+# the pinned Supabase CLI, which deploys the schema the stock way.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# tests/supabase/parity.py expects this version in this folder.
+SUPABASE_CLI_VERSION := 2.117.0
+SUPABASE_CLI_DIR := .connectgain/supabase-cli
 
-.PHONY: dev test lint typecheck pytest postgres install bench
+.PHONY: dev test lint typecheck pytest postgres install supabase-cli bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +34,23 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install postgres
+# npm from Debian's packages when the machine has none; the CLI's binary comes
+# in its platform package, so no Docker and no download script.
+$(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION):
+	@command -v npm >/dev/null \
+	  || { echo "Installing Node.js and npm (Debian packages nodejs, npm)"; \
+	       $(SUDO) apt-get update -qq && \
+	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	mkdir -p $(SUPABASE_CLI_DIR)
+	npm install --prefix $(SUPABASE_CLI_DIR) --no-audit --no-fund --loglevel=error \
+	  supabase@$(SUPABASE_CLI_VERSION)
+	$(SUPABASE_CLI_DIR)/node_modules/.bin/supabase --version
+	rm -f $(SUPABASE_CLI_DIR)/.installed-*
+	touch $@
+
+supabase-cli: $(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION)
+
+pytest: install postgres supabase-cli
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

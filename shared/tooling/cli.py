@@ -32,7 +32,6 @@ def _print_report(report: MigrationReport) -> None:
         f"Migrations applied: {len(report.applied)}"
         + (f" ({', '.join(report.applied)})" if report.applied else " (up to date)")
     )
-    _say(f"Policies applied: {len(report.policies)} files")
     if report.seeded:
         _say("Seed applied: supabase/seed.sql")
 

@@ -1,11 +1,13 @@
-"""The migration runner: supabase/local, then pending migrations, then every policy file.
+"""The migration runner: supabase/local, then pending migrations, as `supabase db push` does.
 
+Migrations are the whole schema: each creates its tables with row level
+security on and their policies beside them, so this runner and the stock
+Supabase CLI build the same database (tests/supabase/test_deploy_parity.py).
 Applied migrations are recorded in `supabase_migrations.schema_migrations`, the
 Supabase CLI's own ledger, so `supabase migration list` agrees with us. Each
 migration runs in its own transaction together with its ledger row: a failing
-file leaves neither. Policies are idempotent and re-applied on every run.
-`supabase/local` (what a hosted project already has) is applied only to a
-database that is not a Supabase project.
+file leaves neither. `supabase/local` (what a hosted project already has) is
+applied only to a database that is not a Supabase project.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ class MigrationError(Exception):
 class MigrationReport:
     local: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
-    policies: list[str] = field(default_factory=list)
     seeded: bool = False
 
 
@@ -122,10 +123,6 @@ async def migrate(
             except asyncpg.PostgresError as exc:
                 raise MigrationError(path, exc) from exc
             report.applied.append(path.name)
-
-        for path in _sql_files(supabase_dir / "policies"):
-            await _apply_file(conn, path)
-            report.policies.append(path.name)
 
         if seed:
             report.seeded = await apply_seed(conn, supabase_dir / "seed.sql")

@@ -1,6 +1,10 @@
 -- Tenancy: organizations, members and roles, profiles, API keys, and the
 -- security-definer helpers every policy uses.
 --
+-- Every table turns row level security on beside its `create table`, so it is
+-- closed from the start whatever applies this file (the Supabase CLI or
+-- `connectgain db migrate`); its policies follow once the helpers they call exist.
+--
 -- Schemas:
 --   app      helpers called by policies and functions; not exposed by PostgREST
 --   private  secrets (key hashes, channel credentials); no API role may touch it
@@ -46,8 +50,8 @@ exception when others then
 end;
 $$;
 
--- Policy files start from a clean slate for each table they manage, so a policy
--- deleted from a file disappears from the database on the next run.
+-- Drops every policy of a table and turns its row level security on: for a later
+-- migration that rewrites a table's policies from a clean slate.
 create function app.reset_policies(tbl regclass) returns void
 language plpgsql set search_path = '' as $$
 declare
@@ -71,6 +75,7 @@ create table public.organizations (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
+alter table public.organizations enable row level security;
 create trigger organizations_touch before update on public.organizations
   for each row execute function app.touch_updated_at();
 
@@ -82,6 +87,7 @@ create table public.organization_members (
   created_at timestamptz not null default now(),
   unique (organization_id, user_id)
 );
+alter table public.organization_members enable row level security;
 create index organization_members_user_idx on public.organization_members (user_id, organization_id);
 create trigger organization_members_keep_org before update on public.organization_members
   for each row execute function app.keep_organization();
@@ -95,6 +101,7 @@ create table public.profiles (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
+alter table public.profiles enable row level security;
 create trigger profiles_touch before update on public.profiles
   for each row execute function app.touch_updated_at();
 
@@ -110,6 +117,7 @@ create table public.api_keys (
   last_used_at timestamptz,
   revoked_at timestamptz
 );
+alter table public.api_keys enable row level security;
 create index api_keys_org_idx on public.api_keys (organization_id, created_at desc);
 create trigger api_keys_keep_org before update on public.api_keys
   for each row execute function app.keep_organization();
@@ -167,6 +175,58 @@ grant execute on function app.api_key_id(), app.org_ids(),
   app.org_ids_with_role(public.member_role), app.has_role(uuid, public.member_role),
   app.teammate_ids(), app.valid_timezone(text)
   to authenticated, service_role;
+
+-- ---- policies ---------------------------------------------------------------------------
+-- Reads: members of the organization. Writes on settings, members and keys:
+-- admins and owners; owners alone delete the organization or touch owners.
+-- anon: nothing (no policy names it).
+
+create policy organizations_select on public.organizations for select to authenticated
+  using (id in (select app.org_ids()));
+create policy organizations_update on public.organizations for update to authenticated
+  using (id in (select app.org_ids_with_role('admin')))
+  with check (id in (select app.org_ids_with_role('admin')));
+create policy organizations_delete on public.organizations for delete to authenticated
+  using (id in (select app.org_ids_with_role('owner')));
+-- No insert policy: organizations are created through create_organization().
+
+create policy members_select on public.organization_members for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy members_insert on public.organization_members for insert to authenticated
+  with check (
+    organization_id in (select app.org_ids_with_role('admin'))
+    and (role <> 'owner' or organization_id in (select app.org_ids_with_role('owner')))
+  );
+create policy members_update on public.organization_members for update to authenticated
+  using (
+    organization_id in (select app.org_ids_with_role('admin'))
+    and (role <> 'owner' or organization_id in (select app.org_ids_with_role('owner')))
+  )
+  with check (
+    organization_id in (select app.org_ids_with_role('admin'))
+    and (role <> 'owner' or organization_id in (select app.org_ids_with_role('owner')))
+  );
+create policy members_delete on public.organization_members for delete to authenticated
+  using (
+    (organization_id in (select app.org_ids_with_role('admin'))
+      and (role <> 'owner' or organization_id in (select app.org_ids_with_role('owner'))))
+    or user_id = (select auth.uid())  -- leaving; the last owner cannot (trigger)
+  );
+
+create policy profiles_select on public.profiles for select to authenticated
+  using (id = (select auth.uid()) or id in (select app.teammate_ids()));
+create policy profiles_update on public.profiles for update to authenticated
+  using (id = (select auth.uid()))
+  with check (id = (select auth.uid()));
+
+create policy api_keys_select on public.api_keys for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy api_keys_update on public.api_keys for update to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')) and (select app.api_key_id()) is null)
+  with check (organization_id in (select app.org_ids_with_role('admin')));
+create policy api_keys_delete on public.api_keys for delete to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')) and (select app.api_key_id()) is null);
+-- No insert policy: keys are issued through app.create_api_key().
 
 -- ---- invariants ---------------------------------------------------------------------------
 

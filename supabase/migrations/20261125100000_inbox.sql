@@ -4,6 +4,12 @@
 -- Cross-tenant references are impossible by construction: every child row
 -- points at its parent through (organization_id, id) composite foreign keys,
 -- and assignees must be members of the same organization.
+--
+-- Row level security is on from each table's creation, its policies beside it.
+-- Members read everything of their organization; agents and up (and
+-- write-scoped API keys) work contacts and conversations; managers delete;
+-- admins connect channels and read the raw event logs. Messages are written
+-- by the functions (send-message inserts the queued row under these policies).
 
 create type public.channel as enum ('whatsapp', 'messenger', 'instagram', 'telegram', 'email', 'sms');
 create type public.conversation_status as enum ('open', 'pending', 'snoozed', 'resolved');
@@ -28,6 +34,9 @@ create table public.outbox_events (
   attempts integer not null default 0,
   last_error text
 );
+alter table public.outbox_events enable row level security;
+create policy outbox_events_select on public.outbox_events for select to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')));
 create index outbox_events_org_idx on public.outbox_events (organization_id, id);
 create index outbox_events_pending_idx on public.outbox_events (id) where processed_at is null;
 
@@ -58,6 +67,16 @@ create table public.channel_accounts (
   unique (organization_id, id),
   unique (organization_id, channel, external_id)
 );
+alter table public.channel_accounts enable row level security;
+create policy channel_accounts_select on public.channel_accounts for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy channel_accounts_insert on public.channel_accounts for insert to authenticated
+  with check (organization_id in (select app.org_ids_with_role('admin')));
+create policy channel_accounts_update on public.channel_accounts for update to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')))
+  with check (organization_id in (select app.org_ids_with_role('admin')));
+create policy channel_accounts_delete on public.channel_accounts for delete to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')));
 create trigger channel_accounts_touch before update on public.channel_accounts
   for each row execute function app.touch_updated_at();
 create trigger channel_accounts_keep_org before update on public.channel_accounts
@@ -86,13 +105,28 @@ create table public.contacts (
   foreign key (organization_id, assignee_id)
     references public.organization_members (organization_id, user_id) on delete set null (assignee_id)
 );
+alter table public.contacts enable row level security;
+create policy contacts_select on public.contacts for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy contacts_insert on public.contacts for insert to authenticated
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy contacts_update on public.contacts for update to authenticated
+  using (organization_id in (select app.org_ids_with_role('agent')))
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy contacts_delete on public.contacts for delete to authenticated
+  using (organization_id in (select app.org_ids_with_role('manager')));
 create index contacts_org_created_idx on public.contacts (organization_id, created_at desc, id);
 -- One contact per phone number and per e-mail address in an organization: the
 -- inbox matches senders on them, race-free.
 create unique index contacts_org_phone_key on public.contacts (organization_id, phone) where phone is not null;
 create unique index contacts_org_email_key on public.contacts (organization_id, email) where email is not null;
+-- updated_at means "someone changed the contact": activity bookkeeping
+-- (last_activity_at, which the CRM adds) does not count.
 create trigger contacts_touch before update on public.contacts
-  for each row execute function app.touch_updated_at();
+  for each row
+  when ((to_jsonb(old) - 'updated_at' - 'last_activity_at')
+        is distinct from (to_jsonb(new) - 'updated_at' - 'last_activity_at'))
+  execute function app.touch_updated_at();
 create trigger contacts_keep_org before update on public.contacts
   for each row execute function app.keep_organization();
 
@@ -108,6 +142,16 @@ create table public.contact_identities (
   foreign key (organization_id, contact_id)
     references public.contacts (organization_id, id) on delete cascade
 );
+alter table public.contact_identities enable row level security;
+create policy contact_identities_select on public.contact_identities for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy contact_identities_insert on public.contact_identities for insert to authenticated
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy contact_identities_update on public.contact_identities for update to authenticated
+  using (organization_id in (select app.org_ids_with_role('agent')))
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy contact_identities_delete on public.contact_identities for delete to authenticated
+  using (organization_id in (select app.org_ids_with_role('manager')));
 create index contact_identities_contact_idx on public.contact_identities (organization_id, contact_id);
 create trigger contact_identities_keep_org before update on public.contact_identities
   for each row execute function app.keep_organization();
@@ -139,6 +183,16 @@ create table public.conversations (
   foreign key (organization_id, assignee_id)
     references public.organization_members (organization_id, user_id) on delete set null (assignee_id)
 );
+alter table public.conversations enable row level security;
+create policy conversations_select on public.conversations for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy conversations_insert on public.conversations for insert to authenticated
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy conversations_update on public.conversations for update to authenticated
+  using (organization_id in (select app.org_ids_with_role('agent')))
+  with check (organization_id in (select app.org_ids_with_role('agent')));
+create policy conversations_delete on public.conversations for delete to authenticated
+  using (organization_id in (select app.org_ids_with_role('manager')));
 -- At most one unresolved conversation per contact, account and thread: the
 -- inbox reopens it instead of starting another, even under concurrent webhooks.
 create unique index conversations_one_unresolved_key
@@ -181,6 +235,15 @@ create table public.messages (
     references public.channel_accounts (organization_id, id) on delete cascade,
   check ((direction = 'inbound') = (status = 'received'))
 );
+alter table public.messages enable row level security;
+create policy messages_select on public.messages for select to authenticated
+  using (organization_id in (select app.org_ids()));
+create policy messages_insert on public.messages for insert to authenticated
+  with check (
+    organization_id in (select app.org_ids_with_role('agent'))
+    and direction = 'outbound' and sender_type = 'user' and status = 'queued'
+    and sender_id = (select auth.uid())
+  );
 create index messages_conversation_idx on public.messages (organization_id, conversation_id, created_at, id);
 create trigger messages_keep_org before update on public.messages
   for each row execute function app.keep_organization();
@@ -229,6 +292,9 @@ create table public.inbound_events (
   foreign key (organization_id, channel_account_id)
     references public.channel_accounts (organization_id, id) on delete cascade
 );
+alter table public.inbound_events enable row level security;
+create policy inbound_events_select on public.inbound_events for select to authenticated
+  using (organization_id in (select app.org_ids_with_role('admin')));
 create index inbound_events_org_idx on public.inbound_events (organization_id, received_at desc);
 create index inbound_events_due_idx on public.inbound_events (next_attempt_at)
   where status in ('pending', 'failed');
@@ -304,6 +370,19 @@ create trigger messages_broadcast after insert or update on public.messages
   for each row execute function app.broadcast_inbox();
 create trigger conversations_broadcast after insert or update or delete on public.conversations
   for each row execute function app.broadcast_inbox();
+-- A message can disappear: the provider's echo of our own reply, stored when it
+-- overtook send-message's answer, gives way to the reply (app.record_send).
+-- Clients that were shown that copy learn it is gone on the same topic.
+create trigger messages_broadcast_deleted after delete on public.messages
+  for each row execute function app.broadcast_inbox();
+
+-- Only members receive their organization's inbox topic, and only they may
+-- broadcast on it (typing, presence). realtime.messages is Supabase's own table
+-- (supabase/local stands in for it); other policies on it are left alone.
+create policy inbox_members_receive on realtime.messages for select to authenticated
+  using (realtime.topic() in (select 'org:' || o::text || ':inbox' from app.org_ids() o));
+create policy inbox_members_send on realtime.messages for insert to authenticated
+  with check (realtime.topic() in (select 'org:' || o::text || ':inbox' from app.org_ids() o));
 
 -- ---- helpers for the functions ----------------------------------------------------------------------
 

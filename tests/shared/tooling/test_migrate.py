@@ -93,20 +93,6 @@ async def test_a_broken_migration_stops_the_run_and_is_not_recorded(
     assert "never_reached" not in tables
 
 
-async def test_policies_are_reapplied_on_every_run(empty_database: str, supabase_copy: Path):
-    policies = supabase_copy / "policies"
-    (policies / "zz_probe.sql").write_text(
-        "create table if not exists probe (n int); insert into probe values (1);"
-    )
-    await migrate(empty_database, supabase_copy)
-    await migrate(empty_database, supabase_copy)
-    conn = await asyncpg.connect(empty_database)
-    try:
-        assert await conn.fetchval("select count(*) from probe") == 2
-    finally:
-        await conn.close()
-
-
 async def test_seed_runs_once_per_content(empty_database: str, supabase_copy: Path):
     (supabase_copy / "seed.sql").write_text(
         "create table seeded (n int); insert into seeded values (1);"
@@ -132,8 +118,6 @@ async def test_without_local_files_nothing_of_supabase_local_is_applied(
     # A hosted project: the stand-ins are skipped; a plain database then lacks auth.
     (supabase_copy / "migrations").mkdir(exist_ok=True)
     for f in (supabase_copy / "migrations").glob("*.sql"):
-        f.unlink()
-    for f in (supabase_copy / "policies").glob("*.sql"):
         f.unlink()
     report = await migrate(empty_database, supabase_copy, include_local=False)
     assert report.local == []
