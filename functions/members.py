@@ -1,21 +1,30 @@
 """/functions/v1/members — invite people, change their role, remove them.
 
-POST   /            {organization_id, email, role}   admin+ (owner role: owners only)
-GET    /?organization_id=…                           any member
-PATCH  /{user_id}   {organization_id, role}          admin+ (owners: owners only)
-DELETE /{user_id}?organization_id=…                  admin+, or yourself to leave
+POST   /                     {organization_id, email, role}  admin+ (owner role: owners only)
+GET    /?organization_id=…                                   any member
+PATCH  /{user_id}            {organization_id, role}         admin+ (owners: owners only)
+DELETE /{user_id}?organization_id=…                          admin+, or yourself to leave
+GET    /invitations?organization_id=…                        admin+: open invitations
+DELETE /invitations/{invitation_id}                          admin+ (owner invitations: owners)
+POST   /invitations/accept   {token}                         the invitee, signed in as the
+                                                             invited address
+
+POST / invites; it never adds anyone. The person joins only by accepting with
+the token from the e-mail Supabase Auth sends. Whether the address has an
+account changes nothing in the answer.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel, EmailStr, Field
 
-from shared import members
-from shared.supabase_admin import invite_user
+from shared import invitations, members
+from shared.supabase_admin import send_invitation_email
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
@@ -32,27 +41,37 @@ class RoleChange(BaseModel):
     role: members.Role
 
 
+class Acceptance(BaseModel):
+    token: str = Field(pattern=invitations.TOKEN_PATTERN)
+
+
 @router.post("/", status_code=201)
 async def invite(body: Invite, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
-    db = runtime.db
-    # Check the caller's rights before anyone gets an e-mail.
+    db, settings = runtime.db, runtime.settings
+    email = body.email.lower()
+    # Every refusal happens before anyone gets an e-mail.
     async with db.user_tx(user) as conn:
-        caller = await members.require_role(
-            conn=conn, organization_id=body.organization_id, at_least="admin"
+        await invitations.check_can_invite(
+            conn=conn,
+            organization_id=body.organization_id,
+            email=email,
+            role=body.role,
+            resend_seconds=settings.invitation_resend_seconds,
         )
-        members.check_owner_rule(caller, body.role)
-    async with db.service_tx() as conn:
-        user_id = await members.find_auth_user(conn=conn, email=body.email)
-    invited = user_id is None
-    if user_id is None:
-        user_id = await invite_user(
-            runtime, email=body.email, data={"organization_id": str(body.organization_id)}
-        )
+    token, digest = invitations.new_token()
+    # Sent first: if Supabase Auth fails, nothing is stored and the old link still works.
+    await send_invitation_email(
+        runtime, email=email, redirect_to=invitations.accept_link(settings, token)
+    )
     async with db.user_tx(user) as conn:
-        member = await members.add_member(
-            conn=conn, organization_id=body.organization_id, user_id=user_id, role=body.role
+        return await invitations.create(
+            conn=conn,
+            organization_id=body.organization_id,
+            email=email,
+            role=body.role,
+            token_digest=digest,
+            valid_for=timedelta(hours=settings.invitation_ttl_hours),
         )
-    return {**member, "invited": invited}
 
 
 @router.get("/")
@@ -62,6 +81,31 @@ async def list_members(
     async with runtime.db.user_tx(user) as conn:
         await members.require_role(conn=conn, organization_id=organization_id, at_least="agent")
         return {"data": await members.list_members(conn=conn, organization_id=organization_id)}
+
+
+@router.get("/invitations")
+async def list_invitations(
+    organization_id: UUID, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        return {"data": await invitations.list_open(conn=conn, organization_id=organization_id)}
+
+
+@router.delete("/invitations/{invitation_id}", status_code=204)
+async def revoke_invitation(
+    invitation_id: UUID, user: CurrentUser, runtime: RuntimeDep
+) -> Response:
+    async with runtime.db.user_tx(user) as conn:
+        await invitations.revoke(conn=conn, invitation_id=invitation_id)
+    return Response(status_code=204)
+
+
+@router.post("/invitations/accept")
+async def accept_invitation(
+    body: Acceptance, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        return await invitations.accept(conn=conn, token=body.token)
 
 
 @router.patch("/{user_id}")

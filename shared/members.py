@@ -16,9 +16,16 @@ from shared.errors import Forbidden, NotFound
 Role = Literal["agent", "manager", "admin", "owner"]
 RANK: dict[str, int] = {"agent": 0, "manager": 1, "admin": 2, "owner": 3}
 
+# Who a member is comes from Supabase Auth (app.member_directory reads auth.users),
+# never from their profile, which they may edit; only the avatar comes from there.
 MEMBER_COLUMNS = """
   m.user_id, m.organization_id, m.role::text as role, m.created_at,
-  p.email, p.full_name, p.avatar_url
+  d.email, d.full_name, p.avatar_url
+"""
+MEMBERS_OF = """
+  public.organization_members m
+  left join app.member_directory($1) d on d.user_id = m.user_id  -- $1: the organization
+  left join public.profiles p on p.id = m.user_id
 """
 
 
@@ -47,8 +54,7 @@ def check_owner_rule(caller: str, *roles: str) -> None:
 
 async def get_member(*, conn: Connection, organization_id: UUID, user_id: UUID) -> dict[str, Any]:
     row = await conn.fetchrow(
-        f"select {MEMBER_COLUMNS} from public.organization_members m"
-        " left join public.profiles p on p.id = m.user_id"
+        f"select {MEMBER_COLUMNS} from {MEMBERS_OF}"
         " where m.organization_id = $1 and m.user_id = $2",
         organization_id,
         user_id,
@@ -60,27 +66,11 @@ async def get_member(*, conn: Connection, organization_id: UUID, user_id: UUID) 
 
 async def list_members(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"select {MEMBER_COLUMNS} from public.organization_members m"
-        " left join public.profiles p on p.id = m.user_id"
+        f"select {MEMBER_COLUMNS} from {MEMBERS_OF}"
         " where m.organization_id = $1 order by m.created_at",
         organization_id,
     )
     return [dict(r) for r in rows]
-
-
-async def add_member(
-    *, conn: Connection, organization_id: UUID, user_id: UUID, role: Role
-) -> dict[str, Any]:
-    caller = await require_role(conn=conn, organization_id=organization_id, at_least="admin")
-    check_owner_rule(caller, role)
-    await conn.execute(
-        "insert into public.organization_members (organization_id, user_id, role)"
-        " values ($1, $2, $3)",
-        organization_id,
-        user_id,
-        role,
-    )
-    return await get_member(conn=conn, organization_id=organization_id, user_id=user_id)
 
 
 async def change_role(
@@ -113,11 +103,3 @@ async def remove_member(*, conn: Connection, organization_id: UUID, user_id: UUI
         organization_id,
         user_id,
     )
-
-
-async def find_auth_user(*, conn: Connection, email: str) -> UUID | None:
-    """An existing account by e-mail (service transaction: auth.users is not exposed)."""
-    user_id: UUID | None = await conn.fetchval(
-        "select id from auth.users where lower(email) = lower($1)", email
-    )
-    return user_id

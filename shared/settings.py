@@ -13,14 +13,27 @@ from pathlib import Path
 from typing import Literal
 
 import jwt
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The Supabase CLI's well-known local JWT secret; valid for local mode only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 LOCAL_DB_PORT = 54322
 LOCAL_API_PORT = 54321
+LOCAL_DB_USER = "postgres"
+LOCAL_DB_PASSWORD = "postgres"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# URLs that, left unset, follow the local ports (CONNECTGAIN_DB_PORT, CONNECTGAIN_API_PORT).
+PORT_FOLLOWERS = ("database_url", "supabase_url", "public_base_url")
+
+
+def local_database_url(port: int, database: str = "postgres") -> str:
+    """The embedded database's URL (`connectgain db start`) on `port`."""
+    return f"postgresql://{LOCAL_DB_USER}:{LOCAL_DB_PASSWORD}@127.0.0.1:{port}/{database}"
+
+
+def local_api_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
 
 
 def _env(name: str) -> AliasChoices:
@@ -35,10 +48,8 @@ class Settings(BaseSettings):
     mode: Literal["local", "production"] = "local"
 
     # Database
-    database_url: str = Field(
-        default=f"postgresql://postgres:postgres@127.0.0.1:{LOCAL_DB_PORT}/postgres",
-        validation_alias=_env("DB_URL"),
-    )
+    # Unset, it is the embedded database's URL on db_port (see PORT_FOLLOWERS).
+    database_url: str = Field(default="", validation_alias=_env("DB_URL"))
     db_pool_min: int = 1
     db_pool_max: int = 10
     # Supabase's transaction pooler (port 6543) cannot keep prepared statements
@@ -46,9 +57,8 @@ class Settings(BaseSettings):
     db_pooler: Literal["auto", "session", "transaction"] = "auto"
 
     # Supabase project
-    supabase_url: str = Field(
-        default=f"http://127.0.0.1:{LOCAL_API_PORT}", validation_alias=_env("URL")
-    )
+    # Unset, the local server on api_port.
+    supabase_url: str = Field(default="", validation_alias=_env("URL"))
     jwt_secret: SecretStr = Field(
         default=SecretStr(LOCAL_JWT_SECRET), validation_alias=_env("JWT_SECRET")
     )
@@ -58,7 +68,7 @@ class Settings(BaseSettings):
     )
 
     # HTTP
-    public_base_url: str = f"http://127.0.0.1:{LOCAL_API_PORT}"
+    public_base_url: str = ""  # unset, the local server on api_port
     max_body_bytes: int = 1_048_576
     http_timeout_seconds: float = 10.0
 
@@ -80,6 +90,37 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_DIR / ".connectgain" / "db"
     db_port: int = LOCAL_DB_PORT
     api_port: int = LOCAL_API_PORT
+
+    # Supabase Auth sends invitees to this page (the SPA) with ?invitation_token=…;
+    # it must be allowed by the project's Auth redirect URLs (same host as site_url).
+    invitation_redirect_url: str = "http://127.0.0.1:3000/accept-invitation"
+    invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 90)
+    # Supabase Auth sends one e-mail per address a minute; so do we, known or unknown.
+    invitation_resend_seconds: int = Field(default=60, ge=0)
+
+    _port_followers: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="after")
+    def _urls_follow_the_ports(self) -> Settings:
+        unset = [name for name in PORT_FOLLOWERS if not getattr(self, name)]
+        self._port_followers = frozenset(unset)
+        self._apply_ports()
+        return self
+
+    def _apply_ports(self) -> None:
+        if "database_url" in self._port_followers:
+            self.database_url = local_database_url(self.db_port)
+        if "supabase_url" in self._port_followers:
+            self.supabase_url = local_api_url(self.api_port)
+        if "public_base_url" in self._port_followers:
+            self.public_base_url = local_api_url(self.api_port)
+
+    def on_ports(self, *, db_port: int | None = None, api_port: int | None = None) -> Settings:
+        """These settings on other local ports; the URLs that follow the ports move too."""
+        update = {"db_port": db_port, "api_port": api_port}
+        moved = self.model_copy(update={k: v for k, v in update.items() if v is not None})
+        moved._apply_ports()
+        return moved
 
     @model_validator(mode="after")
     def _refuse_local_secrets_outside_local(self) -> Settings:

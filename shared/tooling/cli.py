@@ -81,8 +81,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from shared.gateway import Gateway
 
+    if args.port:
+        # --port moves what follows the API port too (SUPABASE_URL, the public base URL).
+        settings = settings.on_ports(api_port=args.port)
     gateway = Gateway(settings)
-    port = args.port or settings.api_port
+    port = settings.api_port
     _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
     _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
     uvicorn.run(gateway, host=args.host, port=port, log_level="info")
@@ -90,6 +93,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
     cluster = local_cluster(settings)
+    if settings.database_url != cluster.url():
+        # Serving one database after migrating another would be silently wrong.
+        raise ClusterError(
+            f"SUPABASE_DB_URL ({settings.database_url}) is not the local database"
+            f" ({cluster.url()}).\nUnset it for `connectgain dev`; CONNECTGAIN_DB_PORT moves both."
+        )
     _say(*cluster.start())
     _run_migrate(settings, cluster.url(), seed=True)
     _say(

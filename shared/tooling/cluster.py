@@ -19,11 +19,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.settings import LOCAL_DB_PASSWORD, LOCAL_DB_USER, local_database_url
+
 MIN_VERSION = 15
 SERVER_DIRS = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "sudo apt-get install -y postgresql"
-SUPERUSER = "postgres"
-PASSWORD = "postgres"
+SUPERUSER = LOCAL_DB_USER
+PASSWORD = LOCAL_DB_PASSWORD
 
 
 class ClusterError(Exception):
@@ -116,7 +118,8 @@ class Cluster:
         return self.binaries
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+        # The same URL the settings default to, so one port moves every part.
+        return local_database_url(self.port, database)
 
     @property
     def pid_file(self) -> Path:

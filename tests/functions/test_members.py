@@ -1,176 +1,21 @@
 from __future__ import annotations
 
-import json
 from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
-import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.fixtures import load
-from tests.support import auth, make_org, make_user, member
-
-URL = "/functions/v1/members"
-INVITE = "http://127.0.0.1:54321/auth/v1/invite"
+from shared.web import Runtime
+from tests.functions.members_kit import URL, make_team, role_of
+from tests.support import auth, make_org, make_user, principal
 
 
 @pytest.fixture
 async def org(db: Connection) -> dict[str, UUID]:
-    owner = await make_user(db, "owner@acme.example")
-    org_id = await make_org(db, owner, "Acme")
-    return {
-        "org": org_id,
-        "owner": owner,
-        "admin": await member(db, org_id, "admin"),
-        "manager": await member(db, org_id, "manager"),
-        "agent": await member(db, org_id, "agent"),
-    }
-
-
-def gotrue_creates_user(db: Connection):
-    """GoTrue's invite: it inserts the auth user, then answers with it (documented shape)."""
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        body = load("supabase_auth", "invite_user")
-        sent = json.loads(request.content)
-        body["email"] = sent["email"]
-        await db.execute(
-            "insert into auth.users (id, email) values ($1, $2)", UUID(body["id"]), sent["email"]
-        )
-        return httpx.Response(200, json=body)
-
-    return handler
-
-
-async def role_of(db: Connection, org: UUID, user: UUID) -> str | None:
-    role: str | None = await db.fetchval(
-        "select role::text from organization_members where organization_id = $1 and user_id = $2",
-        org,
-        user,
-    )
-    return role
-
-
-@respx.mock
-async def test_an_admin_invites_a_new_person_through_supabase_auth(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
-):
-    route = respx.post(INVITE).mock(side_effect=gotrue_creates_user(db))
-    response = await client.post(
-        URL,
-        json={
-            "organization_id": str(org["org"]),
-            "email": "New.Person@example.com",
-            "role": "manager",
-        },
-        headers=auth(settings, org["admin"]),
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["invited"] is True
-    assert body["role"] == "manager"
-    sent = route.calls.last.request
-    assert sent.headers["apikey"] == settings.service_key
-    assert sent.headers["authorization"] == f"Bearer {settings.service_key}"
-    assert json.loads(sent.content)["data"] == {"organization_id": str(org["org"])}
-    assert await role_of(db, org["org"], UUID(body["user_id"])) == "manager"
-
-
-@respx.mock
-async def test_inviting_someone_with_an_account_adds_them_without_an_email(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
-):
-    route = respx.post(INVITE)
-    existing = await make_user(db, "known@example.com")
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "KNOWN@example.com"},
-        headers=auth(settings, org["admin"]),
-    )
-    assert response.status_code == 201
-    assert response.json()["invited"] is False
-    assert not route.called
-    assert await role_of(db, org["org"], existing) == "agent"
-
-
-async def test_inviting_a_member_twice_is_a_conflict(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
-):
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "owner@acme.example"},
-        headers=auth(settings, org["admin"]),
-    )
-    assert response.status_code == 409
-
-
-@respx.mock
-@pytest.mark.parametrize(
-    ("inviter", "role"), [("agent", "agent"), ("manager", "agent"), ("admin", "owner")]
-)
-async def test_who_may_invite_whom(
-    client: httpx.AsyncClient,
-    settings: Settings,
-    db: Connection,
-    org: dict[str, UUID],
-    inviter: str,
-    role: str,
-):
-    route = respx.post(INVITE)
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "x@example.com", "role": role},
-        headers=auth(settings, org[inviter]),
-    )
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "forbidden"
-    assert not route.called, "no e-mail goes out for a refused invite"
-
-
-@respx.mock
-async def test_an_owner_may_invite_an_owner(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
-):
-    respx.post(INVITE).mock(side_effect=gotrue_creates_user(db))
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "co@example.com", "role": "owner"},
-        headers=auth(settings, org["owner"]),
-    )
-    assert response.status_code == 201
-    assert response.json()["role"] == "owner"
-
-
-@respx.mock
-async def test_supabase_auth_failing_is_a_502_and_adds_nobody(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
-):
-    respx.post(INVITE).mock(return_value=httpx.Response(500, json={"code": 500, "msg": "boom"}))
-    before = await db.fetchval("select count(*) from organization_members")
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "x@example.com"},
-        headers=auth(settings, org["admin"]),
-    )
-    assert response.status_code == 502
-    assert await db.fetchval("select count(*) from organization_members") == before
-
-
-@respx.mock
-async def test_supabase_auth_refusing_an_existing_email_is_a_conflict(
-    client: httpx.AsyncClient, settings: Settings, org: dict[str, UUID]
-):
-    respx.post(INVITE).mock(
-        return_value=httpx.Response(422, json=load("supabase_auth", "email_exists"))
-    )
-    response = await client.post(
-        URL,
-        json={"organization_id": str(org["org"]), "email": "x@example.com"},
-        headers=auth(settings, org["admin"]),
-    )
-    assert response.status_code == 409
+    return await make_team(db)
 
 
 async def test_members_of_another_organization_are_not_found(
@@ -190,16 +35,82 @@ async def test_members_of_another_organization_are_not_found(
     assert response.status_code == 404
 
 
-async def test_listing_members_shows_their_profiles(
+async def test_listing_members_shows_who_they_are_in_supabase_auth(
     client: httpx.AsyncClient, settings: Settings, org: dict[str, UUID]
 ):
     response = await client.get(
         URL, params={"organization_id": str(org["org"])}, headers=auth(settings, org["agent"])
     )
     assert response.status_code == 200
-    rows = response.json()["data"]
+    rows = {r["user_id"]: r for r in response.json()["data"]}
     assert len(rows) == 4
-    assert {r["email"] for r in rows} >= {"owner@acme.example"}
+    owner = rows[str(org["owner"])]
+    assert (owner["email"], owner["full_name"], owner["role"]) == (
+        "owner@acme.example",
+        "Olga Owner",
+        "owner",
+    )
+    assert rows[str(org["agent"])]["email"] == "agent@acme.example"
+
+
+async def _edit_own_profile(runtime: Runtime, user: UUID, column: str, value: str) -> None:
+    """What the SPA can do through PostgREST: update its own profiles row."""
+    async with runtime.db.user_tx(principal(user)) as conn:
+        await conn.execute(f"update public.profiles set {column} = $2 where id = $1", user, value)
+
+
+async def test_a_member_cannot_pass_for_another_in_the_member_list(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    before = await client.get(
+        URL, params={"organization_id": str(org["org"])}, headers=auth(settings, org["admin"])
+    )
+    # The agent takes the owner's name, and tries the owner's address too.
+    await _edit_own_profile(runtime, org["agent"], "full_name", "Olga Owner")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await _edit_own_profile(runtime, org["agent"], "email", "owner@acme.example")
+    after = await client.get(
+        URL, params={"organization_id": str(org["org"])}, headers=auth(settings, org["admin"])
+    )
+    assert after.json() == before.json()
+    agent = next(r for r in after.json()["data"] if r["user_id"] == str(org["agent"]))
+    assert (agent["email"], agent["full_name"]) == ("agent@acme.example", None)
+    assert [r["email"] for r in after.json()["data"]].count("owner@acme.example") == 1
+    assert await db.fetchval("select email from profiles where id = $1", org["agent"]) == (
+        "agent@acme.example"
+    )
+
+
+async def test_a_tampered_profile_email_does_not_reach_the_member_list(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+):
+    """Even a profile rewritten past the trigger (as the database owner) changes nothing."""
+    async with db.transaction():
+        await db.execute("alter table profiles disable trigger profiles_email_follows_auth")
+        await db.execute(
+            "update profiles set email = 'owner@acme.example', full_name = 'Olga Owner'"
+            " where id = $1",
+            org["agent"],
+        )
+        await db.execute("alter table profiles enable trigger profiles_email_follows_auth")
+    response = await client.get(
+        URL, params={"organization_id": str(org["org"])}, headers=auth(settings, org["owner"])
+    )
+    agent = next(r for r in response.json()["data"] if r["user_id"] == str(org["agent"]))
+    assert (agent["email"], agent["full_name"]) == ("agent@acme.example", None)
+
+
+async def test_profile_email_still_follows_the_account(db: Connection, org: dict[str, UUID]):
+    await db.execute(
+        "update auth.users set email = 'agent.new@acme.example' where id = $1", org["agent"]
+    )
+    assert await db.fetchval("select email from profiles where id = $1", org["agent"]) == (
+        "agent.new@acme.example"
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -84,6 +85,16 @@ async def _api_key(conn: Connection, world: World, org: UUID) -> UUID:
         "insert into private.api_key_hashes (api_key_id, hash) values ($1, $2)",
         key,
         uuid4().bytes,
+    )
+    return key
+
+
+async def _invitation(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.organization_invitations (organization_id, email, expires_at)"
+        " values ($1, $2, now() + interval '1 day') returning id",
+        org,
+        f"{uuid4().hex[:12]}@example.com",
     )
     return key
 
@@ -258,6 +269,14 @@ TABLES: dict[str, TenantTable] = {
     "public.api_keys": TenantTable(
         make=_api_key,
         forge=values(organization_id=ORG, name="forged", prefix="cg_forged", scopes=["write"]),
+    ),
+    # Only admins see invitations; every write goes through app.*_invitation().
+    "public.organization_invitations": TenantTable(
+        make=_invitation,
+        forge=lambda conn, w, org: values(
+            organization_id=org, email="me@b.example", role="owner", expires_at=datetime.now(UTC)
+        )(conn, w, org),
+        readers=ADMINS,
     ),
     "public.channel_accounts": TenantTable(
         make=lambda conn, w, org: make_channel_account(conn, org),

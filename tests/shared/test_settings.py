@@ -34,3 +34,44 @@ def test_supabase_environment_names_are_read(monkeypatch: pytest.MonkeyPatch):
 def test_a_direct_connection_keeps_the_statement_cache():
     settings = Settings(database_url="postgresql://u:p@db.example:5432/postgres", _env_file=None)  # type: ignore[call-arg]
     assert settings.statement_cache_size > 0
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("DB_URL", "URL", "PUBLIC_BASE_URL", "DB_PORT", "API_PORT"):
+        monkeypatch.delenv(f"CONNECTGAIN_{name}", raising=False)
+        monkeypatch.delenv(f"SUPABASE_{name}", raising=False)
+    return monkeypatch
+
+
+def test_one_port_setting_moves_every_local_url(clean_env: pytest.MonkeyPatch):
+    clean_env.setenv("CONNECTGAIN_DB_PORT", "55432")
+    clean_env.setenv("CONNECTGAIN_API_PORT", "55431")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == "postgresql://postgres:postgres@127.0.0.1:55432/postgres"
+    assert settings.supabase_url == "http://127.0.0.1:55431"
+    assert settings.public_base_url == "http://127.0.0.1:55431"
+    assert settings.functions_url("health") == "http://127.0.0.1:55431/functions/v1/health"
+
+
+def test_an_explicit_url_wins_over_the_port(clean_env: pytest.MonkeyPatch):
+    clean_env.setenv("CONNECTGAIN_DB_PORT", "55432")
+    clean_env.setenv("CONNECTGAIN_API_PORT", "55431")
+    clean_env.setenv("SUPABASE_DB_URL", "postgresql://u:p@db.example:5432/postgres")
+    clean_env.setenv("SUPABASE_URL", "https://abc.supabase.co")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == "postgresql://u:p@db.example:5432/postgres"
+    assert settings.supabase_url == "https://abc.supabase.co"
+    assert settings.public_base_url == "http://127.0.0.1:55431"
+
+
+def test_moving_settings_to_other_ports_moves_only_what_follows_them(
+    clean_env: pytest.MonkeyPatch,
+):
+    settings = Settings(supabase_url="https://abc.supabase.co", _env_file=None)  # type: ignore[call-arg]
+    moved = settings.on_ports(api_port=6001, db_port=6002)
+    assert (moved.api_port, moved.db_port) == (6001, 6002)
+    assert moved.public_base_url == "http://127.0.0.1:6001"
+    assert moved.database_url.endswith("@127.0.0.1:6002/postgres")
+    assert moved.supabase_url == "https://abc.supabase.co"
+    assert settings.database_url.endswith(":54322/postgres"), "the original is unchanged"
