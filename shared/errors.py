@@ -9,7 +9,8 @@
     ├── PayloadTooLarge           413 payload_too_large
     ├── Unprocessable             422 validation_error   (well-formed but invalid input)
     ├── RateLimited               429 rate_limited
-    └── UpstreamError             502 upstream_error     (a provider failed after our retries)
+    ├── UpstreamError             502 upstream_error     (a provider failed or refused)
+    └── ServiceUnavailable        503 service_unavailable (a provider surely did not act; try later)
 
 Every error renders as {"error": {"code", "message", "details"?}}. Postgres
 errors raised by constraints, triggers and policies map onto the same classes
@@ -76,6 +77,10 @@ class UpstreamError(AppError):
     code = "upstream_error"
 
 
+class ServiceUnavailable(AppError):
+    code = "service_unavailable"
+
+
 HTTP_STATUS: dict[type[AppError], int] = {
     AppError: 500,
     BadRequest: 400,
@@ -87,6 +92,7 @@ HTTP_STATUS: dict[type[AppError], int] = {
     Unprocessable: 422,
     RateLimited: 429,
     UpstreamError: 502,
+    ServiceUnavailable: 503,
 }
 
 
