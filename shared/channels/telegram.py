@@ -225,7 +225,6 @@ class Telegram(Channel):
         if not isinstance(chat, int) or not isinstance(number, int):
             raise ProviderError(
                 "Telegram answered without the sent Message's chat and message_id",
-                status=200,
                 outcome="unknown",
                 body=result,
             )

@@ -165,6 +165,8 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
         provider_id = (await job.channel.send(client, account, job.outbound)).provider_message_id
     except ProviderError as exc:
         error = exc.as_record()
+        if error["status"] is None and client.attempts:  # e.g. a success without an id
+            error["status"] = client.attempts[-1]["status"]
     except AppError as exc:  # our own refusal (a missing secret) before any provider call
         error = {**NEVER_STARTED, "message": exc.message, "code": exc.code}
     except Exception as exc:  # a fault of ours while the call may have gone out
