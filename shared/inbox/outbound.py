@@ -20,18 +20,16 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from asyncpg import Record
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from shared.channels.base import Channel, OutboundMessage
+from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.http import ProviderClient, ProviderError
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from shared.idempotency import Claim, Held, replay
-from shared.inbox.accounts import load_account
 from shared.web import Runtime
 
 log = logging.getLogger("connectgain.sending")
@@ -71,7 +69,7 @@ class Outbound:
 
     message: Record
     channel: Channel
-    account_id: UUID
+    account: Account
     outbound: OutboundMessage
 
 
@@ -152,9 +150,11 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
             message["organization_id"],
             settings.claim_seconds,
         )
-        if started and claim is not None:
-            await claim.link(conn, message["id"], settings.claim_seconds)
-        account = await load_account(conn=conn, account_id=job.account_id)
+        if claim is not None:
+            if started:
+                await claim.link(conn, message["id"], settings.claim_seconds)
+            else:
+                await claim.release(conn)
     if not started:  # given up by the sweeper while we were slow: nothing was sent
         raise ServiceUnavailable("The message waited too long and was not sent; send again")
     client = ProviderClient(
@@ -162,7 +162,8 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
     )
     provider_id, error = None, None
     try:
-        provider_id = (await job.channel.send(client, account, job.outbound)).provider_message_id
+        result = await job.channel.send(client, job.account, job.outbound)
+        provider_id = result.provider_message_id
     except ProviderError as exc:
         error = exc.as_record()
         if error["status"] is None and client.attempts:  # e.g. a success without an id

@@ -21,7 +21,7 @@ from shared.auth import UserPrincipal
 from shared.channels import channel_named
 from shared.channels.base import OutboundMessage, Thread
 from shared.errors import AppError, NotFound, Unprocessable
-from shared.inbox.accounts import webhook_url
+from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held
 from shared.web import Runtime
 
@@ -154,9 +154,6 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
         media_type=request.media_type,
         metadata=options,
     )
-    return Outbound(
-        message=message,
-        channel=channel,
-        account_id=conversation["channel_account_id"],
-        outbound=outbound,
-    )
+    async with runtime.db.service_tx() as conn:
+        account = await load_account(conn=conn, account_id=conversation["channel_account_id"])
+    return Outbound(message=message, channel=channel, account=account, outbound=outbound)
