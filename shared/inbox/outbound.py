@@ -160,7 +160,7 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
     client = ProviderClient(
         runtime.http, settings, deadline=time.monotonic() + settings.claim_seconds
     )
-    provider_id, error = None, None
+    provider_id, error, own = None, None, None
     try:
         result = await job.channel.send(client, job.account, job.outbound)
         provider_id = result.provider_message_id
@@ -169,7 +169,7 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
         if error["status"] is None and client.attempts:  # e.g. a success without an id
             error["status"] = client.attempts[-1]["status"]
     except AppError as exc:  # our own refusal (a missing secret) before any provider call
-        error = {**NEVER_STARTED, "message": exc.message, "code": exc.code}
+        error, own = {**NEVER_STARTED, "message": exc.message, "code": exc.code}, exc
     except Exception as exc:  # a fault of ours while the call may have gone out
         log.exception("sending message %s failed unexpectedly", message["id"])
         error = {**INTERRUPTED, "message": f"{type(exc).__name__} while sending"}
@@ -178,7 +178,7 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
         row = await record(conn, message, outcome, provider_id, error, client.attempts)
         failure = await conclude(conn, claim, row)
     if failure is not None:
-        raise failure
+        raise own or failure
     return JSONResponse(jsonable_encoder(dict(row)), status_code=201)
 
 

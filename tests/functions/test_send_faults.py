@@ -300,3 +300,21 @@ async def test_an_unknown_outcome_tells_automations_and_the_inbox(
         f"org:{world['org']}:inbox",
     )
     assert [b["status"] for b in broadcast] == ["queued", "sending", "unknown"]
+
+
+@respx.mock
+async def test_an_account_missing_its_token_fails_the_message_without_a_call(
+    client: httpx.AsyncClient, settings: Settings, db: Connection
+):
+    """Our own misconfiguration: nothing reached the provider, the row is not left
+    sending, and the key is free for a retry once it is fixed."""
+    world = await setup(db, "whatsapp")
+    await db.execute("update private.channel_credentials set secrets = secrets - 'access_token'")
+    route = respx.post(GRAPH)
+    response = await send(client, settings, world, **keyed("reply-misconfigured"))
+    assert response.status_code == 500
+    assert "access_token" in response.json()["error"]["message"]
+    assert not route.called
+    [message] = await outbound(db)
+    assert (message["status"], message["error"]["outcome"]) == ("failed", "not_sent")
+    assert await db.fetchval("select count(*) from private.idempotency_keys") == 0
