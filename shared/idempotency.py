@@ -1,8 +1,14 @@
 """Idempotency-Key: a retried request gets the first answer instead of doing the work twice.
 
-The key is claimed before the work starts (a second concurrent request gets a
-409), the answer is stored when it ends, and a failure that was not the
-caller's fault (5xx) releases the claim so the retry may try again.
+The key is claimed before the work starts and holds a final answer when it ends.
+Only final answers are kept (a success, the caller's 4xx, a provider's refusal or
+an unknown outcome); a failure that a retry may cure (a 5xx, a provider that surely
+did not act) releases the key, so the retry really does the work.
+
+A claim lasts `claim_seconds`: a request killed mid-work does not hold the key for
+a day. When the work has created something that must not be created twice (a
+send's message), the key is linked to it, and a retry after the claim expired is
+answered from that resource's state instead of working again (see `Held`).
 """
 
 from __future__ import annotations
@@ -10,16 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from shared.auth import ApiKeyPrincipal, Principal, UserPrincipal
-from shared.db import Database
+from shared.db import Connection, Database
 from shared.errors import AppError, Conflict, Unprocessable, status_of
 
 TTL = "24 hours"
+CLAIM_SECONDS = 60.0
 
 
 def owner_of(principal: Principal) -> str:
@@ -34,6 +43,122 @@ def request_hash(*parts: Any) -> bytes:
     return hashlib.sha256(json.dumps(jsonable_encoder(parts), sort_keys=True).encode()).digest()
 
 
+def replay(status: int, body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request holds the key. Each method runs in the caller's transaction, so the
+    key's answer is written together with the state it answers for."""
+
+    owner: str
+    scope: str
+    key: str
+
+    async def link(self, conn: Connection, resource_id: UUID, claim_seconds: float) -> None:
+        await conn.execute(
+            "update private.idempotency_keys set resource_id = $4,"
+            " claimed_until = now() + make_interval(secs => $5)"
+            " where owner = $1 and scope = $2 and key = $3 and status_code is null",
+            self.owner,
+            self.scope,
+            self.key,
+            resource_id,
+            claim_seconds,
+        )
+
+    async def store(self, conn: Connection, status: int, body: Any) -> None:
+        await conn.execute(
+            "update private.idempotency_keys set status_code = $4, response = $5"
+            " where owner = $1 and scope = $2 and key = $3",
+            self.owner,
+            self.scope,
+            self.key,
+            status,
+            jsonable_encoder(body),
+        )
+
+    async def release(self, conn: Connection) -> None:
+        await conn.execute(
+            "delete from private.idempotency_keys where owner = $1 and scope = $2 and key = $3",
+            self.owner,
+            self.scope,
+            self.key,
+        )
+
+    async def settle(self, db: Database, error: AppError) -> None:
+        """Before anything was linked: keep the caller's 4xx, release on a 5xx."""
+        async with db.service_tx() as conn:
+            if status_of(error) >= 500:
+                await self.release(conn)
+            else:
+                await self.store(conn, status_of(error), error.body())
+
+
+@dataclass(frozen=True)
+class Held:
+    """Another request holds the key and has no answer yet."""
+
+    claim: Claim
+    resource_id: UUID | None  # what it created, when it linked it
+    expired: bool  # its claim ran out: it was probably killed
+
+
+async def begin(
+    db: Database,
+    *,
+    principal: Principal,
+    scope: str,
+    key: str,
+    fingerprint: bytes,
+    claim_seconds: float = CLAIM_SECONDS,
+) -> Claim | Held | JSONResponse:
+    """Claim `key`; or the stored answer to replay; or Held when another request has it.
+
+    An expired claim that linked nothing is taken over: the request that held it died
+    before doing anything that must not be done twice."""
+    if not 1 <= len(key) <= 255:
+        raise Unprocessable("Idempotency-Key must be 1 to 255 characters")
+    claim = Claim(owner=owner_of(principal), scope=scope, key=key)
+    async with db.service_tx() as conn:
+        claimed = await conn.fetchval(
+            f"""
+            insert into private.idempotency_keys as k
+                   (owner, scope, key, request_hash, claimed_until)
+            values ($1, $2, $3, $4, now() + make_interval(secs => $5))
+            on conflict (owner, scope, key) do update
+               set request_hash = excluded.request_hash, status_code = null, response = null,
+                   created_at = now(), claimed_until = excluded.claimed_until, resource_id = null
+             where k.created_at < now() - interval '{TTL}'
+                or (k.status_code is null and k.resource_id is null
+                    and k.claimed_until < now() and k.request_hash = excluded.request_hash)
+            returning true
+            """,
+            claim.owner,
+            scope,
+            key,
+            fingerprint,
+            claim_seconds,
+        )
+        if claimed:
+            return claim
+        previous = await conn.fetchrow(
+            "select request_hash, status_code, response, resource_id,"
+            " claimed_until < now() as expired"
+            " from private.idempotency_keys where owner = $1 and scope = $2 and key = $3",
+            claim.owner,
+            scope,
+            key,
+        )
+    assert previous is not None  # the insert conflicted with it
+    if previous["request_hash"] != fingerprint:
+        raise Unprocessable("This Idempotency-Key was used for a different request")
+    if previous["status_code"] is not None:
+        return replay(previous["status_code"], previous["response"])
+    return Held(claim=claim, resource_id=previous["resource_id"], expired=previous["expired"])
+
+
 async def once(
     db: Database,
     *,
@@ -42,86 +167,34 @@ async def once(
     key: str | None,
     fingerprint: bytes,
     work: Callable[[], Awaitable[tuple[int, Any]]],
+    claim_seconds: float = CLAIM_SECONDS,
 ) -> JSONResponse:
     """Run `work` (returning status and body) at most once per key; replay its answer after."""
     if key is None:
         status, body = await work()
         return JSONResponse(jsonable_encoder(body), status_code=status)
-    if not 1 <= len(key) <= 255:
-        raise Unprocessable("Idempotency-Key must be 1 to 255 characters")
-    owner = owner_of(principal)
-    async with db.service_tx() as conn:
-        claimed = await conn.fetchval(
-            f"""
-            insert into private.idempotency_keys (owner, scope, key, request_hash)
-            values ($1, $2, $3, $4)
-            on conflict (owner, scope, key) do update
-               set request_hash = excluded.request_hash, status_code = null, response = null,
-                   created_at = now()
-             where private.idempotency_keys.created_at < now() - interval '{TTL}'
-            returning true
-            """,
-            owner,
-            scope,
-            key,
-            fingerprint,
-        )
-        previous = (
-            None
-            if claimed
-            else await conn.fetchrow(
-                "select request_hash, status_code, response from private.idempotency_keys"
-                " where owner = $1 and scope = $2 and key = $3",
-                owner,
-                scope,
-                key,
-            )
-        )
-    if previous is not None:
-        if previous["request_hash"] != fingerprint:
-            raise Unprocessable("This Idempotency-Key was used for a different request")
-        if previous["status_code"] is None:
-            raise Conflict("A request with this Idempotency-Key is still in progress")
-        return JSONResponse(
-            previous["response"],
-            status_code=previous["status_code"],
-            headers={"Idempotent-Replayed": "true"},
-        )
-
+    begun = await begin(
+        db,
+        principal=principal,
+        scope=scope,
+        key=key,
+        fingerprint=fingerprint,
+        claim_seconds=claim_seconds,
+    )
+    if isinstance(begun, JSONResponse):
+        return begun
+    if isinstance(begun, Held):
+        raise Conflict("A request with this Idempotency-Key is still in progress")
     try:
         status, body = await work()
     except AppError as exc:
-        if status_of(exc) >= 500:
-            await _release(db, owner, scope, key)
-        else:
-            await _store(db, owner, scope, key, status_of(exc), exc.body())
+        await begun.settle(db, exc)
         raise
     except BaseException:
-        await _release(db, owner, scope, key)
+        async with db.service_tx() as conn:
+            await begun.release(conn)
         raise
     encoded = jsonable_encoder(body)
-    await _store(db, owner, scope, key, status, encoded)
+    async with db.service_tx() as conn:
+        await begun.store(conn, status, encoded)
     return JSONResponse(encoded, status_code=status)
-
-
-async def _store(db: Database, owner: str, scope: str, key: str, status: int, body: Any) -> None:
-    async with db.service_tx() as conn:
-        await conn.execute(
-            "update private.idempotency_keys set status_code = $4, response = $5"
-            " where owner = $1 and scope = $2 and key = $3",
-            owner,
-            scope,
-            key,
-            status,
-            body,
-        )
-
-
-async def _release(db: Database, owner: str, scope: str, key: str) -> None:
-    async with db.service_tx() as conn:
-        await conn.execute(
-            "delete from private.idempotency_keys where owner = $1 and scope = $2 and key = $3",
-            owner,
-            scope,
-            key,
-        )

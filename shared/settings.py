@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     provider_attempts: int = 3
     provider_backoff_seconds: float = 0.5
     provider_max_wait_seconds: float = 30.0
+    # How long an in-progress request holds its Idempotency-Key, and a send its message,
+    # before a retry or the outbound-sweep job may finish what a killed server left.
+    claim_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
 
     # Local tooling
     project_dir: Path = PROJECT_DIR

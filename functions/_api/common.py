@@ -173,6 +173,7 @@ async def idempotent(
         key=idempotency_key,
         fingerprint=idempotency.request_hash(scope, request),
         work=run,
+        claim_seconds=runtime.settings.claim_seconds,
     )
 
 

@@ -266,10 +266,18 @@ class Email(Channel):
         api = Mailgun(
             client, api_key=account.secret("api_key"), region=account.settings.get("region")
         )
-        body = await api.call("POST", f"/v3/{account.settings['domain']}/messages", data=form)
-        sent = message_ids(body.get("id"))
+        body = await api.call(
+            "POST",
+            f"/v3/{account.settings['domain']}/messages",
+            data=form,
+            at_most_once=True,
+        )
+        ident = body.get("id")  # {"id": "<…@domain>", "message": "Queued. Thank you."}
+        sent = message_ids(ident) if isinstance(ident, str) else []
         if not sent:
-            raise ProviderError("Mailgun accepted the mail without an id", body=body)
+            raise ProviderError(
+                "Mailgun accepted the mail without an id", outcome="unknown", body=body
+            )
         return SendResult(provider_message_id=sent[0], response=body)
 
     async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:

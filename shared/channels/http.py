@@ -1,15 +1,25 @@
 """Calls to providers: timeouts, bounded retries with backoff that honour Retry-After,
-and a record of every attempt (kept on the message it was for)."""
+and a record of every attempt (kept on the message it was for).
+
+A send must never reach the customer twice because we retried, so a call made
+`at_most_once` is retried only when the provider surely did not act on it: the
+connection was never made, or the provider answered that it did not process the
+request (429, and the throttling answers a channel names in `not_processed`).
+A timeout or 5xx after the request left, or a success we cannot read, is an
+`unknown` outcome: a person decides. Other calls (reads, setup) are retried on
+5xx and timeouts as well.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -18,9 +28,17 @@ from shared.settings import Settings
 # Module-level so tests can observe the waits without sleeping.
 sleep = asyncio.sleep
 
+# refused: the provider answered no (a 4xx of its own); nothing was sent.
+# unavailable: the provider surely did not act (no connection, throttled); try later.
+# unknown: the request may have been acted on; never repeated by itself.
+Outcome = Literal["refused", "unavailable", "unknown"]
+
+# Transport failures before any byte of the request left: safe to repeat.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
 
 class ProviderError(Exception):
-    """The provider refused or failed; `retryable` says whether trying later may work."""
+    """The provider refused, was unavailable, or left the outcome unknown."""
 
     def __init__(
         self,
@@ -28,7 +46,7 @@ class ProviderError(Exception):
         *,
         status: int | None = None,
         code: str | int | None = None,
-        retryable: bool = False,
+        outcome: Outcome = "refused",
         retry_after: float | None = None,
         body: Any = None,
     ) -> None:
@@ -36,31 +54,97 @@ class ProviderError(Exception):
         self.message = message
         self.status = status
         self.code = code
-        self.retryable = retryable
+        self.outcome: Outcome = outcome
         self.retry_after = retry_after
         self.body = body
+
+    @property
+    def retryable(self) -> bool:
+        """Whether repeating the request later is safe and may work."""
+        return self.outcome == "unavailable"
 
     def as_record(self) -> dict[str, Any]:
         return {
             "message": self.message,
             "status": self.status,
             "code": self.code,
+            "outcome": self.outcome,
             "retryable": self.retryable,
+            "retry_after": self.retry_after,
             "provider": self.body,
         }
+
+
+def seconds(value: Any) -> float | None:
+    """A wait the provider gave as a number (or numeric text); None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None
-    if value.strip().isdigit():
-        return float(value)
+    if (number := seconds(value.strip())) is not None:
+        return number
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def throttled(response: httpx.Response) -> bool:
+    """429 Too Many Requests: the request was not processed (every provider here)."""
+    return response.status_code == 429
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The answer's JSON, or its text (cut short) when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]
+
+
+def unexpected(response: httpx.Response, expected: str) -> ProviderError:
+    """A success we cannot read: the provider may have sent the message."""
+    return ProviderError(
+        f"The provider answered {response.status_code} without {expected}",
+        status=response.status_code,
+        outcome="unknown",
+        body=json_body(response),
+    )
+
+
+def dig(body: Any, *path: str | int) -> Any:
+    """body[path[0]][path[1]]…, or None where the shape differs."""
+    for step in path:
+        if isinstance(step, int) and isinstance(body, list) and -len(body) <= step < len(body):
+            body = body[step]
+        elif isinstance(step, str) and isinstance(body, dict):
+            body = body.get(step)
+        else:
+            return None
+    return body
+
+
+def accepted_id(response: httpx.Response, *path: str | int) -> tuple[str, dict[str, Any]]:
+    """The provider's id for what it accepted, at `path` in a 2xx JSON object answer."""
+    body = json_body(response)
+    value = dig(body, *path)
+    if not isinstance(body, dict) or isinstance(value, bool) or not isinstance(value, str | int):
+        raise unexpected(response, "the id it documents")
+    if not str(value):
+        raise unexpected(response, "the id it documents")
+    return str(value), body
 
 
 @dataclass
@@ -68,6 +152,8 @@ class ProviderClient:
     http: httpx.AsyncClient
     settings: Settings
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # time.monotonic() by which a call must be over: no retry starts that could end later.
+    deadline: float | None = None
 
     async def request(
         self,
@@ -75,13 +161,16 @@ class ProviderClient:
         url: str,
         *,
         retry_after: Callable[[httpx.Response], float | None] = retry_after_seconds,
+        not_processed: Callable[[httpx.Response], bool] = throttled,
+        at_most_once: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """The provider's answer once it is not a 429/5xx/timeout, or a retryable ProviderError.
+        """The provider's answer for the channel to interpret (2xx, or a refusal), or a
+        ProviderError saying whether the provider surely did not act (`unavailable`,
+        after the retries) or may have (`unknown`, for an `at_most_once` call).
 
-        Non-retryable answers (2xx, other 4xx) are returned for the channel to interpret.
-        `retry_after` reads how long the provider asks us to wait (the Retry-After header
-        unless the provider says it elsewhere).
+        `retry_after` reads how long the provider asks us to wait (the Retry-After
+        header unless the provider says it elsewhere).
         """
         limit = max(1, self.settings.provider_attempts)
         for number in range(1, limit + 1):
@@ -90,29 +179,59 @@ class ProviderClient:
             try:
                 response = await self.http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
+                if at_most_once and not isinstance(exc, NEVER_SENT):
+                    detail = f": {exc}" if str(exc) else ""
+                    failure = ProviderError(
+                        f"{type(exc).__name__} after the request was sent{detail}",
+                        outcome="unknown",
+                    )
+                    self._record(number, started, None, failure.message, None)
+                    raise failure from exc
                 failure = ProviderError(
-                    f"{type(exc).__name__} calling the provider", retryable=True
+                    f"{type(exc).__name__} calling the provider", outcome="unavailable"
                 )
             else:
-                if response.status_code != 429 and response.status_code < 500:
+                if not_processed(response):
+                    wait = retry_after(response)
+                    reason = "it did not take the request"
+                elif response.status_code >= 500:
+                    if at_most_once:
+                        failure = ProviderError(
+                            f"The provider answered {response.status_code}",
+                            status=response.status_code,
+                            outcome="unknown",
+                            body=json_body(response),
+                        )
+                        self._record(number, started, failure.status, failure.message, None)
+                        raise failure
+                    reason = "a server error"
+                else:
                     self._record(number, started, response.status_code, None, None)
                     return response
-                wait = retry_after(response)
                 failure = ProviderError(
-                    f"The provider answered {response.status_code}",
+                    f"The provider answered {response.status_code}: {reason}",
                     status=response.status_code,
-                    retryable=True,
+                    outcome="unavailable",
                     retry_after=wait,
-                    body=_body(response),
+                    body=json_body(response),
                 )
             if wait is None:
                 wait = self.settings.provider_backoff_seconds * 2 ** (number - 1)
-            if number == limit or wait > self.settings.provider_max_wait_seconds:
+            if number == limit or not self._may_wait(wait):
                 self._record(number, started, failure.status, failure.message, None)
                 raise failure
             self._record(number, started, failure.status, failure.message, wait)
             await sleep(wait)
         raise AssertionError("unreachable")
+
+    def _may_wait(self, wait: float) -> bool:
+        if wait > self.settings.provider_max_wait_seconds:
+            return False
+        if self.deadline is None:
+            return True
+        # the next attempt may take a whole timeout; it must end before the deadline
+        ends = time.monotonic() + wait + self.settings.http_timeout_seconds
+        return ends <= self.deadline
 
     def _record(
         self, number: int, started: float, status: int | None, error: str | None, wait: float | None
@@ -127,10 +246,3 @@ class ProviderClient:
                 "retry_in": wait,
             }
         )
-
-
-def _body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:500]

@@ -12,7 +12,15 @@ from typing import Any
 
 import httpx
 
-from shared.channels.http import ProviderClient, ProviderError, retry_after_seconds
+from shared.channels.http import (
+    ProviderClient,
+    ProviderError,
+    dig,
+    json_body,
+    retry_after_seconds,
+    seconds,
+    unexpected,
+)
 from shared.errors import Unprocessable
 
 log = logging.getLogger("connectgain.channels.mailgun")
@@ -24,19 +32,13 @@ MAX_URLS_PER_WEBHOOK = 3  # Mailgun's limit per event and domain
 
 def mailgun_retry_after(response: httpx.Response) -> float | None:
     """Mailgun's rate-limit answers may say how long to wait in the body's retry-seconds."""
-    try:
-        seconds = response.json().get("retry-seconds")
-    except (ValueError, AttributeError):
-        seconds = None
-    return float(seconds) if seconds is not None else retry_after_seconds(response)
+    wait = seconds(dig(json_body(response), "retry-seconds"))
+    return wait if wait is not None else retry_after_seconds(response)
 
 
 def mailgun_error(response: httpx.Response) -> ProviderError:
     """A refusal: {"message": ...} as JSON, or plain text (a wrong key gets "Forbidden")."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:500]
+    body = json_body(response)
     reason = body.get("message") if isinstance(body, dict) else body
     return ProviderError(
         f"Mailgun: {reason or response.reason_phrase}",
@@ -72,7 +74,10 @@ class Mailgun:
         )
         if not response.is_success:
             raise mailgun_error(response)
-        return response.json()
+        body = json_body(response)
+        if not isinstance(body, dict):
+            raise unexpected(response, "a JSON object")  # Mailgun may have acted on it
+        return body
 
     async def domain(self, name: str) -> dict[str, Any]:
         """The sending domain; a clear refusal for a wrong key, region or name."""

@@ -1,16 +1,16 @@
 """What WhatsApp, Messenger and Instagram share: Meta's webhook verification
-(the GET challenge and X-Hub-Signature-256) and the Graph API's error shape."""
+(the GET challenge and X-Hub-Signature-256), the Graph API's error shape and its
+throttling answers."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
 
 import httpx
 
 from shared.channels.base import Account, Channel, Reply, WebhookRequest
-from shared.channels.http import ProviderError
+from shared.channels.http import ProviderError, dig, json_body
 from shared.errors import Unauthorized
 
 
@@ -39,19 +39,38 @@ class MetaChannel(Channel):
             raise Unauthorized("Invalid X-Hub-Signature-256", code="invalid_signature")
 
 
+# Graph API throttling: the call was turned away before it was processed, so it may
+# be repeated. 4 app, 17 user, 32 page and 613 hourly call limits; 80007 the WhatsApp
+# Business Account's limit, 130429 Cloud API throughput, 131056 the business/consumer
+# pair limit. (131048, the spam limit, is a quality restriction: not retried.)
+THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131056})
+
+
+def graph_throttled(response: httpx.Response) -> bool:
+    """429, or a 4xx whose Graph error code is a throttling one."""
+    if response.status_code == 429:
+        return True
+    if not 400 <= response.status_code < 500:
+        return False
+    code = dig(json_body(response), "error", "code")
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return isinstance(code, int) and code in THROTTLING_CODES
+
+
 def graph_error(response: httpx.Response) -> ProviderError:
     """A Graph API refusal: {"error": {"message", "type", "code", "error_subcode", ...}}."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = {"error": {"message": response.text[:500]}}
-    error = body.get("error", {}) if isinstance(body, dict) else {}
-    details = (error.get("error_data") or {}).get("details")
+    body = json_body(response)
+    if not isinstance(body, dict):
+        body = {"error": {"message": body}}
+    error = body.get("error")
+    error = error if isinstance(error, dict) else {}
+    details = dig(error, "error_data", "details")
     message = str(error.get("message") or f"Graph API answered {response.status_code}")
+    code = error.get("code")
     return ProviderError(
         f"{message} ({details})" if details else message,
         status=response.status_code,
-        code=error.get("code"),
-        retryable=False,
+        code=code if isinstance(code, str | int) else None,
         body=body,
     )

@@ -30,8 +30,8 @@ from shared.channels.base import (
     SendResult,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient, ProviderError
-from shared.channels.meta import MetaChannel, graph_error
+from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
+from shared.channels.meta import MetaChannel, graph_error, graph_throttled
 from shared.channels.meta_events import HANDLERS, Event, Webhook
 from shared.errors import BadRequest, Unprocessable
 from shared.settings import Settings
@@ -103,20 +103,15 @@ class MetaMessagingChannel(MetaChannel):
             method,
             f"{self.api_base(client.settings)}/{path}",
             headers={"Authorization": f"Bearer {token}"},
+            not_processed=graph_throttled,
             **kwargs,
         )
         if not response.is_success:
             raise graph_error(response)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         if not isinstance(body, dict):
-            raise ProviderError(
-                "Meta answered with something other than a JSON object",
-                status=response.status_code,
-                body=response.text[:500],
-            )
+            # a success we cannot read: Meta may have acted on it
+            raise unexpected(response, "a JSON object")
         return body
 
     # ---- inbound ---------------------------------------------------------------------------
@@ -227,10 +222,14 @@ class MetaMessagingChannel(MetaChannel):
                 **message.metadata,  # the window's messaging_type and tag
                 "message": body,
             },
+            at_most_once=True,
         )
-        if not answer.get("message_id"):
-            raise ProviderError("The Send API answered without a message id", body=answer)
-        return SendResult(provider_message_id=str(answer["message_id"]), response=answer)
+        message_id = answer.get("message_id")  # {"recipient_id": "…", "message_id": "m_…"}
+        if not isinstance(message_id, str) or not message_id:
+            raise ProviderError(
+                "The Send API answered without a message id", outcome="unknown", body=answer
+            )
+        return SendResult(provider_message_id=message_id, response=answer)
 
     async def fetch_profile(
         self, client: ProviderClient, account: Account, external_id: str

@@ -34,7 +34,7 @@ from shared.channels.base import (
     StatusUpdate,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.http import ProviderClient, ProviderError, accepted_id, json_body
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
 API_VERSION = "2010-04-01"
@@ -206,11 +206,12 @@ class Sms(Channel):
             f"{client.settings.twilio_api_url}/{API_VERSION}/Accounts/{sid}/Messages.json",
             data=form,
             auth=self._auth(account),
+            at_most_once=True,  # a 429 (error 20429) is never processed: retried
         )
         if not response.is_success:
             raise _twilio_error(response)
-        body = response.json()
-        return SendResult(provider_message_id=body["sid"], response=body)
+        sid, body = accepted_id(response, "sid")  # the Message resource: {"sid": "SM…", …}
+        return SendResult(provider_message_id=sid, response=body)
 
     async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
         """Check the credentials, find the number in the account, point its SMS webhook here."""
@@ -246,13 +247,13 @@ class Sms(Channel):
 
 def _twilio_error(response: httpx.Response) -> ProviderError:
     """Twilio's error body: {"code", "message", "more_info", "status"}."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = {"message": response.text[:500]}
+    body = json_body(response)
+    if not isinstance(body, dict):
+        body = {"message": body}
+    code = body.get("code")
     return ProviderError(
         str(body.get("message") or f"Twilio answered {response.status_code}"),
         status=response.status_code,
-        code=body.get("code"),
+        code=code if isinstance(code, str | int) else None,
         body=body,
     )

@@ -31,7 +31,15 @@ from shared.channels.base import (
     SendResult,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient, ProviderError, retry_after_seconds
+from shared.channels.http import (
+    ProviderClient,
+    ProviderError,
+    dig,
+    json_body,
+    retry_after_seconds,
+    seconds,
+    unexpected,
+)
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -99,12 +107,9 @@ CONTENT: dict[str, Callable[[dict[str, Any]], Content]] = {
 
 
 def _telegram_retry_after(response: httpx.Response) -> float | None:
-    """Telegram says how long to wait in the body's parameters.retry_after."""
-    try:
-        seconds = response.json().get("parameters", {}).get("retry_after")
-    except (ValueError, AttributeError):
-        seconds = None
-    return float(seconds) if seconds is not None else retry_after_seconds(response)
+    """Telegram's flood control (429) says how long to wait in parameters.retry_after."""
+    wait = seconds(dig(json_body(response), "parameters", "retry_after"))
+    return wait if wait is not None else retry_after_seconds(response)
 
 
 class Telegram(Channel):
@@ -167,26 +172,34 @@ class Telegram(Channel):
         )
 
     async def _call(
-        self, client: ProviderClient, token: str, method: str, payload: dict[str, Any]
+        self,
+        client: ProviderClient,
+        token: str,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        at_most_once: bool = False,
     ) -> Any:
+        """{"ok": true, "result": …} or a refusal {"ok": false, "error_code", "description"}."""
         response = await client.request(
             "POST",
             f"{client.settings.telegram_api_url}/bot{token}/{method}",
             json=payload,
             retry_after=_telegram_retry_after,
+            at_most_once=at_most_once,
         )
-        body = (
-            response.json()
-            if response.headers.get("content-type", "").startswith("application/json")
-            else {}
-        )
-        if not response.is_success or not body.get("ok"):
+        body = json_body(response)
+        if not response.is_success:
+            description = dig(body, "description")
+            code = dig(body, "error_code")
             raise ProviderError(
-                str(body.get("description") or f"Telegram answered {response.status_code}"),
+                str(description or f"Telegram answered {response.status_code}"),
                 status=response.status_code,
-                code=body.get("error_code"),
+                code=code if isinstance(code, int) else None,
                 body=body,
             )
+        if dig(body, "ok") is not True or "result" not in body:
+            raise unexpected(response, '"ok": true and a result')
         return body["result"]
 
     async def send(
@@ -207,11 +220,15 @@ class Telegram(Channel):
         else:
             method = "sendMessage"
             payload["text"] = message.text
-        result = await self._call(client, token, method, payload)
-        return SendResult(
-            provider_message_id=f"{result['chat']['id']}:{result['message_id']}",
-            response=result,
-        )
+        result = await self._call(client, token, method, payload, at_most_once=True)
+        chat, number = dig(result, "chat", "id"), dig(result, "message_id")
+        if not isinstance(chat, int) or not isinstance(number, int):
+            raise ProviderError(
+                "Telegram answered without the sent Message's chat and message_id",
+                outcome="unknown",
+                body=result,
+            )
+        return SendResult(provider_message_id=f"{chat}:{number}", response=result)
 
     async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
         assert isinstance(setup, TelegramSetup)

@@ -29,8 +29,8 @@ from shared.channels.base import (
     StatusUpdate,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient
-from shared.channels.meta import MetaChannel, graph_error
+from shared.channels.http import ProviderClient, accepted_id
+from shared.channels.meta import MetaChannel, graph_error, graph_throttled
 from shared.errors import BadRequest
 
 # ---- the webhook body, parsed at the edge ---------------------------------------------------
@@ -288,8 +288,11 @@ class WhatsApp(MetaChannel):
             f"{client.settings.meta_graph_url}/{account.external_id}/messages",
             json=payload,
             headers={"Authorization": f"Bearer {account.secret('access_token')}"},
+            not_processed=graph_throttled,
+            at_most_once=True,
         )
         if not response.is_success:
             raise graph_error(response)
-        body = response.json()
-        return SendResult(provider_message_id=body["messages"][0]["id"], response=body)
+        # {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid…"}]}
+        wamid, body = accepted_id(response, "messages", 0, "id")
+        return SendResult(provider_message_id=wamid, response=body)

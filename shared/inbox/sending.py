@@ -1,33 +1,31 @@
 """Sending a message from an agent into a conversation.
 
 The message is inserted as `queued` under the agent's RLS (so only a member can
-post into that conversation), the provider is called with retries, and the
-result — `sent` with the provider's id, or `failed` with its error and every
-attempt — is recorded against that verified row.
+post into that conversation); `shared.inbox.outbound` then claims it, calls the
+provider and records the outcome — `sent` with the provider's id, `failed` with
+its refusal, or `unknown` when the provider may have sent it — with every attempt.
+An `Idempotency-Key` makes a retried request send at most once.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
+from shared import idempotency
 from shared.auth import UserPrincipal
 from shared.channels import channel_named
 from shared.channels.base import OutboundMessage, Thread
-from shared.channels.http import ProviderClient, ProviderError
-from shared.errors import NotFound, RateLimited, Unprocessable, UpstreamError
+from shared.errors import AppError, NotFound, Unprocessable
 from shared.inbox.accounts import load_account, webhook_url
+from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held
 from shared.web import Runtime
 
-MESSAGE_COLUMNS = (
-    "id, organization_id, conversation_id, channel_account_id, direction::text as direction,"
-    " sender_type::text as sender_type, sender_id, content_type::text as content_type, body,"
-    " attachments, metadata, provider_message_id, status::text as status, error, created_at,"
-    " sent_at, delivered_at, read_at"
-)
+SCOPE = "send-message"
 
 
 class SendRequest(BaseModel):
@@ -46,10 +44,39 @@ class SendRequest(BaseModel):
 
 
 async def send_message(
-    runtime: Runtime, *, user: UserPrincipal, request: SendRequest
-) -> dict[str, Any]:
-    db = runtime.db
-    async with db.user_tx(user) as conn:
+    runtime: Runtime, *, user: UserPrincipal, request: SendRequest, key: str | None
+) -> JSONResponse:
+    """Send once per key: a retry gets the first answer, or the message's state."""
+    if key is None:
+        return await deliver(runtime, await prepare(runtime, user=user, request=request), None)
+    begun = await idempotency.begin(
+        runtime.db,
+        principal=user,
+        scope=SCOPE,
+        key=key,
+        fingerprint=idempotency.request_hash(request.model_dump(mode="json")),
+        claim_seconds=runtime.settings.claim_seconds,
+    )
+    if isinstance(begun, JSONResponse):
+        return begun
+    if isinstance(begun, idempotency.Held):
+        return await held(runtime, begun)
+    try:
+        job = await prepare(runtime, user=user, request=request)
+    except AppError as exc:
+        await begun.settle(runtime.db, exc)
+        raise
+    except BaseException:
+        async with runtime.db.service_tx() as conn:
+            await begun.release(conn)
+        raise
+    # From here the key follows the message (linked when the send starts).
+    return await deliver(runtime, job, begun)
+
+
+async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest) -> Outbound:
+    """Check the conversation, channel and contact as the agent; store the message queued."""
+    async with runtime.db.user_tx(user) as conn:
         conversation = await conn.fetchrow(
             """
             select c.id, c.organization_id, c.contact_id, c.channel_account_id,
@@ -110,14 +137,13 @@ async def send_message(
             request.text,
             attachments,
         )
-    assert message is not None
 
-    async with db.service_tx() as conn:
-        account = await load_account(conn=conn, account_id=conversation["channel_account_id"])
-    client = ProviderClient(runtime.http, runtime.settings)
+    assert message is not None
     outbound = OutboundMessage(
         to=recipient,
-        callback_url=webhook_url(runtime.settings, conversation["channel"], account.id),
+        callback_url=webhook_url(
+            runtime.settings, conversation["channel"], conversation["channel_account_id"]
+        ),
         thread=Thread(
             key=conversation["thread_key"],
             subject=conversation["subject"],
@@ -128,46 +154,6 @@ async def send_message(
         media_type=request.media_type,
         metadata=options,
     )
-    try:
-        result = await channel.send(client, account, outbound)
-    except ProviderError as exc:
-        await _record(runtime, message, "failed", None, exc.as_record(), client.attempts)
-        details = {"message_id": str(message["id"]), "provider": exc.as_record()}
-        if exc.status == 429:
-            raise RateLimited(
-                "The provider is rate limiting; try again later", details=details
-            ) from exc
-        if exc.retryable:
-            raise UpstreamError(
-                "The provider did not answer; the message failed", details=details
-            ) from exc
-        raise Unprocessable(
-            f"The provider refused the message: {exc.message}",
-            code="provider_refused",
-            details=details,
-        ) from exc
-    return await _record(
-        runtime, message, "sent", result.provider_message_id, None, client.attempts
-    )
-
-
-async def _record(
-    runtime: Runtime,
-    message: Any,
-    status: str,
-    provider_message_id: str | None,
-    error: dict[str, Any] | None,
-    attempts: list[dict[str, Any]],
-) -> dict[str, Any]:
-    async with runtime.db.service_conn() as conn:
-        row = await conn.fetchrow(
-            f"select {MESSAGE_COLUMNS} from app.record_send($1, $2, $3, $4, $5, $6)",
-            message["id"],
-            message["organization_id"],
-            status,
-            provider_message_id,
-            error,
-            attempts,
-        )
-    assert row is not None
-    return dict(row)
+    async with runtime.db.service_tx() as conn:
+        account = await load_account(conn=conn, account_id=conversation["channel_account_id"])
+    return Outbound(message=message, channel=channel, account=account, outbound=outbound)

@@ -111,7 +111,7 @@ async def test_the_echo_of_our_own_reply_never_shows_it_twice(
             # The provider's echo overtakes its own answer to our send.
             assert (await post(client, kit, account.id, echo)).json()["processed"] == 1
             kept = await db.fetch("select status::text from messages where direction = 'outbound'")
-            assert sorted(r["status"] for r in kept) == ["queued", "sent"]
+            assert sorted(r["status"] for r in kept) == ["sending", "sent"]
             return answer
 
         route.side_effect = echo_arrives_first

@@ -206,7 +206,7 @@ async def test_an_eu_domain_is_sent_through_mailguns_eu_api_without_open_trackin
         ),
     ],
 )
-async def test_a_refusal_is_a_422_with_mailguns_reason_and_the_message_failed(
+async def test_a_refusal_is_a_502_with_mailguns_reason_and_the_message_failed(
     client: httpx.AsyncClient,
     settings: Settings,
     db: Connection,
@@ -216,10 +216,10 @@ async def test_a_refusal_is_a_422_with_mailguns_reason_and_the_message_failed(
     world = await setup(db)
     route = respx.post(MESSAGES).mock(return_value=answer)
     response = await send(client, settings, world)
-    assert response.status_code == 422
+    assert response.status_code == 502
     error = response.json()["error"]
     assert (error["code"], error["message"]) == (
-        "provider_refused",
+        "provider_rejected",
         f"The provider refused the message: {reason}",
     )
     assert route.call_count == 1, "a refusal is not retried"
@@ -261,22 +261,48 @@ async def test_a_rate_limit_is_retried_after_the_time_mailgun_asks(
 
 
 @respx.mock
-async def test_mailgun_staying_down_fails_the_message_with_every_attempt(
+async def test_mailgun_out_of_reach_fails_the_message_with_every_attempt(
     client: httpx.AsyncClient, settings: Settings, db: Connection, waits: list[float]
 ):
+    """Connections refused and rate limits: Mailgun surely took nothing, so each is
+    retried, and in the end nothing was sent: 503, the message failed."""
     world = await setup(db)
     route = respx.post(MESSAGES).mock(
-        side_effect=[httpx.Response(503, text="Service Unavailable"), httpx.ConnectTimeout("x")]
-        + [httpx.Response(502)] * (settings.provider_attempts - 2)
+        side_effect=[httpx.ConnectError("connection refused"), httpx.ConnectTimeout("x")]
+        + [httpx.Response(429, json={"message": "Too many requests"})]
+        * (settings.provider_attempts - 2)
     )
     response = await send(client, settings, world)
-    assert response.status_code == 502
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "provider_unavailable"
     assert route.call_count == settings.provider_attempts
     message = await db.fetchrow(
         "select status::text, error, metadata from messages where direction = 'outbound'"
     )
-    assert (message["status"], message["error"]["retryable"]) == ("failed", True)
+    assert (message["status"], message["error"]["outcome"]) == ("failed", "unavailable")
     assert len(message["metadata"]["attempts"]) == settings.provider_attempts
+
+
+@respx.mock
+async def test_a_mailgun_server_error_is_not_retried_and_leaves_the_mail_unknown(
+    client: httpx.AsyncClient, settings: Settings, db: Connection
+):
+    """Mailgun recommends retrying its 500s, but a send it may have queued is never
+    repeated by itself: a second mail would reach the customer."""
+    world = await setup(db)
+    route = respx.post(MESSAGES).mock(return_value=httpx.Response(503, text="Service Unavailable"))
+    response = await send(client, settings, world)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "provider_outcome_unknown"
+    assert route.call_count == 1
+    message = await db.fetchrow(
+        "select status::text, error from messages where direction = 'outbound'"
+    )
+    assert message["status"] == "unknown"
+    assert (message["error"]["status"], message["error"]["provider"]) == (
+        503,
+        "Service Unavailable",
+    )
 
 
 @respx.mock

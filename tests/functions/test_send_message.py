@@ -173,29 +173,25 @@ async def test_429_is_retried_after_the_time_the_provider_asks(
 
 
 @respx.mock
-@pytest.mark.parametrize("failure", ["500", "timeout"])
-async def test_a_provider_that_stays_down_fails_the_message_with_every_attempt(
-    client: httpx.AsyncClient, settings: Settings, db: Connection, waits: list[float], failure: str
+async def test_a_provider_out_of_reach_fails_the_message_with_every_attempt(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, waits: list[float]
 ):
+    """Connection refused: the request never left, so it is retried, with backoff."""
     world = await setup(db, "whatsapp")
-    effect = (
-        httpx.ReadTimeout("slow")
-        if failure == "timeout"
-        else httpx.Response(500, json={"error": {"message": "boom"}})
-    )
-    route = respx.post(GRAPH).mock(side_effect=[effect] * settings.provider_attempts)
+    route = respx.post(GRAPH).mock(side_effect=httpx.ConnectError("connection refused"))
     response = await send(client, settings, world)
-    assert response.status_code == 502
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "provider_unavailable"
     assert route.call_count == settings.provider_attempts
     assert waits == [0.5, 1.0]  # exponential backoff between the attempts
     message = await db.fetchrow("select status::text, error, metadata from messages")
     assert message["status"] == "failed"
-    assert message["error"]["retryable"] is True
+    assert (message["error"]["outcome"], message["error"]["retryable"]) == ("unavailable", True)
     assert len(message["metadata"]["attempts"]) == settings.provider_attempts
 
 
 @respx.mock
-async def test_a_provider_refusal_is_a_422_with_its_reason(
+async def test_a_provider_refusal_is_a_502_with_its_reason(
     client: httpx.AsyncClient, settings: Settings, db: Connection
 ):
     world = await setup(db, "whatsapp")
@@ -203,11 +199,13 @@ async def test_a_provider_refusal_is_a_422_with_its_reason(
         return_value=httpx.Response(400, json=load("whatsapp", "error_outside_window"))
     )
     response = await send(client, settings, world)
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "provider_refused"
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "provider_rejected"
+    assert "Re-engagement message" in error["message"]
     message = await db.fetchrow("select status::text, error from messages")
     assert message["status"] == "failed"
-    assert message["error"]["code"] == 131047
+    assert (message["error"]["code"], message["error"]["outcome"]) == (131047, "refused")
 
 
 @respx.mock

@@ -68,7 +68,7 @@ async def test_mms_goes_with_its_media_url(
 
 
 @respx.mock
-async def test_twilio_refusing_the_number_is_a_422_and_a_failed_message(
+async def test_twilio_refusing_the_number_is_a_502_and_a_failed_message(
     client: httpx.AsyncClient, settings: Settings, db: Connection
 ):
     world = await setup(db, "sms")
@@ -76,7 +76,8 @@ async def test_twilio_refusing_the_number_is_a_422_and_a_failed_message(
         return_value=httpx.Response(400, json=load("sms", "error_invalid_to"))
     )
     response = await send(client, settings, world)
-    assert response.status_code == 422
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "provider_rejected"
     assert "Invalid 'To' Phone Number" in response.json()["error"]["message"]
     assert await db.fetchval("select error ->> 'code' from messages") == "21211"
 

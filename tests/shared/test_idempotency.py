@@ -101,3 +101,42 @@ async def test_a_key_older_than_a_day_may_be_used_again(runtime: Runtime, db: Co
     await db.execute("update private.idempotency_keys set created_at = now() - interval '25 hours'")
     await run(runtime, work, fingerprint=b"new request")
     assert len(calls) == 2
+
+
+async def test_a_claim_left_by_a_killed_request_expires(runtime: Runtime, db: Connection):
+    # what a process killed mid-work leaves: a claim and no answer
+    await db.execute(
+        "insert into private.idempotency_keys (owner, scope, key, request_hash, claimed_until)"
+        " values ($1, 'test', 'k1', $2, now() + interval '1 minute')",
+        idempotency.owner_of(CALLER),
+        b"f1",
+    )
+    work, calls = counting_work()
+    with pytest.raises(Conflict):
+        await run(runtime, work)
+    await db.execute("update private.idempotency_keys set claimed_until = now() - interval '1s'")
+    with pytest.raises(Unprocessable):  # still that request's key
+        await run(runtime, work, fingerprint=b"another request")
+    assert (await run(runtime, work)).status_code == 201
+    assert len(calls) == 1
+
+
+async def test_an_expired_claim_that_created_something_is_never_taken_over(
+    runtime: Runtime, db: Connection
+):
+    begun = await idempotency.begin(
+        runtime.db, principal=CALLER, scope="test", key="k1", fingerprint=b"f1"
+    )
+    assert isinstance(begun, idempotency.Claim)
+    made = uuid4()
+    async with runtime.db.service_tx() as conn:
+        await begun.link(conn, made, 60)
+    await db.execute("update private.idempotency_keys set claimed_until = now() - interval '1s'")
+    again = await idempotency.begin(
+        runtime.db, principal=CALLER, scope="test", key="k1", fingerprint=b"f1"
+    )
+    assert again == idempotency.Held(claim=begun, resource_id=made, expired=True)
+    work, calls = counting_work()
+    with pytest.raises(Conflict):
+        await run(runtime, work)
+    assert calls == []
