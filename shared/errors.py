@@ -10,7 +10,7 @@
     ├── Unprocessable             422 validation_error   (well-formed but invalid input)
     ├── RateLimited               429 rate_limited
     ├── UpstreamError             502 upstream_error     (a provider or Supabase failed or refused)
-    └── ServiceUnavailable        503 service_unavailable (a dependency surely did not act; try later)
+    └── ServiceUnavailable        503 service_unavailable (a dependency did not act; try later)
 
 Every error renders as {"error": {"code", "message", "details"?}}. Postgres
 errors raised by constraints, triggers and policies map onto the same classes
