@@ -51,7 +51,8 @@ $$;
 -- ---- 5. scopes: keys read the organization's configuration, never change it ---------------------
 -- A write key ranks as a manager for records (it deletes contacts, edits tags),
 -- and the pipelines, stages and custom field policies also ask for a manager.
--- A row trigger, so rows RLS hides never reach it and refusals stay 42501.
+-- A row trigger, so rows RLS hides never reach it and refusals stay 42501; named to
+-- fire first (triggers fire in name order).
 create function app.refuse_api_keys() returns trigger
 language plpgsql set search_path = '' as $$
 begin
@@ -62,11 +63,11 @@ begin
   return case when tg_op = 'DELETE' then old else new end;
 end;
 $$;
-create trigger pipelines_not_by_api_keys before insert or update or delete on public.pipelines
+create trigger pipelines_api_keys_refused before insert or update or delete on public.pipelines
   for each row execute function app.refuse_api_keys();
-create trigger stages_not_by_api_keys before insert or update or delete on public.stages
+create trigger stages_api_keys_refused before insert or update or delete on public.stages
   for each row execute function app.refuse_api_keys();
-create trigger custom_field_definitions_not_by_api_keys
+create trigger custom_field_definitions_api_keys_refused
   before insert or update or delete on public.custom_field_definitions
   for each row execute function app.refuse_api_keys();
 
