@@ -3,7 +3,6 @@ of org B names org A's ids and must get a refusal or nothing of A, with A unchan
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from uuid import UUID
@@ -82,7 +81,7 @@ async def set_channel_credentials(db: Connection, runtime: Runtime, world: World
     await db.execute(
         "insert into private.channel_credentials (channel_account_id, secrets) values ($1, $2)",
         account_a,
-        json.dumps({"access_token": "a's"}),
+        {"access_token": "a's"},
     )
     for who in (principal(world.owner_b), world.key_b):
         with pytest.raises(asyncpg.PostgresError) as refused:
@@ -91,7 +90,7 @@ async def set_channel_credentials(db: Connection, runtime: Runtime, world: World
                 who,
                 "select app.set_channel_credentials($1, $2)",
                 account_a,
-                json.dumps({"access_token": "b's"}),
+                {"access_token": "b's"},
             )
         assert refused.value.sqlstate == "CG403"
     secrets = await db.fetchval(

@@ -167,27 +167,28 @@ async def _configuration(db: Connection, org: UUID) -> dict[str, Any]:
         " values ($1, 'contact', 'tier', 'Tier', 'text') returning id",
         org,
     )
-    return {"pipeline": pipeline, "stage": stage, "field": field}
+    return {"org": org, "pipeline": pipeline, "stage": stage, "field": field}
 
 
+# (statement, the configuration rows it names, in $1, $2 … order)
 CONFIGURE = [
-    "insert into pipelines (organization_id, name) values ($1, 'By key')",
-    "update pipelines set name = 'Renamed' where id = $2",
-    "delete from pipelines where id = $2",
-    "insert into stages (organization_id, pipeline_id, name) values ($1, $2, 'By key')",
-    "update stages set name = 'Renamed' where id = $3",
-    "delete from stages where id = $3",
-    "insert into custom_field_definitions (organization_id, entity, key, label, type)"
-    " values ($1, 'deal', 'by_key', 'By key', 'text')",
-    "update custom_field_definitions set label = 'Renamed' where id = $4",
-    "delete from custom_field_definitions where id = $4",
+    ("insert into pipelines (organization_id, name) values ($1, 'By key')", ["org"]),
+    ("update pipelines set name = 'Renamed' where id = $1", ["pipeline"]),
+    ("delete from pipelines where id = $1", ["pipeline"]),
+    (
+        "insert into stages (organization_id, pipeline_id, name) values ($1, $2, 'By key')",
+        ["org", "pipeline"],
+    ),
+    ("update stages set name = 'Renamed' where id = $1", ["stage"]),
+    ("delete from stages where id = $1", ["stage"]),
+    (
+        "insert into custom_field_definitions (organization_id, entity, key, label, type)"
+        " values ($1, 'deal', 'by_key', 'By key', 'text')",
+        ["org"],
+    ),
+    ("update custom_field_definitions set label = 'Renamed' where id = $1", ["field"]),
+    ("delete from custom_field_definitions where id = $1", ["field"]),
 ]
-
-
-def _args(sql: str, org: UUID, config: dict[str, Any]) -> list[Any]:
-    values = [org, config["pipeline"], config["stage"], config["field"]]
-    used = max(i for i in range(1, 5) if f"${i}" in sql)
-    return values[:used]
 
 
 async def _snapshot(db: Connection, org: UUID) -> list[Any]:
@@ -201,27 +202,27 @@ async def _snapshot(db: Connection, org: UUID) -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("sql", CONFIGURE)
+@pytest.mark.parametrize(("sql", "names"), CONFIGURE)
 async def test_a_write_key_does_not_configure_pipelines_or_custom_fields(
-    db: Connection, runtime: Runtime, world: World, sql: str
+    db: Connection, runtime: Runtime, world: World, sql: str, names: list[str]
 ):
     config = await _configuration(db, world.org_b)
     before = await _snapshot(db, world.org_b)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await as_(runtime, world.key_b, sql, *_args(sql, world.org_b, config))
+        await as_(runtime, world.key_b, sql, *[config[n] for n in names])
     assert await _snapshot(db, world.org_b) == before
 
 
-@pytest.mark.parametrize("sql", CONFIGURE)
+@pytest.mark.parametrize(("sql", "names"), CONFIGURE)
 async def test_a_manager_configures_what_a_write_key_cannot(
-    db: Connection, runtime: Runtime, world: World, sql: str
+    db: Connection, runtime: Runtime, world: World, sql: str, names: list[str]
 ):
     config = await _configuration(db, world.org_b)
     before = await _snapshot(db, world.org_b)
     await db.execute(
         "update organization_members set role = 'manager' where user_id = $1", world.agent_b
     )
-    await as_(runtime, principal(world.agent_b), sql, *_args(sql, world.org_b, config))
+    await as_(runtime, principal(world.agent_b), sql, *[config[n] for n in names])
     assert await _snapshot(db, world.org_b) != before
 
 
