@@ -2,7 +2,10 @@
 
 `user_tx(principal)` does per transaction what PostgREST does per request:
 switch to the principal's role and publish its JWT claims, so the very same
-RLS policies that guard the SPA guard the functions. `service_tx()` runs as
+RLS policies that guard the SPA guard the functions. For an API key it also
+records the key against the transaction's id (private.api_key_transactions, as
+the owner, before the role switch), which no API role can write: that, not a
+setting a session could forge, is what app.api_key_id() reads. `service_tx()` runs as
 the connecting (owner) role and bypasses RLS; every statement in it must
 filter by an organization id that came from a verified source.
 
