@@ -22,7 +22,9 @@ router = APIRouter()
 class NewKey(BaseModel):
     organization_id: UUID
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[api_keys.Scope] = Field(default=["read"], min_length=1)
+    scopes: list[api_keys.Scope] = Field(
+        default=["read"], min_length=1, description=api_keys.SCOPES_DOC
+    )
 
 
 @router.post("/", status_code=201)

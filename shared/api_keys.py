@@ -14,6 +14,15 @@ from shared.errors import Forbidden, NotFound, Unauthorized
 KEY_PREFIX = "cg_"
 Scope = Literal["read", "write"]
 
+# What each scope allows, for the documents (the database enforces it: app.org_ids_with_role,
+# and triggers that refuse keys on the organization's configuration).
+SCOPES_DOC = (
+    "Scopes: `read` reads everything the API serves; `write` also creates, changes and"
+    " deletes contacts, companies, deals, tasks, notes and tags (with a manager's rights"
+    " over those records). No scope changes pipelines, stages or custom field definitions:"
+    " an organization's managers configure them in the app."
+)
+
 # Columns safe to show; the hash lives in private.api_key_hashes and is never selected.
 PUBLIC_COLUMNS = (
     "id, organization_id, name, prefix, scopes, created_by, created_at, last_used_at, revoked_at"

@@ -2,7 +2,10 @@
 
 `user_tx(principal)` does per transaction what PostgREST does per request:
 switch to the principal's role and publish its JWT claims, so the very same
-RLS policies that guard the SPA guard the functions. `service_tx()` runs as
+RLS policies that guard the SPA guard the functions. For an API key it also
+records the key against the transaction's id (private.api_key_transactions, as
+the owner, before the role switch), which no API role can write: that, not a
+setting a session could forge, is what app.api_key_id() reads. `service_tx()` runs as
 the connecting (owner) role and bypasses RLS; every statement in it must
 filter by an organization id that came from a verified source.
 
@@ -42,6 +45,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+_BEGIN_AS = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+_BEGIN_AS_KEY = (
+    "select private.bind_api_key($3),"
+    " set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+)
+
+
+def _role_and_claims(principal: Principal) -> tuple[str, str]:
+    return principal.db_role, json.dumps(principal.claims)
+
+
 class Database:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -64,17 +78,17 @@ class Database:
 
     @asynccontextmanager
     async def user_tx(self, principal: Principal) -> AsyncIterator[Connection]:
-        """A transaction under RLS, as `principal` (what PostgREST does per request)."""
-        api_key_id = str(principal.key_id) if isinstance(principal, ApiKeyPrincipal) else ""
+        """A transaction under RLS, as `principal` (what PostgREST does per request).
+
+        An API key is bound to the transaction by the owner (private.bind_api_key,
+        security definer, so it runs as the owner whatever the evaluation order) in
+        the statement that switches role: no setting a client could forge is trusted.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('role', $1, true),"
-                " set_config('request.jwt.claims', $2, true),"
-                " set_config('connectgain.api_key_id', $3, true)",
-                principal.db_role,
-                json.dumps(principal.claims),
-                api_key_id,
-            )
+            if isinstance(principal, ApiKeyPrincipal):
+                await conn.execute(_BEGIN_AS_KEY, *_role_and_claims(principal), principal.key_id)
+            else:
+                await conn.execute(_BEGIN_AS, *_role_and_claims(principal))
             yield conn
 
     @asynccontextmanager

@@ -28,13 +28,15 @@ M = TypeVar("M", bound=BaseModel)
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="api_key_bearer",
-    description="An organization's cg_ API key: `Authorization: Bearer cg_…`",
+    description=(
+        f"An organization's cg_ API key: `Authorization: Bearer cg_…`. {api_keys.SCOPES_DOC}"
+    ),
 )
 _header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
     scheme_name="api_key_header",
-    description="The same cg_ API key in a header of its own",
+    description=f"The same cg_ API key in a header of its own. {api_keys.SCOPES_DOC}",
 )
 
 

@@ -60,3 +60,31 @@ async def exposure_problems(conn: Connection, schemas: list[str]) -> list[str]:
         if r["has_org"] and not r["org_indexed"]:
             problems.append(f"{r['name']}: no index leads with organization_id")
     return problems
+
+
+API_ROLES = ("anon", "authenticated")
+
+
+async def executable_functions(conn: Connection) -> dict[str, tuple[frozenset[str], bool]]:
+    """Every function outside the system schemas that an API role may execute:
+    signature → (those roles, is it security definer). Functions that belong to an
+    extension (pgcrypto …) are the extension's; they are left out."""
+    async with conn.transaction():
+        # fully qualified signatures, whatever the connection's search_path
+        await conn.execute("set local search_path = ''")
+        rows = await conn.fetch(
+            """
+            select p.oid::regprocedure::text as signature, p.prosecdef as definer,
+                   array(select r from unnest($1::text[]) r
+                          where has_function_privilege(r, p.oid, 'execute')) as roles
+              from pg_catalog.pg_proc p
+              join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+             where n.nspname not in ('pg_catalog', 'information_schema')
+               and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+               and not exists (select 1 from pg_catalog.pg_depend d
+                                where d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                  and d.objid = p.oid and d.deptype = 'e')
+            """,
+            list(API_ROLES),
+        )
+    return {r["signature"]: (frozenset(r["roles"]), r["definer"]) for r in rows if r["roles"]}

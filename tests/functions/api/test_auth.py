@@ -159,3 +159,11 @@ async def test_the_conformance_check_catches_an_answer_the_document_does_not_all
     )
     with pytest.raises(ResponseNotFound):
         conforms(_spec_cache["api"], response.request, undocumented)
+
+
+async def test_the_openapi_document_says_what_each_scope_allows(api: httpx.AsyncClient):
+    schemes = (await api.get("/openapi.json")).json()["components"]["securitySchemes"]
+    for scheme in schemes.values():
+        text = scheme["description"]
+        assert "`read`" in text and "`write`" in text
+        assert "No scope changes pipelines, stages or custom field definitions" in text

@@ -1,0 +1,135 @@
+"""Misuse of each security-definer function the API roles may call: a member (or key)
+of org B names org A's ids and must get a refusal or nothing of A, with A unchanged."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from shared.auth import Principal
+from shared.db import Connection
+from shared.web import Runtime
+from tests.security.world import World
+from tests.support import issue_key, make_channel_account, principal
+
+
+async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with runtime.db.user_tx(who) as conn:
+        return await conn.fetch(sql, *args)
+
+
+async def org_ids(db: Connection, runtime: Runtime, world: World) -> None:
+    for who in (principal(world.admin_b), world.key_b):
+        rows = await as_(runtime, who, "select o from app.org_ids() o")
+        assert [r["o"] for r in rows] == [world.org_b]
+
+
+async def org_ids_with_role(db: Connection, runtime: Runtime, world: World) -> None:
+    for role in ("agent", "manager", "admin", "owner"):
+        rows = await as_(
+            runtime, principal(world.owner_b), "select app.org_ids_with_role($1)", role
+        )
+        assert [r[0] for r in rows] == [world.org_b]
+        rows = await as_(runtime, world.key_b, "select app.org_ids_with_role($1)", role)
+        assert [r[0] for r in rows] == ([world.org_b] if role in ("agent", "manager") else [])
+
+
+async def teammate_ids(db: Connection, runtime: Runtime, world: World) -> None:
+    rows = await as_(runtime, principal(world.agent_b), "select t from app.teammate_ids() t")
+    assert {r["t"] for r in rows} == {world.owner_b, world.admin_b, world.agent_b}
+
+
+async def api_key_id(db: Connection, runtime: Runtime, world: World) -> None:
+    """Naming A's key in the setting the database once trusted opens nothing of A."""
+    _, key_a = await issue_key(runtime, world.org_a, world.owner_a, ["read", "write"])
+    async with runtime.db.user_tx(principal(world.agent_b)) as conn:
+        await conn.execute(
+            "select set_config('connectgain.api_key_id', $1, true)", str(key_a.key_id)
+        )
+        assert await conn.fetchval("select app.api_key_id()") is None
+        assert [r[0] for r in await conn.fetch("select app.org_ids()")] == [world.org_b]
+    rows = await as_(runtime, world.key_b, "select app.api_key_id()")
+    assert [r[0] for r in rows] == [world.key_b.key_id]
+
+
+async def create_api_key(db: Connection, runtime: Runtime, world: World) -> None:
+    before = await db.fetchval(
+        "select count(*) from api_keys where organization_id = $1", world.org_a
+    )
+    for who in (principal(world.owner_b), world.key_b):
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await as_(
+                runtime,
+                who,
+                "select app.create_api_key($1, 'stolen', '{read,write}', 'cg_xxxxxxxx', $2)",
+                world.org_a,
+                b"not a hash",
+            )
+        assert refused.value.sqlstate == "CG403"
+    after = await db.fetchval(
+        "select count(*) from api_keys where organization_id = $1", world.org_a
+    )
+    assert after == before
+
+
+async def set_channel_credentials(db: Connection, runtime: Runtime, world: World) -> None:
+    account_a = await make_channel_account(db, world.org_a)
+    await db.execute(
+        "insert into private.channel_credentials (channel_account_id, secrets) values ($1, $2)",
+        account_a,
+        {"access_token": "a's"},
+    )
+    for who in (principal(world.owner_b), world.key_b):
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await as_(
+                runtime,
+                who,
+                "select app.set_channel_credentials($1, $2)",
+                account_a,
+                {"access_token": "b's"},
+            )
+        assert refused.value.sqlstate == "CG403"
+    secrets = await db.fetchval(
+        "select secrets from private.channel_credentials where channel_account_id = $1", account_a
+    )
+    assert secrets == {"access_token": "a's"}
+
+
+async def create_organization(db: Connection, runtime: Runtime, world: World) -> None:
+    """Founding an organization of A's name joins nothing of A, and its slug has the
+    same shape as any other: it does not tell that A's slug exists."""
+    slug_a = await db.fetchval("select slug from organizations where id = $1", world.org_a)
+    members_a = await db.fetchval(
+        "select count(*) from organization_members where organization_id = $1", world.org_a
+    )
+    [row] = await as_(
+        runtime, principal(world.owner_b), "select public.create_organization('Org A')"
+    )
+    mine: UUID = row[0]
+    [fresh] = await as_(
+        runtime,
+        principal(world.owner_b),
+        "select public.create_organization($1)",
+        "Nobody Has This Name",
+    )
+    slugs = dict(
+        (r["id"], r["slug"])
+        for r in await db.fetch(
+            "select id, slug from organizations where id = any($1)", [mine, fresh[0]]
+        )
+    )
+    assert mine != world.org_a and slugs[mine] != slug_a
+    assert re.fullmatch(r"org-a-[0-9a-f]{8}", slugs[mine])
+    assert re.fullmatch(r"nobody-has-this-name-[0-9a-f]{8}", slugs[fresh[0]])
+    assert (
+        await db.fetchval(
+            "select count(*) from organization_members where organization_id = $1", world.org_a
+        )
+        == members_a
+    )
+    orgs = await as_(runtime, principal(world.owner_b), "select id from organizations")
+    assert world.org_a not in {r["id"] for r in orgs}
