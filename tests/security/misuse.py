@@ -133,3 +133,79 @@ async def create_organization(db: Connection, runtime: Runtime, world: World) ->
     )
     orgs = await as_(runtime, principal(world.owner_b), "select id from organizations")
     assert world.org_a not in {r["id"] for r in orgs}
+
+
+INVITATION_TOKEN = b"\x01" * 32  # the hash of A's invitation link
+
+
+async def _invitation_of_a(runtime: Runtime, world: World) -> UUID:
+    rows = await as_(
+        runtime,
+        principal(world.owner_a),
+        "select id from app.create_invitation($1, 'invitee@a.example', 'agent', $2,"
+        " interval '1 day')",
+        world.org_a,
+        INVITATION_TOKEN,
+    )
+    invitation: UUID = rows[0]["id"]
+    return invitation
+
+
+async def _members_of_a(db: Connection, world: World) -> int:
+    count: int = await db.fetchval(
+        "select count(*) from organization_members where organization_id = $1", world.org_a
+    )
+    return count
+
+
+async def create_invitation(db: Connection, runtime: Runtime, world: World) -> None:
+    for who in (principal(world.owner_b), world.key_b):
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await as_(
+                runtime,
+                who,
+                "select app.create_invitation($1, 'me@b.example', 'owner', $2, interval '1 day')",
+                world.org_a,
+                b"\x02" * 32,
+            )
+        assert refused.value.sqlstate == "CG403"
+    assert (
+        await db.fetchval(
+            "select count(*) from organization_invitations where organization_id = $1", world.org_a
+        )
+        == 0
+    )
+
+
+async def revoke_invitation(db: Connection, runtime: Runtime, world: World) -> None:
+    invitation = await _invitation_of_a(runtime, world)
+    for who in (principal(world.owner_b), world.key_b):
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await as_(runtime, who, "select app.revoke_invitation($1)", invitation)
+        assert refused.value.sqlstate == "CG404"
+    assert await db.fetchval(
+        "select revoked_at is null from organization_invitations where id = $1", invitation
+    )
+
+
+async def accept_invitation(db: Connection, runtime: Runtime, world: World) -> None:
+    """Even holding A's link, someone else's account joins nothing."""
+    await _invitation_of_a(runtime, world)
+    before = await _members_of_a(db, world)
+    rows = await as_(
+        runtime,
+        principal(world.owner_b),
+        "select outcome, organization_id from app.accept_invitation($1)",
+        INVITATION_TOKEN,
+    )
+    assert [tuple(r) for r in rows] == [("wrong_user", None)]
+    assert await _members_of_a(db, world) == before
+
+
+async def member_directory(db: Connection, runtime: Runtime, world: World) -> None:
+    for who in (principal(world.owner_b), principal(world.agent_b), world.key_b):
+        assert await as_(runtime, who, "select * from app.member_directory($1)", world.org_a) == []
+    mine = await as_(
+        runtime, principal(world.agent_b), "select * from app.member_directory($1)", world.org_b
+    )
+    assert len(mine) == 3

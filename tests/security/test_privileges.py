@@ -41,6 +41,12 @@ ALLOWLIST: dict[str, Allowed] = {
     # RPCs of the functions, each checking the caller's rank itself
     "app.create_api_key(uuid,text,text[],text,bytea)": Allowed(AUTH, "api-keys: admins issue"),
     "app.set_channel_credentials(uuid,jsonb)": Allowed(AUTH, "channel-accounts: admins store"),
+    "app.create_invitation(uuid,text,public.member_role,bytea,interval)": Allowed(
+        AUTH, "members: admins invite"
+    ),
+    "app.revoke_invitation(uuid)": Allowed(AUTH, "members: admins revoke (RLS finds the row)"),
+    "app.accept_invitation(bytea)": Allowed(AUTH, "members: the invitee, matched by e-mail"),
+    "app.member_directory(uuid)": Allowed(AUTH, "members: e-mails from auth.users, members only"),
     # RPCs of the SPA (public schema, PostgREST)
     "public.create_organization(text)": Allowed(AUTH, "a signed-in user founds an org (definer)"),
     "public.move_deal(uuid,uuid,integer)": Allowed(AUTH, "kanban moves; invoker, under RLS"),
@@ -80,6 +86,10 @@ MISUSE: dict[str, Misuse] = {
     "app.api_key_id()": misuse.api_key_id,
     "app.create_api_key(uuid,text,text[],text,bytea)": misuse.create_api_key,
     "app.set_channel_credentials(uuid,jsonb)": misuse.set_channel_credentials,
+    "app.create_invitation(uuid,text,public.member_role,bytea,interval)": misuse.create_invitation,
+    "app.revoke_invitation(uuid)": misuse.revoke_invitation,
+    "app.accept_invitation(bytea)": misuse.accept_invitation,
+    "app.member_directory(uuid)": misuse.member_directory,
     "public.create_organization(text)": misuse.create_organization,
 }
 
