@@ -5,6 +5,11 @@ temporary folder on a free port, so a developer's .connectgain/db is never
 touched. Everything in supabase/ is applied once to a template database; each
 test gets its own database cloned from it (CREATE DATABASE … TEMPLATE).
 
+Most of a test's setup is PostgreSQL warming up new connections (catalog caches,
+plans of the policies and functions), not the clone. A module whose tests only
+add rows they check by key can share one database and one warm pool instead
+(`module_database_url`; tests/security/test_isolation.py shows how).
+
 The whole suite runs on pytest-xdist workers, one per core (`-n auto` in
 pyproject; see pytest_xdist_auto_num_workers below); each worker is a session of
 its own, with its own cluster, template and databases. The cluster lives on tmpfs
@@ -33,6 +38,7 @@ from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
 from shared.web import Runtime
+from tests.support import settings_for
 
 SUPABASE_DIR = PROJECT_DIR / "supabase"
 TEMPLATE = "cg_template"
@@ -42,8 +48,6 @@ TMPFS_NEEDED = 1 << 30  # a template, a few clones and the WAL, with room to spa
 # Nothing in a test waits for autovacuum; in a cluster of short-lived databases it
 # only spends CPU visiting them.
 SERVER_OPTIONS = ("autovacuum=off",)
-
-
 MAX_WORKERS = 8
 
 
@@ -178,16 +182,19 @@ def database_url(pg_cluster: Cluster, database_factory: DatabaseFactory) -> Iter
     database_factory.used.put(name)
 
 
+@pytest.fixture(scope="module")
+def module_database_url(pg_cluster: Cluster, database_factory: DatabaseFactory) -> Iterator[str]:
+    """Opt-in, for a module whose tests only add rows they check by key: one fresh
+    database for all of the module's tests, each seeing what earlier ones committed.
+    With module-scoped runtime and db (loop_scope="module"), its connections stay warm."""
+    name = database_factory.take()
+    yield pg_cluster.url(name)
+    database_factory.used.put(name)
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        mode="local",
-        database_url=database_url,
-        db_pool_min=1,
-        db_pool_max=5,
-        public_base_url="https://connectgain.example",
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    return settings_for(database_url)
 
 
 @pytest.fixture
