@@ -4,6 +4,16 @@ The cluster is started by the same code as `connectgain db start`, in a
 temporary folder on a free port, so a developer's .connectgain/db is never
 touched. Everything in supabase/ is applied once to a template database; each
 test gets its own database cloned from it (CREATE DATABASE … TEMPLATE).
+
+Most of a test's setup is PostgreSQL warming up new connections (catalog caches,
+plans of the policies and functions), not the clone. A module whose tests only
+add rows they check by key can share one database and one warm pool instead
+(`module_database_url`; tests/security/test_isolation.py shows how).
+
+The whole suite runs on pytest-xdist workers, one per core (`-n auto` in
+pyproject; see pytest_xdist_auto_num_workers below); each worker is a session of
+its own, with its own cluster, template and databases. The cluster lives on tmpfs
+(/dev/shm) when there is room, so cloning and checkpoints never wait on a disk.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import asyncio
 import itertools
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -27,17 +38,47 @@ from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
 from shared.web import Runtime
+from tests.support import settings_for
 
 SUPABASE_DIR = PROJECT_DIR / "supabase"
 TEMPLATE = "cg_template"
 _database_numbers = itertools.count(1)
+TMPFS = Path("/dev/shm")  # noqa: S108 (only as mkdtemp's parent: a fresh private folder)
+TMPFS_NEEDED = 1 << 30  # a template, a few clones and the WAL, with room to spare
+# Nothing in a test waits for autovacuum; in a cluster of short-lived databases it
+# only spends CPU visiting them.
+SERVER_OPTIONS = ("autovacuum=off",)
+MAX_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per core for the whole suite; a file or folder named on
+    the command line runs in this process, without a second cluster to start."""
+    if explicit := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(explicit)
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
+def _cluster_root() -> Path:
+    """A fresh folder for the cluster: on tmpfs when the machine has enough of it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    on_tmpfs = (
+        TMPFS.is_dir()
+        and os.access(TMPFS, os.W_OK)
+        and shutil.disk_usage(TMPFS).free > TMPFS_NEEDED
+    )
+    return Path(
+        tempfile.mkdtemp(prefix=f"connectgain-test-{worker}-", dir=TMPFS if on_tmpfs else None)
+    )
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
-    root = Path(tempfile.mkdtemp(prefix="connectgain-test-"))
+    root = _cluster_root()
     os.chmod(root, 0o755)  # the server may run as an unprivileged user
-    cluster = Cluster(data_dir=root / "db", port=free_port(), durable=False)
+    cluster = Cluster(data_dir=root / "db", port=free_port(), durable=False, options=SERVER_OPTIONS)
     cluster.start()
     try:
         yield cluster
@@ -141,16 +182,19 @@ def database_url(pg_cluster: Cluster, database_factory: DatabaseFactory) -> Iter
     database_factory.used.put(name)
 
 
+@pytest.fixture(scope="module")
+def module_database_url(pg_cluster: Cluster, database_factory: DatabaseFactory) -> Iterator[str]:
+    """Opt-in, for a module whose tests only add rows they check by key: one fresh
+    database for all of the module's tests, each seeing what earlier ones committed.
+    With module-scoped runtime and db (loop_scope="module"), its connections stay warm."""
+    name = database_factory.take()
+    yield pg_cluster.url(name)
+    database_factory.used.put(name)
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        mode="local",
-        database_url=database_url,
-        db_pool_min=1,
-        db_pool_max=5,
-        public_base_url="https://connectgain.example",
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    return settings_for(database_url)
 
 
 @pytest.fixture

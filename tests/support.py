@@ -131,3 +131,15 @@ async def make_message(db: Connection, org: UUID, conversation: UUID | None = No
         conversation,
     )
     return message
+
+
+def settings_for(database_url: str) -> Settings:
+    """The settings every test runs with, on its database."""
+    return Settings(
+        mode="local",
+        database_url=database_url,
+        db_pool_min=1,
+        db_pool_max=5,
+        public_base_url="https://connectgain.example",
+        _env_file=None,  # type: ignore[call-arg]
+    )

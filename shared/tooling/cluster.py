@@ -109,6 +109,8 @@ class Cluster:
     port: int
     # Throwaway clusters (tests) trade durability for speed.
     durable: bool = True
+    # More `-c name=value` server settings (the test harness turns autovacuum off).
+    options: tuple[str, ...] = ()
     binaries: Binaries | None = field(default=None, repr=False)
 
     @property
@@ -245,6 +247,7 @@ class Cluster:
         ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        options += [f"-c {option}" for option in self.options]
         self.log_file.touch()
         self._own(self.log_file)
         result = self._run(

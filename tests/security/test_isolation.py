@@ -8,17 +8,45 @@ into org A, update and delete org A's rows, and move org B's rows into org A.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
+import pytest_asyncio
 
 from shared.auth import Principal
 from shared.db import Connection
 from shared.web import Runtime
 from tests.security.registry import TABLES, TenantTable
-from tests.security.world import World
+from tests.security.world import World, build_world
+from tests.support import issue_key, settings_for
+
+# One world for the module, built once in a database of its own, and one warm pool:
+# every test makes its own rows of A and B and checks them by key, so none sees another's.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
+    runtime = await Runtime.open(settings_for(module_database_url))
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def db(runtime: Runtime) -> AsyncIterator[Connection]:
+    async with runtime.db.pool.acquire() as conn:
+        yield conn
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(db: Connection, runtime: Runtime) -> World:
+    return await build_world(db, runtime)
+
 
 PRINCIPALS = ["agent_b", "admin_b", "api_key_b", "anon"]
 REFUSED = {"42501", "CG403", "CG422"}  # RLS / privilege, our own refusals
@@ -137,8 +165,8 @@ async def test_a_jwt_cannot_claim_to_be_an_api_key(world: World, runtime: Runtim
 async def test_a_revoked_key_loses_access_inside_the_database_too(
     world: World, runtime: Runtime, db: Connection
 ):
-    await db.execute(
-        "update public.api_keys set revoked_at = now() where id = $1", world.key_b.key_id
-    )
-    rows = await _as(runtime, world.key_b, "select id from public.organizations")
+    _, key = await issue_key(runtime, world.org_b, world.owner_b, ["read", "write"])  # its own
+    assert await _as(runtime, key, "select id from public.organizations") != []
+    await db.execute("update public.api_keys set revoked_at = now() where id = $1", key.key_id)
+    rows = await _as(runtime, key, "select id from public.organizations")
     assert rows == []
