@@ -8,7 +8,6 @@ Everything else — storing, threading, statuses, realtime — is the inbox's.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared import safejson
 from shared.channels.http import ProviderClient
 from shared.errors import AppError, BadRequest, Unprocessable
 
@@ -60,10 +60,8 @@ class WebhookRequest:
     files: list[dict[str, Any]] = field(default_factory=list)  # multipart file metadata
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError as exc:
-            raise BadRequest("The body is not valid JSON") from exc
+        """The body as strict JSON (no NaN, bounded nesting); BadRequest otherwise."""
+        return safejson.loads(self.body)
 
     def form_dict(self) -> dict[str, str]:
         if self.form is None:
