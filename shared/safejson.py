@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import AppError, BadRequest
@@ -93,6 +94,17 @@ def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
         elif isinstance(item, list | tuple):
             stack.extend((f"{where}.{n}".lstrip("."), child) for n, child in enumerate(item))
     return None
+
+
+def in_range(moment: datetime) -> datetime:
+    """`moment` if PostgreSQL can take it: one with an offset must stay within Python's
+    years once moved to UTC (9999-12-31T23:59-23:59 does not); ValueError otherwise."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range: years 1 to 9999 in UTC") from None
+    return moment
 
 
 def printable(value: Any) -> Any:
