@@ -8,6 +8,8 @@ Everything else — storing, threading, statuses, realtime — is the inbox's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +83,21 @@ class RawEvent(BaseModel):
     provider_event_id: str
     event_type: str
     payload: dict[str, Any]
+
+
+MALFORMED = "malformed"
+
+
+def malformed(item: Any, error: str, **context: Any) -> RawEvent:
+    """A part of a verified delivery that is not the provider's shape (an entry, a
+    change, a message): kept as an event of its own, which fails with `error`,
+    while the delivery's other parts are processed."""
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    return RawEvent(
+        provider_event_id=f"{MALFORMED}:{digest[:40]}",
+        event_type=MALFORMED,
+        payload={**context, "item": item, "error": error},
+    )
 
 
 # ---- normalised inbound ------------------------------------------------------------------

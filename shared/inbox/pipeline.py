@@ -26,7 +26,15 @@ import asyncpg
 
 from shared import safejson
 from shared.channels import channel_named
-from shared.channels.base import Account, Channel, InboundMessage, Parsed, RawEvent, WebhookRequest
+from shared.channels.base import (
+    MALFORMED,
+    Account,
+    Channel,
+    InboundMessage,
+    Parsed,
+    RawEvent,
+    WebhookRequest,
+)
 from shared.channels.http import ProviderClient, ProviderError
 from shared.coalesce import Coalescer
 from shared.db import Database
@@ -88,6 +96,8 @@ def storable(parsed: Parsed) -> dict[str, Any]:
 def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]:
     """`parsed`, or `parse_error` when the channel could not make sense of the event."""
     try:
+        if event.event_type == MALFORMED:
+            raise ValueError(f"not the provider's shape: {event.payload.get('error')}")
         return {"parsed": storable(channel.parse(event, account)), "parse_error": None}
     except PARSE_ERRORS as exc:
         error = intake.error_text(exc)
