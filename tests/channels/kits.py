@@ -135,6 +135,7 @@ class Kit(Protocol):
     def unsigned(self, delivery: Delivery) -> Delivery: ...
     def malformed(self, account: Account) -> list[Delivery]:
         """Signed deliveries that are not what the provider sends."""
+
     def identity(self, sender: str) -> str: ...
 
 
