@@ -23,7 +23,7 @@ async def serving(app: ASGIApp) -> AsyncIterator[tuple[asyncio.StreamReader, asy
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="critical")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110  (uvicorn offers no event to wait on)
         await asyncio.sleep(0.01)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
