@@ -137,6 +137,8 @@ def decode_cursor(token: str, sort: Sort) -> Cursor:
                 details=[{"field": "cursor", "message": "the cursor belongs to another sort"}],
             )
         return Cursor(value=_decode_value(sort.key.kind, payload["v"]), id=UUID(payload["id"]))
+    except Unprocessable:  # the cursor of another sort: said as such
+        raise
     except (AppError, ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
         raise invalid from exc
 

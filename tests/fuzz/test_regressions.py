@@ -7,6 +7,7 @@ with the reason, the rest processed.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -256,3 +257,23 @@ async def test_a_meta_entry_of_the_wrong_shape_fails_alone(
     response = await post(client, kit, account.id, kit._signed(account, payload))
     assert response.json()["processed"] == 1 and response.json()["failed"] == 1
     assert await db.fetchval("select count(*) from messages") == 1
+
+
+@pytest.mark.parametrize(
+    ("sort", "value"),
+    [
+        ("name", "Ana\x00"),
+        ("name", "Ana\ud800"),
+        ("created_at", "9999-12-31T23:59:59-23:59"),
+        ("created_at", "NaN"),
+    ],
+)
+async def test_a_forged_cursor_past_what_postgres_takes_is_a_422(
+    client: httpx.AsyncClient, key: dict[str, str], sort: str, value: str
+):
+    payload = {"s": sort, "v": value, "id": "00000000-0000-0000-0000-000000000000"}
+    cursor = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    response = await client.get(
+        f"{API}/contacts", params={"sort": sort, "cursor": cursor}, headers=key
+    )
+    assert field_of(response) == "cursor"
