@@ -10,6 +10,7 @@ error bodies), so no request leaves the machine.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID
@@ -80,6 +81,7 @@ def world(pg_cluster: Cluster, database_factory) -> Iterator[World]:  # type: ig
     )
     owner, org, key, accounts = asyncio.run(_arrange(settings))
     gateway = Gateway(settings)  # its lifespan opens the Runtime on schemathesis' loop
+    thresholds = gc.get_threshold()  # the lifespan prepares the heap for serving
     with respx.mock(assert_all_called=False) as router:
         refusing_providers(router, settings)
         try:
@@ -94,4 +96,6 @@ def world(pg_cluster: Cluster, database_factory) -> Iterator[World]:  # type: ig
             )
         finally:
             asgi.shutdown_lifespans()  # closes the gateway's Runtime
+            gc.unfreeze()  # as other tests expect the process
+            gc.set_threshold(*thresholds)
             database_factory.used.put(name)
