@@ -27,6 +27,7 @@ from functions._api import (
 from shared.web import function_app
 
 OPENAPI = True
+ERROR_STATUSES: tuple[int, ...] = ()  # each route documents its own (functions/_api/common.py)
 
 router = APIRouter(prefix="/v1")
 for resource in (
@@ -42,4 +43,4 @@ for resource in (
 ):
     router.include_router(resource.router)
 
-app = function_app(router, name="api", openapi=OPENAPI)
+app = function_app(router, name="api", openapi=OPENAPI, error_statuses=ERROR_STATUSES)

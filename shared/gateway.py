@@ -17,8 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 import functions
 from shared.errors import NotFound
+from shared.guard import error_response
 from shared.settings import Settings
-from shared.web import Runtime, error_response, function_app, prepare_heap_for_serving
+from shared.web import Runtime, function_app, prepare_heap_for_serving
 
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 
@@ -46,8 +47,13 @@ class Gateway:
                 module.router,
                 name=slug,
                 runtime=runtime,
-                openapi=getattr(module, "OPENAPI", False),
+                openapi=getattr(module, "OPENAPI", True),
                 max_body_bytes=getattr(module, "MAX_BODY_BYTES", None),
+                **(
+                    {"error_statuses": module.ERROR_STATUSES}
+                    if hasattr(module, "ERROR_STATUSES")
+                    else {}
+                ),
             )
             for slug, module in self.modules.items()
         }

@@ -19,7 +19,9 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from shared.errors import Unprocessable
+from shared import safejson
+from shared.errors import AppError, Unprocessable
+from shared.safejson import in_range
 from shared.sql import Params
 
 MAX_LIMIT = 200
@@ -101,11 +103,14 @@ def _decode_value(kind: ValueKind, raw: Any) -> Any:
     if raw is None:
         return None
     if kind == "datetime":
-        return datetime.fromisoformat(raw)
+        return in_range(datetime.fromisoformat(raw))
     if kind == "date":
         return date.fromisoformat(raw)
     if kind == "number":
-        return Decimal(raw)
+        number = Decimal(raw)
+        if not number.is_finite():
+            raise ValueError("a number expected")
+        return number
     if not isinstance(raw, str):
         raise ValueError("text expected")
     return raw
@@ -123,8 +128,8 @@ def decode_cursor(token: str, sort: Sort) -> Cursor:
         details=[{"field": "cursor", "message": "invalid cursor"}],
     )
     try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(payload, dict):
+        payload = safejson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(payload, dict) or safejson.unstorable(payload) is not None:
             raise invalid
         if payload.get("s") != sort.token:
             raise Unprocessable(
@@ -132,7 +137,9 @@ def decode_cursor(token: str, sort: Sort) -> Cursor:
                 details=[{"field": "cursor", "message": "the cursor belongs to another sort"}],
             )
         return Cursor(value=_decode_value(sort.key.kind, payload["v"]), id=UUID(payload["id"]))
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except Unprocessable:  # the cursor of another sort: said as such
+        raise
+    except (AppError, ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
         raise invalid from exc
 
 

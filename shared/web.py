@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from shared import api_keys
 from shared.auth import (
@@ -37,13 +36,13 @@ from shared.auth import (
 from shared.db import Database
 from shared.errors import (
     AppError,
-    BadRequest,
     Forbidden,
-    PayloadTooLarge,
     Unauthorized,
+    Unprocessable,
     from_postgres,
-    status_of,
 )
+from shared.guard import InputGuard, KeepAlive, describe_errors, error_response
+from shared.safejson import loads, printable
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("connectgain")
@@ -93,10 +92,6 @@ def prepare_heap_for_serving() -> None:
     gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 
 
-def error_response(error: AppError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=status_of(error))
-
-
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return error_response(exc)
@@ -104,27 +99,22 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # Only the field, message and type: never the input, which may hold anything.
     details = [
         {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
         for err in exc.errors()
     ]
-    return JSONResponse(
-        {
-            "error": {
-                "code": "validation_error",
-                "message": "The request is invalid",
-                "details": details,
-            }
-        },
-        status_code=422,
+    return error_response(
+        Unprocessable("The request is invalid", details=details, code="validation_error")
     )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
     return JSONResponse(
-        {"error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}},
+        printable({"error": {"code": code, "message": str(exc.detail)}}),
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
@@ -144,64 +134,37 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(AppError("Internal error"))
 
 
-class BodyLimit:
-    """Refuses request bodies over `limit` bytes with 413, whether declared or streamed.
+class SignedRouter(APIRouter):
+    """The routes of a webhook: their bodies are providers' signed deliveries."""
 
-    The body is read (up to the limit) before the app runs and then replayed, so
-    an oversized stream is refused before any handler has seen part of it.
-    """
+    signed_bodies = True
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        too_large = error_response(
-            PayloadTooLarge(f"The request body is larger than {self.limit} bytes")
-        )
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                await too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+class FunctionApp(FastAPI):
+    """A function's app, with KeepAlive outside Starlette's own error middleware."""
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        return KeepAlive(super().build_middleware_stack())
 
 
 def function_app(
     *routers: APIRouter,
     name: str,
     runtime: Runtime | None = None,
-    openapi: bool = False,
+    openapi: bool = True,
     max_body_bytes: int | None = None,
+    signed_bodies: bool = False,
+    error_statuses: tuple[int, ...] = (400, 401, 403, 404, 409, 502),
 ) -> FastAPI:
     """The app of one function; owns its Runtime unless one is handed in.
 
+    Every function serves its OpenAPI document at /openapi.json, with the error
+    answers of shared/guard.py (413, 422) and `error_statuses` on every route (a
+    module whose routes document their own says so with ERROR_STATUSES = ()).
     `max_body_bytes` replaces settings.max_body_bytes for a function whose callers
     legitimately send more (a module says so with MAX_BODY_BYTES; see the gateway).
+    `signed_bodies` (or a SignedRouter): the body is a provider's signed delivery,
+    kept whatever it holds, not an API input (shared/guard.py).
     """
 
     @asynccontextmanager
@@ -216,7 +179,7 @@ def function_app(
         finally:
             await app.state.runtime.close()
 
-    app = FastAPI(
+    app = FunctionApp(
         title=f"ConnectGain {name}",
         lifespan=lifespan,
         openapi_url="/openapi.json" if openapi else None,
@@ -225,7 +188,7 @@ def function_app(
     )
     app.state.runtime = runtime
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=describe_errors(*error_statuses, 413, 422))
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -234,7 +197,8 @@ def function_app(
     limit = max_body_bytes or (
         runtime.settings.max_body_bytes if runtime else get_settings().max_body_bytes
     )
-    app.add_middleware(BodyLimit, limit=limit)
+    signed = signed_bodies or any(isinstance(r, SignedRouter) for r in routers)
+    app.add_middleware(InputGuard, limit=limit, api_bodies=not signed)
     return app
 
 
@@ -297,8 +261,4 @@ ServiceCaller = Annotated[ServicePrincipal, Depends(service_caller)]
 
 async def json_body(request: Request) -> Any:
     """The body parsed as JSON, for endpoints that must also see the raw bytes."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest("The body is not valid JSON") from exc
+    return loads(await request.body())

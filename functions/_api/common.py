@@ -3,7 +3,6 @@ list parameters, idempotent creation and the documented error answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from shared import api_keys, idempotency
+from shared import api_keys, idempotency, safejson
 from shared.auth import ApiKeyPrincipal
 from shared.crm import records
 from shared.crm.entities import Entity
@@ -106,13 +105,12 @@ async def list_params(
 ) -> ListParams:
     parsed = None
     if filter is not None:
-        try:
-            parsed = json.loads(filter)
-        except ValueError as exc:
+        parsed = safejson.loads(filter, what="filter", error=Unprocessable)
+        if (problem := safejson.unstorable(parsed, "filter")) is not None:
+            field, why = problem
             raise Unprocessable(
-                "filter: is not valid JSON",
-                details=[{"field": "filter", "message": "is not valid JSON"}],
-            ) from exc
+                f"{field}: {why}", details=[{"field": safejson.printable(field), "message": why}]
+            )
     return ListParams(filter=parsed, sort=sort, cursor=cursor, limit=limit)
 
 

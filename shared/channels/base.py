@@ -8,6 +8,7 @@ Everything else — storing, threading, statuses, realtime — is the inbox's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from shared import safejson
 from shared.channels.http import ProviderClient
 from shared.errors import AppError, BadRequest, Unprocessable
 
@@ -60,10 +62,8 @@ class WebhookRequest:
     files: list[dict[str, Any]] = field(default_factory=list)  # multipart file metadata
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError as exc:
-            raise BadRequest("The body is not valid JSON") from exc
+        """The body as strict JSON (no NaN, bounded nesting); BadRequest otherwise."""
+        return safejson.loads(self.body)
 
     def form_dict(self) -> dict[str, str]:
         if self.form is None:
@@ -83,6 +83,21 @@ class RawEvent(BaseModel):
     provider_event_id: str
     event_type: str
     payload: dict[str, Any]
+
+
+MALFORMED = "malformed"
+
+
+def malformed(item: Any, error: str, **context: Any) -> RawEvent:
+    """A part of a verified delivery that is not the provider's shape (an entry, a
+    change, a message): kept as an event of its own, which fails with `error`,
+    while the delivery's other parts are processed."""
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    return RawEvent(
+        provider_event_id=f"{MALFORMED}:{digest[:40]}",
+        event_type=MALFORMED,
+        payload={**context, "item": item, "error": error},
+    )
 
 
 # ---- normalised inbound ------------------------------------------------------------------

@@ -154,9 +154,10 @@ class InboundMail(_Loose):
         arrived = datetime.fromtimestamp(int(self.timestamp), UTC)
         try:
             sent = parsedate_to_datetime(self.header("Date") or "")
-        except (TypeError, ValueError):
+            sent = (sent if sent.tzinfo else sent.replace(tzinfo=UTC)).astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):  # also a Date past year 9999 in UTC
             return arrived
-        return min(sent if sent.tzinfo else sent.replace(tzinfo=UTC), arrived)
+        return min(sent, arrived)
 
     def attachment_refs(self, files: list[dict[str, Any]]) -> list[Attachment]:
         """A forward's file parts (attachment-1 …) by name, type and size — the bytes are

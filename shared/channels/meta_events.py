@@ -106,8 +106,10 @@ class Entry(_Loose):
 
 
 class Webhook(_Loose):
+    """The delivery; its entries are checked one by one (MetaMessagingChannel.events)."""
+
     object: str
-    entry: list[Entry]
+    entry: list[Any]
 
 
 # ---- a message's content -----------------------------------------------------------------

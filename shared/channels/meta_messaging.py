@@ -29,10 +29,11 @@ from shared.channels.base import (
     Sender,
     SendResult,
     WebhookRequest,
+    malformed,
 )
 from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
 from shared.channels.meta import MetaChannel, graph_error, graph_throttled
-from shared.channels.meta_events import HANDLERS, Event, Webhook
+from shared.channels.meta_events import HANDLERS, Entry, Event, Webhook
 from shared.errors import BadRequest, Unprocessable
 from shared.settings import Settings
 
@@ -126,26 +127,41 @@ class MetaMessagingChannel(MetaChannel):
         if body.object != self.webhook_object:
             raise BadRequest(f"Not a {self.name} webhook body: object is {body.object!r}")
         events: list[RawEvent] = []
-        for entry in body.entry:
-            # standby: events of conversations another app (a bot) currently owns
-            for standby, items in ((False, entry.messaging), (True, entry.standby)):
-                for item in items:
-                    kind = event_kind(item)
-                    payload = {"entry_id": entry.id, "standby": standby, "event": item}
-                    events.append(
-                        RawEvent(
-                            provider_event_id=event_id(kind, item), event_type=kind, payload=payload
-                        )
-                    )
-            for change in entry.changes:  # Instagram comments, mentions …
-                field = str(change.get("field") or "change")
+        # Each entry is checked on its own: a malformed one is kept as a failed event of
+        # its own, and the others land.
+        for raw_entry in body.entry:
+            try:
+                entry = Entry.model_validate(raw_entry)
+            except ValidationError as exc:
+                error = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                events.append(malformed(raw_entry, error, part="entry"))
+                continue
+            events.extend(self._entry_events(entry))
+        return events
+
+    def _entry_events(self, entry: Entry) -> list[RawEvent]:
+        events: list[RawEvent] = []
+        # standby: events of conversations another app (a bot) currently owns
+        for standby, items in ((False, entry.messaging), (True, entry.standby)):
+            for item in items:
+                kind = event_kind(item)
+                payload = {"entry_id": entry.id, "standby": standby, "event": item}
                 events.append(
                     RawEvent(
-                        provider_event_id=f"{field}:{digest(change)}",
-                        event_type=field,
-                        payload={"entry_id": entry.id, "change": change},
+                        provider_event_id=event_id(kind, item), event_type=kind, payload=payload
                     )
                 )
+        for change in entry.changes:  # Instagram comments, mentions …
+            field = str(change.get("field") or "change")
+            events.append(
+                RawEvent(
+                    provider_event_id=f"{field}:{digest(change)}",
+                    event_type=field,
+                    payload={"entry_id": entry.id, "change": change},
+                )
+            )
         return events
 
     def parse(self, event: RawEvent, account: Account) -> Parsed:

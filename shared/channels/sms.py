@@ -98,8 +98,14 @@ class SmsSetup(BaseModel):
     phone_number: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
 
 
+# Twilio carries at most 10 media per message; a larger NumMedia is not Twilio's.
+MAX_MEDIA = 10
+
+
 def _media(form: dict[str, str]) -> list[Attachment]:
     count = int(form.get("NumMedia") or 0)
+    if not 0 <= count <= MAX_MEDIA:
+        raise ValueError(f"NumMedia {count} is not 0 to {MAX_MEDIA}")
     attachments = []
     for n in range(count):
         mime = form.get(f"MediaContentType{n}")

@@ -138,9 +138,14 @@ class Telegram(Channel):
     def parse(self, event: RawEvent, account: Account) -> Parsed:
         if event.event_type not in UPDATE_KINDS:
             return Ignored(reason=f"{event.event_type} updates are not used")
-        m = event.payload[event.event_type]
+        m = event.payload.get(event.event_type)
+        if not isinstance(m, dict):
+            raise ValueError(f"{event.event_type} is not an object")
         sender = m.get("from") or {}
         chat = m.get("chat") or {}
+        for name, part in (("from", sender), ("chat", chat)):
+            if not isinstance(part, dict):
+                raise ValueError(f"{event.event_type}.{name} is not an object")
         if chat.get("type") != "private":
             return Ignored(reason="only private chats are part of the inbox")
         if sender.get("is_bot"):

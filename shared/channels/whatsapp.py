@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,7 @@ from shared.channels.base import (
     SendResult,
     StatusUpdate,
     WebhookRequest,
+    malformed,
 )
 from shared.channels.http import ProviderClient, accepted_id
 from shared.channels.meta import MetaChannel, graph_error, graph_throttled
@@ -61,10 +62,12 @@ class WaStatus(_Loose):
 
 
 class WaValue(_Loose):
+    """A `messages` change; its items are checked one by one (WhatsApp.events)."""
+
     metadata: dict[str, Any] = Field(default_factory=dict)
-    contacts: list[WaContact] = Field(default_factory=list)
-    messages: list[WaMessage] = Field(default_factory=list)
-    statuses: list[WaStatus] = Field(default_factory=list)
+    contacts: list[Any] = Field(default_factory=list)
+    messages: list[Any] = Field(default_factory=list)
+    statuses: list[Any] = Field(default_factory=list)
 
 
 class WaChange(_Loose):
@@ -77,13 +80,15 @@ class WaEntry(_Loose):
     changes: list[WaChange]
 
 
-class WaWebhook(_Loose):
-    object: Literal["whatsapp_business_account"]
-    entry: list[WaEntry]
-
-
 def _time(ts: str) -> datetime:
     return datetime.fromtimestamp(int(ts), UTC)
+
+
+def _errors(exc: ValidationError) -> str:
+    """A validation error without the input it quotes (kept in the event already)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+    )
 
 
 # ---- message types -----------------------------------------------------------------------------
@@ -183,49 +188,77 @@ class WhatsApp(MetaChannel):
         )
 
     def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
-        try:
-            body = WaWebhook.model_validate(request.json())
-        except ValidationError as exc:
-            raise BadRequest("Not a WhatsApp webhook body", details=exc.errors()) from exc
+        body = request.json()
+        if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
+            raise BadRequest("Not a WhatsApp webhook body: no object whatsapp_business_account")
+        if not isinstance(body.get("entry"), list):
+            raise BadRequest("Not a WhatsApp webhook body: entry is not a list")
+        # Each part is checked on its own: a malformed entry, change or message is kept
+        # as a failed event of its own, and the others land.
         events: list[RawEvent] = []
-        for entry in body.entry:
+        for raw_entry in body["entry"]:
+            try:
+                entry = WaEntry.model_validate(raw_entry)
+            except ValidationError as exc:
+                events.append(malformed(raw_entry, _errors(exc), part="entry"))
+                continue
             for change in entry.changes:
-                if change.field != "messages":
-                    digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
-                    events.append(
-                        RawEvent(
-                            provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
-                            event_type=change.field,
-                            payload=change.model_dump(),
-                        )
-                    )
-                    continue
-                try:
-                    value = WaValue.model_validate(change.value)
-                except ValidationError as exc:
-                    raise BadRequest("Malformed WhatsApp change", details=exc.errors()) from exc
-                number = value.metadata.get("phone_number_id")
-                contacts = {c.wa_id: c.model_dump() for c in value.contacts}
-                for message in value.messages:
-                    events.append(
-                        RawEvent(
-                            provider_event_id=f"message:{message.id}",
-                            event_type="message",
-                            payload={
-                                "phone_number_id": number,
-                                "message": message.model_dump(by_alias=True),
-                                "contact": contacts.get(message.from_),
-                            },
-                        )
-                    )
-                for status in value.statuses:
-                    events.append(
-                        RawEvent(
-                            provider_event_id=f"status:{status.id}:{status.status}",
-                            event_type="status",
-                            payload={"phone_number_id": number, "status": status.model_dump()},
-                        )
-                    )
+                events.extend(self._change(change))
+        return events
+
+    def _change(self, change: WaChange) -> list[RawEvent]:
+        if change.field != "messages":
+            digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
+            return [
+                RawEvent(
+                    provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
+                    event_type=change.field,
+                    payload=change.model_dump(),
+                )
+            ]
+        try:
+            value = WaValue.model_validate(change.value)
+        except ValidationError as exc:
+            return [malformed(change.value, _errors(exc), part="change")]
+        number = value.metadata.get("phone_number_id")
+        contacts = {}
+        for contact in value.contacts:
+            try:
+                card = WaContact.model_validate(contact)
+            except ValidationError:
+                continue  # only a name is lost: the message still lands
+            contacts[card.wa_id] = card.model_dump()
+        events: list[RawEvent] = []
+        for item in value.messages:
+            try:
+                message = WaMessage.model_validate(item)
+            except ValidationError as exc:
+                events.append(malformed(item, _errors(exc), part="message"))
+                continue
+            events.append(
+                RawEvent(
+                    provider_event_id=f"message:{message.id}",
+                    event_type="message",
+                    payload={
+                        "phone_number_id": number,
+                        "message": message.model_dump(by_alias=True),
+                        "contact": contacts.get(message.from_),
+                    },
+                )
+            )
+        for item in value.statuses:
+            try:
+                status = WaStatus.model_validate(item)
+            except ValidationError as exc:
+                events.append(malformed(item, _errors(exc), part="status"))
+                continue
+            events.append(
+                RawEvent(
+                    provider_event_id=f"status:{status.id}:{status.status}",
+                    event_type="status",
+                    payload={"phone_number_id": number, "status": status.model_dump()},
+                )
+            )
         return events
 
     def parse(self, event: RawEvent, account: Account) -> Parsed:

@@ -64,7 +64,7 @@ class DealUpdate(DealFields):
 
 class DealMove(Strict):
     stage_id: UUID | None = Field(default=None, description="Default: the deal's current stage")
-    index: int = Field(ge=0, description="0 is the top of the column")
+    index: int = Field(ge=0, le=2**31 - 1, description="0 is the top of the column")
 
 
 _NOT_NULL = ("title", "currency", "status", "probability", "pipeline_id", "stage_id")

@@ -12,6 +12,7 @@ from shared.crm.entities import TASKS
 from shared.crm.inputs import Strict, changes
 from shared.crm.records import delete_record, get_record, insert_record, update_record
 from shared.db import Connection
+from shared.safejson import in_range
 
 Priority = Literal["low", "medium", "high", "urgent"]
 TaskStatus = Literal["open", "done", "cancelled"]
@@ -21,8 +22,8 @@ def _utc_if_naive(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-# a moment; without an offset it is UTC
-Moment = Annotated[datetime, AfterValidator(_utc_if_naive)]
+# a moment; without an offset it is UTC; within the years PostgreSQL is given in
+Moment = Annotated[datetime, AfterValidator(_utc_if_naive), AfterValidator(in_range)]
 
 
 class TaskFields(Strict):

@@ -23,14 +23,23 @@ from uuid import UUID
 from weakref import WeakKeyDictionary, proxy
 
 import asyncpg
-from pydantic import ValidationError
 
+from shared import safejson
 from shared.channels import channel_named
-from shared.channels.base import Account, Channel, InboundMessage, Parsed, RawEvent, WebhookRequest
+from shared.channels.base import (
+    MALFORMED,
+    Account,
+    Channel,
+    InboundMessage,
+    Parsed,
+    RawEvent,
+    WebhookRequest,
+)
 from shared.channels.http import ProviderClient, ProviderError
 from shared.coalesce import Coalescer
 from shared.db import Database
-from shared.errors import AppError, NotFound
+from shared.errors import NotFound
+from shared.inbox import intake
 from shared.inbox.accounts import load_accounts
 from shared.inbox.contacts import normalize_email, normalize_phone
 from shared.web import Runtime
@@ -39,7 +48,9 @@ log = logging.getLogger("connectgain.inbox")
 
 # A parser that fails on a payload keeps the event (as failed, with the error)
 # rather than losing it; the retry job tries again once the parser is fixed.
-PARSE_ERRORS = (AppError, ValidationError, KeyError, ValueError, TypeError, IndexError)
+# Whatever it raises: a provider's payload can hold any shape (a string where an
+# object belongs, a time past year 9999), and no parser bug may lose a delivery.
+PARSE_ERRORS = (Exception,)
 
 
 @dataclass
@@ -85,10 +96,17 @@ def storable(parsed: Parsed) -> dict[str, Any]:
 def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]:
     """`parsed`, or `parse_error` when the channel could not make sense of the event."""
     try:
+        if event.event_type == MALFORMED:
+            raise ValueError(f"not the provider's shape: {event.payload.get('error')}")
         return {"parsed": storable(channel.parse(event, account)), "parse_error": None}
     except PARSE_ERRORS as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("%s event %s unparsable: %s", account.channel, event.provider_event_id, error)
+        error = intake.error_text(exc)
+        log.warning(
+            "%s event %s unparsable: %s",
+            account.channel,
+            safejson.printable(event.provider_event_id),
+            error,
+        )
         return {"parsed": None, "parse_error": error}
 
 
@@ -111,11 +129,15 @@ async def receive(
 def prepare(channel: Channel, account: Account, request: WebhookRequest) -> dict[str, Any]:
     """A delivery verified and parsed, as app.receive_inbound_deliveries takes it."""
     nonce = channel.verify(request, account)  # nothing unverified goes any further
-    events = [
-        {**event.model_dump(), **parse(channel, account, event)}
-        for event in channel.events(request, account)
-    ]
-    return {"account": str(account.id), "events": events, "nonce": nonce}
+    # Verified, it is kept whatever it holds (shared/inbox/intake.py).
+    try:
+        split = channel.events(request, account)
+    except Exception as exc:
+        log.warning("%s delivery unreadable, kept raw: %s", account.channel, intake.error_text(exc))
+        events = [intake.unreadable(request, exc)]
+    else:
+        events = [intake.storable(e, lambda e: parse(channel, account, e)) for e in split]
+    return {"account": str(account.id), "events": events, "nonce": intake.storable_nonce(nonce)}
 
 
 async def load_batch(db: Database, account_ids: list[UUID]) -> list[Account | None]:

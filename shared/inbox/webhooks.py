@@ -6,19 +6,22 @@ provider's verification where it has one, POST feeds the inbound pipeline.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.channels import channel_named
 from shared.channels.base import WebhookRequest
 from shared.errors import BadRequest, NotFound
+from shared.guard import describe_errors
 from shared.inbox.accounts import load_account
 from shared.inbox.pipeline import receive
-from shared.web import RuntimeDep
+from shared.web import RuntimeDep, SignedRouter
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -68,11 +71,49 @@ async def webhook_request(request: Request, public_base_url: str) -> WebhookRequ
     )
 
 
+class DeliverySummary(BaseModel):
+    """What became of a delivery's events (a failed one is kept, for the retry job)."""
+
+    received: int
+    duplicates: int
+    processed: int
+    ignored: int
+    failed: int
+
+
+# What each provider posts; JSON unless listed.
+BODY_TYPES: dict[str, tuple[str, ...]] = {
+    "sms": ("application/x-www-form-urlencoded",),
+    "email": ("application/json", *FORM_TYPES),
+}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _delivery_body(channel_name: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "description": f"A {channel_name} delivery as the provider documents and signs it",
+    }
+    types = BODY_TYPES.get(channel_name, ("application/json",))
+    return {"requestBody": {"required": True, "content": {t: {"schema": schema} for t in types}}}
+
+
 def webhook_router(channel_name: str) -> APIRouter:
     channel = channel_named(channel_name)
-    router = APIRouter()
+    router = SignedRouter()
 
-    @router.get("/{account_id}")
+    @router.get(
+        "/{account_id}",
+        summary="The provider's verification of the webhook",
+        responses={
+            200: {
+                "description": "The challenge echoed, or {ok: true}",
+                "content": {**_TEXT, "application/json": {"schema": {"type": "object"}}},
+            },
+            403: {"description": "Not the account's verify token", "content": _TEXT},
+            **describe_errors(404),
+        },
+    )
     async def handshake(account_id: str, request: Request, runtime: RuntimeDep) -> Response:
         async with runtime.db.service_tx() as conn:
             account = await load_account(
@@ -85,7 +126,13 @@ def webhook_router(channel_name: str) -> APIRouter:
             return JSONResponse({"ok": True})
         return PlainTextResponse(reply.text, status_code=reply.status)
 
-    @router.post("/{account_id}")
+    @router.post(
+        "/{account_id}",
+        summary="A signed delivery from the provider",
+        response_model=DeliverySummary,
+        responses=describe_errors(400, 401, 404),
+        openapi_extra=_delivery_body(channel_name),
+    )
     async def deliver(account_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
         outcome = await receive(
             runtime,

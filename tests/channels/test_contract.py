@@ -121,14 +121,29 @@ async def test_an_unknown_account_is_a_404_and_nothing_is_stored(
     assert set((await counts(db)).values()) == {0}
 
 
-async def test_a_body_that_is_not_what_the_provider_sends_is_a_400(
+async def test_a_signed_body_that_is_not_what_the_provider_sends_is_kept_raw_and_failed(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    for delivery in kit.malformed(account):
+    deliveries = kit.malformed(account)
+    for delivery in deliveries:
         response = await post(client, kit, account.id, delivery)
-        assert response.status_code == 400, delivery.body
-        assert response.json()["error"]["code"] == "bad_request"
-    assert set((await counts(db)).values()) == {0}
+        assert response.status_code == 200, delivery.body
+        assert response.json() == {
+            "received": 1,
+            "duplicates": 0,
+            "processed": 0,
+            "ignored": 0,
+            "failed": 1,
+        }
+    kept = await db.fetch(
+        "select event_type, status, raw, last_error, next_attempt_at = 'infinity' as final"
+        " from inbound_events"
+    )
+    assert sorted(row["raw"] for row in kept) == sorted(d.body for d in deliveries)
+    for row in kept:
+        assert (row["event_type"], row["status"], row["final"]) == ("unreadable", "failed", True)
+        assert row["last_error"].startswith("The delivery could not be read: ")
+    assert (await counts(db))["messages"] == 0
 
 
 async def test_another_channels_account_is_not_found(

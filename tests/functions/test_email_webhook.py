@@ -502,3 +502,13 @@ async def test_a_token_seen_before_is_refused_whatever_it_signs(
         "conversations": 1,
         "messages": 1,
     }
+
+
+async def test_a_body_whose_signature_cannot_be_found_is_a_400_and_nothing_is_stored(
+    client: httpx.AsyncClient, account: Account, db: Connection
+):
+    for delivery in KIT.unverifiable():
+        response = await post(client, KIT, account.id, delivery)
+        assert response.status_code == 400, delivery.body
+        assert response.json()["error"]["code"] == "bad_request"
+    assert set((await counts(db)).values()) == {0}

@@ -223,9 +223,14 @@ async def test_a_message_for_another_instagram_account_is_not_stored_as_ours(
     assert await db.fetchval("select count(*) from messages") == 0
 
 
-async def test_a_messenger_body_is_not_an_instagram_delivery(
+async def test_a_messenger_body_is_not_an_instagram_delivery_but_is_kept_failed(
     client: httpx.AsyncClient, account: Account, db: Connection
 ):
-    response = await deliver(client, account, raw("messenger", "text_message"))
-    assert response.status_code == 400
-    assert await db.fetchval("select count(*) from inbound_events") == 0
+    body = raw("messenger", "text_message")
+    response = await deliver(client, account, body)  # signed with this account's secret
+    assert response.status_code == 200
+    assert response.json()["failed"] == 1
+    event = await db.fetchrow("select event_type, raw, last_error from inbound_events")
+    assert (event["event_type"], event["raw"]) == ("unreadable", body)
+    assert "object is 'page'" in event["last_error"]
+    assert await db.fetchval("select count(*) from messages") == 0

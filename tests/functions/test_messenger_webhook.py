@@ -340,10 +340,14 @@ async def test_a_malformed_event_is_kept_for_the_retry_job_and_the_rest_lands(
     assert "mid" in error
 
 
-async def test_an_instagram_body_is_not_a_messenger_delivery(
+async def test_an_instagram_body_is_not_a_messenger_delivery_but_is_kept_failed(
     client: httpx.AsyncClient, account: Account, db: Connection
 ):
-    response = await deliver(client, account, raw("instagram", "text_message"))
-    assert response.status_code == 400
-    assert "object is 'instagram'" in response.json()["error"]["message"]
-    assert await db.fetchval("select count(*) from inbound_events") == 0
+    body = raw("instagram", "text_message")
+    response = await deliver(client, account, body)  # signed with this account's secret
+    assert response.status_code == 200
+    assert response.json()["failed"] == 1
+    event = await db.fetchrow("select event_type, raw, last_error from inbound_events")
+    assert (event["event_type"], event["raw"]) == ("unreadable", body)
+    assert "object is 'instagram'" in event["last_error"]
+    assert await db.fetchval("select count(*) from messages") == 0

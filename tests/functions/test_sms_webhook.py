@@ -123,7 +123,9 @@ async def test_the_signed_url_may_carry_the_default_port(
     assert response.status_code == (200 if accepted else 401)
 
 
-async def test_a_json_body_is_a_400(client: httpx.AsyncClient, account: Any, db: Connection):
+async def test_a_signed_json_body_is_not_twilios_but_is_kept_failed(
+    client: httpx.AsyncClient, account: Any, db: Connection
+):
     body = raw("sms", "text_message")
     response = await client.post(
         f"/functions/v1/sms-webhook/{account.id}",
@@ -133,8 +135,12 @@ async def test_a_json_body_is_a_400(client: httpx.AsyncClient, account: Any, db:
             "X-Twilio-Signature": signature(KIT.url(account), [], account.secrets["auth_token"]),
         },
     )
-    assert response.status_code == 400
-    assert await db.fetchval("select count(*) from inbound_events") == 0
+    assert response.status_code == 200
+    assert response.json()["failed"] == 1
+    event = await db.fetchrow("select event_type, raw, last_error from inbound_events")
+    assert (event["event_type"], event["raw"]) == ("unreadable", body)
+    assert "Twilio posts form-encoded bodies" in event["last_error"]
+    assert await db.fetchval("select count(*) from messages") == 0
 
 
 async def test_another_twilio_account_is_ignored(

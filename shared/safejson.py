@@ -1,0 +1,123 @@
+"""JSON the way PostgreSQL and our answers can hold it.
+
+Python's json accepts what neither a jsonb column nor a JSON reader does: NaN and
+Infinity, strings with NUL (PostgreSQL text and jsonb cannot hold U+0000), lone
+surrogates (not UTF-8 at all) and nesting deep enough to exhaust the recursion
+limit of every parser on the way. These helpers find each before it does harm:
+`loads` refuses the first two kinds of body, `unstorable` names the field holding
+the rest, and `printable` makes any value safe to echo in an error body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import AppError, BadRequest
+
+# Deeper than any provider's payload or API body (Meta's are about 8 levels).
+MAX_DEPTH = 64
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects deeper than `limit`, read without
+    parsing it (the parsers themselves recurse), strings left out."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the common case, without the scan
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub(b"", raw)):
+        if match.group() in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(raw: bytes | str, *, what: str = "body", error: type[AppError] = BadRequest) -> Any:
+    """Strict JSON: no NaN or Infinity, not nested deeper than MAX_DEPTH; `error`
+    (naming `what`) otherwise."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if too_deep(data):
+        raise error(
+            f"The {what} nests deeper than {MAX_DEPTH} levels",
+            details=[{"field": what, "message": f"nested deeper than {MAX_DEPTH} levels"}],
+        )
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise error(
+            f"The {what} is not valid JSON: {printable(str(exc))}",
+            details=[{"field": what, "message": "is not valid JSON"}],
+        ) from exc
+
+
+def bad_text(text: str) -> str | None:
+    """Why PostgreSQL cannot store `text`, or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if _SURROGATE.search(text):
+        return "contains a lone UTF-16 surrogate (not UTF-8)"
+    return None
+
+
+def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first field of `value` that PostgreSQL cannot store (its dotted path and
+    why), or None: strings with NUL or lone surrogates, floats that are not numbers."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if (reason := bad_text(item)) is not None:
+                return where, reason
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where, "is not a finite number"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = str(key)
+                if (reason := bad_text(name)) is not None:
+                    return f"{where}.{printable(name)}".lstrip("."), f"its name {reason}"
+                stack.append((f"{where}.{name}".lstrip("."), child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}.{n}".lstrip("."), child) for n, child in enumerate(item))
+    return None
+
+
+def in_range(moment: datetime) -> datetime:
+    """`moment` if PostgreSQL can take it: one with an offset must stay within Python's
+    years once moved to UTC (9999-12-31T23:59-23:59 does not); ValueError otherwise."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range: years 1 to 9999 in UTC") from None
+    return moment
+
+
+def printable(value: Any) -> Any:
+    """`value` with everything a JSON answer cannot carry replaced: non-finite floats
+    become strings, NUL and lone surrogates U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", "\ufffd"))
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return printable(str(value))
