@@ -45,6 +45,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 WEBHOOKS = ("whatsapp", "telegram", "messenger", "instagram", "sms", "email")
+CRON = ("inbound-retry", "outbound-sweep")  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
     "api": 80,
@@ -52,7 +53,7 @@ TARGETS: dict[str, int] = {
     "members": 12,
     "channel-accounts": 16,
     "send-message": 10,
-    "inbound-retry": 6,
+    **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},
 }
@@ -77,7 +78,7 @@ NASTY: list[Any] = [
 def credentials(world: World, slug: str) -> dict[str, str]:
     if slug == "api":
         return {"Authorization": f"Bearer {world.api_key}"}
-    if slug == "inbound-retry":
+    if slug in CRON:
         return {"Authorization": f"Bearer {world.settings.service_key}"}
     if slug == "health" or slug.endswith("-webhook"):
         return {}
@@ -169,7 +170,7 @@ async def test_every_function_serves_an_openapi_document_of_its_bodies_and_answe
             for method, operation in operations.items():
                 answers = operation["responses"]
                 assert {"413", "422"} <= set(answers), (slug, path, method)
-                if method in ("post", "patch") and slug != "inbound-retry":
+                if method in ("post", "patch") and slug not in CRON:
                     assert "requestBody" in operation, (slug, path, method)
     sms = (await client.get("/functions/v1/sms-webhook/openapi.json")).json()
     body = sms["paths"]["/{account_id}"]["post"]["requestBody"]["content"]
