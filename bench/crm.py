@@ -43,10 +43,11 @@ from shared.crm import deals as crm_deals
 from shared.crm import records
 from shared.crm.entities import CONTACTS
 from shared.gateway import Gateway
+from shared.runtime import Runtime
 from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
-from shared.web import Runtime, prepare_heap_for_serving
+from shared.web import prepare_heap_for_serving
 
 TAGS = ["vip", "lead", "customer", "partner", "newsletter", "churn-risk", "event-2026", "b2b"]
 TAG_SHARE = {"vip": 0.10}  # the filtered tag; the others are on ~15% of contacts each

@@ -22,7 +22,8 @@ from shared.channels import CHANNELS, channel_named
 from shared.channels.http import ProviderClient, ProviderError
 from shared.errors import Unprocessable
 from shared.inbox import accounts
-from shared.web import CurrentUser, Runtime, RuntimeDep, function_app
+from shared.runtime import Runtime
+from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
 

@@ -18,8 +18,9 @@ from starlette.types import Receive, Scope, Send
 import functions
 from shared.errors import NotFound
 from shared.guard import error_response
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import Runtime, function_app, prepare_heap_for_serving
+from shared.web import function_app, prepare_heap_for_serving
 
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 

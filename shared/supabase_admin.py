@@ -22,7 +22,7 @@ from typing import Any, Literal
 import httpx
 
 from shared.errors import AppError, ServiceUnavailable, UpstreamError
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 EMAIL_EXISTS = frozenset({"email_exists", "user_already_exists"})
 Sent = Literal["invite", "magiclink"]

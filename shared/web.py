@@ -7,17 +7,13 @@ builds the same apps around one shared Runtime.
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,7 +29,6 @@ from shared.auth import (
     is_service_key,
     verify_access_token,
 )
-from shared.db import Database
 from shared.errors import (
     AppError,
     Forbidden,
@@ -42,36 +37,11 @@ from shared.errors import (
     from_postgres,
 )
 from shared.guard import InputGuard, KeepAlive, describe_errors, error_response
+from shared.runtime import Runtime
 from shared.safejson import loads, printable
-from shared.settings import Settings, get_settings
+from shared.settings import get_settings
 
 log = logging.getLogger("connectgain")
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default context, made once per process: loading the CA bundle costs
-    tens of milliseconds of CPU, which httpx would otherwise spend on every Runtime."""
-    return httpx.create_ssl_context()
-
-
-@dataclass
-class Runtime:
-    """What a running function holds on to: settings, the pool, one HTTP client."""
-
-    settings: Settings
-    db: Database
-    http: httpx.AsyncClient
-
-    @classmethod
-    async def open(cls, settings: Settings) -> Runtime:
-        db = await Database.connect(settings)
-        http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, verify=_tls_context())
-        return cls(settings=settings, db=db, http=http)
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        await self.db.close()
 
 
 # Young objects a serving process allocates before it collects them: a request

@@ -34,10 +34,10 @@ import pytest
 
 from shared.db import Connection
 from shared.gateway import Gateway
+from shared.runtime import Runtime
 from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
-from shared.web import Runtime
 from tests.support import settings_for
 
 SUPABASE_DIR = PROJECT_DIR / "supabase"

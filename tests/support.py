@@ -9,8 +9,8 @@ from uuid import UUID
 from shared import api_keys
 from shared.auth import ApiKeyPrincipal, UserPrincipal, mint_access_token
 from shared.db import Connection
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import Runtime
 
 _numbers = itertools.count(1)
 

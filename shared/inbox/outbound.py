@@ -30,7 +30,7 @@ from shared.channels.http import ProviderClient, ProviderError
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from shared.idempotency import Claim, Held, replay
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.sending")
 

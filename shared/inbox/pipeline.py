@@ -42,7 +42,7 @@ from shared.errors import NotFound
 from shared.inbox import intake
 from shared.inbox.accounts import load_accounts
 from shared.inbox.contacts import normalize_email, normalize_phone
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.inbox")
 

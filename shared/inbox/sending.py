@@ -23,7 +23,7 @@ from shared.channels.base import OutboundMessage, Thread
 from shared.errors import AppError, NotFound, Unprocessable
 from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 SCOPE = "send-message"
 

@@ -17,7 +17,7 @@ from shared.channels.base import Account as ChannelAccount
 from shared.channels.base import InboundMessage, Sender, WebhookRequest
 from shared.db import Connection, Database
 from shared.inbox import pipeline
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.channels.kits import Account, Kit, WhatsAppKit, counts, post
 from tests.support import make_org, make_user
 

@@ -14,8 +14,8 @@ from shared.channels import CHANNELS
 from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.inbox import pipeline
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import Runtime
 from tests.channels.kits import KITS, Account, Kit, counts, post
 from tests.fixtures import load
 from tests.support import make_contact

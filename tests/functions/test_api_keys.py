@@ -9,8 +9,9 @@ import pytest
 from fastapi import APIRouter
 
 from shared.db import Connection
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import AnyCaller, Runtime, function_app
+from shared.web import AnyCaller, function_app
 from tests.support import auth, make_org, make_user, member
 
 URL = "/functions/v1/api-keys"

@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from shared.gateway import Gateway
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import Runtime
 
 
 @pytest.mark.parametrize("path", ["/functions/v1/health", "/functions/v1/health/"])

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from shared.db import Connection
+from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import Runtime
 from tests.functions.members_kit import URL, make_team, role_of
 from tests.support import auth, make_org, make_user, principal
 

@@ -12,8 +12,9 @@ from fastapi import APIRouter
 from starlette.types import ASGIApp
 
 from shared.gateway import Gateway
+from shared.runtime import Runtime
 from shared.tooling.cluster import free_port
-from shared.web import Runtime, function_app
+from shared.web import function_app
 
 
 @asynccontextmanager

@@ -19,7 +19,8 @@ from fastapi import APIRouter
 
 from shared.db import Connection
 from shared.errors import Unprocessable
-from shared.web import Runtime, function_app
+from shared.runtime import Runtime
+from shared.web import function_app
 from tests.channels.kits import (
     EmailKit,
     MessengerKit,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.security.world import World, build_world
 
 

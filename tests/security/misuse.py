@@ -12,7 +12,7 @@ import pytest
 
 from shared.auth import Principal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.security.world import World
 from tests.support import issue_key, make_channel_account, principal
 

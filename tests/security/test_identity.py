@@ -13,7 +13,7 @@ import pytest
 from shared import api_keys
 from shared.db import Connection
 from shared.errors import Unauthorized
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.security.misuse import as_
 from tests.security.world import World
 from tests.support import issue_key, make_contact, principal

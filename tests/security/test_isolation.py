@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from shared.auth import Principal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.security.registry import TABLES, TenantTable
 from tests.security.world import World, build_world
 from tests.support import issue_key, settings_for

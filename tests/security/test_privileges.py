@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.security import misuse
 from tests.security.catalog import executable_functions
 from tests.security.world import World

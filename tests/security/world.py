@@ -7,7 +7,7 @@ from uuid import UUID
 
 from shared.auth import AnonPrincipal, ApiKeyPrincipal, Principal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.support import issue_key, make_org, make_user, member, principal
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.auth import AnonPrincipal, UserPrincipal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 
 async def test_user_tx_publishes_the_callers_claims_like_postgrest(runtime: Runtime):

@@ -11,7 +11,7 @@ from shared import idempotency
 from shared.auth import UserPrincipal
 from shared.db import Connection
 from shared.errors import Conflict, Unprocessable, UpstreamError
-from shared.web import Runtime
+from shared.runtime import Runtime
 
 CALLER = UserPrincipal(user_id=uuid4(), claims={})
 

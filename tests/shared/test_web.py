@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shared.errors import Conflict
+from shared.runtime import Runtime
 from shared.settings import LOCAL_JWT_SECRET
-from shared.web import CurrentUser, Runtime, RuntimeDep, ServiceCaller, function_app
+from shared.web import CurrentUser, RuntimeDep, ServiceCaller, function_app
 
 
 class Contact(BaseModel):

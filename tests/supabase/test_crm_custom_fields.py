@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.support import make_contact, make_org, make_user, member, principal
 from tests.support_crm import define_field, make_company, make_deal
 

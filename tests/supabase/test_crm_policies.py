@@ -10,7 +10,7 @@ import pytest
 
 from shared.auth import Principal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.support import issue_key, make_contact, make_org, make_user, member, principal
 from tests.support_crm import default_pipeline, make_note, make_tag, make_task
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.support import (
     make_channel_account,
     make_contact,

@@ -9,7 +9,7 @@ import pytest
 
 from shared.auth import AnonPrincipal
 from shared.db import Connection
-from shared.web import Runtime
+from shared.runtime import Runtime
 from tests.support import issue_key, make_org, make_user, member, principal
 
 

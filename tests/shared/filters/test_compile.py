@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from shared.crm.entities import CONTACTS
 from shared.db import Connection
 from shared.filters import OPS, Catalog, Kind, Op, compile_filter, parse_filter
+from shared.runtime import Runtime
 from shared.sql import Params
-from shared.web import Runtime
 from tests.shared.filters.reference import BASE, CUSTOM_FIELDS, DataSet, build, matches
 from tests.support import make_org, make_user, member, principal
 
