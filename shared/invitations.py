@@ -2,7 +2,7 @@
 
 The token (256 random bits) goes only into the e-mail; the database keeps its
 SHA-256. Every write is a security-definer function that checks roles and states
-again (supabase/migrations/20261202020000_invitations.sql). The checks here come
+again (supabase/migrations/20261125090000_tenancy.sql). The checks here come
 first, so that no e-mail goes out for an invitation that would be refused, and
 so the caller gets an error that says why. Every function runs inside the
 caller's RLS transaction.

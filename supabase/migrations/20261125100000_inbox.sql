@@ -19,7 +19,15 @@ create type public.content_type as enum (
   'text', 'image', 'audio', 'video', 'document', 'location', 'sticker', 'contacts',
   'template', 'interactive', 'unsupported'
 );
-create type public.message_status as enum ('received', 'queued', 'sent', 'delivered', 'read', 'failed');
+-- Sending tells the truth: an outbound message goes queued → sending → sent | failed | unknown.
+--   queued   stored, no provider call started (the sweeper fails it if it stays so)
+--   sending  a provider call may be under way until send_deadline (then the sweeper
+--            marks it unknown: never sent again by itself)
+--   unknown  the provider may or may not have the message (timeout or 5xx after the
+--            request left, an answer we cannot read): a person decides
+create type public.message_status as enum (
+  'received', 'queued', 'sending', 'unknown', 'sent', 'delivered', 'read', 'failed'
+);
 
 -- ---- domain events (transactional outbox) -------------------------------------------------
 
@@ -227,6 +235,7 @@ create table public.messages (
   sent_at timestamptz,
   delivered_at timestamptz,
   read_at timestamptz,
+  send_deadline timestamptz,
   unique (organization_id, id),
   unique (channel_account_id, provider_message_id),
   foreign key (organization_id, conversation_id)
@@ -244,16 +253,24 @@ create policy messages_insert on public.messages for insert to authenticated
     and direction = 'outbound' and sender_type = 'user' and status = 'queued'
     and sender_id = (select auth.uid())
   );
+comment on column public.messages.send_deadline is
+  'While sending: when the claim of the server sending it expires.';
 create index messages_conversation_idx on public.messages (organization_id, conversation_id, created_at, id);
+-- The sweeper's rows: outbound messages by state and age.
+create index messages_outbound_state_idx
+  on public.messages (status, created_at) where direction = 'outbound';
 create trigger messages_keep_org before update on public.messages
   for each row execute function app.keep_organization();
 
--- Statuses only move forward (queued → sent → delivered → read); providers
--- deliver them late and out of order. A failure can follow queued or sent only.
+-- Statuses only move forward (queued → sending → sent → delivered → read);
+-- providers deliver them late and out of order. A failure can follow queued,
+-- sending or sent only. unknown sits below sent and failed, so the real outcome,
+-- arriving late (the original sender, a status webhook), replaces it.
 create function app.message_status_rank(s public.message_status) returns integer
 language sql immutable set search_path = '' as $$
-  select case s when 'received' then 0 when 'queued' then 1 when 'sent' then 2
-                when 'failed' then 3 when 'delivered' then 4 when 'read' then 5 end
+  select case s when 'received' then 0 when 'queued' then 1 when 'sending' then 2
+                when 'unknown' then 3 when 'sent' then 4 when 'failed' then 5
+                when 'delivered' then 6 when 'read' then 7 end
 $$;
 
 create function app.keep_status_monotonic() returns trigger
@@ -288,6 +305,7 @@ create table public.inbound_events (
   last_error text,
   next_attempt_at timestamptz not null default now(),
   processed_at timestamptz,
+  raw bytea,
   unique (channel_account_id, provider_event_id),
   foreign key (organization_id, channel_account_id)
     references public.channel_accounts (organization_id, id) on delete cascade
@@ -295,6 +313,16 @@ create table public.inbound_events (
 alter table public.inbound_events enable row level security;
 create policy inbound_events_select on public.inbound_events for select to authenticated
   using (organization_id in (select app.org_ids_with_role('admin')));
+-- A verified webhook delivery is never lost (shared/inbox/intake.py): what
+-- PostgreSQL cannot hold as jsonb or text (a NUL character, a lone surrogate) or
+-- what the channel cannot read is kept raw, losslessly, as bytes:
+--   raw: the delivery's exact body (event_type 'unreadable'), or the event's
+--        JSON text with NUL and surrogates as \u escapes (its payload then
+--        names the field and why).
+-- Such an event is failed with its reason and never retried by itself: what the
+-- provider sent will not change.
+comment on column public.inbound_events.raw is
+  'The delivery or event exactly as received, when it cannot be stored as payload (see shared/inbox/intake.py)';
 create index inbound_events_org_idx on public.inbound_events (organization_id, received_at desc);
 create index inbound_events_due_idx on public.inbound_events (next_attempt_at)
   where status in ('pending', 'failed');
@@ -334,6 +362,8 @@ $$;
 create trigger conversations_events after insert or update on public.conversations
   for each row execute function app.conversation_events();
 
+-- The step queued → sending is the sender's claim, not news for automations
+-- (they hear of the outcome), so it emits no message.status_changed.
 create function app.message_events() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
@@ -341,7 +371,8 @@ begin
     perform app.emit(new.organization_id, 'message.received', new.id, to_jsonb(new));
   elsif tg_op = 'INSERT' and new.status = 'sent' then
     perform app.emit(new.organization_id, 'message.sent', new.id, to_jsonb(new));
-  elsif tg_op = 'UPDATE' and new.status is distinct from old.status then
+  elsif tg_op = 'UPDATE' and new.status is distinct from old.status
+        and new.status <> 'sending' then
     if new.status = 'sent' then
       perform app.emit(new.organization_id, 'message.sent', new.id, to_jsonb(new));
     end if;
@@ -383,6 +414,19 @@ create policy inbox_members_receive on realtime.messages for select to authentic
   using (realtime.topic() in (select 'org:' || o::text || ':inbox' from app.org_ids() o));
 create policy inbox_members_send on realtime.messages for insert to authenticated
   with check (realtime.topic() in (select 'org:' || o::text || ':inbox' from app.org_ids() o));
+-- The two above check the channel (realtime.topic()) only; these restrictive ones
+-- also check the row's own topic, so a member can neither read nor insert rows of
+-- another organization's topic by joining their own. Restrictive on purpose: the
+-- table is shared, and a permissive policy someone else adds on it (Supabase's
+-- examples open it to every signed-in user) cannot open an organization's topic.
+create policy org_topics_members_only on realtime.messages as restrictive for all to authenticated
+  using (
+    not starts_with(topic, 'org:')
+    or (topic = realtime.topic()
+        and split_part(topic, ':', 2) in (select o::text from app.org_ids() o))
+  );
+create policy org_topics_not_anon on realtime.messages as restrictive for all to anon
+  using (not starts_with(topic, 'org:'));
 
 -- ---- helpers for the functions ----------------------------------------------------------------------
 
@@ -400,11 +444,13 @@ begin
   do update set secrets = private.channel_credentials.secrets || excluded.secrets;
 end;
 $$;
-grant execute on function app.set_channel_credentials(uuid, jsonb) to authenticated;
 
 -- ---- idempotent requests ---------------------------------------------------------------------------
 -- Idempotency-Key: the first request's answer, replayed for a retry of the same
--- request by the same caller ("user:<id>" or "api_key:<id>") for 24 hours.
+-- request by the same caller ("user:<id>" or "api_key:<id>") for 24 hours. An
+-- in-progress claim expires (claimed_until: a killed request does not hold the
+-- key for a day), and a send links its message to the key (resource_id) so that
+-- a retry after the claim expired never sends a second copy.
 create table private.idempotency_keys (
   owner text not null,
   scope text not null,
@@ -413,6 +459,24 @@ create table private.idempotency_keys (
   status_code integer,
   response jsonb,
   created_at timestamptz not null default now(),
+  claimed_until timestamptz not null default now(),
+  resource_id uuid,
   primary key (owner, scope, key)
 );
 create index idempotency_keys_created_idx on private.idempotency_keys (created_at);
+create index idempotency_keys_resource_idx
+  on private.idempotency_keys (resource_id) where resource_id is not null;
+
+-- ---- function privileges ------------------------------------------------------------
+-- Owner-only, whatever the default privileges; then one grant per caller that needs it.
+revoke execute on function
+  app.emit(uuid, text, uuid, jsonb), app.message_status_rank(public.message_status),
+  app.keep_status_monotonic(), app.contact_events(), app.conversation_events(),
+  app.message_events(), app.broadcast_inbox(), app.set_channel_credentials(uuid, jsonb)
+  from public, anon, authenticated, service_role;
+
+-- The message status trigger runs as whichever role updates messages: only
+-- service_role does (authenticated has no update policy on them).
+grant execute on function app.message_status_rank(public.message_status) to service_role;
+-- Called by channel-accounts on an admin's behalf; it checks the caller's role itself.
+grant execute on function app.set_channel_credentials(uuid, jsonb) to authenticated;

@@ -7,8 +7,9 @@
 -- Members read everything of their organization. Agents and up (and
 -- write-scoped API keys, which rank as managers) work companies, deals, tasks,
 -- notes and tag links; managers delete records and configure the organization's
--- pipelines, stages, custom fields and tags. Notes: authors edit and delete
--- their own, managers any. History is written by triggers only.
+-- pipelines, stages, custom fields and tags (API keys never configure the first
+-- three: app.refuse_api_keys). Notes: authors edit and delete their own,
+-- managers any. History is written by triggers only.
 --
 -- Custom field values live in each entity's `custom_fields` jsonb and are
 -- checked here, in the database, against the organization's definitions, so a
@@ -21,6 +22,23 @@ create type public.custom_field_entity as enum ('contact', 'company', 'deal');
 create type public.custom_field_type as enum (
   'text', 'number', 'date', 'datetime', 'boolean', 'select', 'multiselect', 'url', 'email', 'phone'
 );
+
+-- ---- API keys read the organization's configuration, never change it ---------------------------
+-- A write key ranks as a manager for records (it deletes contacts, edits tags),
+-- and the pipelines, stages and custom field policies also ask for a manager; no
+-- scope names configuration, so those tables refuse keys (the public API only
+-- reads them). A row trigger, so rows RLS hides never reach it and refusals stay
+-- 42501; named `<table>_api_keys_refused` to fire first (triggers fire in name order).
+create function app.refuse_api_keys() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if (select app.api_key_id()) is not null then
+    raise exception 'API keys cannot change %; no scope grants it', tg_table_name
+      using errcode = '42501';
+  end if;
+  return case when tg_op = 'DELETE' then old else new end;
+end;
+$$;
 
 -- ---- definitions ------------------------------------------------------------------------------
 
@@ -61,6 +79,9 @@ create policy custom_field_definitions_update on public.custom_field_definitions
   with check (organization_id in (select app.org_ids_with_role('manager')));
 create policy custom_field_definitions_delete on public.custom_field_definitions
   for delete to authenticated using (organization_id in (select app.org_ids_with_role('manager')));
+create trigger custom_field_definitions_api_keys_refused
+  before insert or update or delete on public.custom_field_definitions
+  for each row execute function app.refuse_api_keys();
 create trigger custom_field_definitions_touch before update on public.custom_field_definitions
   for each row execute function app.touch_updated_at();
 create trigger custom_field_definitions_keep_org before update on public.custom_field_definitions
@@ -118,10 +139,6 @@ create function app.datetime_text(value timestamptz) returns text
 language sql immutable set search_path = '' as $$
   select to_char(value at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
-
-grant execute on function app.parse_date(text), app.parse_datetime(text),
-  app.datetime_text(timestamptz), app.valid_field_options(jsonb)
-  to authenticated, service_role;
 
 -- ---- validation -----------------------------------------------------------------------------
 
@@ -254,8 +271,6 @@ begin
   return cleaned;
 end;
 $$;
-grant execute on function app.clean_custom_fields(uuid, public.custom_field_entity, jsonb, jsonb)
-  to authenticated, service_role;
 
 -- Trigger: tg_argv[0] is the entity kind of the table.
 create function app.check_custom_fields() returns trigger
@@ -282,7 +297,6 @@ language sql immutable set search_path = '' as $$
            or jsonb_typeof(e.value) <> 'string'
            or length(e.value #>> '{}') > 200)
 $$;
-grant execute on function app.valid_address(jsonb) to authenticated, service_role;
 
 create table public.companies (
   id uuid primary key default gen_random_uuid(),
@@ -376,8 +390,6 @@ begin
      and (c.last_activity_at is null or c.last_activity_at < happened_at);
 end;
 $$;
-grant execute on function app.touch_contact_activity(uuid, uuid, timestamptz)
-  to authenticated, service_role;
 
 create function app.message_activity() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -454,6 +466,8 @@ create policy pipelines_delete on public.pipelines for delete to authenticated
   using (organization_id in (select app.org_ids_with_role('manager')));
 create index pipelines_org_idx on public.pipelines (organization_id, position, created_at);
 create unique index pipelines_one_default_key on public.pipelines (organization_id) where is_default;
+create trigger pipelines_api_keys_refused before insert or update or delete on public.pipelines
+  for each row execute function app.refuse_api_keys();
 create trigger pipelines_keep_org before update on public.pipelines
   for each row execute function app.keep_organization();
 create trigger pipelines_touch before update on public.pipelines
@@ -485,6 +499,8 @@ create policy stages_update on public.stages for update to authenticated
 create policy stages_delete on public.stages for delete to authenticated
   using (organization_id in (select app.org_ids_with_role('manager')));
 create index stages_pipeline_idx on public.stages (organization_id, pipeline_id, position);
+create trigger stages_api_keys_refused before insert or update or delete on public.stages
+  for each row execute function app.refuse_api_keys();
 create trigger stages_keep_org before update on public.stages
   for each row execute function app.keep_organization();
 create trigger stages_touch before update on public.stages
@@ -512,8 +528,12 @@ create trigger pipelines_default before insert or update of is_default on public
 
 -- Deleting the organization removes everything; otherwise a pipeline or stage
 -- still holding deals cannot go (their deals would be lost with it).
+-- As the caller (not security definer, which would tell anyone whether any
+-- organization id exists): it answers for visible organizations only, and its
+-- callers (triggers on rows the caller may delete, and cascades, which run as
+-- the table owner) need no more.
 create function app.organization_is_going(org uuid) returns boolean
-language sql stable security definer set search_path = '' as $$
+language sql stable set search_path = '' as $$
   select not exists (select 1 from public.organizations o where o.id = org)
 $$;
 
@@ -687,10 +707,6 @@ language sql stable set search_path = '' as $$
    where s.organization_id = org and s.pipeline_id = pipeline and s.kind = wanted
    order by s.position, s.created_at, s.id limit 1
 $$;
-
-grant execute on function app.lock_stage(uuid), app.next_deal_position(uuid, uuid),
-  app.first_stage(uuid, uuid, public.stage_kind), app.organization_is_going(uuid)
-  to authenticated, service_role;
 
 -- Runs as the caller: stages of other organizations are invisible, so a forged
 -- reference fails as "no such stage" and reveals nothing.
@@ -1299,5 +1315,33 @@ begin
   return moving;
 end;
 $$;
+
+-- ---- function privileges ------------------------------------------------------------
+-- Owner-only, whatever the default privileges; then one grant per caller that needs it.
+revoke execute on function
+  app.refuse_api_keys(), app.valid_field_options(jsonb), app.keep_field_identity(),
+  app.parse_date(text), app.parse_datetime(text), app.datetime_text(timestamptz),
+  app.clean_custom_fields(uuid, public.custom_field_entity, jsonb, jsonb),
+  app.check_custom_fields(), app.valid_address(jsonb), app.normalize_contact(),
+  app.touch_contact_activity(uuid, uuid, timestamptz), app.message_activity(),
+  app.contact_update_events(), app.pipeline_before_write(), app.organization_is_going(uuid),
+  app.pipeline_before_delete(), app.stage_before_write(), app.lock_stage(uuid),
+  app.next_deal_position(uuid, uuid), app.first_stage(uuid, uuid, public.stage_kind),
+  app.deal_before_write(), app.deal_after_write(), app.rename_on_deals(),
+  app.create_default_pipeline(uuid), app.organization_defaults(), app.task_before_write(),
+  app.task_after_write(), app.note_before_update(), app.note_activity(),
+  app.custom_field_removed()
+  from public, anon, authenticated, service_role;
+
+-- Called by check constraints and by invoker triggers (custom fields, deal placement,
+-- pipeline and stage deletion), as whichever role writes the row.
+grant execute on function app.valid_field_options(jsonb), app.valid_address(jsonb),
+  app.clean_custom_fields(uuid, public.custom_field_entity, jsonb, jsonb),
+  app.parse_date(text), app.parse_datetime(text), app.datetime_text(timestamptz),
+  app.first_stage(uuid, uuid, public.stage_kind), app.next_deal_position(uuid, uuid),
+  app.lock_stage(uuid), app.organization_is_going(uuid)
+  to authenticated, service_role;
+
+-- The RPC (PostgREST): signed-in users and the service, never anon.
 revoke execute on function public.move_deal(uuid, uuid, integer) from public, anon;
 grant execute on function public.move_deal(uuid, uuid, integer) to authenticated, service_role;

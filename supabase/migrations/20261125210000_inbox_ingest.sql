@@ -284,7 +284,9 @@ create index webhook_nonces_seen_idx on private.webhook_nonces (seen_at);
 -- A verified webhook delivery in one round trip: refuses a replayed nonce,
 -- stores each event once (a provider's redelivery finds it and changes nothing)
 -- and processes the new ones in order, each in its own subtransaction.
---   events: [{provider_event_id, event_type, payload, parsed, parse_error}]
+--   events: [{provider_event_id, event_type, payload, parsed, parse_error, raw}]
+-- An event that carries raw bytes (raw, base64: see inbound_events.raw) is stored
+-- with them and, when it fails, never retried: what the provider sent will not change.
 create function app.receive_inbound_events(account uuid, events jsonb, nonce text default null)
 returns jsonb
 language plpgsql set search_path = '' as $$
@@ -306,10 +308,10 @@ begin
   for item in select value from jsonb_array_elements(events) loop
     -- Stored as processed, which it almost always becomes: one write per event.
     insert into public.inbound_events
-      (organization_id, channel_account_id, provider_event_id, event_type, payload,
+      (organization_id, channel_account_id, provider_event_id, event_type, payload, raw,
        status, attempts, processed_at)
     values (org, account, item ->> 'provider_event_id', item ->> 'event_type', item -> 'payload',
-            'processed', 1, now())
+            decode(item ->> 'raw', 'base64'), 'processed', 1, now())
     on conflict (channel_account_id, provider_event_id) do nothing
     returning id into stored;
     if stored is null then
@@ -317,6 +319,10 @@ begin
       continue;
     end if;
     outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error', true);
+    if item ? 'raw' then
+      update public.inbound_events e set next_attempt_at = 'infinity'
+       where e.id = stored and e.status = 'failed';
+    end if;
     summary := jsonb_set(summary, array[outcome ->> 'status'],
                          to_jsonb((summary ->> (outcome ->> 'status'))::int + 1));
     if outcome ? 'new_contact' then
@@ -354,3 +360,12 @@ begin
             from jsonb_array_elements(deliveries) with ordinality d (value, n));
 end;
 $$;
+
+-- ---- function privileges ------------------------------------------------------------
+-- The owner's alone: the functions' own connection calls them as the owner.
+revoke execute on function
+  app.ingest_message(uuid, jsonb, jsonb), app.apply_message_status(uuid, jsonb),
+  app.record_send(uuid, uuid, text, text, jsonb, jsonb),
+  app.process_inbound_event(uuid, uuid, jsonb, text, boolean),
+  app.receive_inbound_events(uuid, jsonb, text), app.receive_inbound_deliveries(jsonb)
+  from public, anon, authenticated, service_role;
