@@ -85,3 +85,24 @@ async def test_a_member_broadcasts_on_their_own_topic(db: Connection, world: Wor
         await conn.execute(INSERT, inbox(world.org_b))
     rows = await db.fetch("select topic from realtime.messages where event = 'typing'")
     assert [r["topic"] for r in rows] == [inbox(world.org_b)]
+
+
+async def test_organization_topics_stay_closed_beside_an_open_policy(db: Connection, world: World):
+    """Supabase's Realtime quick-start adds `using (true)` for authenticated on this
+    shared table; the restrictive policies keep organization topics closed anyway."""
+    await db.execute(
+        "create policy quickstart_read on realtime.messages for select to authenticated"
+        " using (true);"
+        " create policy quickstart_write on realtime.messages for insert to authenticated"
+        " with check (true)"
+    )
+    await make_message(db, world.org_a)
+    async with joined(db, world.agent_b, inbox(world.org_a)) as conn:
+        assert await conn.fetchval("select count(*) from realtime.messages") == 0
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with joined(db, world.agent_b, inbox(world.org_a)) as conn:
+            await conn.execute(INSERT, inbox(world.org_a))
+    # the open policy does open what no organization owns
+    async with joined(db, world.agent_b, "lobby") as conn:
+        await conn.execute(INSERT, "lobby")
+        assert await conn.fetchval("select count(*) from realtime.messages") == 1
