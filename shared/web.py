@@ -11,7 +11,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -38,7 +38,7 @@ from shared.errors import (
 )
 from shared.guard import InputGuard, KeepAlive, describe_errors, error_response
 from shared.runtime import Runtime
-from shared.safejson import loads, printable
+from shared.safejson import printable
 from shared.settings import get_settings
 
 log = logging.getLogger("connectgain")
@@ -201,13 +201,6 @@ async def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
     return verify_access_token(token, runtime.settings)
 
 
-async def api_key_caller(request: Request, runtime: RuntimeDep) -> ApiKeyPrincipal:
-    token = _token(request)
-    if not api_keys.looks_like_key(token):
-        raise Unauthorized("This endpoint needs a cg_ API key", code="invalid_api_key")
-    return await api_keys.authenticate(runtime.db, token)
-
-
 async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | ApiKeyPrincipal:
     """A signed-in user or an API key; both then run under the same RLS policies."""
     token = _token(request)
@@ -224,11 +217,5 @@ async def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrinci
 
 
 CurrentUser = Annotated[UserPrincipal, Depends(current_user)]
-ApiKeyCaller = Annotated[ApiKeyPrincipal, Depends(api_key_caller)]
 AnyCaller = Annotated[UserPrincipal | ApiKeyPrincipal, Depends(any_caller)]
 ServiceCaller = Annotated[ServicePrincipal, Depends(service_caller)]
-
-
-async def json_body(request: Request) -> Any:
-    """The body parsed as JSON, for endpoints that must also see the raw bytes."""
-    return loads(await request.body())

@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from shared.crm.entities import CONTACTS, CONVERSATIONS, DEALS, TAGS, Entity
+from shared.crm.entities import TAGS, Entity
 from shared.crm.inputs import Color, Strict, TagName, changes
 from shared.crm.records import delete_record, get_record, insert_record, update_record
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.filters import TagLink
-
-TAGGABLE: dict[str, Entity] = {"contact": CONTACTS, "deal": DEALS, "conversation": CONVERSATIONS}
 
 
 class TagCreate(Strict):
