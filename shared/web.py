@@ -37,6 +37,7 @@ from shared.errors import (
     from_postgres,
 )
 from shared.guard import InputGuard, KeepAlive, describe_errors, error_response
+from shared.idempotency import Answer
 from shared.runtime import Runtime
 from shared.safejson import printable
 from shared.settings import get_settings
@@ -102,6 +103,12 @@ async def _postgres_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(AppError("Internal error"))
+
+
+def respond(answer: Answer) -> JSONResponse:
+    """A domain answer as the response; a replayed one says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 class SignedRouter(APIRouter):

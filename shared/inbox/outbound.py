@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncpg import Record
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.http import ProviderClient, ProviderError
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
-from shared.idempotency import Claim, Held, replay
+from shared.idempotency import Answer, Claim, Held, replay
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.sending")
@@ -108,7 +106,7 @@ async def conclude(conn: Connection, claim: Claim | None, row: Record) -> AppErr
     error = verdict(row)
     if claim is not None:
         if error is None:
-            await claim.store(conn, 201, jsonable_encoder(dict(row)))
+            await claim.store(conn, 201, dict(row))
         elif isinstance(error, ServiceUnavailable):
             await claim.release(conn)
         else:
@@ -137,7 +135,7 @@ async def record(
     return row
 
 
-async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONResponse:
+async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> Answer:
     """Claim the queued message, call the provider once (retrying only what it surely did
     not act on), and record the outcome with the key's answer."""
     settings, message = runtime.settings, job.message
@@ -179,10 +177,10 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
         failure = await conclude(conn, claim, row)
     if failure is not None:
         raise own or failure
-    return JSONResponse(jsonable_encoder(dict(row)), status_code=201)
+    return Answer.of(201, dict(row))
 
 
-async def held(runtime: Runtime, waiting: Held) -> JSONResponse:
+async def held(runtime: Runtime, waiting: Held) -> Answer:
     """A retry while the key is held: the linked message's answer, never a second send."""
     if waiting.resource_id is None:
         raise Conflict("A request with this Idempotency-Key is still in progress")
@@ -214,7 +212,7 @@ async def held(runtime: Runtime, waiting: Held) -> JSONResponse:
             details={"message_id": str(row["id"]), "status": row["status"]},
         )
     if failure is None:
-        return replay(201, jsonable_encoder(dict(row)))
+        return replay(201, dict(row))
     if isinstance(failure, ServiceUnavailable):
         raise failure  # nothing was sent and the key is free again
     return replay(502, failure.body())
