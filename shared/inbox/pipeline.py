@@ -38,9 +38,8 @@ from shared.channels.base import (
 from shared.channels.http import ProviderClient, ProviderError
 from shared.coalesce import Coalescer
 from shared.db import Database
-from shared.errors import NotFound
 from shared.inbox import intake
-from shared.inbox.accounts import load_accounts
+from shared.inbox.accounts import found, load_accounts
 from shared.inbox.contacts import normalize_email, normalize_phone
 from shared.inbox.seam import SUMMARIES, Delivery, Processed, Received
 from shared.runtime import Runtime
@@ -117,9 +116,7 @@ async def receive(
 ) -> Outcome:
     """A provider's webhook delivery, from verification to committed results."""
     together = _coalescers(runtime.db)
-    account = await together.accounts.submit(account_id)
-    if account is None or account.channel != channel_name:
-        raise NotFound("No such channel account")
+    account = found(await together.accounts.submit(account_id), channel_name)
     delivery = prepare(channel_named(channel_name), account, request)
     result = await together.deliveries.submit(delivery)
     outcome = Outcome()
