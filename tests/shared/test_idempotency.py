@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from fastapi.encoders import jsonable_encoder
 
 from shared import idempotency
 from shared.auth import UserPrincipal
 from shared.db import Connection
 from shared.errors import Conflict, Unprocessable, UpstreamError
 from shared.runtime import Runtime
+from shared.safejson import jsonable
 
 CALLER = UserPrincipal(user_id=uuid4(), claims={})
 
@@ -141,13 +145,6 @@ async def test_an_expired_claim_that_created_something_is_never_taken_over(
 
 
 def test_answers_encode_as_fastapi_did_so_stored_keys_still_match():
-    from datetime import UTC, date, datetime
-    from decimal import Decimal
-
-    from fastapi.encoders import jsonable_encoder
-
-    from shared.safejson import jsonable
-
     value = {
         "id": uuid4(),
         "at": datetime(2026, 12, 2, 7, 0, tzinfo=UTC),
