@@ -30,6 +30,7 @@ postgres: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m shared.tooling.layers
 
 typecheck: install
 	$(BIN)/mypy

@@ -42,10 +42,10 @@ from shared.auth import UserPrincipal
 from shared.crm import deals as crm_deals
 from shared.crm import records
 from shared.crm.entities import CONTACTS
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
+from shared.tooling.gateway import Gateway
 from shared.tooling.migrate import migrate
 from shared.web import prepare_heap_for_serving
 

@@ -28,9 +28,9 @@ from starlette.types import ASGIApp, Message
 
 from bench.database import bench_database, percentile
 from shared.channels.meta import sign
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.tooling.gateway import Gateway
 from shared.web import prepare_heap_for_serving
 
 PHONE_NUMBER_ID = "106540352242922"

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from shared.inbox.sending import SendRequest, send_message
-from shared.web import CurrentUser, RuntimeDep, function_app
+from shared.web import CurrentUser, RuntimeDep, function_app, respond
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ async def send(
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    return await send_message(runtime, user=user, request=body, key=idempotency_key)
+    return respond(await send_message(runtime, user=user, request=body, key=idempotency_key))
 
 
 app = function_app(router, name="send-message")

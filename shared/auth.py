@@ -27,11 +27,6 @@ class UserPrincipal:
     claims: dict[str, Any]
     db_role: str = "authenticated"
 
-    @property
-    def email(self) -> str | None:
-        email = self.claims.get("email")
-        return str(email) if email else None
-
 
 @dataclass(frozen=True)
 class ApiKeyPrincipal:

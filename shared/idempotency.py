@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
-
 from shared.auth import ApiKeyPrincipal, Principal, UserPrincipal
 from shared.db import Connection, Database
 from shared.errors import AppError, Conflict, Unprocessable, status_of
+from shared.safejson import jsonable
 
 TTL = "24 hours"
 CLAIM_SECONDS = 60.0
@@ -40,11 +38,25 @@ def owner_of(principal: Principal) -> str:
 
 
 def request_hash(*parts: Any) -> bytes:
-    return hashlib.sha256(json.dumps(jsonable_encoder(parts), sort_keys=True).encode()).digest()
+    return hashlib.sha256(json.dumps(jsonable(parts), sort_keys=True).encode()).digest()
 
 
-def replay(status: int, body: Any) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
+@dataclass(frozen=True)
+class Answer:
+    """What a request answers: its status and JSON body, and whether it is the stored
+    answer of an earlier request with the same key. The HTTP kit makes it a response."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, status: int, body: Any) -> Answer:
+        return cls(status=status, body=jsonable(body))
+
+
+def replay(status: int, body: Any) -> Answer:
+    return Answer(status=status, body=jsonable(body), replayed=True)
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class Claim:
             self.scope,
             self.key,
             status,
-            jsonable_encoder(body),
+            jsonable(body),
         )
 
     async def release(self, conn: Connection) -> None:
@@ -113,7 +125,7 @@ async def begin(
     key: str,
     fingerprint: bytes,
     claim_seconds: float = CLAIM_SECONDS,
-) -> Claim | Held | JSONResponse:
+) -> Claim | Held | Answer:
     """Claim `key`; or the stored answer to replay; or Held when another request has it.
 
     An expired claim that linked nothing is taken over: the request that held it died
@@ -168,11 +180,11 @@ async def once(
     fingerprint: bytes,
     work: Callable[[], Awaitable[tuple[int, Any]]],
     claim_seconds: float = CLAIM_SECONDS,
-) -> JSONResponse:
+) -> Answer:
     """Run `work` (returning status and body) at most once per key; replay its answer after."""
     if key is None:
         status, body = await work()
-        return JSONResponse(jsonable_encoder(body), status_code=status)
+        return Answer.of(status, body)
     begun = await begin(
         db,
         principal=principal,
@@ -181,7 +193,7 @@ async def once(
         fingerprint=fingerprint,
         claim_seconds=claim_seconds,
     )
-    if isinstance(begun, JSONResponse):
+    if isinstance(begun, Answer):
         return begun
     if isinstance(begun, Held):
         raise Conflict("A request with this Idempotency-Key is still in progress")
@@ -194,7 +206,7 @@ async def once(
         async with db.service_tx() as conn:
             await begun.release(conn)
         raise
-    encoded = jsonable_encoder(body)
+    answer = Answer.of(status, body)
     async with db.service_tx() as conn:
-        await begun.store(conn, status, encoded)
-    return JSONResponse(encoded, status_code=status)
+        await begun.store(conn, answer.status, answer.body)
+    return answer

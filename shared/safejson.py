@@ -13,8 +13,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
 
 from shared.errors import AppError, BadRequest
 
@@ -121,3 +126,27 @@ def printable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return printable(str(value))
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as JSON types, the way our answers have always encoded it (FastAPI's
+    rules, without FastAPI: the domain returns data, the HTTP kit writes responses):
+    UUIDs and times as strings, a whole Decimal as int and any other as float."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {jsonable(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON")

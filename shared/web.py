@@ -11,7 +11,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -37,8 +37,9 @@ from shared.errors import (
     from_postgres,
 )
 from shared.guard import InputGuard, KeepAlive, describe_errors, error_response
+from shared.idempotency import Answer
 from shared.runtime import Runtime
-from shared.safejson import loads, printable
+from shared.safejson import printable
 from shared.settings import get_settings
 
 log = logging.getLogger("connectgain")
@@ -102,6 +103,12 @@ async def _postgres_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(AppError("Internal error"))
+
+
+def respond(answer: Answer) -> JSONResponse:
+    """A domain answer as the response; a replayed one says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 class SignedRouter(APIRouter):
@@ -201,13 +208,6 @@ async def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
     return verify_access_token(token, runtime.settings)
 
 
-async def api_key_caller(request: Request, runtime: RuntimeDep) -> ApiKeyPrincipal:
-    token = _token(request)
-    if not api_keys.looks_like_key(token):
-        raise Unauthorized("This endpoint needs a cg_ API key", code="invalid_api_key")
-    return await api_keys.authenticate(runtime.db, token)
-
-
 async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | ApiKeyPrincipal:
     """A signed-in user or an API key; both then run under the same RLS policies."""
     token = _token(request)
@@ -224,11 +224,5 @@ async def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrinci
 
 
 CurrentUser = Annotated[UserPrincipal, Depends(current_user)]
-ApiKeyCaller = Annotated[ApiKeyPrincipal, Depends(api_key_caller)]
 AnyCaller = Annotated[UserPrincipal | ApiKeyPrincipal, Depends(any_caller)]
 ServiceCaller = Annotated[ServicePrincipal, Depends(service_caller)]
-
-
-async def json_body(request: Request) -> Any:
-    """The body parsed as JSON, for endpoints that must also see the raw bytes."""
-    return loads(await request.body())

@@ -33,10 +33,10 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
+from shared.tooling.gateway import Gateway
 from shared.tooling.migrate import migrate
 from tests.support import settings_for
 

@@ -19,7 +19,7 @@ from shared.crm.entities import Entity
 from shared.db import Connection
 from shared.errors import Forbidden, Unauthorized, Unprocessable
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from shared.web import RuntimeDep
+from shared.web import RuntimeDep, respond
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -166,7 +166,7 @@ async def idempotent(
             row = await work(conn)
         return status, model.model_validate(row).model_dump(mode="json")
 
-    return await idempotency.once(
+    answer = await idempotency.once(
         runtime.db,
         principal=key,
         scope=scope,
@@ -175,6 +175,7 @@ async def idempotent(
         work=run,
         claim_seconds=runtime.settings.claim_seconds,
     )
+    return respond(answer)
 
 
 # ---- documented errors ------------------------------------------------------------------------

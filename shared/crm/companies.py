@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.crm.entities import COMPANIES
-from shared.crm.inputs import CustomFields, Domain, Phone, Strict, changes
+from shared.crm.inputs import CustomFields, Domain, Phone, Strict, changes, fields_of
 from shared.crm.records import delete_record, get_record, insert_record, update_record
 from shared.db import Connection
 
@@ -42,24 +42,11 @@ class CompanyUpdate(CompanyFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-def _columns(values: dict[str, Any]) -> dict[str, Any]:
-    columns = dict(values)
-    if "address" in columns:
-        address = columns["address"]
-        columns["address"] = address.model_dump(exclude_none=True) if address else {}
-    if columns.get("custom_fields") is None:
-        columns.pop("custom_fields", None)
-    if "name" in columns and columns["name"] is None:
-        columns.pop("name")
-    return columns
-
-
 async def create_company(
     *, conn: Connection, organization_id: UUID, data: CompanyCreate
 ) -> dict[str, Any]:
-    values = {name: getattr(data, name) for name in type(data).model_fields}
     company_id = await insert_record(
-        conn=conn, entity=COMPANIES, organization_id=organization_id, values=_columns(values)
+        conn=conn, entity=COMPANIES, organization_id=organization_id, values=fields_of(data)
     )
     return await get_company(conn=conn, organization_id=organization_id, company_id=company_id)
 
@@ -72,8 +59,7 @@ async def update_company(
         entity=COMPANIES,
         organization_id=organization_id,
         record_id=company_id,
-        values=_columns(changes(data)),
-        expressions={"custom_fields": "custom_fields || {}::jsonb"},
+        values=changes(data),
     )
     return await get_company(conn=conn, organization_id=organization_id, company_id=company_id)
 

@@ -13,7 +13,16 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.crm.entities import CONTACTS
-from shared.crm.inputs import Channel, CustomFields, Email, Phone, Strict, TagRefs, changes
+from shared.crm.inputs import (
+    Channel,
+    CustomFields,
+    Email,
+    Phone,
+    Strict,
+    TagRefs,
+    changes,
+    fields_of,
+)
 from shared.crm.records import delete_record, get_record
 from shared.crm.tags import insert_tagged, update_tagged
 from shared.db import Connection
@@ -40,15 +49,6 @@ class ContactUpdate(ContactFields):
     """Only the fields sent change; custom_fields merge (null removes one), tags are replaced."""
 
 
-def _columns(values: dict[str, Any]) -> dict[str, Any]:
-    columns = {k: v for k, v in values.items() if k != "tags"}
-    if columns.get("opted_out_channels") is None:
-        columns.pop("opted_out_channels", None)
-    if columns.get("custom_fields") is None:
-        columns.pop("custom_fields", None)
-    return columns
-
-
 async def create_contact(
     *, conn: Connection, organization_id: UUID, data: ContactCreate
 ) -> dict[str, Any]:
@@ -56,7 +56,7 @@ async def create_contact(
         conn=conn,
         organization_id=organization_id,
         entity=CONTACTS,
-        columns=_columns(data.model_dump()),
+        columns=fields_of(data),
         tags=data.tags,
     )
 
@@ -70,7 +70,7 @@ async def update_contact(
         organization_id=organization_id,
         entity=CONTACTS,
         record_id=contact_id,
-        columns=_columns(sent),
+        columns=sent,
         tags=(data.tags or []) if "tags" in sent else None,  # not sent: they stay
     )
 

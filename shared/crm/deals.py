@@ -16,7 +16,7 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.crm.entities import DEALS, PIPELINES
-from shared.crm.inputs import CustomFields, Strict, TagRefs, changes
+from shared.crm.inputs import CustomFields, Strict, TagRefs, changes, fields_of
 from shared.crm.records import delete_record, get_record
 from shared.crm.tags import insert_tagged, update_tagged
 from shared.db import Connection
@@ -67,17 +67,6 @@ class DealMove(Strict):
     index: int = Field(ge=0, le=2**31 - 1, description="0 is the top of the column")
 
 
-_NOT_NULL = ("title", "currency", "status", "probability", "pipeline_id", "stage_id")
-
-
-def _columns(values: dict[str, Any]) -> dict[str, Any]:
-    columns = {k: v for k, v in values.items() if k != "tags"}
-    for name in (*_NOT_NULL, "custom_fields"):
-        if name in columns and columns[name] is None:
-            del columns[name]
-    return columns
-
-
 async def create_deal(
     *, conn: Connection, organization_id: UUID, data: DealCreate
 ) -> dict[str, Any]:
@@ -85,7 +74,7 @@ async def create_deal(
         conn=conn,
         organization_id=organization_id,
         entity=DEALS,
-        columns=_columns(data.model_dump()),
+        columns=fields_of(data),
         tags=data.tags,
     )
 
@@ -99,7 +88,7 @@ async def update_deal(
         organization_id=organization_id,
         entity=DEALS,
         record_id=deal_id,
-        columns=_columns(sent),
+        columns=sent,
         tags=(data.tags or []) if "tags" in sent else None,  # not sent: they stay
     )
 

@@ -4,7 +4,8 @@ and sorted on. One declaration per entity, used by the API and later by audience
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from shared.filters import Catalog, Field, Kind, TagLink
 from shared.pagination import SortKey
@@ -22,6 +23,17 @@ class Entity:
     sorts: Mapping[str, SortKey]
     default_sort: str
     custom_fields: str | None = None  # the custom_field_entity value, if it has custom fields
+    # How a create or PATCH body becomes columns (applied by shared/crm/records.py):
+    # a null for one of `keeps_on_null` leaves the column as it is (a NOT NULL column,
+    # or custom_fields, where it merges nothing); a null for one of `null_writes`
+    # writes that value instead; `merges` are SQL updates that merge the value in
+    # ("{}" is its placeholder). Any other null clears the column.
+    keeps_on_null: frozenset[str] = frozenset()
+    null_writes: Mapping[str, Any] = field(default_factory=dict)
+    merges: Mapping[str, str] = field(default_factory=dict)
+
+
+_MERGE_CUSTOM_FIELDS = {"custom_fields": "custom_fields || {}::jsonb"}
 
 
 def _fields(
@@ -106,6 +118,8 @@ CONTACTS = Entity(
     },
     default_sort="-created_at",
     custom_fields="contact",
+    keeps_on_null=frozenset({"opted_out_channels", "custom_fields"}),
+    merges=_MERGE_CUSTOM_FIELDS,
 )
 
 COMPANIES = Entity(
@@ -136,6 +150,9 @@ COMPANIES = Entity(
     },
     default_sort="-created_at",
     custom_fields="company",
+    keeps_on_null=frozenset({"name", "custom_fields"}),
+    null_writes={"address": {}},
+    merges=_MERGE_CUSTOM_FIELDS,
 )
 
 DEAL_STATUSES = ("open", "won", "lost")
@@ -190,6 +207,10 @@ DEALS = Entity(
     },
     default_sort="-created_at",
     custom_fields="deal",
+    keeps_on_null=frozenset(
+        {"title", "currency", "status", "probability", "pipeline_id", "stage_id", "custom_fields"}
+    ),
+    merges=_MERGE_CUSTOM_FIELDS,
 )
 
 TASKS = Entity(
@@ -224,6 +245,7 @@ TASKS = Entity(
     ),
     sorts=_times("t", "due_at", "created_at", "updated_at", "completed_at"),
     default_sort="-created_at",
+    keeps_on_null=frozenset({"title", "priority", "status"}),
 )
 
 NOTES = Entity(
@@ -264,6 +286,7 @@ TAGS = Entity(
     ),
     sorts={"name": SortKey("lower(g.name)", "text", "text"), **_times("g", "created_at")},
     default_sort="name",
+    keeps_on_null=frozenset({"name", "color"}),
 )
 
 _CHANNEL_OF_CONVERSATION = (

@@ -69,3 +69,8 @@ class Strict(BaseModel):
 def changes(model: BaseModel) -> dict[str, Any]:
     """The fields the caller actually sent (PATCH semantics)."""
     return {name: getattr(model, name) for name in model.model_fields_set}
+
+
+def fields_of(model: BaseModel) -> dict[str, Any]:
+    """Every field, defaults included (a create), nested models left as models."""
+    return {name: getattr(model, name) for name in type(model).model_fields}

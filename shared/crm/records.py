@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 from shared.crm.entities import Entity
 from shared.db import Connection
@@ -113,10 +114,30 @@ async def get_record(
     return dict(row)
 
 
+def columns_of(entity: Entity, values: Mapping[str, Any]) -> dict[str, Any]:
+    """An input model's fields as the columns they write, by the entity's rules for null
+    (Entity.keeps_on_null, Entity.null_writes). Tags are not a column: they are linked
+    apart (shared/crm/tags.py). A nested model is stored as its object without nulls."""
+    columns: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "tags" and entity.catalog.tags is not None:
+            continue
+        if value is None:
+            if name in entity.keeps_on_null:
+                continue
+            value = entity.null_writes.get(name)
+        elif isinstance(value, BaseModel):
+            value = value.model_dump(exclude_none=True)
+        columns[name] = value
+    return columns
+
+
 async def insert_record(
     *, conn: Connection, entity: Entity, organization_id: UUID, values: Mapping[str, Any]
 ) -> UUID:
-    """Insert a row; `values` are column → value, the columns named by our own models."""
+    """Insert a row; `values` are an input model's fields (see `columns_of`), the columns
+    named by our own models."""
+    values = columns_of(entity, values)
     params = Params(organization_id)
     placeholders = [params.add(v) for v in values.values()]
     with named_references(entity):
@@ -135,13 +156,10 @@ async def update_record(
     organization_id: UUID,
     record_id: UUID,
     values: Mapping[str, Any],
-    expressions: Mapping[str, str] | None = None,
 ) -> None:
-    """Update columns of a row (404 when the caller cannot see it).
-
-    `expressions` are SQL templates using "{}" for the value's placeholder, for
-    updates that merge, e.g. {"custom_fields": "custom_fields || {}"}.
-    """
+    """Update the columns of the fields sent (see `columns_of`) of a row, merging those
+    of Entity.merges (404 when the caller cannot see it)."""
+    values = columns_of(entity, values)
     if not values:  # nothing to change; an unknown row is still a 404
         await get_record(
             conn=conn, entity=entity, organization_id=organization_id, record_id=record_id
@@ -149,7 +167,7 @@ async def update_record(
         return
     params = Params(organization_id, record_id)
     assignments = [
-        f"{column} = " + (expressions or {}).get(column, "{}").format(params.add(value))
+        f"{column} = " + entity.merges.get(column, "{}").format(params.add(value))
         for column, value in values.items()
     ]
     with named_references(entity):

@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from shared.crm.entities import CONTACTS, CONVERSATIONS, DEALS, TAGS, Entity
-from shared.crm.inputs import Color, Strict, TagName, changes
+from shared.crm.entities import TAGS, Entity
+from shared.crm.inputs import Color, Strict, TagName, changes, fields_of
 from shared.crm.records import delete_record, get_record, insert_record, update_record
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.filters import TagLink
-
-TAGGABLE: dict[str, Entity] = {"contact": CONTACTS, "deal": DEALS, "conversation": CONVERSATIONS}
 
 
 class TagCreate(Strict):
@@ -130,7 +128,6 @@ async def update_tagged(
         organization_id=organization_id,
         record_id=record_id,
         values=columns,
-        expressions={"custom_fields": "custom_fields || {}::jsonb"},
     )
     return await _retag_and_read(conn, organization_id, entity, record_id, tags)
 
@@ -201,7 +198,7 @@ async def _link_tags(
 
 async def create_tag(*, conn: Connection, organization_id: UUID, data: TagCreate) -> dict[str, Any]:
     tag_id = await insert_record(
-        conn=conn, entity=TAGS, organization_id=organization_id, values=data.model_dump()
+        conn=conn, entity=TAGS, organization_id=organization_id, values=fields_of(data)
     )
     return await get_record(
         conn=conn, entity=TAGS, organization_id=organization_id, record_id=tag_id
@@ -211,9 +208,12 @@ async def create_tag(*, conn: Connection, organization_id: UUID, data: TagCreate
 async def update_tag(
     *, conn: Connection, organization_id: UUID, tag_id: UUID, data: TagUpdate
 ) -> dict[str, Any]:
-    values = {k: v for k, v in changes(data).items() if v is not None}
     await update_record(
-        conn=conn, entity=TAGS, organization_id=organization_id, record_id=tag_id, values=values
+        conn=conn,
+        entity=TAGS,
+        organization_id=organization_id,
+        record_id=tag_id,
+        values=changes(data),
     )
     return await get_record(
         conn=conn, entity=TAGS, organization_id=organization_id, record_id=tag_id

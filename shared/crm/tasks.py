@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field
 
 from shared.crm.entities import TASKS
-from shared.crm.inputs import Strict, changes
+from shared.crm.inputs import Strict, changes, fields_of
 from shared.crm.records import delete_record, get_record, insert_record, update_record
 from shared.db import Connection
 from shared.safejson import in_range
@@ -46,14 +46,11 @@ class TaskUpdate(TaskFields):
     status: TaskStatus | None = None
 
 
-_REQUIRED = ("title", "priority", "status")
-
-
 async def create_task(
     *, conn: Connection, organization_id: UUID, data: TaskCreate
 ) -> dict[str, Any]:
     task_id = await insert_record(
-        conn=conn, entity=TASKS, organization_id=organization_id, values=data.model_dump()
+        conn=conn, entity=TASKS, organization_id=organization_id, values=fields_of(data)
     )
     return await get_task(conn=conn, organization_id=organization_id, task_id=task_id)
 
@@ -61,9 +58,12 @@ async def create_task(
 async def update_task(
     *, conn: Connection, organization_id: UUID, task_id: UUID, data: TaskUpdate
 ) -> dict[str, Any]:
-    values = {k: v for k, v in changes(data).items() if v is not None or k not in _REQUIRED}
     await update_record(
-        conn=conn, entity=TASKS, organization_id=organization_id, record_id=task_id, values=values
+        conn=conn,
+        entity=TASKS,
+        organization_id=organization_id,
+        record_id=task_id,
+        values=changes(data),
     )
     return await get_task(conn=conn, organization_id=organization_id, task_id=task_id)
 

@@ -45,13 +45,19 @@ async def load_accounts(*, conn: Connection, account_ids: list[UUID]) -> dict[UU
     return {row["id"]: _account(row) for row in rows}
 
 
-async def load_account(
-    *, conn: Connection, account_id: UUID, channel: str | None = None
-) -> Account:
-    account = (await load_accounts(conn=conn, account_ids=[account_id])).get(account_id)
+def found(account: Account | None, channel: str | None = None) -> Account:
+    """The account loaded, if it is one of `channel`; the same 404 for none and another."""
     if account is None or (channel is not None and account.channel != channel):
         raise NotFound("No such channel account")
     return account
+
+
+async def load_account(
+    *, conn: Connection, account_id: UUID, channel: str | None = None
+) -> Account:
+    return found(
+        (await load_accounts(conn=conn, account_ids=[account_id])).get(account_id), channel
+    )
 
 
 async def create_account(

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.channels.base import RawEvent, WebhookRequest
+from shared.inbox.seam import StoredEvent
 from shared.safejson import bad_text, printable, unstorable
 
 ParseResult = dict[str, Any]  # {"parsed", "parse_error"}
@@ -44,49 +45,55 @@ def error_text(exc: BaseException) -> str:
     return str(printable(f"{type(exc).__name__}: {exc}"))[:2000]
 
 
-def unreadable(request: WebhookRequest, exc: BaseException) -> dict[str, Any]:
+def unreadable(request: WebhookRequest, exc: BaseException) -> StoredEvent:
     """A verified body the channel could not split into events, kept whole."""
     reason = error_text(exc)
-    return {
-        "provider_event_id": f"unreadable:{_digest(request.body)}",
-        "event_type": "unreadable",
-        "payload": {
+    return StoredEvent(
+        provider_event_id=f"unreadable:{_digest(request.body)}",
+        event_type="unreadable",
+        payload={
             "error": reason,
             "content_type": printable(request.headers.get("content-type")),
             "size": len(request.body),
         },
-        "parsed": None,
-        "parse_error": f"The delivery could not be read: {reason}",
-        "raw": _b64(request.body),
-    }
+        parsed=None,
+        parse_error=f"The delivery could not be read: {reason}",
+        raw=_b64(request.body),
+    )
 
 
-def storable(event: RawEvent, parse: Callable[[RawEvent], ParseResult]) -> dict[str, Any]:
+def storable(event: RawEvent, parse: Callable[[RawEvent], ParseResult]) -> StoredEvent:
     """One event of a verified delivery, parsed, in a form PostgreSQL can store."""
     problem = unstorable(
         {"id": event.provider_event_id, "type": event.event_type, "payload": event.payload}
     )
     if problem is None:
-        item = {**event.model_dump(), **parse(event)}
-        if (bad := unstorable(item["parsed"])) is not None:  # made by our parser, not sent
-            item["parsed"] = None
-            item["parse_error"] = f"The parsed event cannot be stored: {bad[0]} {bad[1]}"
-        return item
+        result = parse(event)
+        parsed, parse_error = result["parsed"], result["parse_error"]
+        if (bad := unstorable(parsed)) is not None:  # made by our parser, not sent
+            parsed, parse_error = None, f"The parsed event cannot be stored: {bad[0]} {bad[1]}"
+        return StoredEvent(
+            provider_event_id=event.provider_event_id,
+            event_type=event.event_type,
+            payload=event.payload,
+            parsed=parsed,
+            parse_error=parse_error,
+        )
     field, why = problem
     raw = json.dumps(event.model_dump(), ensure_ascii=True).encode("ascii")
     reason = f"{printable(field)} {why}, which PostgreSQL cannot store"
-    return {
-        "provider_event_id": (
+    return StoredEvent(
+        provider_event_id=(
             event.provider_event_id
             if bad_text(event.provider_event_id) is None
             else f"unstorable:{_digest(raw)}"
         ),
-        "event_type": event.event_type if bad_text(event.event_type) is None else "unstorable",
-        "payload": {"error": reason, "field": printable(field)},
-        "parsed": None,
-        "parse_error": f"The event is kept raw: {reason}",
-        "raw": _b64(raw),
-    }
+        event_type=event.event_type if bad_text(event.event_type) is None else "unstorable",
+        payload={"error": reason, "field": printable(field)},
+        parsed=None,
+        parse_error=f"The event is kept raw: {reason}",
+        raw=_b64(raw),
+    )
 
 
 def storable_nonce(nonce: str | None) -> str | None:

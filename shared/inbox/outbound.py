@@ -19,17 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from asyncpg import Record
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.http import ProviderClient, ProviderError
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
-from shared.idempotency import Claim, Held, replay
+from shared.idempotency import Answer, Claim, Held, replay
+from shared.inbox.seam import ATTEMPTS, Attempt, SendFailure, attempts_sql
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.sending")
@@ -44,23 +42,23 @@ DONE = frozenset({"sent", "delivered", "read"})
 # A failure after which nothing reached the provider: a retry may send.
 NOT_SENT = frozenset({"unavailable", "not_sent"})
 
-INTERRUPTED = {
-    "message": "The send was interrupted after it started: the provider may or may not"
+INTERRUPTED = SendFailure(
+    message="The send was interrupted after it started: the provider may or may not"
     " have the message",
-    "status": None,
-    "code": "interrupted",
-    "outcome": "unknown",
-    "retryable": False,
-    "provider": None,
-}
-NEVER_STARTED = {
-    "message": "The send never started: the server stopped before calling the provider",
-    "status": None,
-    "code": "not_started",
-    "outcome": "not_sent",
-    "retryable": False,
-    "provider": None,
-}
+    status=None,
+    code="interrupted",
+    outcome="unknown",
+    retryable=False,
+    provider=None,
+)
+NEVER_STARTED = SendFailure(
+    message="The send never started: the server stopped before calling the provider",
+    status=None,
+    code="not_started",
+    outcome="not_sent",
+    retryable=False,
+    provider=None,
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ async def conclude(conn: Connection, claim: Claim | None, row: Record) -> AppErr
     error = verdict(row)
     if claim is not None:
         if error is None:
-            await claim.store(conn, 201, jsonable_encoder(dict(row)))
+            await claim.store(conn, 201, dict(row))
         elif isinstance(error, ServiceUnavailable):
             await claim.release(conn)
         else:
@@ -121,8 +119,8 @@ async def record(
     message: Record,
     status: str,
     provider_message_id: str | None,
-    error: dict[str, Any] | None,
-    attempts: list[dict[str, Any]] | Any,
+    error: SendFailure | None,
+    attempts: list[Attempt],
 ) -> Record:
     row = await conn.fetchrow(
         f"select {MESSAGE_COLUMNS} from app.record_send($1, $2, $3, $4, $5, $6)",
@@ -130,14 +128,14 @@ async def record(
         message["organization_id"],
         status,
         provider_message_id,
-        error,
-        attempts,
+        None if error is None else error.sql(),
+        attempts_sql(attempts),
     )
     assert row is not None
     return row
 
 
-async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONResponse:
+async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> Answer:
     """Claim the queued message, call the provider once (retrying only what it surely did
     not act on), and record the outcome with the key's answer."""
     settings, message = runtime.settings, job.message
@@ -160,29 +158,33 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> JSONR
     client = ProviderClient(
         runtime.http, settings, deadline=time.monotonic() + settings.claim_seconds
     )
-    provider_id, error, own = None, None, None
+    provider_id: str | None = None
+    error: SendFailure | None = None
+    own: AppError | None = None
     try:
         result = await job.channel.send(client, job.account, job.outbound)
         provider_id = result.provider_message_id
     except ProviderError as exc:
-        error = exc.as_record()
-        if error["status"] is None and client.attempts:  # e.g. a success without an id
-            error["status"] = client.attempts[-1]["status"]
+        error = SendFailure.model_validate(exc.as_record())
+        if error.status is None and client.attempts:  # e.g. a success without an id
+            error = error.model_copy(update={"status": client.attempts[-1]["status"]})
     except AppError as exc:  # our own refusal (a missing secret) before any provider call
-        error, own = {**NEVER_STARTED, "message": exc.message, "code": exc.code}, exc
+        error = NEVER_STARTED.model_copy(update={"message": exc.message, "code": exc.code})
+        own = exc
     except Exception as exc:  # a fault of ours while the call may have gone out
         log.exception("sending message %s failed unexpectedly", message["id"])
-        error = {**INTERRUPTED, "message": f"{type(exc).__name__} while sending"}
-    outcome = "sent" if error is None else "unknown" if error["outcome"] == "unknown" else "failed"
+        error = INTERRUPTED.model_copy(update={"message": f"{type(exc).__name__} while sending"})
+    outcome = "sent" if error is None else "unknown" if error.outcome == "unknown" else "failed"
+    attempts = ATTEMPTS.validate_python(client.attempts)
     async with runtime.db.service_tx() as conn:
-        row = await record(conn, message, outcome, provider_id, error, client.attempts)
+        row = await record(conn, message, outcome, provider_id, error, attempts)
         failure = await conclude(conn, claim, row)
     if failure is not None:
         raise own or failure
-    return JSONResponse(jsonable_encoder(dict(row)), status_code=201)
+    return Answer.of(201, dict(row))
 
 
-async def held(runtime: Runtime, waiting: Held) -> JSONResponse:
+async def held(runtime: Runtime, waiting: Held) -> Answer:
     """A retry while the key is held: the linked message's answer, never a second send."""
     if waiting.resource_id is None:
         raise Conflict("A request with this Idempotency-Key is still in progress")
@@ -198,7 +200,8 @@ async def held(runtime: Runtime, waiting: Held) -> JSONResponse:
         if state is None:  # deleted with its conversation
             await waiting.claim.release(conn)
         elif state["status"] == "sending" and state["overdue"]:  # its sender died mid-call
-            row = await record(conn, state, "unknown", None, INTERRUPTED, state["attempts"])
+            attempts = ATTEMPTS.validate_python(state["attempts"])
+            row = await record(conn, state, "unknown", None, INTERRUPTED, attempts)
         else:
             row = await conn.fetchrow(
                 f"select {MESSAGE_COLUMNS} from public.messages where id = $1", state["id"]
@@ -214,7 +217,7 @@ async def held(runtime: Runtime, waiting: Held) -> JSONResponse:
             details={"message_id": str(row["id"]), "status": row["status"]},
         )
     if failure is None:
-        return replay(201, jsonable_encoder(dict(row)))
+        return replay(201, dict(row))
     if isinstance(failure, ServiceUnavailable):
         raise failure  # nothing was sent and the key is free again
     return replay(502, failure.body())
@@ -239,7 +242,8 @@ async def sweep(runtime: Runtime, *, limit: int) -> dict[str, int]:
         for stuck in rows:
             interrupted = stuck["status"] == "sending"
             outcome, error = ("unknown", INTERRUPTED) if interrupted else ("failed", NEVER_STARTED)
-            row = await record(conn, stuck, outcome, None, error, stuck["attempts"])
+            attempts = ATTEMPTS.validate_python(stuck["attempts"])
+            row = await record(conn, stuck, outcome, None, error, attempts)
             counts[outcome] += 1
             keys = await conn.fetch(
                 "select owner, scope, key from private.idempotency_keys"

@@ -38,10 +38,10 @@ from shared.channels.base import (
 from shared.channels.http import ProviderClient, ProviderError
 from shared.coalesce import Coalescer
 from shared.db import Database
-from shared.errors import NotFound
 from shared.inbox import intake
-from shared.inbox.accounts import load_accounts
+from shared.inbox.accounts import found, load_accounts
 from shared.inbox.contacts import normalize_email, normalize_phone
+from shared.inbox.seam import SUMMARIES, Delivery, Processed, Received
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.inbox")
@@ -62,13 +62,14 @@ class Outcome:
     failed: int = 0
     new_contacts: list[tuple[Account, UUID, str]] = field(default_factory=list)
 
-    def add(self, account: Account, result: dict[str, Any]) -> None:
-        for key in ("received", "duplicates", "processed", "ignored", "failed"):
-            setattr(self, key, getattr(self, key) + int(result.get(key, 0)))
-        for contact in result.get("new_contacts", []):
-            self.new_contacts.append(
-                (account, UUID(contact["contact_id"]), str(contact["external_id"]))
-            )
+    def add(self, account: Account, result: Received) -> None:
+        self.received += result.received
+        self.duplicates += result.duplicates
+        self.processed += result.processed
+        self.ignored += result.ignored
+        self.failed += result.failed
+        for contact in result.new_contacts:
+            self.new_contacts.append((account, contact.contact_id, contact.external_id))
 
     def summary(self) -> dict[str, int]:
         return {
@@ -115,9 +116,7 @@ async def receive(
 ) -> Outcome:
     """A provider's webhook delivery, from verification to committed results."""
     together = _coalescers(runtime.db)
-    account = await together.accounts.submit(account_id)
-    if account is None or account.channel != channel_name:
-        raise NotFound("No such channel account")
+    account = found(await together.accounts.submit(account_id), channel_name)
     delivery = prepare(channel_named(channel_name), account, request)
     result = await together.deliveries.submit(delivery)
     outcome = Outcome()
@@ -126,7 +125,7 @@ async def receive(
     return outcome
 
 
-def prepare(channel: Channel, account: Account, request: WebhookRequest) -> dict[str, Any]:
+def prepare(channel: Channel, account: Account, request: WebhookRequest) -> Delivery:
     """A delivery verified and parsed, as app.receive_inbound_deliveries takes it."""
     nonce = channel.verify(request, account)  # nothing unverified goes any further
     # Verified, it is kept whatever it holds (shared/inbox/intake.py).
@@ -137,7 +136,7 @@ def prepare(channel: Channel, account: Account, request: WebhookRequest) -> dict
         events = [intake.unreadable(request, exc)]
     else:
         events = [intake.storable(e, lambda e: parse(channel, account, e)) for e in split]
-    return {"account": str(account.id), "events": events, "nonce": intake.storable_nonce(nonce)}
+    return Delivery(account=account.id, events=events, nonce=intake.storable_nonce(nonce))
 
 
 async def load_batch(db: Database, account_ids: list[UUID]) -> list[Account | None]:
@@ -146,13 +145,13 @@ async def load_batch(db: Database, account_ids: list[UUID]) -> list[Account | No
     return [found.get(account_id) for account_id in account_ids]
 
 
-async def receive_batch(db: Database, deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def receive_batch(db: Database, deliveries: list[Delivery]) -> list[Received]:
     """Deliveries in one transaction, a summary for each in their order."""
     async with db.service_conn() as conn:
-        results: list[dict[str, Any]] = await conn.fetchval(
-            "select app.receive_inbound_deliveries($1)", deliveries
+        results = await conn.fetchval(
+            "select app.receive_inbound_deliveries($1)", [d.sql() for d in deliveries]
         )
-    return results
+    return SUMMARIES.validate_python(results)
 
 
 # Concurrent deliveries share their two round trips (shared/coalesce.py). Small
@@ -166,7 +165,7 @@ MAX_BATCH = 6
 @dataclass(frozen=True)
 class _Together:
     accounts: Coalescer[UUID, Account | None]
-    deliveries: Coalescer[dict[str, Any], dict[str, Any]]
+    deliveries: Coalescer[Delivery, Received]
 
 
 _COALESCERS: WeakKeyDictionary[Database, _Together] = WeakKeyDictionary()
@@ -218,27 +217,14 @@ async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:
                 payload=row["payload"],
             )
             item = parse(channel_named(account.channel), account, event)
-            result: dict[str, Any] = await conn.fetchval(
+            result = await conn.fetchval(
                 "select app.process_inbound_event($1, $2, $3, $4)",
                 row["id"],
                 account.id,
                 item["parsed"],
                 item["parse_error"],
             )
-            status = result["status"]
-            outcome.add(account, {"received": 1, status: 1})
-            if "new_contact" in result:
-                outcome.add(
-                    account,
-                    {
-                        "new_contacts": [
-                            {
-                                "contact_id": result["new_contact"],
-                                "external_id": result["external_id"],
-                            }
-                        ]
-                    },
-                )
+            outcome.add(account, Processed.model_validate(result).as_received())
     await enrich_new_contacts(runtime, outcome)
     return outcome
 

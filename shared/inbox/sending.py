@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from shared import idempotency
@@ -45,7 +44,7 @@ class SendRequest(BaseModel):
 
 async def send_message(
     runtime: Runtime, *, user: UserPrincipal, request: SendRequest, key: str | None
-) -> JSONResponse:
+) -> idempotency.Answer:
     """Send once per key: a retry gets the first answer, or the message's state."""
     if key is None:
         return await deliver(runtime, await prepare(runtime, user=user, request=request), None)
@@ -57,7 +56,7 @@ async def send_message(
         fingerprint=idempotency.request_hash(request.model_dump(mode="json")),
         claim_seconds=runtime.settings.claim_seconds,
     )
-    if isinstance(begun, JSONResponse):
+    if isinstance(begun, idempotency.Answer):
         return begun
     if isinstance(begun, idempotency.Held):
         return await held(runtime, begun)

@@ -79,7 +79,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
-    from shared.gateway import Gateway
+    from shared.tooling.gateway import Gateway
 
     if args.port:
         # --port moves what follows the API port too (SUPABASE_URL, the public base URL).

@@ -35,7 +35,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     all_prepared = asyncio.Event()
     prepare, receive_batch = pipeline.prepare, pipeline.receive_batch
 
-    def counting_prepare(*args: Any) -> dict[str, Any]:
+    def counting_prepare(*args: Any) -> Any:
         nonlocal prepared
         delivery = prepare(*args)
         prepared += 1

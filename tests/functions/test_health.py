@@ -3,9 +3,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.tooling.gateway import Gateway
 
 
 @pytest.mark.parametrize("path", ["/functions/v1/health", "/functions/v1/health/"])

@@ -19,10 +19,10 @@ import pytest
 import respx
 from schemathesis.python import asgi
 
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.cluster import Cluster
+from shared.tooling.gateway import Gateway
 from tests.channels.kits import KITS
 from tests.fixtures import load
 from tests.support import auth, issue_key, make_org, make_user

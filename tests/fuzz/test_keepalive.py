@@ -11,9 +11,9 @@ import uvicorn
 from fastapi import APIRouter
 from starlette.types import ASGIApp
 
-from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.tooling.cluster import free_port
+from shared.tooling.gateway import Gateway
 from shared.web import function_app
 
 

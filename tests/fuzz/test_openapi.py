@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.gateway import Gateway
 from shared.settings import Settings
+from shared.tooling.gateway import Gateway
 from tests.fuzz.conftest import World
 
 CHECKS = [

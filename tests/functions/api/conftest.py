@@ -15,8 +15,8 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from shared.auth import ApiKeyPrincipal
 from shared.db import Connection
-from shared.gateway import Gateway
 from shared.runtime import Runtime
+from shared.tooling.gateway import Gateway
 from tests.support import issue_key, make_org, make_user, member
 
 BASE = "/functions/v1/api"

@@ -12,7 +12,7 @@ async def test_user_create_makes_an_owner_with_a_working_token(settings: Setting
     created = await create_local_user(settings, email="Ana@Example.com", org_name="Acme", role=None)
     user = verify_access_token(created["access_token"], settings)
     assert str(user.user_id) == created["user_id"]
-    assert user.email == "ana@example.com"
+    assert user.claims["email"] == "ana@example.com"
     role = await db.fetchval(
         "select role::text from organization_members where organization_id = $1 and user_id = $2",
         UUID(created["organization_id"]),
