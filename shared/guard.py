@@ -17,6 +17,7 @@ Each answer is the usual {"error": {"code", "message", "details"}} with details
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -170,16 +171,22 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def describe_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error answers a route may give."""
-    meaning = {
-        400: "The body is not what the endpoint reads",
-        401: "No credentials, or wrong or expired ones",
-        403: "Authenticated, not allowed",
-        404: "Not found (also: another organization's record)",
-        409: "A conflict: a duplicate, or the state forbids it",
-        413: "The request body is too large",
-        422: "Invalid input; the details name the field",
-        502: "A provider failed",
-    }
-    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
+def describe_errors(
+    *codes: int, meaning: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers a route may give; `meaning` words
+    them for one audience (the public API's key holders, say)."""
+    words = {**_MEANING, **(meaning or {})}
+    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
+
+
+_MEANING = {
+    400: "The body is not what the endpoint reads",
+    401: "No credentials, or wrong or expired ones",
+    403: "Authenticated, not allowed",
+    404: "Not found (also: another organization's record)",
+    409: "A conflict: a duplicate, or the state forbids it",
+    413: "The request body is too large",
+    422: "Invalid input; the details name the field",
+    502: "A provider failed",
+}

@@ -18,6 +18,7 @@ from shared.crm import records
 from shared.crm.entities import Entity
 from shared.db import Connection
 from shared.errors import Forbidden, Unauthorized, Unprocessable
+from shared.guard import describe_errors
 from shared.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from shared.web import RuntimeDep, respond
 
@@ -181,16 +182,6 @@ async def idempotent(
 # ---- documented errors ------------------------------------------------------------------------
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
 _MEANING = {
     401: "No API key, or an unknown or revoked one",
     403: "The key may not do this (a read-only key writing)",
@@ -202,7 +193,7 @@ _MEANING = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+    return describe_errors(*codes, meaning=_MEANING)
 
 
 READ = errors(401, 422)
