@@ -20,7 +20,7 @@ from shared.errors import NotFound
 from shared.guard import error_response
 from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.web import function_app, prepare_heap_for_serving
+from shared.web import Cors, function_app, prepare_heap_for_serving
 
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 
@@ -50,6 +50,7 @@ class Gateway:
                 runtime=runtime,
                 openapi=getattr(module, "OPENAPI", True),
                 max_body_bytes=getattr(module, "MAX_BODY_BYTES", None),
+                cors_origins=settings.cors_origins,
                 **(
                     {"error_statuses": module.ERROR_STATUSES}
                     if hasattr(module, "ERROR_STATUSES")
@@ -75,7 +76,8 @@ class Gateway:
         match = _ROUTE.match(scope.get("path", ""))
         app = self.apps.get(match["slug"]) if match else None
         if match is None or app is None:
-            await error_response(NotFound("No such function"))(scope, receive, send)
+            not_found = error_response(NotFound("No such function"))
+            await Cors(not_found, self.settings.cors_origins)(scope, receive, send)
             return
         prefix = f"/functions/v1/{match['slug']}"
         child = dict(scope)
