@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine: `make dev` and `make test`.
 # Each installs what it needs: a virtualenv with the project, the PostgreSQL
-# server from Debian's packages when the machine has none, and (for the tests)
-# the pinned Supabase CLI, which deploys the schema the stock way.
+# server from Debian's packages when the machine has none (with pg_cron, which the
+# schedule's SQL is tested against), and (for the tests) the pinned Supabase CLI,
+# which deploys the schema the stock way.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,6 +27,12 @@ postgres: install
 	  || { echo "Installing the PostgreSQL server (Debian package postgresql)"; \
 	       $(SUDO) apt-get update -qq && \
 	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@$(BIN)/python -c "from shared.tooling.cluster import find_binaries as f; b = f(); \
+	  assert b.has_extension('pg_cron'), b.version" 2>/dev/null \
+	  || { v=$$($(BIN)/python -c "from shared.tooling.cluster import find_binaries; print(find_binaries().version)"); \
+	       echo "Installing pg_cron (Debian package postgresql-$$v-cron) for the schedule's SQL test"; \
+	       $(SUDO) apt-get update -qq && \
+	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-$$v-cron >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

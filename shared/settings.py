@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import jwt
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The Supabase CLI's well-known local JWT secret; valid for local mode only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     public_base_url: str = ""  # unset, the local server on api_port
     max_body_bytes: int = 1_048_576
     http_timeout_seconds: float = 10.0
+    # Browser origins allowed to call the functions (CORS), comma-separated. Local
+    # default: any. Production must name them: "*" (or unset) is refused there.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
 
     # Providers (overridable so a local fake can stand in)
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
 
     _port_followers: frozenset[str] = PrivateAttr(default=frozenset())
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
     @model_validator(mode="after")
     def _urls_follow_the_ports(self) -> Settings:
         unset = [name for name in PORT_FOLLOWERS if not getattr(self, name)]
@@ -134,6 +144,11 @@ class Settings(BaseSettings):
                 )
             if self.service_role_key is None:
                 raise ValueError("SUPABASE_SERVICE_ROLE_KEY must be set outside local mode")
+            if not self.cors_origins or "*" in self.cors_origins:
+                raise ValueError(
+                    "CONNECTGAIN_CORS_ORIGINS must name the browser origins outside local mode"
+                    " (e.g. https://app.example.com); '*' is for local use"
+                )
         return self
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -17,7 +17,10 @@ import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from shared import api_keys
@@ -31,6 +34,7 @@ from shared.auth import (
 )
 from shared.errors import (
     AppError,
+    BadRequest,
     Forbidden,
     Unauthorized,
     Unprocessable,
@@ -117,11 +121,60 @@ class SignedRouter(APIRouter):
     signed_bodies = True
 
 
+# What supabase-js (functions-js) and our callers send, and what a browser may read.
+CORS_REQUEST_HEADERS = (
+    "authorization",
+    "apikey",
+    "content-type",
+    "x-client-info",
+    "x-region",
+    "x-api-key",
+    "idempotency-key",
+)
+CORS_EXPOSED_HEADERS = ("Idempotent-Replayed", "Retry-After", "Content-Length")
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, configured once for every function; a refused preflight
+    gets our JSON error body (with no Access-Control-Allow-Origin)."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        super().__init__(
+            app,
+            allow_origins=tuple(origins),
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            # Callers authenticate with bearer tokens, never cookies.
+            allow_credentials=False,
+            max_age=3600,
+        )
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        refused = error_response(
+            BadRequest(
+                f"CORS preflight refused: {bytes(response.body).decode()}",
+                code="cors_refused",
+            )
+        )
+        for name, value in response.headers.items():
+            if name.startswith("access-control-") or name == "vary":
+                refused.headers[name] = value
+        return refused
+
+
 class FunctionApp(FastAPI):
-    """A function's app, with KeepAlive outside Starlette's own error middleware."""
+    """A function's app: CORS and KeepAlive outside Starlette's own error middleware,
+    so every answer, a 500 included, carries the CORS headers."""
+
+    cors_origins: Sequence[str] = ("*",)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return KeepAlive(super().build_middleware_stack())
+        return KeepAlive(Cors(super().build_middleware_stack(), self.cors_origins))
 
 
 def function_app(
@@ -132,6 +185,7 @@ def function_app(
     max_body_bytes: int | None = None,
     signed_bodies: bool = False,
     error_statuses: tuple[int, ...] = (400, 401, 403, 404, 409, 502),
+    cors_origins: Sequence[str] | None = None,
 ) -> FastAPI:
     """The app of one function; owns its Runtime unless one is handed in.
 
@@ -142,6 +196,7 @@ def function_app(
     legitimately send more (a module says so with MAX_BODY_BYTES; see the gateway).
     `signed_bodies` (or a SignedRouter): the body is a provider's signed delivery,
     kept whatever it holds, not an API input (shared/guard.py).
+    `cors_origins` replaces settings.cors_origins (the gateway passes its own).
     """
 
     @asynccontextmanager
@@ -164,6 +219,8 @@ def function_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
+    settings = runtime.settings if runtime else get_settings()
+    app.cors_origins = settings.cors_origins if cors_origins is None else tuple(cors_origins)
     for router in routers:
         app.include_router(router, responses=describe_errors(*error_statuses, 413, 422))
     app.add_exception_handler(AppError, _app_error)
@@ -171,9 +228,7 @@ def function_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(asyncpg.PostgresError, _postgres_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    limit = max_body_bytes or (
-        runtime.settings.max_body_bytes if runtime else get_settings().max_body_bytes
-    )
+    limit = max_body_bytes or settings.max_body_bytes
     signed = signed_bodies or any(isinstance(r, SignedRouter) for r in routers)
     app.add_middleware(InputGuard, limit=limit, api_bodies=not signed)
     return app

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 import asyncpg
 
+from shared.schedule import SCHEDULE
 from shared.settings import Settings, get_settings
 from shared.tooling.cluster import Cluster, ClusterError
 from shared.tooling.migrate import MigrationError, MigrationReport, migrate
+from shared.tooling.schedule_sql import ScheduleError, Secrets, install_schedule, schedule_sql
 
 
 def local_cluster(settings: Settings) -> Cluster:
@@ -84,11 +87,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     if args.port:
         # --port moves what follows the API port too (SUPABASE_URL, the public base URL).
         settings = settings.on_ports(api_port=args.port)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, schedule=() if args.no_schedule else SCHEDULE)
     port = settings.api_port
     _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
     _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
+    if gateway.schedule:
+        _say("Schedule (UTC; each run's summary is logged):")
+        _say(*(f"  {job.cron:<12} {job.slug}" for job in gateway.schedule))
+    _log_schedule_runs()
     uvicorn.run(gateway, host=args.host, port=port, log_level="info")
+
+
+def _log_schedule_runs() -> None:
+    """The scheduler's lines beside uvicorn's (which configures only its own loggers)."""
+    logger = logging.getLogger("connectgain.schedule")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
@@ -118,6 +135,25 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(created))
 
 
+def cmd_schedule(args: argparse.Namespace, settings: Settings) -> None:
+    url = args.functions_url or settings.public_base_url
+    if "127.0.0.1" in url or "localhost" in url:
+        print(
+            f"warning: the functions' URL is {url}; a hosted database cannot reach it"
+            " (set CONNECTGAIN_PUBLIC_BASE_URL or --functions-url)",
+            file=sys.stderr,
+        )
+    secrets = None if args.no_secrets else Secrets(url, settings.service_key)
+    sql = schedule_sql(secrets=secrets)
+    if args.action == "sql":
+        sys.stdout.write(sql)
+        return
+    if not args.db_url:
+        raise ScheduleError("schedule install needs --db-url (the hosted project's database)")
+    for name, cron in asyncio.run(install_schedule(args.db_url, sql)):
+        _say(f"scheduled {name}: {cron}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connectgain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,7 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"{name} the functions on one port")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=None)
+        p.add_argument(
+            "--no-schedule", action="store_true", help="do not run the scheduled functions"
+        )
         p.set_defaults(handler=handler)
+
+    schedule = sub.add_parser(
+        "schedule", help="the scheduled functions on a hosted project (pg_cron + pg_net)"
+    )
+    schedule.add_argument("action", choices=["sql", "install"])
+    schedule.add_argument("--db-url", help="install into this database")
+    schedule.add_argument(
+        "--functions-url", help="where the functions are served (CONNECTGAIN_PUBLIC_BASE_URL)"
+    )
+    schedule.add_argument(
+        "--no-secrets", action="store_true", help="leave the Vault secrets as they are"
+    )
+    schedule.set_defaults(handler=cmd_schedule)
     return parser
 
 
@@ -149,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         handler(args, get_settings())
-    except (ClusterError, MigrationError) as exc:
+    except (ClusterError, MigrationError, ScheduleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

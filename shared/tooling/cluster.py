@@ -40,6 +40,11 @@ class Binaries:
     def tool(self, name: str) -> str:
         return str(self.bindir / name)
 
+    def has_extension(self, name: str) -> bool:
+        """Whether the server can `create extension <name>` (its control file is there)."""
+        out = subprocess.run([self.tool("pg_config"), "--sharedir"], capture_output=True, text=True)
+        return (Path(out.stdout.strip()) / "extension" / f"{name}.control").is_file()
+
 
 def _version_of(bindir: Path) -> int | None:
     postgres = bindir / "postgres"

@@ -3,14 +3,18 @@
 `/functions/v1/<slug>/<rest>` goes to the app of module `<slug with - as _>`,
 which sees `<rest>` as its path (root_path set as a proxy would set it). In
 production each function runs alone behind Supabase; here they share one
-Runtime, opened and closed by the gateway's lifespan.
+Runtime, opened and closed by the gateway's lifespan, which also runs the
+scheduled functions it is given (shared/tooling/scheduler.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import pkgutil
 import re
+from collections.abc import Iterable
 from types import ModuleType
 
 from starlette.types import Receive, Scope, Send
@@ -19,8 +23,10 @@ import functions
 from shared.errors import NotFound
 from shared.guard import error_response
 from shared.runtime import Runtime
+from shared.schedule import ScheduledJob
 from shared.settings import Settings
-from shared.web import function_app, prepare_heap_for_serving
+from shared.tooling.scheduler import Scheduler, calling
+from shared.web import Cors, function_app, prepare_heap_for_serving
 
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 
@@ -38,11 +44,18 @@ def function_modules() -> dict[str, ModuleType]:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime | None = None,
+        schedule: Iterable[ScheduledJob] = (),
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self._owns_runtime = runtime is None
         self.modules = function_modules()
+        self.schedule = tuple(schedule)
+        self._scheduler: asyncio.Task[None] | None = None
         self.apps = {
             slug: function_app(
                 module.router,
@@ -50,6 +63,7 @@ class Gateway:
                 runtime=runtime,
                 openapi=getattr(module, "OPENAPI", True),
                 max_body_bytes=getattr(module, "MAX_BODY_BYTES", None),
+                cors_origins=settings.cors_origins,
                 **(
                     {"error_statuses": module.ERROR_STATUSES}
                     if hasattr(module, "ERROR_STATUSES")
@@ -75,7 +89,8 @@ class Gateway:
         match = _ROUTE.match(scope.get("path", ""))
         app = self.apps.get(match["slug"]) if match else None
         if match is None or app is None:
-            await error_response(NotFound("No such function"))(scope, receive, send)
+            not_found = error_response(NotFound("No such function"))
+            await Cors(not_found, self.settings.cors_origins)(scope, receive, send)
             return
         prefix = f"/functions/v1/{match['slug']}"
         child = dict(scope)
@@ -95,8 +110,16 @@ class Gateway:
                 except Exception as exc:  # report to the server, which exits cleanly
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.schedule:
+                    scheduler = Scheduler(self.schedule, calling(self, self.settings))
+                    self._scheduler = asyncio.create_task(scheduler.run(), name="schedule")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._scheduler is not None:
+                    self._scheduler.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._scheduler
+                    self._scheduler = None
                 if self._owns_runtime and self.runtime is not None:
                     await self.runtime.close()
                     self.runtime = None

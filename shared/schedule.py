@@ -1,0 +1,40 @@
+"""The scheduled functions, declared once for both worlds.
+
+`connectgain dev`/`serve` runs them locally (shared/tooling/scheduler.py); on a
+hosted project `connectgain schedule install` installs the same list with
+pg_cron + pg_net (shared/tooling/schedule_sql.py). Each is a function that takes
+POST / with the service key and answers a JSON summary of what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# pg_cron job names carry this prefix, so an install can drop the jobs it once
+# made and no longer declares, and leave every other job alone.
+JOB_PREFIX = "connectgain-"
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    slug: str  # the function, /functions/v1/<slug>
+    cron: str  # five fields, minute first, in UTC (pg_cron's and croniter's syntax)
+    description: str
+
+    @property
+    def job_name(self) -> str:
+        return f"{JOB_PREFIX}{self.slug}"
+
+
+SCHEDULE: tuple[ScheduledJob, ...] = (
+    ScheduledJob(
+        slug="inbound-retry",
+        cron="* * * * *",
+        description="Process again, with backoff, inbound events that failed or were left",
+    ),
+    ScheduledJob(
+        slug="outbound-sweep",
+        cron="* * * * *",
+        description="Finish outbound messages a killed server left queued or sending",
+    ),
+)
