@@ -84,6 +84,8 @@ async def verify_access_token(token: str, *, settings: Settings, jwks: JwksCache
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("The access token is invalid") from exc
     algorithm = header.get("alg")
+    if not isinstance(algorithm, str):  # a list or object here is no algorithm at all
+        raise Unauthorized("The access token names no algorithm", code="unsupported_algorithm")
     key: Any
     if algorithm == "HS256" and settings.jwt_secret is not None:
         key = settings.jwt_secret.get_secret_value()
@@ -102,7 +104,7 @@ async def verify_access_token(token: str, *, settings: Settings, jwks: JwksCache
         raise Unauthorized(
             "The access token's signing algorithm is not accepted", code="unsupported_algorithm"
         )
-    return _user(_decode(token, key, str(algorithm), settings))
+    return _user(_decode(token, key, algorithm, settings))
 
 
 def _decode(token: str, key: Any, algorithm: str, settings: Settings) -> dict[str, Any]:

@@ -240,6 +240,10 @@ async def test_algorithm_confusion_is_refused(
         "unsupported_algorithm",
     )
     assert await call(kit, signed(RSA_KEY, "r", "PS256")) == (401, "unsupported_algorithm")
+    for alg in (["ES256"], {"ES256": True}, None):
+        token = forged({"alg": alg, "kid": "a"}, b"x")
+        assert await call(kit, token) == (401, "unsupported_algorithm")
+    assert await call(kit, forged({"alg": "ES256", "kid": ["a"]}, b"x")) == (401, "unauthorized")
 
 
 async def test_a_token_without_a_kid_is_refused(kit: httpx.AsyncClient, keys: respx.Route):
