@@ -59,10 +59,17 @@ class Settings(BaseSettings):
     # Supabase project
     # Unset, the local server on api_port.
     supabase_url: str = Field(default="", validation_alias=_env("URL"))
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(LOCAL_JWT_SECRET), validation_alias=_env("JWT_SECRET")
-    )
+    # The legacy JWT secret: HS256 tokens are accepted only when it is set (locally,
+    # the Supabase CLI's). Projects on signing keys verify by JWKS and may leave it unset.
+    jwt_secret: SecretStr | None = Field(default=None, validation_alias=_env("JWT_SECRET"))
     jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None  # checked when set: Supabase's is <SUPABASE_URL>/auth/v1
+    # Unset, <supabase_url>/auth/v1/.well-known/jwks.json (see jwks_endpoint).
+    jwks_url: str = Field(default="", validation_alias=_env("JWKS_URL"))
+    jwks_ttl_seconds: float = Field(default=600.0, ge=1.0)  # as Supabase's edge caches it
+    # A token naming an unknown kid refreshes the keys, at most this often.
+    jwks_min_refresh_seconds: float = Field(default=10.0, ge=0.0)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0.0)  # it is on the request path
     service_role_key: SecretStr | None = Field(
         default=None, validation_alias=_env("SERVICE_ROLE_KEY")
     )
@@ -137,8 +144,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_local_secrets_outside_local(self) -> Settings:
+        if self.mode == "local" and self.jwt_secret is None:
+            self.jwt_secret = SecretStr(LOCAL_JWT_SECRET)
         if self.mode != "local":
-            if self.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET:
+            if (
+                self.jwt_secret is not None
+                and self.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET
+            ):
                 raise ValueError(
                     "SUPABASE_JWT_SECRET is the public local default; set the project's secret"
                 )
@@ -160,6 +172,8 @@ class Settings(BaseSettings):
 
     def local_key(self, role: Literal["anon", "service_role"]) -> str:
         """The local anon / service key: a long-lived JWT, as `supabase start` prints."""
+        if self.jwt_secret is None:
+            raise RuntimeError("The local keys need the local JWT secret")
         claims = {"iss": "supabase-demo", "role": role, "exp": 1983812996}
         return jwt.encode(claims, self.jwt_secret.get_secret_value(), algorithm="HS256")
 
@@ -168,6 +182,11 @@ class Settings(BaseSettings):
         if self.service_role_key is not None:
             return self.service_role_key.get_secret_value()
         return self.local_key("service_role")
+
+    @property
+    def jwks_endpoint(self) -> str:
+        """Where Supabase Auth publishes its signing keys (its documented path)."""
+        return self.jwks_url or f"{self.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json"
 
     def functions_url(self, slug: str) -> str:
         return f"{self.public_base_url.rstrip('/')}/functions/v1/{slug}"

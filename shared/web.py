@@ -260,7 +260,7 @@ async def current_user(request: Request, runtime: RuntimeDep) -> UserPrincipal:
     token = _token(request)
     if api_keys.looks_like_key(token):
         raise Forbidden("This endpoint is for signed-in users, not API keys")
-    return verify_access_token(token, runtime.settings)
+    return await verify_access_token(token, settings=runtime.settings, jwks=runtime.jwks)
 
 
 async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | ApiKeyPrincipal:
@@ -268,7 +268,7 @@ async def any_caller(request: Request, runtime: RuntimeDep) -> UserPrincipal | A
     token = _token(request)
     if api_keys.looks_like_key(token):
         return await api_keys.authenticate(runtime.db, token)
-    return verify_access_token(token, runtime.settings)
+    return await verify_access_token(token, settings=runtime.settings, jwks=runtime.jwks)
 
 
 async def service_caller(request: Request, runtime: RuntimeDep) -> ServicePrincipal:

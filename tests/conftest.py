@@ -38,7 +38,7 @@ from shared.settings import PROJECT_DIR, Settings
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.gateway import Gateway
 from shared.tooling.migrate import migrate
-from tests.support import settings_for
+from tests.support import LocalAuthNetwork, settings_for
 
 SUPABASE_DIR = PROJECT_DIR / "supabase"
 TEMPLATE = "cg_template"
@@ -199,7 +199,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(settings)
+    runtime = await Runtime.open(settings, transport=LocalAuthNetwork(settings))
     try:
         yield runtime
     finally:

@@ -6,11 +6,14 @@ import itertools
 import json
 from uuid import UUID
 
+import httpx
+
 from shared import api_keys
 from shared.auth import ApiKeyPrincipal, UserPrincipal, mint_access_token
 from shared.db import Connection
-from shared.runtime import Runtime
+from shared.runtime import Runtime, tls_context
 from shared.settings import Settings
+from shared.tooling.gateway import Gateway
 
 _numbers = itertools.count(1)
 
@@ -143,3 +146,24 @@ def settings_for(database_url: str) -> Settings:
         public_base_url="https://connectgain.example",
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+class LocalAuthNetwork(httpx.AsyncBaseTransport):
+    """A runtime's network as under `connectgain dev`: the local Auth's JWKS URL is
+    answered by the gateway (in process), everything else goes out (or to respx).
+
+    So the tokens `auth()` mints (ES256) are verified as a project's are: the
+    JWKS fetched over the runtime's HTTP client, cached, and the token checked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.jwks_url = settings.jwks_endpoint
+        self.gateway = httpx.ASGITransport(app=Gateway(settings))
+        self.network = httpx.AsyncHTTPTransport(verify=tls_context())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if str(request.url) == self.jwks_url:
+            return await self.gateway.handle_async_request(request)
+        return await self.network.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.network.aclose()

@@ -1,7 +1,8 @@
 """Serves every module of `functions/` on one port, with Supabase's URL layout.
 
 `/functions/v1/<slug>/<rest>` goes to the app of module `<slug with - as _>`,
-which sees `<rest>` as its path (root_path set as a proxy would set it). In
+which sees `<rest>` as its path (root_path set as a proxy would set it); the
+local Auth's signing keys are at `/auth/v1/.well-known/jwks.json`. In
 production each function runs alone behind Supabase; here they share one
 Runtime, opened and closed by the gateway's lifespan, which also runs the
 scheduled functions it is given (shared/tooling/scheduler.py).
@@ -25,6 +26,7 @@ from shared.guard import error_response
 from shared.runtime import Runtime
 from shared.schedule import ScheduledJob
 from shared.settings import Settings
+from shared.tooling.local_auth import LocalAuth
 from shared.tooling.scheduler import Scheduler, calling
 from shared.web import Cors, function_app, prepare_heap_for_serving
 
@@ -53,6 +55,7 @@ class Gateway:
         self.settings = settings
         self.runtime = runtime
         self._owns_runtime = runtime is None
+        self.auth = LocalAuth(settings)
         self.modules = function_modules()
         self.schedule = tuple(schedule)
         self._scheduler: asyncio.Task[None] | None = None
@@ -85,6 +88,9 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if self.auth.serves(scope.get("path", "")):
+            await self.auth(scope, receive, send)
             return
         match = _ROUTE.match(scope.get("path", ""))
         app = self.apps.get(match["slug"]) if match else None

@@ -19,6 +19,7 @@ import pytest
 import respx
 from schemathesis.python import asgi
 
+from shared.auth import local_jwks
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.cluster import Cluster
@@ -53,7 +54,9 @@ async def _arrange(settings: Settings) -> tuple[UUID, UUID, str, dict[str, UUID]
 
 
 def refusing_providers(router: respx.MockRouter, settings: Settings) -> None:
-    """Every provider refuses the credentials, as its API documents it."""
+    """Every provider refuses the credentials, as its API documents it; the local
+    Auth publishes its signing keys (what the gateway serves at that URL)."""
+    router.get(settings.jwks_endpoint).respond(200, json=local_jwks(settings))
     graph_error = load("messenger", "error_invalid_token")
     for base, status, body in (
         (settings.telegram_api_url, 401, load("telegram", "unauthorized")),

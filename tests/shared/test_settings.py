@@ -8,13 +8,32 @@ from shared.settings import LOCAL_JWT_SECRET, Settings
 
 def test_local_mode_has_working_defaults():
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.jwt_secret is not None
     assert settings.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET
     assert settings.database_url.endswith(":54322/postgres")
+    assert settings.jwks_endpoint == "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
 
 
 def test_the_local_jwt_secret_is_refused_outside_local_mode():
     with pytest.raises(ValidationError, match="local default"):
-        Settings(mode="production", service_role_key=SecretStr("k"), _env_file=None)  # type: ignore[call-arg]
+        Settings(
+            mode="production",
+            jwt_secret=SecretStr(LOCAL_JWT_SECRET),
+            service_role_key=SecretStr("k"),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+
+
+def test_production_may_leave_the_legacy_jwt_secret_unset():
+    """A project on signing keys verifies by JWKS only: HS256 tokens are refused then."""
+    settings = Settings(
+        mode="production",
+        supabase_url="https://abc.supabase.co",
+        service_role_key=SecretStr("k"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    assert settings.jwt_secret is None
+    assert settings.jwks_endpoint == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
 
 
 def test_production_needs_a_service_key():
@@ -25,8 +44,11 @@ def test_production_needs_a_service_key():
 def test_supabase_environment_names_are_read(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SUPABASE_JWT_SECRET", "p" * 40)
     monkeypatch.setenv("SUPABASE_DB_URL", "postgresql://u:p@db.example:6543/postgres")
+    monkeypatch.setenv("SUPABASE_JWKS_URL", "https://keys.example/jwks.json")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.jwt_secret is not None
     assert settings.jwt_secret.get_secret_value() == "p" * 40
+    assert settings.jwks_endpoint == "https://keys.example/jwks.json"
     # the transaction pooler cannot keep prepared statements
     assert settings.statement_cache_size == 0
 

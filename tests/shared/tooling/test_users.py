@@ -4,13 +4,16 @@ from uuid import UUID
 
 from shared.auth import verify_access_token
 from shared.db import Connection
+from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.users import create_local_user
 
 
-async def test_user_create_makes_an_owner_with_a_working_token(settings: Settings, db: Connection):
+async def test_user_create_makes_an_owner_with_a_working_token(
+    settings: Settings, runtime: Runtime, db: Connection
+):
     created = await create_local_user(settings, email="Ana@Example.com", org_name="Acme", role=None)
-    user = verify_access_token(created["access_token"], settings)
+    user = await verify_access_token(created["access_token"], settings=settings, jwks=runtime.jwks)
     assert str(user.user_id) == created["user_id"]
     assert user.claims["email"] == "ana@example.com"
     role = await db.fetchval(

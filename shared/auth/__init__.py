@@ -7,16 +7,20 @@ so `db.user_tx(principal)` can do for it exactly what PostgREST does.
 from __future__ import annotations
 
 import hmac
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import jwt
 
+from shared.auth.jwks import JwksCache
+from shared.auth.local import local_jwks as local_jwks
+from shared.auth.local import mint_access_token as mint_access_token
 from shared.errors import Unauthorized
 from shared.settings import Settings
+
+# Signed with a key of the JWKS; HS256 only with the legacy JWT secret.
+ASYMMETRIC = frozenset({"ES256", "RS256"})
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,64 @@ class ServicePrincipal:
 Principal = UserPrincipal | ApiKeyPrincipal | AnonPrincipal | ServicePrincipal
 
 
-def verify_access_token(token: str, settings: Settings) -> UserPrincipal:
-    """A Supabase user access token (HS256 with the project's JWT secret) → its user."""
+async def verify_access_token(token: str, *, settings: Settings, jwks: JwksCache) -> UserPrincipal:
+    """A Supabase user access token → its user.
+
+    The algorithm decides the key, never the other way round: ES256 and RS256 by
+    the JWKS key the token names (whose type pins the algorithm), HS256 by the
+    legacy JWT secret if one is set; anything else (`none` included) is refused.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("The access token is invalid") from exc
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str):  # a list or object here is no algorithm at all
+        raise Unauthorized("The access token names no algorithm", code="unsupported_algorithm")
+    key: Any
+    if algorithm == "HS256" and settings.jwt_secret is not None:
+        key = settings.jwt_secret.get_secret_value()
+    elif algorithm in ASYMMETRIC:
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("The access token names no signing key (kid)", code="unknown_kid")
+        signing = await jwks.key(kid)
+        if signing.algorithm != algorithm:
+            raise Unauthorized(
+                f"The access token's key is for {signing.algorithm}",
+                code="unsupported_algorithm",
+            )
+        key = signing.key
+    else:
+        raise Unauthorized(
+            "The access token's signing algorithm is not accepted", code="unsupported_algorithm"
+        )
+    return _user(_decode(token, key, algorithm, settings))
+
+
+def _decode(token: str, key: Any, algorithm: str, settings: Settings) -> dict[str, Any]:
+    required = ["exp", "sub", "aud"] + (["iss"] if settings.jwt_issuer else [])
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
-            algorithms=["HS256"],
+            key,
+            algorithms=[algorithm],
             audience=settings.jwt_audience,
-            options={"require": ["exp", "sub", "aud"]},
+            issuer=settings.jwt_issuer or None,
+            options={"require": required},
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired", code="token_expired") from exc
     except jwt.InvalidAudienceError as exc:
         raise Unauthorized("The access token is not for this audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise Unauthorized("The access token is not from this project's Auth") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("The access token is invalid") from exc
+    return claims
+
+
+def _user(claims: dict[str, Any]) -> UserPrincipal:
     if claims.get("role") != "authenticated":
         raise Unauthorized("The access token is not a signed-in user's")
     try:
@@ -104,29 +150,3 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def mint_access_token(
-    settings: Settings, *, user_id: UUID, email: str | None, ttl_seconds: int = 86_400
-) -> str:
-    """An access token shaped like Supabase Auth's, for local users and tests only."""
-    if settings.mode != "local":
-        raise RuntimeError("Access tokens are minted by Supabase Auth outside local mode")
-    now = int(time.time())
-    claims = {
-        "aud": settings.jwt_audience,
-        "exp": now + ttl_seconds,
-        "iat": now,
-        "iss": f"{settings.supabase_url.rstrip('/')}/auth/v1",
-        "sub": str(user_id),
-        "email": email or "",
-        "phone": "",
-        "app_metadata": {"provider": "email", "providers": ["email"]},
-        "user_metadata": {},
-        "role": "authenticated",
-        "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": now}],
-        "session_id": str(uuid.uuid4()),
-        "is_anonymous": False,
-    }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
