@@ -30,6 +30,7 @@ def test_production_may_leave_the_legacy_jwt_secret_unset():
         mode="production",
         supabase_url="https://abc.supabase.co",
         service_role_key=SecretStr("k"),
+        cors_origins=["https://app.example.com"],
         _env_file=None,  # type: ignore[call-arg]
     )
     assert settings.jwt_secret is None

@@ -58,6 +58,7 @@ async def test_outside_local_mode_there_is_no_local_key(database_url: str):
         mode="production",
         database_url=database_url,
         service_role_key=SecretStr("k"),
+        cors_origins=["https://app.example.com"],
         _env_file=None,  # type: ignore[call-arg]
     )
     transport = httpx.ASGITransport(app=Gateway(production))
