@@ -5,7 +5,7 @@ Takes the route's forward of each mail and the domain's delivery-event webhooks.
 
 from __future__ import annotations
 
-from shared.channels.email import MAX_FORWARD_BYTES
+from shared.channels.email.channel import MAX_FORWARD_BYTES
 from shared.inbox.webhooks import webhook_router
 from shared.web import function_app
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.channels.registry import NAMES
 from shared.filters import Catalog, Field, Kind, TagLink
+from shared.inbox.statuses import STATUSES
 from shared.pagination import SortKey
 
-CHANNELS = ("whatsapp", "messenger", "instagram", "telegram", "email", "sms")
+CHANNELS = NAMES
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,7 @@ MESSAGES = Entity(
                 "interactive",
                 "unsupported",
             ),
-            status=("received", "queued", "sent", "delivered", "read", "failed"),
+            status=STATUSES,
         ),
     ),
     sorts=_times("m", "created_at"),

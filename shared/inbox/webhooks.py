@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.channels import channel_named
 from shared.channels.base import WebhookRequest
+from shared.channels.registry import channel_named
 from shared.errors import BadRequest, NotFound
 from shared.guard import describe_errors
 from shared.inbox.accounts import load_account

@@ -22,10 +22,10 @@ from uuid import UUID
 import httpx
 import respx
 
-from shared.channels import mailgun_webhooks
-from shared.channels.email import ACCOUNT_VARIABLE
-from shared.channels.meta import sign
-from shared.channels.sms import signature as twilio_signature
+from shared.channels.email import mailgun_webhooks
+from shared.channels.email.channel import ACCOUNT_VARIABLE
+from shared.channels.meta.graph import sign
+from shared.channels.sms.channel import signature as twilio_signature
 from shared.db import Connection
 from shared.settings import Settings
 from tests.fixtures import load

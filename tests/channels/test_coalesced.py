@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.channels import CHANNELS
 from shared.channels.base import Account as ChannelAccount
 from shared.channels.base import InboundMessage, Sender, WebhookRequest
+from shared.channels.registry import CHANNELS
 from shared.db import Connection, Database
 from shared.inbox import pipeline
 from shared.runtime import Runtime

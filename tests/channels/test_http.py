@@ -14,7 +14,7 @@ import respx
 
 from shared.channels import http as provider_http
 from shared.channels.http import ProviderClient, ProviderError, retry_after_seconds
-from shared.channels.meta import graph_throttled
+from shared.channels.meta.graph import graph_throttled
 from shared.settings import Settings
 from tests.fixtures import load
 

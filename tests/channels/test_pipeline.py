@@ -10,8 +10,8 @@ import httpx
 import pytest
 import respx
 
-from shared.channels import CHANNELS
 from shared.channels import http as provider_http
+from shared.channels.registry import CHANNELS
 from shared.db import Connection
 from shared.inbox import pipeline
 from shared.runtime import Runtime

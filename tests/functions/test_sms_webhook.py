@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from shared.channels.sms import signature
+from shared.channels.sms.channel import signature
 from shared.db import Connection
 from tests.channels.kits import SmsKit, WhatsAppKit, post
 from tests.channels.test_pipeline import outbound

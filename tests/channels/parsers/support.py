@@ -7,8 +7,8 @@ import json
 from typing import Any
 from uuid import UUID
 
-from shared.channels import CHANNELS
 from shared.channels.base import Account, Parsed, RawEvent, WebhookRequest
+from shared.channels.registry import CHANNELS
 from tests.fixtures import load, raw
 
 ORGANIZATION = UUID("00000000-0000-4000-8000-000000000001")

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import pytest
 
-from shared.channels import CHANNELS
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
+from shared.channels.registry import CHANNELS
 from shared.errors import BadRequest
 from tests.channels.parsers.support import account, events, only
 from tests.fixtures import load

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.channels import CHANNELS
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
+from shared.channels.registry import CHANNELS
 from shared.errors import BadRequest
 from tests.channels.parsers.support import account, events, only, parsed, request
 

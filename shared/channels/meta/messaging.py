@@ -32,8 +32,8 @@ from shared.channels.base import (
     malformed,
 )
 from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
-from shared.channels.meta import MetaChannel, graph_error, graph_throttled
-from shared.channels.meta_events import HANDLERS, Entry, Event, Webhook
+from shared.channels.meta.events import HANDLERS, Entry, Event, Webhook
+from shared.channels.meta.graph import MetaChannel, graph_error, graph_throttled
 from shared.errors import BadRequest, Unprocessable
 from shared.settings import Settings
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from shared.channels.base import Account, Connected, Sender
 from shared.channels.http import ProviderClient, ProviderError
-from shared.channels.meta_messaging import MetaMessagingChannel
+from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable
 from shared.settings import Settings
 

@@ -31,7 +31,7 @@ from shared.channels.base import (
     malformed,
 )
 from shared.channels.http import ProviderClient, accepted_id
-from shared.channels.meta import MetaChannel, graph_error, graph_throttled
+from shared.channels.meta.graph import MetaChannel, graph_error, graph_throttled
 from shared.errors import BadRequest
 
 # ---- the webhook body, parsed at the edge ---------------------------------------------------

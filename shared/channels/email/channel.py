@@ -52,9 +52,8 @@ from shared.channels.base import (
     Thread,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient, ProviderError
-from shared.channels.mailgun import Mailgun
-from shared.channels.mailgun_webhooks import (
+from shared.channels.email.mailgun import Mailgun
+from shared.channels.email.mailgun_webhooks import (
     EventData,
     InboundMail,
     event_webhook,
@@ -64,6 +63,7 @@ from shared.channels.mailgun_webhooks import (
     message_ids,
     verify_signature,
 )
+from shared.channels.http import ProviderClient, ProviderError
 from shared.errors import AppError
 
 log = logging.getLogger("connectgain.channels.email")
