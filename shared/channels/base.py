@@ -210,6 +210,10 @@ class Channel(ABC):
     Setup: ClassVar[type[BaseModel]]
     # How many hours after the contact's last message free-form replies are allowed.
     reply_window_hours: ClassVar[int | None] = None
+    # The media types the provider posts deliveries in (documented in OpenAPI).
+    body_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    # The largest delivery the provider legitimately sends; None: settings.max_body_bytes.
+    max_body_bytes: ClassVar[int | None] = None
 
     def window_options(self, last_inbound_at: datetime | None, now: datetime) -> dict[str, Any]:
         """Send options the provider needs given when the contact last wrote (passed on

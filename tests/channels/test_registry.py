@@ -46,3 +46,20 @@ def test_a_channel_name_is_checked_and_documented_from_the_registry():
     with pytest.raises(ValidationError, match="whatsapp"):
         adapter.validate_python("viber")
     assert adapter.json_schema() == {"type": "string", "enum": list(NAMES)}
+
+
+def test_every_registered_channel_has_its_webhook_function_and_nothing_else():
+    from shared.gateway import function_modules
+
+    webhooks = {slug for slug in function_modules() if slug.endswith("-webhook")}
+    assert webhooks == {f"{name}-webhook" for name in NAMES}
+
+
+def test_a_channel_webhook_deploys_alone_from_the_registry():
+    import functions.channel_webhooks as module
+
+    app = module.telegram_webhook
+    assert app.title.endswith("telegram-webhook")
+    assert set(app.openapi()["paths"]["/{account_id}"]) == {"get", "post"}
+    with pytest.raises(AttributeError):
+        _ = module.viber_webhook

@@ -207,6 +207,9 @@ def _html(text: str) -> str:
 class Email(Channel):
     name: ClassVar[str] = "email"
     Setup: ClassVar[type[BaseModel]] = EmailSetup
+    # Mailgun posts events as JSON and forwards mail as forms (multipart with files).
+    body_types = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+    max_body_bytes = MAX_FORWARD_BYTES  # a forwarded mail carries its attachments
 
     def verify(self, request: WebhookRequest, account: Account) -> str:
         # The token is a one-time nonce: the pipeline refuses it when seen again.

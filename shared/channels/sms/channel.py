@@ -123,6 +123,7 @@ def _media(form: dict[str, str]) -> list[Attachment]:
 class Sms(Channel):
     name: ClassVar[str] = "sms"
     Setup: ClassVar[type[BaseModel]] = SmsSetup
+    body_types = ("application/x-www-form-urlencoded",)
 
     def verify(self, request: WebhookRequest, account: Account) -> None:  # no nonce
         given = request.headers.get("x-twilio-signature", "")

@@ -1,27 +1,31 @@
-"""The HTTP side of every channel webhook: `/functions/v1/<channel>-webhook/<account id>`.
+"""The HTTP kit's side of every channel webhook: `/functions/v1/<channel>-webhook/<account id>`.
 
-Each webhook function is `router = webhook_router("<channel>")`: GET answers the
-provider's verification where it has one, POST feeds the inbound pipeline.
+One function per registered channel, built here from the registry (no module per
+channel: functions/channel_webhooks.py serves them all). GET answers the provider's
+verification where it has one, POST feeds the inbound pipeline; the channel and the
+pipeline return data (a Reply, a delivery's outcome), and only this module speaks HTTP.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.channels.base import WebhookRequest
-from shared.channels.registry import channel_named
+from shared.channels.base import Channel, WebhookRequest
+from shared.channels.registry import CHANNELS, channel_named
 from shared.errors import BadRequest, NotFound
 from shared.guard import describe_errors
 from shared.inbox.accounts import load_account
 from shared.inbox.pipeline import receive
-from shared.web import RuntimeDep, SignedRouter
+from shared.web import RuntimeDep, SignedRouter, function_app
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -81,20 +85,15 @@ class DeliverySummary(BaseModel):
     failed: int
 
 
-# What each provider posts; JSON unless listed.
-BODY_TYPES: dict[str, tuple[str, ...]] = {
-    "sms": ("application/x-www-form-urlencoded",),
-    "email": ("application/json", *FORM_TYPES),
-}
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
 
-def _delivery_body(channel_name: str) -> dict[str, Any]:
+def _delivery_body(channel: Channel) -> dict[str, Any]:
     schema = {
         "type": "object",
-        "description": f"A {channel_name} delivery as the provider documents and signs it",
+        "description": f"A {channel.name} delivery as the provider documents and signs it",
     }
-    types = BODY_TYPES.get(channel_name, ("application/json",))
+    types = channel.body_types
     return {"requestBody": {"required": True, "content": {t: {"schema": schema} for t in types}}}
 
 
@@ -131,7 +130,7 @@ def webhook_router(channel_name: str) -> APIRouter:
         summary="A signed delivery from the provider",
         response_model=DeliverySummary,
         responses=describe_errors(400, 401, 404),
-        openapi_extra=_delivery_body(channel_name),
+        openapi_extra=_delivery_body(channel),
     )
     async def deliver(account_id: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
         outcome = await receive(
@@ -143,3 +142,34 @@ def webhook_router(channel_name: str) -> APIRouter:
         return JSONResponse(outcome.summary())
 
     return router
+
+
+@dataclass(frozen=True)
+class WebhookFunction:
+    """A channel's webhook function, as the gateway reads a function module."""
+
+    router: APIRouter
+    MAX_BODY_BYTES: int | None
+
+
+def slug(channel_name: str) -> str:
+    return f"{channel_name}-webhook"
+
+
+def webhook_functions() -> dict[str, WebhookFunction]:
+    """slug → function, for every registered channel."""
+    return {
+        slug(name): WebhookFunction(webhook_router(name), channel.max_body_bytes)
+        for name, channel in CHANNELS.items()
+    }
+
+
+@cache
+def webhook_app(channel_name: str) -> FastAPI:
+    """The channel's webhook function deployed alone (it opens its own Runtime)."""
+    channel = channel_named(channel_name)
+    return function_app(
+        webhook_router(channel_name),
+        name=slug(channel_name),
+        max_body_bytes=channel.max_body_bytes,
+    )
