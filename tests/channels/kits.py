@@ -24,17 +24,17 @@ import respx
 
 from shared.channels.email import mailgun_webhooks
 from shared.channels.email.channel import ACCOUNT_VARIABLE
-from shared.channels.meta.graph import sign
+from shared.channels.instagram.channel import InstagramSettings
+from shared.channels.meta.graph import MetaSettings, sign
 from shared.channels.sms.channel import signature as twilio_signature
 from shared.db import Connection
-from shared.settings import Settings
 from tests.fixtures import load
 
 PUBLIC_BASE_URL = "https://connectgain.example"  # settings.public_base_url in tests
 
 # The provider hosts as the tests' settings have them (the defaults).
-GRAPH = Settings.model_fields["meta_graph_url"].default
-INSTAGRAM_GRAPH = Settings.model_fields["instagram_graph_url"].default
+GRAPH = MetaSettings.current().graph_url
+INSTAGRAM_GRAPH = InstagramSettings.current().graph_url
 
 
 @dataclass

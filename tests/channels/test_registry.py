@@ -9,6 +9,7 @@ from shared.channels.registry import CHANNELS, NAMES, ChannelName
 from shared.crm import entities, inputs
 from shared.db import Connection
 from shared.inbox.statuses import STATUSES, MessageStatus
+from shared.settings import Settings
 
 
 async def _enum(db: Connection, name: str) -> list[str]:
@@ -63,3 +64,16 @@ def test_a_channel_webhook_deploys_alone_from_the_registry():
     assert set(app.openapi()["paths"]["/{account_id}"]) == {"get", "post"}
     with pytest.raises(AttributeError):
         _ = module.viber_webhook
+
+
+def test_a_channel_reads_its_provider_base_from_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from shared.channels.meta.graph import MetaSettings
+    from shared.channels.telegram.channel import TelegramSettings
+
+    monkeypatch.setenv("CONNECTGAIN_TELEGRAM_API_URL", "http://fake.test/telegram")
+    monkeypatch.setenv("CONNECTGAIN_META_GRAPH_URL", "http://fake.test/graph")
+    assert TelegramSettings().api_url == "http://fake.test/telegram"
+    assert MetaSettings().graph_url == "http://fake.test/graph"
+    assert "telegram_api_url" not in Settings.model_fields

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from shared.channels.config import ChannelSettings
 from shared.channels.http import (
     ProviderClient,
     ProviderError,
@@ -55,14 +56,19 @@ def _urls(webhook: Any) -> list[str]:
     return [str(u) for u in urls]
 
 
+class MailgunSettings(ChannelSettings, env_prefix="CONNECTGAIN_MAILGUN_"):
+    api_url: str = "https://api.mailgun.net"
+    eu_api_url: str = "https://api.eu.mailgun.net"  # for domains in Mailgun's EU region
+
+
 class Mailgun:
     """Calls with one account's API key, in its region (US or EU)."""
 
     def __init__(self, client: ProviderClient, *, api_key: str, region: str | None) -> None:
         self.client = client
         self.api_key = api_key
-        settings = client.settings
-        self.base = settings.mailgun_eu_api_url if region == "eu" else settings.mailgun_api_url
+        settings = MailgunSettings.current()
+        self.base = settings.eu_api_url if region == "eu" else settings.api_url
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.client.request(

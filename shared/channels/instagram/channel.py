@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from shared.channels.base import Account, Connected, Sender
+from shared.channels.config import ChannelSettings
 from shared.channels.http import ProviderClient, ProviderError
 from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable
-from shared.settings import Settings
 
 WEBHOOK_FIELDS = ("messages", "messaging_seen", "messaging_postbacks", "message_reactions")
 
@@ -37,6 +37,12 @@ def _me(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+class InstagramSettings(ChannelSettings, env_prefix="CONNECTGAIN_INSTAGRAM_"):
+    """The Instagram API with Instagram Login (messaging without a Facebook Page)."""
+
+    graph_url: str = "https://graph.instagram.com/v21.0"
+
+
 class Instagram(MetaMessagingChannel):
     name: ClassVar[str] = "instagram"
     Setup: ClassVar[type[BaseModel]] = InstagramSetup
@@ -46,8 +52,8 @@ class Instagram(MetaMessagingChannel):
     media_types: ClassVar[frozenset[str]] = frozenset({"image", "audio", "video"})
     max_text: ClassVar[int] = 1000
 
-    def api_base(self, settings: Settings) -> str:
-        return settings.instagram_graph_url
+    def api_base(self) -> str:
+        return InstagramSettings.current().graph_url
 
     def profile(self, external_id: str, body: dict[str, Any]) -> Sender:
         username = body.get("username")

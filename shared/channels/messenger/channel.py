@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from shared.channels.base import Account, Connected, Sender
 from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.meta.graph import MetaSettings
 from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable
-from shared.settings import Settings
 
 # What the inbox reads: messages and echoes of replies sent elsewhere, statuses,
 # edits, buttons and reactions.
@@ -47,8 +47,8 @@ class Messenger(MetaMessagingChannel):
     media_types: ClassVar[frozenset[str]] = frozenset({"image", "audio", "video", "document"})
     max_text: ClassVar[int] = 2000
 
-    def api_base(self, settings: Settings) -> str:
-        return settings.meta_graph_url
+    def api_base(self) -> str:
+        return MetaSettings.current().graph_url
 
     def profile(self, external_id: str, body: dict[str, Any]) -> Sender:
         name = " ".join(p for p in (body.get("first_name"), body.get("last_name")) if p)

@@ -10,6 +10,7 @@ import hmac
 import httpx
 
 from shared.channels.base import Account, Channel, Reply, WebhookRequest
+from shared.channels.config import ChannelSettings
 from shared.channels.http import ProviderError, dig, json_body
 from shared.errors import Unauthorized
 
@@ -17,6 +18,12 @@ from shared.errors import Unauthorized
 def sign(body: bytes, app_secret: str) -> str:
     """The X-Hub-Signature-256 header value Meta sends for `body`."""
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class MetaSettings(ChannelSettings, env_prefix="CONNECTGAIN_META_"):
+    """Meta's Graph API with its version (WhatsApp, Messenger); a local fake can stand in."""
+
+    graph_url: str = "https://graph.facebook.com/v21.0"
 
 
 class MetaChannel(Channel):

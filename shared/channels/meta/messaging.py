@@ -35,7 +35,6 @@ from shared.channels.http import ProviderClient, ProviderError, json_body, unexp
 from shared.channels.meta.events import HANDLERS, Entry, Event, Webhook
 from shared.channels.meta.graph import MetaChannel, graph_error, graph_throttled
 from shared.errors import BadRequest, Unprocessable
-from shared.settings import Settings
 
 log = logging.getLogger("connectgain.channels.meta")
 
@@ -90,7 +89,7 @@ class MetaMessagingChannel(MetaChannel):
     max_text: ClassVar[int]
 
     @abstractmethod
-    def api_base(self, settings: Settings) -> str:
+    def api_base(self) -> str:
         """The Graph host and version this channel's API lives at."""
 
     @abstractmethod
@@ -102,7 +101,7 @@ class MetaMessagingChannel(MetaChannel):
     ) -> dict[str, Any]:
         response = await client.request(
             method,
-            f"{self.api_base(client.settings)}/{path}",
+            f"{self.api_base()}/{path}",
             headers={"Authorization": f"Bearer {token}"},
             not_processed=graph_throttled,
             **kwargs,

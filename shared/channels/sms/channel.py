@@ -34,6 +34,7 @@ from shared.channels.base import (
     StatusUpdate,
     WebhookRequest,
 )
+from shared.channels.config import ChannelSettings
 from shared.channels.http import ProviderClient, ProviderError, accepted_id, json_body
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
@@ -118,6 +119,10 @@ def _media(form: dict[str, str]) -> list[Attachment]:
             )
         )
     return attachments
+
+
+class SmsSettings(ChannelSettings, env_prefix="CONNECTGAIN_TWILIO_"):
+    api_url: str = "https://api.twilio.com"
 
 
 class Sms(Channel):
@@ -210,7 +215,7 @@ class Sms(Channel):
             form["StatusCallback"] = message.callback_url
         response = await client.request(
             "POST",
-            f"{client.settings.twilio_api_url}/{API_VERSION}/Accounts/{sid}/Messages.json",
+            f"{SmsSettings.current().api_url}/{API_VERSION}/Accounts/{sid}/Messages.json",
             data=form,
             auth=self._auth(account),
             at_most_once=True,  # a 429 (error 20429) is never processed: retried
@@ -224,7 +229,7 @@ class Sms(Channel):
         """Check the credentials, find the number in the account, point its SMS webhook here."""
         assert isinstance(setup, SmsSetup)
         auth = httpx.BasicAuth(setup.account_sid, setup.auth_token)
-        base = f"{client.settings.twilio_api_url}/{API_VERSION}/Accounts/{setup.account_sid}"
+        base = f"{SmsSettings.current().api_url}/{API_VERSION}/Accounts/{setup.account_sid}"
         listed = await client.request(
             "GET",
             f"{base}/IncomingPhoneNumbers.json",

@@ -31,6 +31,7 @@ from shared.channels.base import (
     SendResult,
     WebhookRequest,
 )
+from shared.channels.config import ChannelSettings
 from shared.channels.http import (
     ProviderClient,
     ProviderError,
@@ -112,6 +113,10 @@ def _telegram_retry_after(response: httpx.Response) -> float | None:
     return wait if wait is not None else retry_after_seconds(response)
 
 
+class TelegramSettings(ChannelSettings, env_prefix="CONNECTGAIN_TELEGRAM_"):
+    api_url: str = "https://api.telegram.org"
+
+
 class Telegram(Channel):
     name: ClassVar[str] = "telegram"
     Setup: ClassVar[type[BaseModel]] = TelegramSetup
@@ -188,7 +193,7 @@ class Telegram(Channel):
         """{"ok": true, "result": …} or a refusal {"ok": false, "error_code", "description"}."""
         response = await client.request(
             "POST",
-            f"{client.settings.telegram_api_url}/bot{token}/{method}",
+            f"{TelegramSettings.current().api_url}/bot{token}/{method}",
             json=payload,
             retry_after=_telegram_retry_after,
             at_most_once=at_most_once,

@@ -31,7 +31,7 @@ from shared.channels.base import (
     malformed,
 )
 from shared.channels.http import ProviderClient, accepted_id
-from shared.channels.meta.graph import MetaChannel, graph_error, graph_throttled
+from shared.channels.meta.graph import MetaChannel, MetaSettings, graph_error, graph_throttled
 from shared.errors import BadRequest
 
 # ---- the webhook body, parsed at the edge ---------------------------------------------------
@@ -318,7 +318,7 @@ class WhatsApp(MetaChannel):
             payload |= {"type": "text", "text": {"preview_url": False, "body": message.text}}
         response = await client.request(
             "POST",
-            f"{client.settings.meta_graph_url}/{account.external_id}/messages",
+            f"{MetaSettings.current().graph_url}/{account.external_id}/messages",
             json=payload,
             headers={"Authorization": f"Bearer {account.secret('access_token')}"},
             not_processed=graph_throttled,
