@@ -7,7 +7,9 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import KITS, Account, Kit
+from tests.channels.kit import Account, Kit
+from tests.channels.kits import KITS
+from tests.functions.conftest import waits  # noqa: F401  (the provider backoffs, unslept)
 from tests.support import make_org, make_user
 
 

@@ -21,8 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.db import Connection
-from tests.channels.kits import Account, Delivery, EmailKit, Kit, SmsKit, TelegramKit, post
-from tests.fixtures import FIXTURES, load
+from tests.channels.email.kit import EmailKit
+from tests.channels.kit import Account, Delivery, Kit, post
+from tests.channels.sms.kit import SmsKit
+from tests.channels.telegram.kit import TelegramKit
+from tests.fixtures import CHANNELS, load
 
 EXAMPLES = 25
 SENDER = "16315550001"
@@ -38,7 +41,7 @@ _ids = itertools.count(1)
 def deliveries(channel: str) -> list[str]:
     return sorted(
         path.stem
-        for path in (FIXTURES / channel).glob("*.json")
+        for path in (CHANNELS / channel / "fixtures").glob("*.json")
         if not NOT_DELIVERIES.match(path.stem)
     )
 

@@ -16,7 +16,8 @@ from shared.db import Connection
 from shared.inbox import pipeline
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.channels.kits import KITS, Account, Kit, counts, post
+from tests.channels.kit import Account, Kit, counts, post
+from tests.channels.kits import KITS
 from tests.fixtures import load
 from tests.support import make_contact
 

@@ -12,7 +12,8 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import Account, InstagramKit, post
+from tests.channels.instagram.kit import InstagramKit
+from tests.channels.kit import Account, post
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 

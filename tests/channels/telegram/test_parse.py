@@ -8,7 +8,7 @@ import pytest
 
 from shared.channels.base import Ignored, InboundMessage
 from shared.errors import BadRequest
-from tests.channels.parsers.support import events, only
+from tests.channels.parsing import events, only
 
 MARTA = "352170947"
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.kits import TelegramKit, post
+from tests.channels.kit import post
+from tests.channels.telegram.kit import TelegramKit
 from tests.fixtures import raw
 from tests.support import make_org, make_user
 

@@ -16,7 +16,8 @@ import pytest
 from shared.channels.email.channel import ACCOUNT_VARIABLE
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import Account, Delivery, EmailKit, counts, mail_fields, post
+from tests.channels.email.kit import EmailKit, mail_fields
+from tests.channels.kit import Account, Delivery, counts, post
 from tests.fixtures import load
 from tests.support import make_org, make_user
 

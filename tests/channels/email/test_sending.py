@@ -16,7 +16,8 @@ import respx
 from shared.channels.email.channel import ACCOUNT_VARIABLE
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import Account, Delivery, EmailKit
+from tests.channels.email.kit import EmailKit
+from tests.channels.kit import Account, Delivery
 from tests.fixtures import load
 from tests.support import auth, make_contact, make_org, make_user, member
 

@@ -7,7 +7,7 @@ import pytest
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
 from shared.channels.registry import CHANNELS
 from shared.errors import BadRequest
-from tests.channels.parsers.support import account, events, only, parsed, request
+from tests.channels.parsing import account, events, only, parsed, request
 
 LUCAS = "1043562978112233"  # the Instagram user (IGSID) writing to the account
 

@@ -11,7 +11,7 @@ import pytest
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
 from shared.channels.registry import CHANNELS
 from shared.errors import BadRequest
-from tests.channels.parsers.support import account, events, only
+from tests.channels.parsing import account, events, only
 from tests.fixtures import load
 
 KERRY = "kerry.fisher@fastmail.example"

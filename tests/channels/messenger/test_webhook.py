@@ -13,7 +13,8 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kits import Account, MessengerKit, post
+from tests.channels.kit import Account, post
+from tests.channels.messenger.kit import MessengerKit
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 

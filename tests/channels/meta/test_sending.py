@@ -13,7 +13,9 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import InstagramKit, MessengerKit, MetaMessagingKit
+from tests.channels.instagram.kit import InstagramKit
+from tests.channels.messenger.kit import MessengerKit
+from tests.channels.meta.kit import MetaMessagingKit
 from tests.fixtures import load
 from tests.functions.test_send_message import RECIPIENTS, send, setup
 

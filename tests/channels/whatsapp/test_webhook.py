@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.kits import WhatsAppKit, post
+from tests.channels.kit import post
+from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 

@@ -10,8 +10,10 @@ import pytest
 
 from shared.channels.sms.channel import signature
 from shared.db import Connection
-from tests.channels.kits import SmsKit, WhatsAppKit, post
+from tests.channels.kit import post
+from tests.channels.sms.kit import SmsKit
 from tests.channels.test_pipeline import outbound
+from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load, raw
 from tests.support import make_org, make_user
 

@@ -7,7 +7,7 @@ import pytest
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate, WebhookRequest
 from shared.channels.registry import CHANNELS
 from shared.errors import BadRequest
-from tests.channels.parsers.support import account, events, only, parsed
+from tests.channels.parsing import account, events, only, parsed
 
 CALLER = "+14155550123"
 OURS = "SM9f1c2e3d4b5a69788a7b6c5d4e3f2a1b"

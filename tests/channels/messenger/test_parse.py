@@ -8,7 +8,7 @@ import pytest
 
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
 from shared.errors import BadRequest
-from tests.channels.parsers.support import events, only, parsed
+from tests.channels.parsing import events, only, parsed
 
 ANA = "6945632145592814"  # the person (PSID) writing to the page
 

@@ -14,7 +14,8 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import GRAPH, INSTAGRAM_GRAPH
+from tests.channels.instagram.kit import INSTAGRAM_GRAPH
+from tests.channels.meta.kit import GRAPH
 from tests.fixtures import load
 from tests.functions.test_channel_accounts import URL, connect
 from tests.support import auth, make_org, make_user, member

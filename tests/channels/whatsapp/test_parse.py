@@ -8,7 +8,7 @@ import pytest
 
 from shared.channels.base import Ignored, InboundMessage, StatusUpdate
 from shared.errors import BadRequest
-from tests.channels.parsers.support import events, only, parsed
+from tests.channels.parsing import events, only, parsed
 
 KERRY = "16315551181"
 OURS = "wamid.HBgLMTYzMTU1NTExODEVAgARGBJCMDk4RUM0QjI5QjZBOTg1MjQA"
