@@ -10,16 +10,12 @@ import logging
 import re
 from typing import Any
 
-import httpx
-
 from shared.channels.config import ChannelSettings
 from shared.channels.http import (
+    ErrorShape,
     ProviderClient,
     ProviderError,
-    dig,
     json_body,
-    retry_after_seconds,
-    seconds,
     unexpected,
 )
 from shared.errors import Unprocessable
@@ -31,21 +27,11 @@ EVENT_WEBHOOKS = ("delivered", "permanent_fail", "opened")
 MAX_URLS_PER_WEBHOOK = 3  # Mailgun's limit per event and domain
 
 
-def mailgun_retry_after(response: httpx.Response) -> float | None:
-    """Mailgun's rate-limit answers may say how long to wait in the body's retry-seconds."""
-    wait = seconds(dig(json_body(response), "retry-seconds"))
-    return wait if wait is not None else retry_after_seconds(response)
-
-
-def mailgun_error(response: httpx.Response) -> ProviderError:
-    """A refusal: {"message": ...} as JSON, or plain text (a wrong key gets "Forbidden")."""
-    body = json_body(response)
-    reason = body.get("message") if isinstance(body, dict) else body
-    return ProviderError(
-        f"Mailgun: {reason or response.reason_phrase}",
-        status=response.status_code,
-        body=body,
-    )
+# A refusal: {"message": ...} as JSON, or plain text (a wrong key gets "Forbidden");
+# rate-limit answers may say how long to wait in the body's retry-seconds.
+ERRORS = ErrorShape(
+    provider="Mailgun", message=("message",), wait=("retry-seconds",), prefixed=True
+)
 
 
 def _urls(webhook: Any) -> list[str]:
@@ -71,15 +57,13 @@ class Mailgun:
         self.base = settings.eu_api_url if region == "eu" else settings.api_url
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.client.request(
+        response = await self.client.call(
             method,
             f"{self.base.rstrip('/')}{path}",
+            errors=ERRORS,
             auth=("api", self.api_key),
-            retry_after=mailgun_retry_after,
             **kwargs,
         )
-        if not response.is_success:
-            raise mailgun_error(response)
         body = json_body(response)
         if not isinstance(body, dict):
             raise unexpected(response, "a JSON object")  # Mailgun may have acted on it

@@ -7,11 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import httpx
-
 from shared.channels.base import Account, Channel, Reply, WebhookRequest
 from shared.channels.config import ChannelSettings
-from shared.channels.http import ProviderError, dig, json_body
+from shared.channels.http import ErrorShape
 from shared.errors import Unauthorized
 
 
@@ -52,32 +50,12 @@ class MetaChannel(Channel):
 # pair limit. (131048, the spam limit, is a quality restriction: not retried.)
 THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131056})
 
-
-def graph_throttled(response: httpx.Response) -> bool:
-    """429, or a 4xx whose Graph error code is a throttling one."""
-    if response.status_code == 429:
-        return True
-    if not 400 <= response.status_code < 500:
-        return False
-    code = dig(json_body(response), "error", "code")
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
-    return isinstance(code, int) and code in THROTTLING_CODES
-
-
-def graph_error(response: httpx.Response) -> ProviderError:
-    """A Graph API refusal: {"error": {"message", "type", "code", "error_subcode", ...}}."""
-    body = json_body(response)
-    if not isinstance(body, dict):
-        body = {"error": {"message": body}}
-    error = body.get("error")
-    error = error if isinstance(error, dict) else {}
-    details = dig(error, "error_data", "details")
-    message = str(error.get("message") or f"Graph API answered {response.status_code}")
-    code = error.get("code")
-    return ProviderError(
-        f"{message} ({details})" if details else message,
-        status=response.status_code,
-        code=code if isinstance(code, str | int) else None,
-        body=body,
-    )
+# A Graph API refusal: {"error": {"message", "type", "code", "error_data": {"details"}}}.
+GRAPH_ERRORS = ErrorShape(
+    provider="Graph API",
+    message=("error", "message"),
+    code=("error", "code"),
+    details=("error", "error_data", "details"),
+    throttling_codes=THROTTLING_CODES,
+)
+graph_throttled = GRAPH_ERRORS.not_processed

@@ -33,7 +33,7 @@ from shared.channels.base import (
 )
 from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
 from shared.channels.meta.events import HANDLERS, Entry, Event, Webhook
-from shared.channels.meta.graph import MetaChannel, graph_error, graph_throttled
+from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel
 from shared.errors import BadRequest, Unprocessable
 
 log = logging.getLogger("connectgain.channels.meta")
@@ -99,15 +99,13 @@ class MetaMessagingChannel(MetaChannel):
     async def call(
         self, client: ProviderClient, token: str, method: str, path: str, **kwargs: Any
     ) -> dict[str, Any]:
-        response = await client.request(
+        response = await client.call(
             method,
             f"{self.api_base()}/{path}",
+            errors=GRAPH_ERRORS,
             headers={"Authorization": f"Bearer {token}"},
-            not_processed=graph_throttled,
             **kwargs,
         )
-        if not response.is_success:
-            raise graph_error(response)
         body = json_body(response)
         if not isinstance(body, dict):
             # a success we cannot read: Meta may have acted on it

@@ -35,7 +35,7 @@ from shared.channels.base import (
     WebhookRequest,
 )
 from shared.channels.config import ChannelSettings
-from shared.channels.http import ProviderClient, ProviderError, accepted_id, json_body
+from shared.channels.http import ErrorShape, ProviderClient, accepted_id
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
 API_VERSION = "2010-04-01"
@@ -50,6 +50,8 @@ STATUSES: dict[str, str] = {
     "failed": "failed",
     "canceled": "failed",
 }
+# Twilio's error body: {"code", "message", "more_info", "status"}.
+ERRORS = ErrorShape(provider="Twilio", message=("message",), code=("code",))
 MEDIA_TYPES: dict[str, ContentType] = {
     "image": "image",
     "audio": "audio",
@@ -213,15 +215,14 @@ class Sms(Channel):
             form["MediaUrl"] = message.media_url
         if message.callback_url:
             form["StatusCallback"] = message.callback_url
-        response = await client.request(
+        response = await client.call(
             "POST",
             f"{SmsSettings.current().api_url}/{API_VERSION}/Accounts/{sid}/Messages.json",
+            errors=ERRORS,
             data=form,
             auth=self._auth(account),
             at_most_once=True,  # a 429 (error 20429) is never processed: retried
         )
-        if not response.is_success:
-            raise _twilio_error(response)
         sid, body = accepted_id(response, "sid")  # the Message resource: {"sid": "SM…", …}
         return SendResult(provider_message_id=sid, response=body)
 
@@ -237,35 +238,20 @@ class Sms(Channel):
             auth=auth,
         )
         if not listed.is_success:
-            raise Unprocessable(f"Twilio refused the credentials: {_twilio_error(listed).message}")
+            raise Unprocessable(f"Twilio refused the credentials: {ERRORS.refusal(listed).message}")
         numbers = listed.json().get("incoming_phone_numbers", [])
         if not numbers:
             raise Unprocessable(f"{setup.phone_number} is not a number of this Twilio account")
         number_sid = numbers[0]["sid"]
-        updated = await client.request(
+        await client.call(
             "POST",
             f"{base}/IncomingPhoneNumbers/{number_sid}.json",
+            errors=ERRORS,
             data={"SmsUrl": webhook_url, "SmsMethod": "POST"},
             auth=auth,
         )
-        if not updated.is_success:
-            raise _twilio_error(updated)
         return Connected(
             external_id=setup.phone_number,
             settings={"phone_number_sid": number_sid},
             secrets={"account_sid": setup.account_sid, "auth_token": setup.auth_token},
         )
-
-
-def _twilio_error(response: httpx.Response) -> ProviderError:
-    """Twilio's error body: {"code", "message", "more_info", "status"}."""
-    body = json_body(response)
-    if not isinstance(body, dict):
-        body = {"message": body}
-    code = body.get("code")
-    return ProviderError(
-        str(body.get("message") or f"Twilio answered {response.status_code}"),
-        status=response.status_code,
-        code=code if isinstance(code, str | int) else None,
-        body=body,
-    )

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.channels.base import (
@@ -33,12 +32,11 @@ from shared.channels.base import (
 )
 from shared.channels.config import ChannelSettings
 from shared.channels.http import (
+    ErrorShape,
     ProviderClient,
     ProviderError,
     dig,
     json_body,
-    retry_after_seconds,
-    seconds,
     unexpected,
 )
 from shared.errors import BadRequest, Unauthorized, Unprocessable
@@ -107,10 +105,14 @@ CONTENT: dict[str, Callable[[dict[str, Any]], Content]] = {
 }
 
 
-def _telegram_retry_after(response: httpx.Response) -> float | None:
-    """Telegram's flood control (429) says how long to wait in parameters.retry_after."""
-    wait = seconds(dig(json_body(response), "parameters", "retry_after"))
-    return wait if wait is not None else retry_after_seconds(response)
+# A refusal: {"ok": false, "error_code", "description"}; flood control (429) says how
+# long to wait in parameters.retry_after.
+ERRORS = ErrorShape(
+    provider="Telegram",
+    message=("description",),
+    code=("error_code",),
+    wait=("parameters", "retry_after"),
+)
 
 
 class TelegramSettings(ChannelSettings, env_prefix="CONNECTGAIN_TELEGRAM_"):
@@ -191,23 +193,14 @@ class Telegram(Channel):
         at_most_once: bool = False,
     ) -> Any:
         """{"ok": true, "result": …} or a refusal {"ok": false, "error_code", "description"}."""
-        response = await client.request(
+        response = await client.call(
             "POST",
             f"{TelegramSettings.current().api_url}/bot{token}/{method}",
+            errors=ERRORS,
             json=payload,
-            retry_after=_telegram_retry_after,
             at_most_once=at_most_once,
         )
         body = json_body(response)
-        if not response.is_success:
-            description = dig(body, "description")
-            code = dig(body, "error_code")
-            raise ProviderError(
-                str(description or f"Telegram answered {response.status_code}"),
-                status=response.status_code,
-                code=code if isinstance(code, int) else None,
-                body=body,
-            )
         if dig(body, "ok") is not True or "result" not in body:
             raise unexpected(response, '"ok": true and a result')
         return body["result"]

@@ -31,7 +31,7 @@ from shared.channels.base import (
     malformed,
 )
 from shared.channels.http import ProviderClient, accepted_id
-from shared.channels.meta.graph import MetaChannel, MetaSettings, graph_error, graph_throttled
+from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel, MetaSettings
 from shared.errors import BadRequest
 
 # ---- the webhook body, parsed at the edge ---------------------------------------------------
@@ -316,16 +316,14 @@ class WhatsApp(MetaChannel):
             payload |= {"type": message.media_type, message.media_type: media}
         else:
             payload |= {"type": "text", "text": {"preview_url": False, "body": message.text}}
-        response = await client.request(
+        response = await client.call(
             "POST",
             f"{MetaSettings.current().graph_url}/{account.external_id}/messages",
+            errors=GRAPH_ERRORS,
             json=payload,
             headers={"Authorization": f"Bearer {account.secret('access_token')}"},
-            not_processed=graph_throttled,
             at_most_once=True,
         )
-        if not response.is_success:
-            raise graph_error(response)
         # {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid…"}]}
         wamid, body = accepted_id(response, "messages", 0, "id")
         return SendResult(provider_message_id=wamid, response=body)
