@@ -36,22 +36,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
-from shared.channels.base import (
-    Account,
-    Channel,
-    Connected,
-    ContentType,
-    Ignored,
-    InboundMessage,
-    OutboundMessage,
-    Parsed,
-    RawEvent,
-    Sender,
-    SendResult,
-    StatusUpdate,
-    Thread,
-    WebhookRequest,
-)
+from shared.channels import base
 from shared.channels.email.mailgun import Mailgun
 from shared.channels.email.mailgun_webhooks import (
     EventData,
@@ -82,14 +67,14 @@ def reply_subject(subject: str | None) -> str:
 
 # ---- what a delivery means --------------------------------------------------------------------
 
-Handler = Callable[[dict[str, Any], Account], Parsed]
+Handler = Callable[[dict[str, Any], base.Account], base.Parsed]
 
 
-def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
+def _inbound(payload: dict[str, Any], account: base.Account) -> base.Parsed:
     mail = InboundMail.model_validate(payload["fields"])  # validated at the edge
     name, address = mail.author()
     if address.lower() == account.external_id:
-        return Ignored(reason="mail from the inbox's own address")
+        return base.Ignored(reason="mail from the inbox's own address")
     own_id = mail.message_id()
     in_reply_to = message_ids(mail.header("In-Reply-To"))
     chain = [*message_ids(mail.header("References")), *in_reply_to]
@@ -97,7 +82,7 @@ def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
     attachments = mail.attachment_refs(payload.get("files") or [])
     text = mail.stripped_text.strip() or mail.body_plain.strip()  # quoted history stripped
     body = "\n".join(text.splitlines()) or None  # "\n" line ends, like the other channels
-    content_type: ContentType = (
+    content_type: base.ContentType = (
         kind_of(attachments[0].mime_type) if attachments and not body else "text"
     )
     metadata = {
@@ -113,15 +98,15 @@ def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
         # An out-of-office or other automatic answer (RFC 3834), for rules to tell apart.
         "auto_submitted": auto if (auto := mail.header("Auto-Submitted")) != "no" else None,
     }
-    return InboundMessage(
+    return base.InboundMessage(
         provider_message_id=own_id,
-        sender=Sender(external_id=address.lower(), name=name or None, email=address),
+        sender=base.Sender(external_id=address.lower(), name=name or None, email=address),
         content_type=content_type,
         body=body,
         attachments=attachments,
         metadata={k: v for k, v in metadata.items() if v is not None},
         occurred_at=mail.sent_at(),
-        thread=Thread(
+        thread=base.Thread(
             key=references[0] if references else own_id,
             subject=mail.subject or None,
             references=references,
@@ -129,16 +114,16 @@ def _inbound(payload: dict[str, Any], account: Account) -> Parsed:
     )
 
 
-def _ours(data: EventData, account: Account) -> bool:
+def _ours(data: EventData, account: base.Account) -> bool:
     return str(data.user_variables.get(ACCOUNT_VARIABLE)) == str(account.id)
 
 
 def _status(step: Literal["sent", "delivered", "read"]) -> Handler:
-    def handle(payload: dict[str, Any], account: Account) -> Parsed:
+    def handle(payload: dict[str, Any], account: base.Account) -> base.Parsed:
         data = EventData.model_validate(payload)
         if not _ours(data, account):
-            return Ignored(reason="mail not sent from this inbox")
-        return StatusUpdate(
+            return base.Ignored(reason="mail not sent from this inbox")
+        return base.StatusUpdate(
             provider_message_id=data.message_id(),
             status=step,
             occurred_at=data.occurred_at,
@@ -147,21 +132,21 @@ def _status(step: Literal["sent", "delivered", "read"]) -> Handler:
     return handle
 
 
-def _failed(payload: dict[str, Any], account: Account) -> Parsed:
+def _failed(payload: dict[str, Any], account: base.Account) -> base.Parsed:
     data = EventData.model_validate(payload)
     if not _ours(data, account):
-        return Ignored(reason="mail not sent from this inbox")
+        return base.Ignored(reason="mail not sent from this inbox")
     status = data.delivery_status
     reason = status.get("message") or status.get("description") or data.reason
     if data.severity == "temporary":
-        return Ignored(reason=f"a temporary failure, Mailgun retries: {reason}")
+        return base.Ignored(reason=f"a temporary failure, Mailgun retries: {reason}")
     error = {
         "code": status.get("code"),
         "message": reason,
         "reason": data.reason,
         "severity": data.severity,
     }
-    return StatusUpdate(
+    return base.StatusUpdate(
         provider_message_id=data.message_id(),
         status="failed",
         occurred_at=data.occurred_at,
@@ -204,23 +189,23 @@ def _html(text: str) -> str:
     return "<br>\n".join(escape(line) for line in text.splitlines())
 
 
-class Email(Channel):
+class Email(base.Channel):
     name: ClassVar[str] = "email"
     Setup: ClassVar[type[BaseModel]] = EmailSetup
     # Mailgun posts events as JSON and forwards mail as forms (multipart with files).
     body_types = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
     max_body_bytes = MAX_FORWARD_BYTES  # a forwarded mail carries its attachments
 
-    def verify(self, request: WebhookRequest, account: Account) -> str:
+    def verify(self, request: base.WebhookRequest, account: base.Account) -> str:
         # The token is a one-time nonce: the pipeline refuses it when seen again.
         return verify_signature(request, signing_key=account.secret("webhook_signing_key"))
 
-    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+    def events(self, request: base.WebhookRequest, account: base.Account) -> list[base.RawEvent]:
         if request.form is not None:  # a route's forward: one mail
             fields = forward_fields(request.form)
             mail = inbound_mail(fields)
             return [
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"message:{mail.message_id()}",
                     event_type="message",
                     payload={"fields": fields, "files": request.files},
@@ -229,25 +214,25 @@ class Email(Channel):
         body = request.json()  # an event webhook: one event
         data = event_webhook(body)
         return [
-            RawEvent(
+            base.RawEvent(
                 provider_event_id=f"event:{data.id}",
                 event_type=data.event,
                 payload=body["event-data"],
             )
         ]
 
-    def parse(self, event: RawEvent, account: Account) -> Parsed:
+    def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         handler = HANDLERS.get(event.event_type)
         if handler is not None:
             return handler(event.payload, account)
         if event.event_type not in IGNORED_EVENTS:
             log.warning("unknown Mailgun event %r acknowledged", event.event_type)
-            return Ignored(reason=f"unknown Mailgun event {event.event_type!r}")
-        return Ignored(reason=f"{event.event_type} events are not used")
+            return base.Ignored(reason=f"unknown Mailgun event {event.event_type!r}")
+        return base.Ignored(reason=f"{event.event_type} events are not used")
 
     async def send(
-        self, client: ProviderClient, account: Account, message: OutboundMessage
-    ) -> SendResult:
+        self, client: ProviderClient, account: base.Account, message: base.OutboundMessage
+    ) -> base.SendResult:
         text = "\n\n".join(filter(None, [message.text, message.media_url]))  # media by link
         references = message.thread.references
         form = {
@@ -281,9 +266,11 @@ class Email(Channel):
             raise ProviderError(
                 "Mailgun accepted the mail without an id", outcome="unknown", body=body
             )
-        return SendResult(provider_message_id=sent[0], response=body)
+        return base.SendResult(provider_message_id=sent[0], response=body)
 
-    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+    async def connect(
+        self, client: ProviderClient, *, setup: Any, webhook_url: str
+    ) -> base.Connected:
         assert isinstance(setup, EmailSetup)
         address = setup.address.lower()
         api = Mailgun(client, api_key=setup.api_key, region=setup.region)
@@ -295,7 +282,7 @@ class Email(Channel):
         except (ProviderError, AppError):
             await api.teardown(domain=setup.domain, url=webhook_url, route_id=route_id)
             raise
-        return Connected(
+        return base.Connected(
             external_id=address,
             settings={
                 "domain": setup.domain,
@@ -312,7 +299,7 @@ class Email(Channel):
             },
         )
 
-    async def disconnect(self, client: ProviderClient, account: Account) -> None:
+    async def disconnect(self, client: ProviderClient, account: base.Account) -> None:
         api = Mailgun(
             client, api_key=account.secret("api_key"), region=account.settings.get("region")
         )

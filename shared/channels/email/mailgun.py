@@ -10,14 +10,8 @@ import logging
 import re
 from typing import Any
 
+from shared.channels import http
 from shared.channels.config import ChannelSettings
-from shared.channels.http import (
-    ErrorShape,
-    ProviderClient,
-    ProviderError,
-    json_body,
-    unexpected,
-)
 from shared.errors import Unprocessable
 
 log = logging.getLogger("connectgain.channels.mailgun")
@@ -29,7 +23,7 @@ MAX_URLS_PER_WEBHOOK = 3  # Mailgun's limit per event and domain
 
 # A refusal: {"message": ...} as JSON, or plain text (a wrong key gets "Forbidden");
 # rate-limit answers may say how long to wait in the body's retry-seconds.
-ERRORS = ErrorShape(
+ERRORS = http.ErrorShape(
     provider="Mailgun", message=("message",), wait=("retry-seconds",), prefixed=True
 )
 
@@ -50,7 +44,7 @@ class MailgunSettings(ChannelSettings, env_prefix="CONNECTGAIN_MAILGUN_"):
 class Mailgun:
     """Calls with one account's API key, in its region (US or EU)."""
 
-    def __init__(self, client: ProviderClient, *, api_key: str, region: str | None) -> None:
+    def __init__(self, client: http.ProviderClient, *, api_key: str, region: str | None) -> None:
         self.client = client
         self.api_key = api_key
         settings = MailgunSettings.current()
@@ -64,16 +58,16 @@ class Mailgun:
             auth=("api", self.api_key),
             **kwargs,
         )
-        body = json_body(response)
+        body = http.json_body(response)
         if not isinstance(body, dict):
-            raise unexpected(response, "a JSON object")  # Mailgun may have acted on it
+            raise http.unexpected(response, "a JSON object")  # Mailgun may have acted on it
         return body
 
     async def domain(self, name: str) -> dict[str, Any]:
         """The sending domain; a clear refusal for a wrong key, region or name."""
         try:
             body = await self.call("GET", f"/v4/domains/{name}")
-        except ProviderError as exc:
+        except http.ProviderError as exc:
             if exc.status in (401, 403):
                 raise Unprocessable(
                     "Mailgun refused the API key: it must be the account's private API key"
@@ -131,7 +125,7 @@ class Mailgun:
         if route_id:
             try:
                 await self.call("DELETE", f"/v3/routes/{route_id}")
-            except ProviderError as exc:
+            except http.ProviderError as exc:
                 if exc.status != 404:
                     log.warning("could not delete Mailgun route %s: %s", route_id, exc)
         if not url:
@@ -150,5 +144,5 @@ class Mailgun:
                     await self.call("PUT", path, data={"url": others})
                 else:
                     await self.call("DELETE", path)
-        except ProviderError as exc:
+        except http.ProviderError as exc:
             log.warning("could not remove our Mailgun webhooks from %s: %s", domain, exc)

@@ -15,15 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.channels.base import (
-    Attachment,
-    ContentType,
-    Ignored,
-    InboundMessage,
-    Parsed,
-    Sender,
-    StatusUpdate,
-)
+from shared.channels import base
 
 log = logging.getLogger("connectgain.channels.meta")
 _T = TypeVar("_T")
@@ -114,9 +106,8 @@ class Webhook(_Loose):
 
 # ---- a message's content -----------------------------------------------------------------
 
-Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
 
-MEDIA: dict[str, ContentType] = {
+MEDIA: dict[str, base.ContentType] = {
     "image": "image",
     "video": "video",
     "audio": "audio",
@@ -133,7 +124,7 @@ PHONE = re.compile(r"^\+[\d\s().-]{6,20}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _kind(attachment: MetaAttachment) -> ContentType:
+def _kind(attachment: MetaAttachment) -> base.ContentType:
     payload = attachment.payload or {}
     if attachment.type == "image" and payload.get("sticker_id"):  # Messenger's stickers and 👍
         return "sticker"
@@ -144,13 +135,13 @@ def _kind(attachment: MetaAttachment) -> ContentType:
     return MEDIA.get(attachment.type, "unsupported")
 
 
-def _attachment(attachment: MetaAttachment) -> Attachment:
+def _attachment(attachment: MetaAttachment) -> base.Attachment:
     payload = attachment.payload or {}
     media_id = next(
         (payload[k] for k in ("sticker_id", "attachment_id", "ig_post_media_id") if payload.get(k)),
         None,
     )
-    return Attachment(
+    return base.Attachment(
         type="document" if attachment.type == "file" else attachment.type,
         media_id=str(media_id) if media_id is not None else None,
         url=payload.get("url") or attachment.url,
@@ -158,7 +149,7 @@ def _attachment(attachment: MetaAttachment) -> Attachment:
     )
 
 
-def content(m: Message) -> Content:
+def content(m: Message) -> base.Content:
     metadata: dict[str, Any] = {}
     if reply_to := m.reply_to:
         if reply_to.get("mid"):
@@ -222,19 +213,19 @@ def _present(value: _T | None, kind: str) -> _T:
     return value
 
 
-def _message(event: Event) -> Parsed:
+def _message(event: Event) -> base.Parsed:
     m = _present(event.message, "message")
     if m.is_deleted:
-        return Ignored(reason="the contact deleted a message")
+        return base.Ignored(reason="the contact deleted a message")
     content_type, body, attachments, metadata = content(m)
     # An echo is what the business sent (from us or another tool): its contact is the recipient.
     contact = event.recipient if m.is_echo else event.sender
     address = {} if m.is_echo else shared_address(m)
     if m.is_echo and m.app_id is not None:
         metadata["app_id"] = str(m.app_id)
-    return InboundMessage(
+    return base.InboundMessage(
         provider_message_id=m.mid,
-        sender=Sender(external_id=str(contact.id), **address),
+        sender=base.Sender(external_id=str(contact.id), **address),
         echo=m.is_echo,
         content_type=content_type,
         body=body,
@@ -244,11 +235,11 @@ def _message(event: Event) -> Parsed:
     )
 
 
-def _edit(event: Event) -> Parsed:
+def _edit(event: Event) -> base.Parsed:
     edit = _present(event.message_edit, "message_edit")
-    return InboundMessage(
+    return base.InboundMessage(
         provider_message_id=edit.mid,
-        sender=Sender(external_id=str(event.sender.id)),
+        sender=base.Sender(external_id=str(event.sender.id)),
         content_type="text",
         body=edit.text,
         metadata={"num_edit": edit.num_edit},
@@ -257,13 +248,13 @@ def _edit(event: Event) -> Parsed:
     )
 
 
-def _postback(event: Event) -> Parsed:
+def _postback(event: Event) -> base.Parsed:
     """A tapped button (postback, Get Started, persistent menu): the contact's turn,
     with the button's payload kept for bots."""
     postback = _present(event.postback, "postback")
-    return InboundMessage(
+    return base.InboundMessage(
         provider_message_id=postback.mid or f"postback:{event.sender.id}:{event.timestamp}",
-        sender=Sender(external_id=str(event.sender.id)),
+        sender=base.Sender(external_id=str(event.sender.id)),
         content_type="interactive",
         body=postback.title,
         metadata={"postback": postback.model_dump(exclude_none=True, exclude={"mid"})},
@@ -271,23 +262,25 @@ def _postback(event: Event) -> Parsed:
     )
 
 
-def _delivery(event: Event) -> Parsed:
+def _delivery(event: Event) -> base.Parsed:
     delivery = _present(event.delivery, "delivery")
     at = when(delivery.watermark)
-    return StatusUpdate(status="delivered", watermark=at, recipient=event.sender.id, occurred_at=at)
+    return base.StatusUpdate(
+        status="delivered", watermark=at, recipient=event.sender.id, occurred_at=at
+    )
 
 
-def _read(event: Event) -> Parsed:
+def _read(event: Event) -> base.Parsed:
     # Messenger gives a watermark; Instagram the id of the message seen, at `timestamp`.
     read = _present(event.read, "read")
     seen = when(event.timestamp if event.timestamp is not None else read.watermark)
     watermark = when(read.watermark) if read.watermark is not None else seen
-    return StatusUpdate(
+    return base.StatusUpdate(
         status="read", watermark=watermark, recipient=event.sender.id, occurred_at=seen
     )
 
 
-def _reaction(event: Event) -> Parsed:
+def _reaction(event: Event) -> base.Parsed:
     reaction = event.reaction or {}
     log.info(
         "reaction %s %s on %s by %s",
@@ -296,10 +289,10 @@ def _reaction(event: Event) -> Parsed:
         reaction.get("mid"),
         event.sender.id,
     )
-    return Ignored(reason="reactions are not stored")
+    return base.Ignored(reason="reactions are not stored")
 
 
-HANDLERS: dict[str, Callable[[Event], Parsed]] = {
+HANDLERS: dict[str, Callable[[Event], base.Parsed]] = {
     "message": _message,
     "message_edit": _edit,
     "postback": _postback,

@@ -20,17 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from shared.channels.base import (
-    Account,
-    Ignored,
-    OutboundMessage,
-    Parsed,
-    RawEvent,
-    Sender,
-    SendResult,
-    WebhookRequest,
-    malformed,
-)
+from shared.channels import base
 from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
 from shared.channels.meta.events import HANDLERS, Entry, Event, Webhook
 from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel
@@ -93,7 +83,7 @@ class MetaMessagingChannel(MetaChannel):
         """The Graph host and version this channel's API lives at."""
 
     @abstractmethod
-    def profile(self, external_id: str, body: dict[str, Any]) -> Sender:
+    def profile(self, external_id: str, body: dict[str, Any]) -> base.Sender:
         """A contact's name and avatar from the profile API's answer."""
 
     async def call(
@@ -114,7 +104,7 @@ class MetaMessagingChannel(MetaChannel):
 
     # ---- inbound ---------------------------------------------------------------------------
 
-    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+    def events(self, request: base.WebhookRequest, account: base.Account) -> list[base.RawEvent]:
         try:
             body = Webhook.model_validate(request.json())
         except ValidationError as exc:
@@ -123,7 +113,7 @@ class MetaMessagingChannel(MetaChannel):
             ) from exc
         if body.object != self.webhook_object:
             raise BadRequest(f"Not a {self.name} webhook body: object is {body.object!r}")
-        events: list[RawEvent] = []
+        events: list[base.RawEvent] = []
         # Each entry is checked on its own: a malformed one is kept as a failed event of
         # its own, and the others land.
         for raw_entry in body.entry:
@@ -133,27 +123,27 @@ class MetaMessagingChannel(MetaChannel):
                 error = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
                 )
-                events.append(malformed(raw_entry, error, part="entry"))
+                events.append(base.malformed(raw_entry, error, part="entry"))
                 continue
             events.extend(self._entry_events(entry))
         return events
 
-    def _entry_events(self, entry: Entry) -> list[RawEvent]:
-        events: list[RawEvent] = []
+    def _entry_events(self, entry: Entry) -> list[base.RawEvent]:
+        events: list[base.RawEvent] = []
         # standby: events of conversations another app (a bot) currently owns
         for standby, items in ((False, entry.messaging), (True, entry.standby)):
             for item in items:
                 kind = event_kind(item)
                 payload = {"entry_id": entry.id, "standby": standby, "event": item}
                 events.append(
-                    RawEvent(
+                    base.RawEvent(
                         provider_event_id=event_id(kind, item), event_type=kind, payload=payload
                     )
                 )
         for change in entry.changes:  # Instagram comments, mentions …
             field = str(change.get("field") or "change")
             events.append(
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"{field}:{digest(change)}",
                     event_type=field,
                     payload={"entry_id": entry.id, "change": change},
@@ -161,9 +151,9 @@ class MetaMessagingChannel(MetaChannel):
             )
         return events
 
-    def parse(self, event: RawEvent, account: Account) -> Parsed:
+    def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         if event.payload.get("entry_id") != account.external_id:
-            return Ignored(reason=f"for another {self.name} account")
+            return base.Ignored(reason=f"for another {self.name} account")
         handler = HANDLERS.get(event.event_type) if "event" in event.payload else None
         if handler is None:
             known = event.event_type in NOT_USED
@@ -174,10 +164,10 @@ class MetaMessagingChannel(MetaChannel):
                 "unused" if known else "unknown",
                 event.event_type,
             )
-            return Ignored(reason=f"{event.event_type} events are not used")
+            return base.Ignored(reason=f"{event.event_type} events are not used")
         messaging = Event.model_validate(event.payload["event"])
         if messaging.sender.id is None or messaging.recipient.id is None:
-            return Ignored(reason="not a conversation with a known person (user_ref)")
+            return base.Ignored(reason="not a conversation with a known person (user_ref)")
         return handler(messaging)
 
     # ---- outbound --------------------------------------------------------------------------
@@ -215,8 +205,8 @@ class MetaMessagingChannel(MetaChannel):
             )
 
     async def send(
-        self, client: ProviderClient, account: Account, message: OutboundMessage
-    ) -> SendResult:
+        self, client: ProviderClient, account: base.Account, message: base.OutboundMessage
+    ) -> base.SendResult:
         if message.media_url and message.media_type:
             kind = SEND_TYPES[message.media_type]
             body: dict[str, Any] = {
@@ -242,11 +232,11 @@ class MetaMessagingChannel(MetaChannel):
             raise ProviderError(
                 "The Send API answered without a message id", outcome="unknown", body=answer
             )
-        return SendResult(provider_message_id=message_id, response=answer)
+        return base.SendResult(provider_message_id=message_id, response=answer)
 
     async def fetch_profile(
-        self, client: ProviderClient, account: Account, external_id: str
-    ) -> Sender | None:
+        self, client: ProviderClient, account: base.Account, external_id: str
+    ) -> base.Sender | None:
         body = await self.call(
             client,
             account.secret(self.token_secret),

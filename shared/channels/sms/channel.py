@@ -18,22 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.channels.base import (
-    Account,
-    Attachment,
-    Channel,
-    Connected,
-    ContentType,
-    Ignored,
-    InboundMessage,
-    OutboundMessage,
-    Parsed,
-    RawEvent,
-    Sender,
-    SendResult,
-    StatusUpdate,
-    WebhookRequest,
-)
+from shared.channels import base
 from shared.channels.config import ChannelSettings
 from shared.channels.http import ErrorShape, ProviderClient, accepted_id
 from shared.errors import BadRequest, Unauthorized, Unprocessable
@@ -52,7 +37,7 @@ STATUSES: dict[str, str] = {
 }
 # Twilio's error body: {"code", "message", "more_info", "status"}.
 ERRORS = ErrorShape(provider="Twilio", message=("message",), code=("code",))
-MEDIA_TYPES: dict[str, ContentType] = {
+MEDIA_TYPES: dict[str, base.ContentType] = {
     "image": "image",
     "audio": "audio",
     "video": "video",
@@ -105,7 +90,7 @@ class SmsSetup(BaseModel):
 MAX_MEDIA = 10
 
 
-def _media(form: dict[str, str]) -> list[Attachment]:
+def _media(form: dict[str, str]) -> list[base.Attachment]:
     count = int(form.get("NumMedia") or 0)
     if not 0 <= count <= MAX_MEDIA:
         raise ValueError(f"NumMedia {count} is not 0 to {MAX_MEDIA}")
@@ -114,7 +99,7 @@ def _media(form: dict[str, str]) -> list[Attachment]:
         mime = form.get(f"MediaContentType{n}")
         kind = (mime or "").split("/")[0]
         attachments.append(
-            Attachment(
+            base.Attachment(
                 type=kind if kind in MEDIA_TYPES else "document",
                 url=form.get(f"MediaUrl{n}"),
                 mime_type=mime,
@@ -127,12 +112,12 @@ class SmsSettings(ChannelSettings, env_prefix="CONNECTGAIN_TWILIO_"):
     api_url: str = "https://api.twilio.com"
 
 
-class Sms(Channel):
+class Sms(base.Channel):
     name: ClassVar[str] = "sms"
     Setup: ClassVar[type[BaseModel]] = SmsSetup
     body_types = ("application/x-www-form-urlencoded",)
 
-    def verify(self, request: WebhookRequest, account: Account) -> None:  # no nonce
+    def verify(self, request: base.WebhookRequest, account: base.Account) -> None:  # no nonce
         given = request.headers.get("x-twilio-signature", "")
         token = account.secret("auth_token")
         params = request.form or []
@@ -142,7 +127,7 @@ class Sms(Channel):
                 return
         raise Unauthorized("Missing or wrong X-Twilio-Signature", code="invalid_signature")
 
-    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+    def events(self, request: base.WebhookRequest, account: base.Account) -> list[base.RawEvent]:
         if request.form is None:
             raise BadRequest("Twilio posts form-encoded bodies")
         form = request.form_dict()
@@ -153,46 +138,46 @@ class Sms(Channel):
         status = form.get("MessageStatus")
         if status is None:
             return [
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"message:{form['MessageSid']}",
                     event_type="message",
                     payload=form,
                 )
             ]
         return [
-            RawEvent(
+            base.RawEvent(
                 provider_event_id=f"status:{form['MessageSid']}:{status}",
                 event_type="status",
                 payload=form,
             )
         ]
 
-    def parse(self, event: RawEvent, account: Account) -> Parsed:
+    def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         form: dict[str, Any] = event.payload
         if form.get("AccountSid") != account.secrets.get("account_sid"):
-            return Ignored(reason="for another Twilio account")
+            return base.Ignored(reason="for another Twilio account")
         now = datetime.now(UTC)  # Twilio's webhooks carry no timestamp
         if event.event_type == "status":
             status = STATUSES.get(form["MessageStatus"])
             if status is None:
-                return Ignored(reason=f"status {form['MessageStatus']} is not tracked")
+                return base.Ignored(reason=f"status {form['MessageStatus']} is not tracked")
             error = None
             if form.get("ErrorCode"):
                 error = {"code": form["ErrorCode"], "message": form.get("ErrorMessage")}
-            return StatusUpdate(
+            return base.StatusUpdate(
                 provider_message_id=form["MessageSid"], status=status, occurred_at=now, error=error
             )
         if form.get("To") != account.external_id:
-            return Ignored(reason="for another phone number")
+            return base.Ignored(reason="for another phone number")
         body = form.get("Body") or None
         attachments = _media(form)
         keyword = (body or "").strip().upper()
-        content_type: ContentType = "text"
+        content_type: base.ContentType = "text"
         if attachments and not body:
             content_type = MEDIA_TYPES.get(attachments[0].type, "document")
-        return InboundMessage(
+        return base.InboundMessage(
             provider_message_id=form["MessageSid"],
-            sender=Sender(external_id=form["From"], phone=form["From"]),
+            sender=base.Sender(external_id=form["From"], phone=form["From"]),
             content_type=content_type,
             body=body,
             attachments=attachments,
@@ -201,12 +186,12 @@ class Sms(Channel):
             opt_out=True if keyword in OPT_OUT else False if keyword in OPT_IN else None,
         )
 
-    def _auth(self, account: Account) -> httpx.BasicAuth:
+    def _auth(self, account: base.Account) -> httpx.BasicAuth:
         return httpx.BasicAuth(account.secret("account_sid"), account.secret("auth_token"))
 
     async def send(
-        self, client: ProviderClient, account: Account, message: OutboundMessage
-    ) -> SendResult:
+        self, client: ProviderClient, account: base.Account, message: base.OutboundMessage
+    ) -> base.SendResult:
         sid = account.secret("account_sid")
         form = {"To": message.to, "From": account.external_id}
         if message.text:
@@ -224,16 +209,18 @@ class Sms(Channel):
             at_most_once=True,  # a 429 (error 20429) is never processed: retried
         )
         sid, body = accepted_id(response, "sid")  # the Message resource: {"sid": "SM…", …}
-        return SendResult(provider_message_id=sid, response=body)
+        return base.SendResult(provider_message_id=sid, response=body)
 
-    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+    async def connect(
+        self, client: ProviderClient, *, setup: Any, webhook_url: str
+    ) -> base.Connected:
         """Check the credentials, find the number in the account, point its SMS webhook here."""
         assert isinstance(setup, SmsSetup)
         auth = httpx.BasicAuth(setup.account_sid, setup.auth_token)
-        base = f"{SmsSettings.current().api_url}/{API_VERSION}/Accounts/{setup.account_sid}"
+        resource = f"{SmsSettings.current().api_url}/{API_VERSION}/Accounts/{setup.account_sid}"
         listed = await client.request(
             "GET",
-            f"{base}/IncomingPhoneNumbers.json",
+            f"{resource}/IncomingPhoneNumbers.json",
             params={"PhoneNumber": setup.phone_number},
             auth=auth,
         )
@@ -245,12 +232,12 @@ class Sms(Channel):
         number_sid = numbers[0]["sid"]
         await client.call(
             "POST",
-            f"{base}/IncomingPhoneNumbers/{number_sid}.json",
+            f"{resource}/IncomingPhoneNumbers/{number_sid}.json",
             errors=ERRORS,
             data={"SmsUrl": webhook_url, "SmsMethod": "POST"},
             auth=auth,
         )
-        return Connected(
+        return base.Connected(
             external_id=setup.phone_number,
             settings={"phone_number_sid": number_sid},
             secrets={"account_sid": setup.account_sid, "auth_token": setup.auth_token},

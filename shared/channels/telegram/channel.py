@@ -15,30 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.channels.base import (
-    Account,
-    Attachment,
-    Channel,
-    Connected,
-    ContentType,
-    Ignored,
-    InboundMessage,
-    OutboundMessage,
-    Parsed,
-    RawEvent,
-    Sender,
-    SendResult,
-    WebhookRequest,
-)
+from shared.channels import base, http
 from shared.channels.config import ChannelSettings
-from shared.channels.http import (
-    ErrorShape,
-    ProviderClient,
-    ProviderError,
-    dig,
-    json_body,
-    unexpected,
-)
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -54,42 +32,38 @@ class TelegramSetup(BaseModel):
     bot_token: str = Field(pattern=r"^\d+:[A-Za-z0-9_-]{20,}$")
 
 
-Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
-
-
-def _file(kind: ContentType, key: str) -> Callable[[dict[str, Any]], Content]:
-    def parse(m: dict[str, Any]) -> Content:
+def _file(kind: base.ContentType, key: str) -> Callable[[dict[str, Any]], base.Content]:
+    def parse(m: dict[str, Any]) -> base.Content:
         item = m[key]
         if key == "photo":  # several sizes; keep the largest
             item = max(item, key=lambda p: p.get("file_size") or p.get("width", 0))
-        attachment = Attachment(
-            type=str(kind),
-            media_id=item.get("file_id"),
-            mime_type=item.get("mime_type"),
-            filename=item.get("file_name"),
+        return base.attached(
+            kind,
+            item,
             caption=m.get("caption"),
-            size=item.get("file_size"),
+            id_key="file_id",
+            filename_key="file_name",
+            size_key="file_size",
         )
-        return kind, m.get("caption"), [attachment], {}
 
     return parse
 
 
-def _location(m: dict[str, Any]) -> Content:
+def _location(m: dict[str, Any]) -> base.Content:
     venue = m.get("venue") or {}
     place = venue.get("location") or m["location"]
     body = venue.get("title") or f"{place.get('latitude')},{place.get('longitude')}"
     return "location", body, [], {"location": place, "venue": venue or None}
 
 
-def _contact(m: dict[str, Any]) -> Content:
+def _contact(m: dict[str, Any]) -> base.Content:
     card = m["contact"]
     name = " ".join(filter(None, [card.get("first_name"), card.get("last_name")]))
     return "contacts", name or card.get("phone_number"), [], {"contacts": [card]}
 
 
 # The first key present in a message decides its content type.
-CONTENT: dict[str, Callable[[dict[str, Any]], Content]] = {
+CONTENT: dict[str, Callable[[dict[str, Any]], base.Content]] = {
     "text": lambda m: ("text", m["text"], [], {}),
     "photo": _file("image", "photo"),
     "sticker": _file("sticker", "sticker"),
@@ -107,7 +81,7 @@ CONTENT: dict[str, Callable[[dict[str, Any]], Content]] = {
 
 # A refusal: {"ok": false, "error_code", "description"}; flood control (429) says how
 # long to wait in parameters.retry_after.
-ERRORS = ErrorShape(
+ERRORS = http.ErrorShape(
     provider="Telegram",
     message=("description",),
     code=("error_code",),
@@ -119,11 +93,11 @@ class TelegramSettings(ChannelSettings, env_prefix="CONNECTGAIN_TELEGRAM_"):
     api_url: str = "https://api.telegram.org"
 
 
-class Telegram(Channel):
+class Telegram(base.Channel):
     name: ClassVar[str] = "telegram"
     Setup: ClassVar[type[BaseModel]] = TelegramSetup
 
-    def verify(self, request: WebhookRequest, account: Account) -> None:  # no nonce
+    def verify(self, request: base.WebhookRequest, account: base.Account) -> None:  # no nonce
         given = request.headers.get(SECRET_HEADER, "")
         expected = account.secret("webhook_secret")
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -131,7 +105,7 @@ class Telegram(Channel):
                 "Missing or wrong X-Telegram-Bot-Api-Secret-Token", code="invalid_signature"
             )
 
-    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+    def events(self, request: base.WebhookRequest, account: base.Account) -> list[base.RawEvent]:
         body = request.json()
         try:
             update = Update.model_validate(body)
@@ -139,12 +113,14 @@ class Telegram(Channel):
             raise BadRequest("Not a Telegram update", details=exc.errors()) from exc
         kind = next((k for k in body if k != "update_id"), "empty")
         return [
-            RawEvent(provider_event_id=f"update:{update.update_id}", event_type=kind, payload=body)
+            base.RawEvent(
+                provider_event_id=f"update:{update.update_id}", event_type=kind, payload=body
+            )
         ]
 
-    def parse(self, event: RawEvent, account: Account) -> Parsed:
+    def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         if event.event_type not in UPDATE_KINDS:
-            return Ignored(reason=f"{event.event_type} updates are not used")
+            return base.Ignored(reason=f"{event.event_type} updates are not used")
         m = event.payload.get(event.event_type)
         if not isinstance(m, dict):
             raise ValueError(f"{event.event_type} is not an object")
@@ -154,12 +130,12 @@ class Telegram(Channel):
             if not isinstance(part, dict):
                 raise ValueError(f"{event.event_type}.{name} is not an object")
         if chat.get("type") != "private":
-            return Ignored(reason="only private chats are part of the inbox")
+            return base.Ignored(reason="only private chats are part of the inbox")
         if sender.get("is_bot"):
-            return Ignored(reason="messages from bots are not stored")
+            return base.Ignored(reason="messages from bots are not stored")
         kind = next((k for k in CONTENT if k in m), None)
         if kind is None:
-            content: Content = ("unsupported", None, [], {"keys": sorted(m)})
+            content: base.Content = ("unsupported", None, [], {"keys": sorted(m)})
         else:
             content = CONTENT[kind](m)
         content_type, body, attachments, metadata = content
@@ -172,9 +148,9 @@ class Telegram(Channel):
             shared.get("phone_number") if shared.get("user_id") == sender.get("id") else None
         )
         name = " ".join(filter(None, [sender.get("first_name"), sender.get("last_name")]))
-        return InboundMessage(
+        return base.InboundMessage(
             provider_message_id=f"{chat['id']}:{m['message_id']}",
-            sender=Sender(external_id=str(sender["id"]), name=name or None, phone=own_phone),
+            sender=base.Sender(external_id=str(sender["id"]), name=name or None, phone=own_phone),
             content_type=content_type,
             body=body,
             attachments=attachments,
@@ -185,7 +161,7 @@ class Telegram(Channel):
 
     async def _call(
         self,
-        client: ProviderClient,
+        client: http.ProviderClient,
         token: str,
         method: str,
         payload: dict[str, Any],
@@ -200,14 +176,14 @@ class Telegram(Channel):
             json=payload,
             at_most_once=at_most_once,
         )
-        body = json_body(response)
-        if dig(body, "ok") is not True or "result" not in body:
-            raise unexpected(response, '"ok": true and a result')
+        body = http.json_body(response)
+        if http.dig(body, "ok") is not True or "result" not in body:
+            raise http.unexpected(response, '"ok": true and a result')
         return body["result"]
 
     async def send(
-        self, client: ProviderClient, account: Account, message: OutboundMessage
-    ) -> SendResult:
+        self, client: http.ProviderClient, account: base.Account, message: base.OutboundMessage
+    ) -> base.SendResult:
         token = account.secret("bot_token")
         payload: dict[str, Any] = {"chat_id": message.to}
         if message.media_url and message.media_type:
@@ -224,20 +200,22 @@ class Telegram(Channel):
             method = "sendMessage"
             payload["text"] = message.text
         result = await self._call(client, token, method, payload, at_most_once=True)
-        chat, number = dig(result, "chat", "id"), dig(result, "message_id")
+        chat, number = http.dig(result, "chat", "id"), http.dig(result, "message_id")
         if not isinstance(chat, int) or not isinstance(number, int):
-            raise ProviderError(
+            raise http.ProviderError(
                 "Telegram answered without the sent Message's chat and message_id",
                 outcome="unknown",
                 body=result,
             )
-        return SendResult(provider_message_id=f"{chat}:{number}", response=result)
+        return base.SendResult(provider_message_id=f"{chat}:{number}", response=result)
 
-    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+    async def connect(
+        self, client: http.ProviderClient, *, setup: Any, webhook_url: str
+    ) -> base.Connected:
         assert isinstance(setup, TelegramSetup)
         try:
             bot = await self._call(client, setup.bot_token, "getMe", {})
-        except ProviderError as exc:
+        except http.ProviderError as exc:
             raise Unprocessable(f"Telegram refused the bot token: {exc.message}") from exc
         secret = secrets.token_urlsafe(32)
         await self._call(
@@ -246,11 +224,11 @@ class Telegram(Channel):
             "setWebhook",
             {"url": webhook_url, "secret_token": secret, "allowed_updates": list(UPDATE_KINDS)},
         )
-        return Connected(
+        return base.Connected(
             external_id=str(bot["id"]),
             settings={"username": bot.get("username"), "bot_name": bot.get("first_name")},
             secrets={"bot_token": setup.bot_token, "webhook_secret": secret},
         )
 
-    async def disconnect(self, client: ProviderClient, account: Account) -> None:
+    async def disconnect(self, client: http.ProviderClient, account: base.Account) -> None:
         await self._call(client, account.secret("bot_token"), "deleteWebhook", {})

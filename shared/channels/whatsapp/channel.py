@@ -14,22 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.channels.base import (
-    Account,
-    Attachment,
-    Connected,
-    ContentType,
-    Ignored,
-    InboundMessage,
-    OutboundMessage,
-    Parsed,
-    RawEvent,
-    Sender,
-    SendResult,
-    StatusUpdate,
-    WebhookRequest,
-    malformed,
-)
+from shared.channels import base
 from shared.channels.http import ProviderClient, accepted_id
 from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel, MetaSettings
 from shared.errors import BadRequest
@@ -93,57 +78,50 @@ def _errors(exc: ValidationError) -> str:
 
 # ---- message types -----------------------------------------------------------------------------
 
-Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
 
-
-def _media(kind: ContentType) -> Callable[[dict[str, Any]], Content]:
-    def parse(m: dict[str, Any]) -> Content:
+def _media(kind: base.ContentType) -> Callable[[dict[str, Any]], base.Content]:
+    def parse(m: dict[str, Any]) -> base.Content:
         media = m.get(str(kind), {})
-        attachment = Attachment(
-            type=str(kind),
-            media_id=media.get("id"),
-            mime_type=media.get("mime_type"),
-            filename=media.get("filename"),
-            caption=media.get("caption"),
+        return base.attached(
+            kind, media, caption=media.get("caption"), id_key="id", filename_key="filename"
         )
-        return kind, media.get("caption"), [attachment], {}
 
     return parse
 
 
-def _text(m: dict[str, Any]) -> Content:
+def _text(m: dict[str, Any]) -> base.Content:
     return "text", m.get("text", {}).get("body"), [], {}
 
 
-def _location(m: dict[str, Any]) -> Content:
+def _location(m: dict[str, Any]) -> base.Content:
     place = m.get("location", {})
     label = place.get("name") or place.get("address")
     body = label or f"{place.get('latitude')},{place.get('longitude')}"
     return "location", body, [], {"location": place}
 
 
-def _contacts(m: dict[str, Any]) -> Content:
+def _contacts(m: dict[str, Any]) -> base.Content:
     cards = m.get("contacts", [])
     names = [c.get("name", {}).get("formatted_name") for c in cards]
     return "contacts", ", ".join(n for n in names if n) or None, [], {"contacts": cards}
 
 
-def _interactive(m: dict[str, Any]) -> Content:
+def _interactive(m: dict[str, Any]) -> base.Content:
     interactive = m.get("interactive", {})
     reply = interactive.get(interactive.get("type", ""), {})
     return "interactive", reply.get("title"), [], {"reply": reply, "type": interactive.get("type")}
 
 
-def _button(m: dict[str, Any]) -> Content:
+def _button(m: dict[str, Any]) -> base.Content:
     button = m.get("button", {})
     return "interactive", button.get("text"), [], {"payload": button.get("payload")}
 
 
-def _unsupported(m: dict[str, Any]) -> Content:
+def _unsupported(m: dict[str, Any]) -> base.Content:
     return "unsupported", None, [], {"type": m.get("type"), "errors": m.get("errors", [])}
 
 
-MESSAGE_TYPES: dict[str, Callable[[dict[str, Any]], Content]] = {
+MESSAGE_TYPES: dict[str, Callable[[dict[str, Any]], base.Content]] = {
     "text": _text,
     "image": _media("image"),
     "video": _media("video"),
@@ -173,11 +151,13 @@ class WhatsApp(MetaChannel):
     Setup: ClassVar[type[BaseModel]] = WhatsAppSetup
     reply_window_hours: ClassVar[int | None] = 24
 
-    async def connect(self, client: ProviderClient, *, setup: Any, webhook_url: str) -> Connected:
+    async def connect(
+        self, client: ProviderClient, *, setup: Any, webhook_url: str
+    ) -> base.Connected:
         # The webhook is subscribed in Meta's app dashboard with webhook_url and the
         # verify token; nothing to register through the API here.
         assert isinstance(setup, WhatsAppSetup)
-        return Connected(
+        return base.Connected(
             external_id=setup.phone_number_id,
             settings={"waba_id": setup.waba_id, "display_phone_number": setup.display_phone_number},
             secrets={
@@ -187,7 +167,7 @@ class WhatsApp(MetaChannel):
             },
         )
 
-    def events(self, request: WebhookRequest, account: Account) -> list[RawEvent]:
+    def events(self, request: base.WebhookRequest, account: base.Account) -> list[base.RawEvent]:
         body = request.json()
         if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
             raise BadRequest("Not a WhatsApp webhook body: no object whatsapp_business_account")
@@ -195,22 +175,22 @@ class WhatsApp(MetaChannel):
             raise BadRequest("Not a WhatsApp webhook body: entry is not a list")
         # Each part is checked on its own: a malformed entry, change or message is kept
         # as a failed event of its own, and the others land.
-        events: list[RawEvent] = []
+        events: list[base.RawEvent] = []
         for raw_entry in body["entry"]:
             try:
                 entry = WaEntry.model_validate(raw_entry)
             except ValidationError as exc:
-                events.append(malformed(raw_entry, _errors(exc), part="entry"))
+                events.append(base.malformed(raw_entry, _errors(exc), part="entry"))
                 continue
             for change in entry.changes:
                 events.extend(self._change(change))
         return events
 
-    def _change(self, change: WaChange) -> list[RawEvent]:
+    def _change(self, change: WaChange) -> list[base.RawEvent]:
         if change.field != "messages":
             digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
             return [
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
                     event_type=change.field,
                     payload=change.model_dump(),
@@ -219,7 +199,7 @@ class WhatsApp(MetaChannel):
         try:
             value = WaValue.model_validate(change.value)
         except ValidationError as exc:
-            return [malformed(change.value, _errors(exc), part="change")]
+            return [base.malformed(change.value, _errors(exc), part="change")]
         number = value.metadata.get("phone_number_id")
         contacts = {}
         for contact in value.contacts:
@@ -228,15 +208,15 @@ class WhatsApp(MetaChannel):
             except ValidationError:
                 continue  # only a name is lost: the message still lands
             contacts[card.wa_id] = card.model_dump()
-        events: list[RawEvent] = []
+        events: list[base.RawEvent] = []
         for item in value.messages:
             try:
                 message = WaMessage.model_validate(item)
             except ValidationError as exc:
-                events.append(malformed(item, _errors(exc), part="message"))
+                events.append(base.malformed(item, _errors(exc), part="message"))
                 continue
             events.append(
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"message:{message.id}",
                     event_type="message",
                     payload={
@@ -250,10 +230,10 @@ class WhatsApp(MetaChannel):
             try:
                 status = WaStatus.model_validate(item)
             except ValidationError as exc:
-                events.append(malformed(item, _errors(exc), part="status"))
+                events.append(base.malformed(item, _errors(exc), part="status"))
                 continue
             events.append(
-                RawEvent(
+                base.RawEvent(
                     provider_event_id=f"status:{status.id}:{status.status}",
                     event_type="status",
                     payload={"phone_number_id": number, "status": status.model_dump()},
@@ -261,24 +241,24 @@ class WhatsApp(MetaChannel):
             )
         return events
 
-    def parse(self, event: RawEvent, account: Account) -> Parsed:
+    def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         payload = event.payload
         if event.event_type not in ("message", "status"):
-            return Ignored(reason=f"{event.event_type} notifications are not used")
+            return base.Ignored(reason=f"{event.event_type} notifications are not used")
         if payload.get("phone_number_id") != account.external_id:
-            return Ignored(reason="for another phone number")
+            return base.Ignored(reason="for another phone number")
         if event.event_type == "status":
             return self._status(payload["status"])
         m = payload["message"]
         if m["type"] in IGNORED_TYPES:
-            return Ignored(reason=f"{m['type']} messages are not stored")
+            return base.Ignored(reason=f"{m['type']} messages are not stored")
         content_type, body, attachments, metadata = MESSAGE_TYPES.get(m["type"], _unsupported)(m)
         if context := m.get("context"):
             metadata["reply_to"] = context.get("id")
         contact = payload.get("contact") or {}
-        return InboundMessage(
+        return base.InboundMessage(
             provider_message_id=m["id"],
-            sender=Sender(
+            sender=base.Sender(
                 external_id=m["from"],
                 name=(contact.get("profile") or {}).get("name"),
                 phone=f"+{m['from']}",
@@ -290,11 +270,11 @@ class WhatsApp(MetaChannel):
             occurred_at=_time(m["timestamp"]),
         )
 
-    def _status(self, status: dict[str, Any]) -> Parsed:
+    def _status(self, status: dict[str, Any]) -> base.Parsed:
         if status["status"] not in STATUSES:
-            return Ignored(reason=f"status {status['status']} is not tracked")
+            return base.Ignored(reason=f"status {status['status']} is not tracked")
         errors = status.get("errors") or []
-        return StatusUpdate(
+        return base.StatusUpdate(
             provider_message_id=status["id"],
             status=status["status"],
             occurred_at=_time(status["timestamp"]),
@@ -302,8 +282,8 @@ class WhatsApp(MetaChannel):
         )
 
     async def send(
-        self, client: ProviderClient, account: Account, message: OutboundMessage
-    ) -> SendResult:
+        self, client: ProviderClient, account: base.Account, message: base.OutboundMessage
+    ) -> base.SendResult:
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -326,4 +306,4 @@ class WhatsApp(MetaChannel):
         )
         # {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid…"}]}
         wamid, body = accepted_id(response, "messages", 0, "id")
-        return SendResult(provider_message_id=wamid, response=body)
+        return base.SendResult(provider_message_id=wamid, response=body)
