@@ -17,16 +17,15 @@ from pydantic import BaseModel, Field
 from shared.channels.base import Account, Connected, Sender
 from shared.channels.config import ChannelSettings
 from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.meta.graph import MetaSetup
 from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable
 
 WEBHOOK_FIELDS = ("messages", "messaging_seen", "messaging_postbacks", "message_reactions")
 
 
-class InstagramSetup(BaseModel):
+class InstagramSetup(MetaSetup):
     access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=8)
 
 
 def _me(body: dict[str, Any]) -> dict[str, Any]:

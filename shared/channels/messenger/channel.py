@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from shared.channels.base import Account, Connected, Sender
 from shared.channels.http import ProviderClient, ProviderError
-from shared.channels.meta.graph import MetaSettings
+from shared.channels.meta.graph import MetaSettings, MetaSetup
 from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable
 
@@ -31,11 +31,9 @@ WEBHOOK_FIELDS = (
 )
 
 
-class MessengerSetup(BaseModel):
+class MessengerSetup(MetaSetup):
     page_id: str = Field(min_length=1, pattern=r"^\d+$")
     page_access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=8)
 
 
 class Messenger(MetaMessagingChannel):

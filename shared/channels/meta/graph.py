@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from pydantic import BaseModel, Field
+
 from shared.channels.base import Account, Channel, Reply, WebhookRequest
 from shared.channels.config import ChannelSettings
 from shared.channels.http import ErrorShape
@@ -22,6 +24,14 @@ class MetaSettings(ChannelSettings, env_prefix="CONNECTGAIN_META_"):
     """Meta's Graph API with its version (WhatsApp, Messenger); a local fake can stand in."""
 
     graph_url: str = "https://graph.facebook.com/v21.0"
+
+
+class MetaSetup(BaseModel):
+    """What every Meta account holds for its webhook: the app secret that signs the
+    deliveries, and the token of the GET verification."""
+
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=8)
 
 
 class MetaChannel(Channel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.channels import base
 from shared.channels.http import ProviderClient, accepted_id
-from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel, MetaSettings
+from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel, MetaSettings, MetaSetup
 from shared.errors import BadRequest
 
 # ---- the webhook body, parsed at the edge ---------------------------------------------------
@@ -137,13 +137,11 @@ IGNORED_TYPES = {"reaction", "system", "ephemeral", "request_welcome"}
 STATUSES = {"sent", "delivered", "read", "failed"}
 
 
-class WhatsAppSetup(BaseModel):
+class WhatsAppSetup(MetaSetup):
     phone_number_id: str = Field(min_length=1, pattern=r"^\d+$")
     waba_id: str = Field(min_length=1, pattern=r"^\d+$")
     display_phone_number: str | None = None
     access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=1)
-    verify_token: str = Field(min_length=8)
 
 
 class WhatsApp(MetaChannel):
