@@ -86,6 +86,8 @@ async def counts(db: Connection) -> dict[str, int]:
 
 class Kit(Protocol):
     channel: str
+    # The account (external id, secrets) the channel's fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]]
     # The delivery statuses the provider reports, in the order they happen.
     statuses: tuple[str, ...]
     # Whether a status covers every earlier message to the contact (Meta's watermarks)
@@ -101,6 +103,10 @@ class Kit(Protocol):
     failure_code: object  # the error code of the kit's failed status, as stored
 
     async def create_account(self, db: Connection, org: UUID) -> Account: ...
+    def refusals(self) -> list[tuple[str, int, Any]]:
+        """The provider refusing the credentials as its API documents it: (API base,
+        status, body) for each host the channel calls."""
+
     def mock_provider(self, router: respx.MockRouter) -> respx.Route | None:
         """Mock what the inbox calls on its own (a profile API); that route, if any."""
 

@@ -9,24 +9,16 @@ from uuid import UUID
 
 from shared.channels.base import Account, Parsed, RawEvent, WebhookRequest
 from shared.channels.registry import CHANNELS
+from tests.channels.kits import KITS
 from tests.fixtures import load, raw
 
 ORGANIZATION = UUID("00000000-0000-4000-8000-000000000001")
 # The account the email fixtures' events name in their user-variables (sent by this inbox).
 EMAIL_ACCOUNT = UUID("3f0c6a52-8d1e-4b7a-9c2f-5e8d7a1b4c90")
 
-ACCOUNTS = {
-    "whatsapp": ("106540352242922", {}),
-    "telegram": ("7123456789", {}),
-    "messenger": ("104938501726344", {}),
-    "instagram": ("17841405822304914", {}),
-    "email": ("support@mg.northwind.example", {}),
-    "sms": ("+14155550100", {"account_sid": "AC3f4a2b9c8d7e6f5a4b3c2d1e0f9a8b7c"}),
-}
-
 
 def account(channel: str, external_id: str | None = None) -> Account:
-    default, secrets = ACCOUNTS[channel]
+    default, secrets = KITS[channel].fixture_account
     return Account(
         id=EMAIL_ACCOUNT if channel == "email" else UUID(int=1),
         organization_id=ORGANIZATION,

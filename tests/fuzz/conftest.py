@@ -19,11 +19,6 @@ import pytest
 import respx
 from schemathesis.python import asgi
 
-from shared.channels.email.mailgun import MailgunSettings
-from shared.channels.instagram.channel import InstagramSettings
-from shared.channels.meta.graph import MetaSettings
-from shared.channels.sms.channel import SmsSettings
-from shared.channels.telegram.channel import TelegramSettings
 from shared.gateway import Gateway
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -59,14 +54,8 @@ async def _arrange(settings: Settings) -> tuple[UUID, UUID, str, dict[str, UUID]
 
 def refusing_providers(router: respx.MockRouter, settings: Settings) -> None:
     """Every provider refuses the credentials, as its API documents it."""
-    graph_error = load("messenger", "error_invalid_token")
     for base, status, body in (
-        (TelegramSettings.current().api_url, 401, load("telegram", "unauthorized")),
-        (MetaSettings.current().graph_url, 400, graph_error),
-        (InstagramSettings.current().graph_url, 400, graph_error),
-        (SmsSettings.current().api_url, 401, load("sms", "error_authenticate")),
-        (MailgunSettings.current().api_url, 404, load("email", "error_domain_not_found")),
-        (MailgunSettings.current().eu_api_url, 404, load("email", "error_domain_not_found")),
+        *(refusal for kit in KITS.values() for refusal in kit.refusals()),
         (settings.supabase_url, 422, load("supabase_auth", "email_exists")),
     ):
         router.route(url__startswith=base.rstrip("/")).respond(status, json=body)

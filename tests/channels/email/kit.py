@@ -12,6 +12,7 @@ from uuid import UUID
 
 from shared.channels.email import mailgun_webhooks
 from shared.channels.email.channel import ACCOUNT_VARIABLE
+from shared.channels.email.mailgun import MailgunSettings
 from shared.db import Connection
 from tests.channels.kit import Account, Delivery, NoEchoes, insert_account
 from tests.fixtures import load
@@ -49,6 +50,8 @@ class EmailKit(NoEchoes):
     "signature" object for an event webhook. Every delivery is signed as it is built."""
 
     channel = "email"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = ("support@mg.northwind.example", {})
     statuses: tuple[str, ...] = ("sent", "delivered", "read", "failed")
     watermarks = False
     one_time_tokens = True
@@ -56,6 +59,12 @@ class EmailKit(NoEchoes):
     address = "support@mg.northwind.example"
     signing_key = "8b3f1a6c2d9e4f7a0b5c8d1e2f3a4b5c-2b3c4d5e-6f7a8b9c"
     api_key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0-2b3c4d5e-6f7a8b9c"
+
+    def refusals(self) -> list[tuple[str, int, Any]]:
+        return [
+            (base, 404, load("email", "error_domain_not_found"))
+            for base in (MailgunSettings.current().api_url, MailgunSettings.current().eu_api_url)
+        ]
 
     async def create_account(self, db: Connection, org: UUID) -> Account:
         secrets = {"api_key": self.api_key, "webhook_signing_key": self.signing_key}

@@ -13,6 +13,8 @@ INSTAGRAM_GRAPH = InstagramSettings.current().graph_url
 
 class InstagramKit(MetaMessagingKit):
     channel = "instagram"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = ("17841405822304914", {})
     profile_name: str | None = "Joana Silva"
     statuses: tuple[str, ...] = ("read",)  # messaging_seen; Instagram reports no deliveries
     external_id = "17841405822304914"

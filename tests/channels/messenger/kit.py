@@ -10,6 +10,8 @@ from tests.channels.meta.kit import GRAPH, MetaMessagingKit
 
 class MessengerKit(MetaMessagingKit):
     channel = "messenger"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = ("104938501726344", {})
     profile_name: str | None = "Ana Ferreira"
     statuses: tuple[str, ...] = ("delivered", "read")
     external_id = "104938501726344"

@@ -23,6 +23,11 @@ GRAPH = MetaSettings.current().graph_url
 class MetaSigned(BodySigned):
     """Meta's webhooks: signed with the app secret in X-Hub-Signature-256."""
 
+    api: str = GRAPH  # the Graph host and version the channel calls
+
+    def refusals(self) -> list[tuple[str, int, Any]]:
+        return [(self.api, 400, load("messenger", "error_invalid_token"))]
+
     def signed_raw(self, account: Account, body: bytes) -> Delivery:
         return Delivery(
             body=body,
@@ -57,7 +62,6 @@ class MetaMessagingKit(MetaSigned):
     channel: str
     external_id: str
     secrets: ClassVar[dict[str, str]]
-    api: str  # the Graph host and version the channel calls
     watermarks = True
     echoes = True
     failure_code: object = None  # Meta reports no failed status

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
+from shared.channels.sms.channel import SmsSettings
 from shared.channels.sms.channel import signature as twilio_signature
 from shared.db import Connection
 from tests.channels.kit import (
@@ -22,10 +24,18 @@ class SmsKit(BodySigned, NoEchoes):
     """Twilio posts forms and signs the public URL plus the sorted parameters."""
 
     channel = "sms"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = (
+        "+14155550100",
+        {"account_sid": "AC3f4a2b9c8d7e6f5a4b3c2d1e0f9a8b7c"},
+    )
     statuses: tuple[str, ...] = ("sent", "delivered", "read", "failed")
     watermarks = False
     failure_code: object = "30008"
     account_sid = "AC3f4a2b9c8d7e6f5a4b3c2d1e0f9a8b7c"
+
+    def refusals(self) -> list[tuple[str, int, Any]]:
+        return [(SmsSettings.current().api_url, 401, load("sms", "error_authenticate"))]
 
     async def create_account(self, db: Connection, org: UUID) -> Account:
         secrets = {"account_sid": self.account_sid, "auth_token": "twilio-auth-token-0123456789"}

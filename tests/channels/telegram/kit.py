@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import zlib
+from typing import Any
 from uuid import UUID
 
+from shared.channels.telegram.channel import TelegramSettings
 from shared.db import Connection
 from tests.channels.kit import Account, BodySigned, Delivery, NoEchoes, insert_account
 from tests.fixtures import load
@@ -14,10 +16,15 @@ from tests.fixtures import load
 
 class TelegramKit(BodySigned, NoEchoes):
     channel = "telegram"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = ("7123456789", {})
     statuses: tuple[str, ...] = ()
     watermarks = False
     failure_code: object = None
     _update = 900000
+
+    def refusals(self) -> list[tuple[str, int, Any]]:
+        return [(TelegramSettings.current().api_url, 401, load("telegram", "unauthorized"))]
 
     async def create_account(self, db: Connection, org: UUID) -> Account:
         secrets = {

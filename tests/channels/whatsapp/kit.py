@@ -13,6 +13,8 @@ from tests.fixtures import load
 
 class WhatsAppKit(MetaSigned, NoEchoes):
     channel = "whatsapp"
+    # The account (external id, secrets) the fixtures are addressed to.
+    fixture_account: tuple[str, dict[str, str]] = ("106540352242922", {})
     statuses: tuple[str, ...] = ("sent", "delivered", "read", "failed")
     watermarks = False
     failure_code: object = 131047
