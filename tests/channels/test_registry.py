@@ -10,6 +10,7 @@ from shared.crm import entities, inputs
 from shared.db import Connection
 from shared.inbox.statuses import STATUSES, MessageStatus
 from shared.settings import Settings
+from tests.channels.kits import KITS
 
 
 async def _enum(db: Connection, name: str) -> list[str]:
@@ -30,7 +31,8 @@ async def test_the_message_statuses_are_the_database_message_status_enum(db: Con
     assert await _enum(db, "message_status") == list(STATUSES) == list(MessageStatus)
 
 
-def test_every_channel_package_registers_the_channel_named_like_it():
+def test_every_channel_package_registers_the_channel_named_like_it_and_has_a_test_kit():
+    assert {name: kit.channel for name, kit in KITS.items()} == {name: name for name in NAMES}
     for name, channel in CHANNELS.items():
         assert channel.name == name
         assert type(channel).__module__ == f"shared.channels.{name}.channel"
