@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -74,6 +74,29 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
     )
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def _each(
+    items: list[Any],
+    model: type[Item],
+    event: Callable[[Item], base.RawEvent],
+    *,
+    part: str,
+) -> list[base.RawEvent]:
+    """An event per item of a change; one not of the documented shape is kept as a
+    malformed event of its own, and the others are processed."""
+    events = []
+    for item in items:
+        try:
+            checked = model.model_validate(item)
+        except ValidationError as exc:
+            events.append(base.malformed(item, _errors(exc), part=part))
+            continue
+        events.append(event(checked))
+    return events
 
 
 # ---- message types -----------------------------------------------------------------------------
@@ -206,38 +229,29 @@ class WhatsApp(MetaChannel):
             except ValidationError:
                 continue  # only a name is lost: the message still lands
             contacts[card.wa_id] = card.model_dump()
-        events: list[base.RawEvent] = []
-        for item in value.messages:
-            try:
-                message = WaMessage.model_validate(item)
-            except ValidationError as exc:
-                events.append(base.malformed(item, _errors(exc), part="message"))
-                continue
-            events.append(
-                base.RawEvent(
-                    provider_event_id=f"message:{message.id}",
-                    event_type="message",
-                    payload={
-                        "phone_number_id": number,
-                        "message": message.model_dump(by_alias=True),
-                        "contact": contacts.get(message.from_),
-                    },
-                )
+
+        def message(m: WaMessage) -> base.RawEvent:
+            return base.RawEvent(
+                provider_event_id=f"message:{m.id}",
+                event_type="message",
+                payload={
+                    "phone_number_id": number,
+                    "message": m.model_dump(by_alias=True),
+                    "contact": contacts.get(m.from_),
+                },
             )
-        for item in value.statuses:
-            try:
-                status = WaStatus.model_validate(item)
-            except ValidationError as exc:
-                events.append(base.malformed(item, _errors(exc), part="status"))
-                continue
-            events.append(
-                base.RawEvent(
-                    provider_event_id=f"status:{status.id}:{status.status}",
-                    event_type="status",
-                    payload={"phone_number_id": number, "status": status.model_dump()},
-                )
+
+        def status(s: WaStatus) -> base.RawEvent:
+            return base.RawEvent(
+                provider_event_id=f"status:{s.id}:{s.status}",
+                event_type="status",
+                payload={"phone_number_id": number, "status": s.model_dump()},
             )
-        return events
+
+        return [
+            *_each(value.messages, WaMessage, message, part="message"),
+            *_each(value.statuses, WaStatus, status, part="status"),
+        ]
 
     def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         payload = event.payload
