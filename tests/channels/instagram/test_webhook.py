@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +14,10 @@ from shared.db import Connection
 from tests.channels.instagram.kit import InstagramKit
 from tests.channels.kit import Account, post
 from tests.fixtures import load, raw
-from tests.support import make_org, make_user
 
 KIT = InstagramKit()
 IGSID = "1043562978112233"
 URL = "/functions/v1/instagram-webhook"
-
-
-@pytest.fixture
-def provider() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        KIT.mock_provider(router)
-        yield router
-
-
-@pytest.fixture
-async def account(db: Connection, provider: respx.MockRouter) -> Account:
-    return await KIT.create_account(db, await make_org(db, await make_user(db)))
 
 
 async def deliver(client: httpx.AsyncClient, account: Account, body: bytes) -> httpx.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,23 +15,10 @@ from shared.db import Connection
 from tests.channels.kit import Account, post
 from tests.channels.messenger.kit import MessengerKit
 from tests.fixtures import load, raw
-from tests.support import make_org, make_user
 
 KIT = MessengerKit()
 PSID = "6945632145592814"
 URL = "/functions/v1/messenger-webhook"
-
-
-@pytest.fixture
-def provider() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        KIT.mock_provider(router)
-        yield router
-
-
-@pytest.fixture
-async def account(db: Connection, provider: respx.MockRouter) -> Account:
-    return await KIT.create_account(db, await make_org(db, await make_user(db)))
 
 
 async def deliver(client: httpx.AsyncClient, account: Account, body: bytes) -> httpx.Response:
