@@ -27,7 +27,7 @@ import asyncpg
 from starlette.types import ASGIApp, Message
 
 from bench.database import bench_database, percentile
-from shared.channels.meta import sign
+from shared.channels.meta.graph import sign
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.gateway import Gateway

@@ -82,14 +82,8 @@ class Settings(BaseSettings):
     # default: any. Production must name them: "*" (or unset) is refused there.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
 
-    # Providers (overridable so a local fake can stand in)
-    meta_graph_url: str = "https://graph.facebook.com/v21.0"
-    # The Instagram API with Instagram Login (messaging without a Facebook Page)
-    instagram_graph_url: str = "https://graph.instagram.com/v21.0"
-    telegram_api_url: str = "https://api.telegram.org"
-    twilio_api_url: str = "https://api.twilio.com"
-    mailgun_api_url: str = "https://api.mailgun.net"
-    mailgun_eu_api_url: str = "https://api.eu.mailgun.net"  # for domains in Mailgun's EU region
+    # Providers: each channel's API base is in its package's settings
+    # (shared/channels/config.py).
     # Outbound calls: attempts per call, and the first backoff (doubles, or Retry-After)
     provider_attempts: int = 3
     provider_backoff_seconds: float = 0.5

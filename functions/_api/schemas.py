@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from shared.crm.inputs import Channel
+from shared.inbox.statuses import MessageStatus
 
 Money = Annotated[Decimal, Field(description='A decimal amount, as a string: "1500.00"')]
 
@@ -207,7 +208,7 @@ class Message(BaseModel):
     content_type: str
     body: str | None
     attachments: list[Any]
-    status: Literal["received", "queued", "sent", "delivered", "read", "failed"]
+    status: MessageStatus
     error: Any
     created_at: datetime
     sent_at: datetime | None

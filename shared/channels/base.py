@@ -121,6 +121,32 @@ class Attachment(BaseModel):
     size: int | None = None
 
 
+# What a parser makes of a message's content: its type, text, attachments and metadata.
+Content = tuple[ContentType, str | None, list[Attachment], dict[str, Any]]
+
+
+def attached(
+    kind: ContentType,
+    item: Mapping[str, Any],
+    *,
+    caption: str | None,
+    id_key: str,
+    filename_key: str,
+    size_key: str | None = None,
+) -> Content:
+    """A message that is one file (its caption the text), from the provider's file
+    object under the provider's own key names."""
+    attachment = Attachment(
+        type=str(kind),
+        media_id=item.get(id_key),
+        mime_type=item.get("mime_type"),
+        filename=item.get(filename_key),
+        caption=caption,
+        size=item.get(size_key) if size_key else None,
+    )
+    return kind, caption, [attachment], {}
+
+
 class Thread(BaseModel):
     """Which conversation a message belongs to beyond "this contact on this account"."""
 
@@ -210,6 +236,10 @@ class Channel(ABC):
     Setup: ClassVar[type[BaseModel]]
     # How many hours after the contact's last message free-form replies are allowed.
     reply_window_hours: ClassVar[int | None] = None
+    # The media types the provider posts deliveries in (documented in OpenAPI).
+    body_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    # The largest delivery the provider legitimately sends; None: settings.max_body_bytes.
+    max_body_bytes: ClassVar[int | None] = None
 
     def window_options(self, last_inbound_at: datetime | None, now: datetime) -> dict[str, Any]:
         """Send options the provider needs given when the contact last wrote (passed on

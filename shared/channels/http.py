@@ -124,6 +124,9 @@ def unexpected(response: httpx.Response, expected: str) -> ProviderError:
     )
 
 
+Path = tuple[str | int, ...]
+
+
 def dig(body: Any, *path: str | int) -> Any:
     """body[path[0]][path[1]]…, or None where the shape differs."""
     for step in path:
@@ -145,6 +148,55 @@ def accepted_id(response: httpx.Response, *path: str | int) -> tuple[str, dict[s
     if not str(value):
         raise unexpected(response, "the id it documents")
     return str(value), body
+
+
+@dataclass(frozen=True)
+class ErrorShape:
+    """Where a provider's error answers say what went wrong and how long to wait: each
+    channel declares its own, and these methods read every provider's the same way."""
+
+    provider: str  # "Twilio", as messages name it
+    message: Path  # the error's text in a JSON body (a plain-text body is the text)
+    code: Path | None = None
+    details: Path | None = None  # more words, added in parentheses
+    wait: Path | None = None  # seconds to wait, in the body (else the Retry-After header)
+    throttling_codes: frozenset[int] = frozenset()  # 4xx codes meaning "not processed"
+    prefixed: bool = False  # "Mailgun: <text>"
+
+    def _code(self, body: Any) -> str | int | None:
+        code = dig(body, *self.code) if self.code else None
+        return code if isinstance(code, str | int) and not isinstance(code, bool) else None
+
+    def refusal(self, response: httpx.Response) -> ProviderError:
+        """The provider's own refusal (a 4xx): nothing was sent."""
+        body = json_body(response)
+        text = dig(body, *self.message) if isinstance(body, dict) else body
+        if not text:
+            text = f"{self.provider} answered {response.status_code}"
+        elif self.prefixed:
+            text = f"{self.provider}: {text}"
+        details = dig(body, *self.details) if self.details else None
+        return ProviderError(
+            f"{text} ({details})" if details else str(text),
+            status=response.status_code,
+            code=self._code(body),
+            body=body,
+        )
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        wait = seconds(dig(json_body(response), *self.wait)) if self.wait else None
+        return wait if wait is not None else retry_after_seconds(response)
+
+    def not_processed(self, response: httpx.Response) -> bool:
+        """429, or a 4xx whose error code is one of the provider's throttling codes."""
+        if throttled(response):
+            return True
+        if not self.throttling_codes or not 400 <= response.status_code < 500:
+            return False
+        code = self._code(json_body(response))
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        return code in self.throttling_codes
 
 
 @dataclass
@@ -223,6 +275,22 @@ class ProviderClient:
             self._record(number, started, failure.status, failure.message, wait)
             await sleep(wait)
         raise AssertionError("unreachable")
+
+    async def call(
+        self, method: str, url: str, *, errors: ErrorShape, **kwargs: Any
+    ) -> httpx.Response:
+        """request() to a provider whose answers `errors` describes: its waits and
+        throttling read from them; a 2xx answer, or its refusal as a ProviderError."""
+        response = await self.request(
+            method,
+            url,
+            retry_after=errors.retry_after,
+            not_processed=errors.not_processed,
+            **kwargs,
+        )
+        if not response.is_success:
+            raise errors.refusal(response)
+        return response
 
     def _may_wait(self, wait: float) -> bool:
         if wait > self.settings.provider_max_wait_seconds:

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.channels.registry import NAMES
 from shared.filters import Catalog, Field, Kind, TagLink
+from shared.inbox.statuses import STATUSES
 from shared.pagination import SortKey
 
-CHANNELS = ("whatsapp", "messenger", "instagram", "telegram", "email", "sms")
+CHANNELS = NAMES
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,7 @@ MESSAGES = Entity(
                 "interactive",
                 "unsupported",
             ),
-            status=("received", "queued", "sent", "delivered", "read", "failed"),
+            status=STATUSES,
         ),
     ),
     sorts=_times("m", "created_at"),

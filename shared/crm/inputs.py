@@ -8,13 +8,15 @@ into what a caller meant instead of a refusal.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
-Channel = Literal["whatsapp", "messenger", "instagram", "telegram", "email", "sms"]
+from shared.channels.registry import ChannelName
+
+Channel = ChannelName
 
 
 def _phone(value: str) -> str:

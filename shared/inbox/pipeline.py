@@ -25,7 +25,6 @@ from weakref import WeakKeyDictionary, proxy
 import asyncpg
 
 from shared import safejson
-from shared.channels import channel_named
 from shared.channels.base import (
     MALFORMED,
     Account,
@@ -36,6 +35,7 @@ from shared.channels.base import (
     WebhookRequest,
 )
 from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.registry import channel_named
 from shared.coalesce import Coalescer
 from shared.db import Database
 from shared.inbox import intake

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from shared import idempotency
 from shared.auth import UserPrincipal
-from shared.channels import channel_named
 from shared.channels.base import OutboundMessage, Thread
+from shared.channels.registry import channel_named
 from shared.errors import AppError, NotFound, Unprocessable
 from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held

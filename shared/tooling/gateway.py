@@ -17,6 +17,7 @@ import pkgutil
 import re
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -33,15 +34,17 @@ from shared.web import Cors, function_app, prepare_heap_for_serving
 _ROUTE = re.compile(r"^/functions/v1/(?P<slug>[a-z0-9][a-z0-9-]*)(?P<rest>/.*)?$")
 
 
-def function_modules() -> dict[str, ModuleType]:
-    """slug → module, for every module in `functions/` that has a `router`."""
-    modules: dict[str, ModuleType] = {}
+def function_modules() -> dict[str, Any]:
+    """slug → module, for every module in `functions/` that has a `router`, and the
+    functions a module serves by slug in FUNCTIONS (each channel's webhook)."""
+    modules: dict[str, Any] = {}
     for info in pkgutil.iter_modules(functions.__path__):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"functions.{info.name}")
         if hasattr(module, "router"):
             modules[info.name.replace("_", "-")] = module
+        modules.update(getattr(module, "FUNCTIONS", {}))
     return modules
 
 

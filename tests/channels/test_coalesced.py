@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.channels import CHANNELS
 from shared.channels.base import Account as ChannelAccount
 from shared.channels.base import InboundMessage, Sender, WebhookRequest
+from shared.channels.registry import CHANNELS
 from shared.db import Connection, Database
 from shared.inbox import pipeline
 from shared.runtime import Runtime
-from tests.channels.kits import Account, Kit, WhatsAppKit, counts, post
+from tests.channels.kit import Account, Kit, counts, post
+from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.support import make_org, make_user
 
 SENDER = "16315550003"

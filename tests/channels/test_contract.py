@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shared.db import Connection
-from tests.channels.kits import Account, Kit, counts, post
+from tests.channels.kit import Account, Kit, counts, post
 
 SENDER = "16315550001"
 

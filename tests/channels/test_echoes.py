@@ -10,7 +10,8 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import KITS, SENT_ID, Account, Kit, counts, post
+from tests.channels.kit import SENT_ID, Account, Kit, counts, post
+from tests.channels.kits import KITS
 from tests.support import auth, member
 
 ECHOES = [kit for kit in KITS.values() if kit.echoes]

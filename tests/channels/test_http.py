@@ -13,8 +13,8 @@ import pytest
 import respx
 
 from shared.channels import http as provider_http
-from shared.channels.http import ProviderClient, ProviderError, retry_after_seconds
-from shared.channels.meta import graph_throttled
+from shared.channels.http import ErrorShape, ProviderClient, ProviderError, retry_after_seconds
+from shared.channels.meta.graph import graph_throttled
 from shared.settings import Settings
 from tests.fixtures import load
 
@@ -169,3 +169,35 @@ def test_meta_throttling_answers_are_known_by_their_code(
     status: int, body: object, throttled: bool
 ):
     assert graph_throttled(httpx.Response(status, json=body)) is throttled
+
+
+SHAPE = ErrorShape(
+    provider="Acme",
+    message=("error", "text"),
+    code=("error", "code"),
+    details=("error", "more"),
+    wait=("error", "wait"),
+    throttling_codes=frozenset({77}),
+)
+
+
+def test_a_refusal_is_read_where_the_provider_documents_it():
+    body = {"error": {"text": "bad recipient", "code": 12, "more": "no such user"}}
+    error = SHAPE.refusal(httpx.Response(400, json=body))
+    assert (error.message, error.status, error.code, error.outcome, error.body) == (
+        "bad recipient (no such user)", 400, 12, "refused", body
+    )  # fmt: skip
+    assert SHAPE.refusal(httpx.Response(403, text="Forbidden")).message == "Forbidden"
+    assert SHAPE.refusal(httpx.Response(404, json={"error": {"code": True}})).code is None
+    assert SHAPE.refusal(httpx.Response(404, json={})).message == "Acme answered 404"
+    prefixed = ErrorShape(provider="Acme", message=("m",), prefixed=True)
+    assert prefixed.refusal(httpx.Response(400, json={"m": "no"})).message == "Acme: no"
+
+
+def test_a_wait_in_the_body_comes_before_retry_after_and_codes_say_throttled():
+    in_body = httpx.Response(429, json={"error": {"wait": 7}}, headers={"Retry-After": "3"})
+    assert SHAPE.retry_after(in_body) == 7
+    assert SHAPE.retry_after(httpx.Response(429, json={}, headers={"Retry-After": "3"})) == 3
+    assert SHAPE.not_processed(httpx.Response(400, json={"error": {"code": "77"}}))
+    assert not SHAPE.not_processed(httpx.Response(400, json={"error": {"code": 78}}))
+    assert not SHAPE.not_processed(httpx.Response(500, json={"error": {"code": 77}}))

@@ -10,13 +10,14 @@ import httpx
 import pytest
 import respx
 
-from shared.channels import CHANNELS
 from shared.channels import http as provider_http
+from shared.channels.registry import CHANNELS
 from shared.db import Connection
 from shared.inbox import pipeline
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.channels.kits import KITS, Account, Kit, counts, post
+from tests.channels.kit import Account, Kit, counts, post
+from tests.channels.kits import KITS
 from tests.fixtures import load
 from tests.support import make_contact
 

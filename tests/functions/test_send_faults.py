@@ -15,9 +15,9 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
+from tests.channels.sms.test_sending import MESSAGES as TWILIO
 from tests.fixtures import load
 from tests.functions.test_send_message import GRAPH, TELEGRAM, send, setup
-from tests.functions.test_sms_sending import MESSAGES as TWILIO
 
 MESSENGER = "https://graph.facebook.com/v21.0/104938501726344/messages"
 

@@ -11,7 +11,8 @@ import respx
 
 from shared.db import Connection
 from shared.settings import Settings
-from tests.channels.kits import KITS, Account
+from tests.channels.kit import Account
+from tests.channels.kits import KITS
 from tests.fixtures import load
 from tests.support import auth, make_contact, make_org, make_user, member
 

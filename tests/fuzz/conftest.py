@@ -57,14 +57,8 @@ def refusing_providers(router: respx.MockRouter, settings: Settings) -> None:
     """Every provider refuses the credentials, as its API documents it; the local
     Auth publishes its signing keys (what the gateway serves at that URL)."""
     router.get(settings.jwks_endpoint).respond(200, json=local_jwks(settings))
-    graph_error = load("messenger", "error_invalid_token")
     for base, status, body in (
-        (settings.telegram_api_url, 401, load("telegram", "unauthorized")),
-        (settings.meta_graph_url, 400, graph_error),
-        (settings.instagram_graph_url, 400, graph_error),
-        (settings.twilio_api_url, 401, load("sms", "error_authenticate")),
-        (settings.mailgun_api_url, 404, load("email", "error_domain_not_found")),
-        (settings.mailgun_eu_api_url, 404, load("email", "error_domain_not_found")),
+        *(refusal for kit in KITS.values() for refusal in kit.refusals()),
         (settings.supabase_url, 422, load("supabase_auth", "email_exists")),
     ):
         router.route(url__startswith=base.rstrip("/")).respond(status, json=body)

@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from shared.channels.registry import NAMES
 from shared.settings import Settings
 from shared.tooling.gateway import Gateway
 from tests.fuzz.conftest import World
@@ -44,7 +45,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-WEBHOOKS = ("whatsapp", "telegram", "messenger", "instagram", "sms", "email")
+WEBHOOKS = NAMES  # every registered channel
 CRON = ("inbound-retry", "outbound-sweep")  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {

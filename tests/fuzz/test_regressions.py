@@ -21,14 +21,11 @@ from shared.db import Connection
 from shared.errors import Unprocessable
 from shared.runtime import Runtime
 from shared.web import function_app
-from tests.channels.kits import (
-    EmailKit,
-    MessengerKit,
-    TelegramKit,
-    WhatsAppKit,
-    counts,
-    post,
-)
+from tests.channels.email.kit import EmailKit
+from tests.channels.kit import counts, post
+from tests.channels.messenger.kit import MessengerKit
+from tests.channels.telegram.kit import TelegramKit
+from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
 from tests.support import issue_key, make_org, make_user
 from tests.support_crm import make_deal

@@ -1,0 +1,8 @@
+"""Facebook Messenger (Meta's Graph): the channel package
+(the registry discovers it by its CHANNEL)."""
+
+from __future__ import annotations
+
+from shared.channels.messenger.channel import Messenger
+
+CHANNEL = Messenger()
