@@ -16,7 +16,6 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
