@@ -27,6 +27,7 @@ from tests.channels.kit import Account, BodySigned, Delivery, Kit, post
 from tests.channels.meta.kit import MetaSigned
 from tests.channels.sms.kit import SmsKit
 from tests.fixtures import CHANNELS, load
+from tests.mutations import places, put
 
 EXAMPLES = 25
 SENDER = "16315550001"
@@ -65,35 +66,12 @@ values = st.one_of(
 )
 
 
-def _places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    places: list[tuple[Any, ...]] = [path]
-    if isinstance(value, dict):
-        places.append((*path, "extra"))
-        for key, child in value.items():
-            places.extend(_places(child, (*path, key)))
-    elif isinstance(value, list):
-        for n, child in enumerate(value):
-            places.extend(_places(child, (*path, n)))
-    return places
-
-
-def _put(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        return {**value, head: _put(value.get(head), rest, new)}
-    copy = list(value)
-    copy[head] = _put(copy[head], rest, new)
-    return copy
-
-
 @st.composite
 def mutated(draw: st.DrawFn, value: Any, *, roots: bool = True) -> Any:
     """`value` with one to three of its parts replaced by anything."""
     for _ in range(draw(st.integers(1, 3))):
-        places = [p for p in _places(value) if roots or len(p) > 1]
-        value = _put(value, draw(st.sampled_from(places)), draw(values))
+        where = [p for p in places(value) if roots or len(p) > 1]
+        value = put(value, draw(st.sampled_from(where)), draw(values))
     return value
 
 

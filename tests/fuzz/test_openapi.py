@@ -38,6 +38,7 @@ from shared.channels.registry import NAMES
 from shared.settings import Settings
 from shared.tooling.gateway import Gateway
 from tests.fuzz.conftest import World
+from tests.mutations import places, put
 
 CHECKS = [
     not_a_server_error,
@@ -86,31 +87,6 @@ def credentials(world: World, slug: str) -> dict[str, str]:
     return world.user_headers
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a JSON value a mutation can go: each member and item, and a new
-    member of each object."""
-    places: list[tuple[Any, ...]] = [path]
-    if isinstance(value, dict):
-        places.append((*path, "x"))
-        for key, child in value.items():
-            places.extend(_paths(child, (*path, key)))
-    elif isinstance(value, list):
-        for n, child in enumerate(value):
-            places.extend(_paths(child, (*path, n)))
-    return places
-
-
-def _put(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        return {**value, head: _put(value.get(head), rest, new)}
-    copy = list(value)
-    copy[head] = _put(copy[head], rest, new)
-    return copy
-
-
 @st.composite
 def mutated(draw: st.DrawFn, request: dict[str, Any]) -> dict[str, Any]:
     """The request with one value made nasty, or as it was."""
@@ -120,8 +96,8 @@ def mutated(draw: st.DrawFn, request: dict[str, Any]) -> dict[str, Any]:
     request = dict(request)
     if "json" in request and (draw(st.booleans()) or not request.get("params")):
         body = request.pop("json")
-        path = draw(st.sampled_from(_paths(body)))
-        raw = json.dumps(_put(body, path, nasty)).encode()  # NaN and Infinity as Python has them
+        path = draw(st.sampled_from(places(body)))
+        raw = json.dumps(put(body, path, nasty)).encode()  # NaN and Infinity as Python has them
         request["data"] = raw.replace(b"[[[[", DEEP.encode(), 1) if nasty == NASTY[-1] else raw
         return request
     params = dict(request.get("params") or {"x": ""})
