@@ -15,6 +15,10 @@ from shared.settings import Settings, get_settings
 from shared.tooling.cluster import Cluster, ClusterError
 from shared.tooling.migrate import MigrationError, MigrationReport, migrate
 
+# Two processes for the 2 cores a deployment here has: one Python process is the
+# bottleneck of the webhook path over HTTP (bench/ingest.py's HTTP mode).
+SERVE_WORKERS = 2
+
 
 def local_cluster(settings: Settings) -> Cluster:
     return Cluster(data_dir=settings.data_dir, port=settings.db_port)
@@ -80,6 +84,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from shared.gateway import Gateway
+    from shared.tooling.serving import FACTORY, UVICORN_OPTIONS
 
     if args.port:
         # --port moves what follows the API port too (SUPABASE_URL, the public base URL).
@@ -88,7 +93,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     port = settings.api_port
     _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
     _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
-    uvicorn.run(gateway, host=args.host, port=port, log_level="info")
+    options = {"host": args.host, "port": port, "log_level": "info", "access_log": args.access_log}
+    if args.workers == 1:
+        uvicorn.run(gateway, **options, **UVICORN_OPTIONS)
+        return
+    # Worker processes import the app by name and read their settings from the
+    # environment: the port moved by --port goes there for them.
+    os.environ["CONNECTGAIN_API_PORT"] = str(port)
+    uvicorn.run(FACTORY, factory=True, workers=args.workers, **options, **UVICORN_OPTIONS)
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
@@ -136,10 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["agent", "manager", "admin", "owner"])
     user.set_defaults(handler=cmd_user)
 
-    for name, handler in (("serve", cmd_serve), ("dev", cmd_dev)):
+    # serve: as deployed (bench/README.md); dev: one process that logs every request.
+    for name, handler, workers in (("serve", cmd_serve, SERVE_WORKERS), ("dev", cmd_dev, 1)):
         p = sub.add_parser(name, help=f"{name} the functions on one port")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=None)
+        p.add_argument(
+            "--workers", type=int, default=workers, help=f"server processes (default {workers})"
+        )
+        p.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=name == "dev",
+            help="log every request",
+        )
         p.set_defaults(handler=handler)
     return parser
 
