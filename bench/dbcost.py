@@ -62,6 +62,15 @@ class Reading:
     wal_records: int
     wal_bytes: int
     pg_cpu: float | None
+    rows: dict[str, int]  # table → rows inserted, updated and deleted so far
+
+
+# What makes the WAL: each row written is a record, and so is each index entry.
+ROWS_WRITTEN = """
+select t.schemaname || '.' || t.relname, t.n_tup_ins + t.n_tup_upd + t.n_tup_del,
+       (select count(*) from pg_index i where i.indrelid = t.relid)
+from pg_stat_user_tables t
+"""
 
 
 async def read(db_url: str) -> Reading:
@@ -73,7 +82,8 @@ async def read(db_url: str) -> Reading:
         assert row is not None
         records, size = row
         pid = await postmaster_pid(conn)
-        return Reading(int(records), int(size), tree_cpu_seconds(pid) if pid else None)
+        rows = {f"{name} ({indexes} idx)": n for name, n, indexes in await conn.fetch(ROWS_WRITTEN)}
+        return Reading(int(records), int(size), tree_cpu_seconds(pid) if pid else None, rows)
     finally:
         await conn.close()
 
@@ -87,3 +97,10 @@ def per_message(before: Reading, after: Reading, messages: int) -> str:
         else f"{(after.pg_cpu - before.pg_cpu) / messages * 1000:.2f} ms"
     )
     return f"WAL {size / 1024:5.1f} KB in {records:4.1f} records, PostgreSQL CPU {cpu} per message"
+
+
+def rows_per_message(before: Reading, after: Reading, messages: int, top: int = 8) -> str:
+    """The tables written per message, most first: where the WAL records come from."""
+    written = {t: (n - before.rows.get(t, 0)) / messages for t, n in after.rows.items()}
+    busiest = sorted(((n, t) for t, n in written.items() if n >= 0.05), reverse=True)[:top]
+    return "rows written per message: " + ", ".join(f"{t} {n:.1f}" for n, t in busiest)

@@ -1,13 +1,21 @@
 """Inbound throughput: signed WhatsApp webhooks through the real handler into the real database.
 
     .venv/bin/python bench/ingest.py [--messages 5000] [--concurrency 16] [--db-url URL]
+                                     [--http-only] [--server 'COMMAND {port}' ...]
 
-Each request goes straight into the gateway's ASGI app, as the HTTP server hands
-it over, so the load generator spends no HTTP client's CPU on the cores measured.
-Against a baseline in the same run: the same number of bare single-row inserts,
-one transaction each, through asyncpg with the same concurrency. Prints
-messages/s for both, the ratio, and the handler's latency percentiles.
-Target: at least 1,000 messages/s on 2 cores and p99 handler latency under 50 ms.
+Two modes in one run, against a baseline of the same number of bare single-row
+inserts, one transaction each, through asyncpg with the same concurrency:
+
+  in-process  each request straight into the gateway's ASGI app, as the HTTP server
+              hands it over: the handler and the database, without HTTP.
+  HTTP        what a provider sees: `connectgain serve` in its own process on a
+              loopback port, and the load from bench/loadgen.py in another, over
+              keep-alive HTTP/1.1 connections, one message per delivery.
+
+Prints messages/s, p50/p99 latency and the ratio to the baseline for each, the WAL
+(bytes, records) and PostgreSQL CPU per message, the server's and load generator's
+CPU per message, and the tables written per message.
+Target over HTTP: at least 1,000 messages/s on 2 cores with p99 under 50 ms.
 """
 
 from __future__ import annotations
@@ -180,8 +188,14 @@ async def over_http(db_url: str, n: int, concurrency: int, senders: int, command
     if result["error_count"]:
         raise RuntimeError(f"{result['error_count']} unexpected answers: {result['errors']}")
     await check_stored(db_url, account, n)
-    return Run(result["seconds"], result["latencies"], dbcost.per_message(before, after, n),
-               server_cpu, result["cpu_seconds"])  # fmt: skip
+    return Run(
+        result["seconds"],
+        result["latencies"],
+        dbcost.per_message(before, after, n),
+        server_cpu,
+        result["cpu_seconds"],
+        dbcost.rows_per_message(before, after, n),
+    )
 
 
 async def post(app: ASGIApp, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -222,6 +236,7 @@ class Run:
     database: str  # WAL and PostgreSQL CPU per message
     server_cpu: float | None  # seconds, over the run
     loadgen_cpu: float | None
+    rows: str = ""  # the tables written per message
 
 
 def line(label: str, n: int, run: Run, base_rate: float | None, target: str = "") -> str:
@@ -237,7 +252,9 @@ def line(label: str, n: int, run: Run, base_rate: float | None, target: str = ""
         cpu.append(f"load generator CPU {run.loadgen_cpu / n * 1000:.2f} ms")
     return (
         f"{label:<44}{rate:7.0f} msg/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{ratio}{verdict}\n"
-        f"{'':<44}{run.database}" + (f"; {', '.join(cpu)} per message" if cpu else "")
+        f"{'':<44}{run.database}"
+        + (f"\n{'':<44}{', '.join(cpu)} per message" if cpu else "")
+        + (f"\n{'':<44}{run.rows}" if run.rows else "")
     )
 
 
