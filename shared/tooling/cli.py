@@ -15,10 +15,6 @@ from shared.settings import Settings, get_settings
 from shared.tooling.cluster import Cluster, ClusterError
 from shared.tooling.migrate import MigrationError, MigrationReport, migrate
 
-# Two processes for the 2 cores a deployment here has: one Python process is the
-# bottleneck of the webhook path over HTTP (bench/ingest.py's HTTP mode).
-SERVE_WORKERS = 2
-
 
 def local_cluster(settings: Settings) -> Cluster:
     return Cluster(data_dir=settings.data_dir, port=settings.db_port)
@@ -148,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["agent", "manager", "admin", "owner"])
     user.set_defaults(handler=cmd_user)
 
-    # serve: as deployed (bench/README.md); dev: one process that logs every request.
-    for name, handler, workers in (("serve", cmd_serve, SERVE_WORKERS), ("dev", cmd_dev, 1)):
+    # serve: as deployed; dev: the same, logging every request (bench/README.md).
+    for name, handler in (("serve", cmd_serve), ("dev", cmd_dev)):
         p = sub.add_parser(name, help=f"{name} the functions on one port")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=None)
-        p.add_argument(
-            "--workers", type=int, default=workers, help=f"server processes (default {workers})"
-        )
+        # One process by default: on 2 cores shared with PostgreSQL a second one cost
+        # CPU per message and gained nothing; more where the database runs elsewhere.
+        p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
         p.add_argument(
             "--access-log",
             action=argparse.BooleanOptionalAction,

@@ -1,6 +1,6 @@
 """`connectgain serve` runs the stack chosen by measurement (bench/README.md): uvicorn
-on uvloop and httptools, in two worker processes, without the access log; `connectgain
-dev` the same stack in one process that logs every request."""
+on uvloop and httptools, one process, without the access log; `connectgain dev` the
+same stack, logging every request; --workers N processes that each build the gateway."""
 
 from __future__ import annotations
 
@@ -48,22 +48,19 @@ def runs_on_uvloop(config: uvicorn.Config) -> bool:
         loop.close()
 
 
-def test_serve_runs_uvicorn_on_uvloop_and_httptools_in_two_workers(served):
+def test_serve_runs_uvicorn_on_uvloop_and_httptools_without_the_access_log(served):
     port = free_port()
     assert cli.main(["serve", "--port", str(port)]) == 0
     ((app, options),) = served
+    assert isinstance(app, Gateway)
+    assert app.settings.api_port == port
     config = loaded(app, options)
     assert config.http_protocol_class is HttpToolsProtocol
     assert runs_on_uvloop(config)
-    assert (config.workers, config.access_log, config.port) == (2, False, port)
-    # Each worker builds its own gateway, on the port given on the command line.
-    assert config.factory
-    gateway = Gateway(get_settings())
-    assert gateway.settings.api_port == port
-    assert gateway.settings.supabase_url == f"http://127.0.0.1:{port}"
+    assert (config.workers, config.access_log, config.port) == (1, False, port)
 
 
-def test_dev_serves_the_same_stack_in_one_process_that_logs_requests(served):
+def test_dev_serves_the_same_stack_and_logs_every_request(served):
     args = cli.build_parser().parse_args(["dev"])
     cli.cmd_serve(args, get_settings())  # what `connectgain dev` serves once migrated
     ((app, options),) = served
@@ -74,8 +71,15 @@ def test_dev_serves_the_same_stack_in_one_process_that_logs_requests(served):
     assert (config.workers, config.access_log) == (1, True)
 
 
-def test_serve_takes_a_worker_count_and_the_access_log(served):
-    assert cli.main(["serve", "--workers", "1", "--access-log"]) == 0
+def test_serve_in_several_workers_gives_each_the_port_and_the_same_stack(served):
+    port = free_port()
+    assert cli.main(["serve", "--port", str(port), "--workers", "2", "--access-log"]) == 0
     ((app, options),) = served
-    assert isinstance(app, Gateway)
-    assert (options["access_log"], options.get("workers", 1)) == (True, 1)
+    config = loaded(app, options)  # as a worker loads it: by name, from the environment
+    assert config.factory
+    assert config.http_protocol_class is HttpToolsProtocol
+    assert runs_on_uvloop(config)
+    assert (config.workers, config.access_log, config.port) == (2, True, port)
+    # Each worker builds its own gateway, on the port given on the command line.
+    settings = get_settings()
+    assert (settings.api_port, settings.supabase_url) == (port, f"http://127.0.0.1:{port}")
