@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from uvicorn.importer import import_from_string
 
 from shared.settings import Settings, get_settings, local_database_url
 from shared.tooling import cli
@@ -62,9 +61,6 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
 
     def run(app: Any, **options: Any) -> None:
-        if options.get("factory"):  # the workers' app, on the settings they will read
-            get_settings.cache_clear()
-            app = import_from_string(app)()
         calls.append({"settings": app.settings, **options})
 
     import uvicorn
