@@ -247,7 +247,11 @@ def line(label: str, n: int, run: Run, base_rate: float | None, target: str = ""
     if target:
         met = "met" if rate >= 1000 and p99 < 50 else "NOT met"
         verdict = f"   {target} {met}"
-    cpu = [f"server CPU {run.server_cpu / n * 1000:.2f} ms"] if run.server_cpu is not None else []
+    cpu = []
+    if run.server_cpu is not None:
+        # In process, the app shares the bench's process with the calls into it.
+        who = "server" if run.loadgen_cpu is not None else "app and caller"
+        cpu.append(f"{who} CPU {run.server_cpu / n * 1000:.2f} ms")
     if run.loadgen_cpu is not None:
         cpu.append(f"load generator CPU {run.loadgen_cpu / n * 1000:.2f} ms")
     return (
