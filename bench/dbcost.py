@@ -88,6 +88,12 @@ async def read(db_url: str) -> Reading:
         await conn.close()
 
 
+def cpu_seconds(before: Reading, after: Reading) -> float | None:
+    if before.pg_cpu is None or after.pg_cpu is None:
+        return None
+    return after.pg_cpu - before.pg_cpu
+
+
 def per_message(before: Reading, after: Reading, messages: int) -> str:
     records = (after.wal_records - before.wal_records) / messages
     size = (after.wal_bytes - before.wal_bytes) / messages
