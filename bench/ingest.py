@@ -1,13 +1,21 @@
 """Inbound throughput: signed WhatsApp webhooks through the real handler into the real database.
 
     .venv/bin/python bench/ingest.py [--messages 5000] [--concurrency 16] [--db-url URL]
+                                     [--http-only] [--server 'COMMAND {port}' ...]
 
-Each request goes straight into the gateway's ASGI app, as the HTTP server hands
-it over, so the load generator spends no HTTP client's CPU on the cores measured.
-Against a baseline in the same run: the same number of bare single-row inserts,
-one transaction each, through asyncpg with the same concurrency. Prints
-messages/s for both, the ratio, and the handler's latency percentiles.
-Target: at least 1,000 messages/s on 2 cores and p99 handler latency under 50 ms.
+Two modes in one run, against a baseline of the same number of bare single-row
+inserts, one transaction each, through asyncpg with the same concurrency:
+
+  in-process  each request straight into the gateway's ASGI app, as the HTTP server
+              hands it over: the handler and the database, without HTTP.
+  HTTP        what a provider sees: `connectgain serve` in its own process on a
+              loopback port, and the load from bench/loadgen.py in another, over
+              keep-alive HTTP/1.1 connections, one message per delivery.
+
+Prints messages/s, p50/p99 latency and the ratio to the baseline for each, the WAL
+(bytes, records) and PostgreSQL CPU per message, the server's and load generator's
+CPU per message, and the tables written per message.
+Target over HTTP: at least 1,000 messages/s on 2 cores with p99 under 50 ms.
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from starlette.types import ASGIApp, Message
 
+from bench import dbcost, serving
 from bench.database import bench_database, percentile
 from shared.channels.meta.graph import sign
 from shared.runtime import Runtime
@@ -75,7 +86,7 @@ async def run_pool(jobs: list[Any], concurrency: int, work: Any) -> tuple[float,
     return time.perf_counter() - started, latencies
 
 
-async def baseline(db_url: str, n: int, concurrency: int) -> tuple[float, list[float]]:
+async def baseline(db_url: str, n: int, concurrency: int) -> Run:
     pool = await asyncpg.create_pool(db_url, min_size=concurrency, max_size=concurrency)
     await pool.execute(
         "create table if not exists bench_baseline (id bigserial primary key, body text)"
@@ -85,54 +96,109 @@ async def baseline(db_url: str, n: int, concurrency: int) -> tuple[float, list[f
         await pool.execute("insert into bench_baseline (body) values ($1)", f"message {i}")
 
     try:
-        return await run_pool(list(range(n)), concurrency, insert)
+        before = await dbcost.read(db_url)
+        seconds, latencies = await run_pool(list(range(n)), concurrency, insert)
     finally:
         await pool.close()
+    after = await dbcost.read(db_url)  # the backends have exited: their WAL records counted
+    return Run(seconds, latencies, dbcost.per_message(before, after, n), None, None)
 
 
-async def handler(
-    db_url: str, n: int, concurrency: int, senders: int, per_webhook: int = 1
-) -> tuple[float, list[float]]:
-    settings = Settings(database_url=db_url, db_pool_min=concurrency, db_pool_max=concurrency)
-    runtime = await Runtime.open(settings)
-    async with runtime.db.service_tx() as conn:
-        org = await conn.fetchval(
-            "insert into organizations (name, slug) values ('Bench', $1) returning id",
-            f"bench-{per_webhook}-{uuid.uuid4().hex[:6]}",
-        )
-        account = await conn.fetchval(
-            "insert into channel_accounts (organization_id, channel, name, external_id)"
-            " values ($1, 'whatsapp', 'Bench', $2) returning id",
-            org,
-            PHONE_NUMBER_ID,
-        )
-        await conn.execute(
-            "insert into private.channel_credentials (channel_account_id, secrets) values ($1, $2)",
-            account,
-            {"app_secret": APP_SECRET, "access_token": "x", "verify_token": "bench-verify"},
-        )
-    bodies = [webhook(i, min(per_webhook, n - i), senders) for i in range(0, n, per_webhook)]
-    path = f"/functions/v1/whatsapp-webhook/{account}"
-    gateway = Gateway(settings, runtime=runtime)
-    prepare_heap_for_serving()  # as the server's startup does (Gateway lifespan)
-
-    async def deliver(body: bytes) -> None:
-        signature = sign(body, APP_SECRET)
-        headers = {"x-hub-signature-256": signature, "content-type": "application/json"}
-        status, answer = await post(gateway, path, body, headers)
-        if status != 200 or json.loads(answer)["failed"]:
-            raise RuntimeError(f"unexpected answer: {status} {answer!r}")
-
+async def bench_account(db_url: str, tag: str) -> str:
+    """A fresh organization with a WhatsApp account of its own, for one run."""
+    runtime = await Runtime.open(Settings(database_url=db_url, db_pool_min=1, db_pool_max=1))
     try:
-        result = await run_pool(bodies, concurrency, deliver)
-        stored = await runtime.db.pool.fetchval(
-            "select count(*) from messages where channel_account_id = $1", account
-        )
-        if stored != n:
-            raise RuntimeError(f"{stored} messages stored, expected {n}")
-        return result
+        async with runtime.db.service_tx() as conn:
+            org = await conn.fetchval(
+                "insert into organizations (name, slug) values ('Bench', $1) returning id",
+                f"bench-{tag}-{uuid.uuid4().hex[:6]}",
+            )
+            account = await conn.fetchval(
+                "insert into channel_accounts (organization_id, channel, name, external_id)"
+                " values ($1, 'whatsapp', 'Bench', $2) returning id",
+                org,
+                PHONE_NUMBER_ID,
+            )
+            await conn.execute(
+                "insert into private.channel_credentials (channel_account_id, secrets)"
+                " values ($1, $2)",
+                account,
+                {"app_secret": APP_SECRET, "access_token": "x", "verify_token": "bench-verify"},
+            )
     finally:
         await runtime.close()
+    return str(account)
+
+
+def deliveries(n: int, per_webhook: int, senders: int) -> list[tuple[bytes, dict[str, str]]]:
+    """The signed deliveries carrying n messages, `per_webhook` in each."""
+    bodies = [webhook(i, min(per_webhook, n - i), senders) for i in range(0, n, per_webhook)]
+    return [
+        (body, {"x-hub-signature-256": sign(body, APP_SECRET), "content-type": "application/json"})
+        for body in bodies
+    ]
+
+
+async def check_stored(db_url: str, account: str, n: int) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        stored = await conn.fetchval(
+            "select count(*) from messages where channel_account_id = $1", uuid.UUID(account)
+        )
+    finally:
+        await conn.close()
+    if stored != n:
+        raise RuntimeError(f"{stored} messages stored, expected {n}")
+
+
+async def handler(db_url: str, n: int, concurrency: int, senders: int, per_webhook: int = 1) -> Run:
+    """In process: each request straight into the gateway's ASGI app."""
+    account = await bench_account(db_url, f"asgi-{per_webhook}")
+    path = f"/functions/v1/whatsapp-webhook/{account}"
+    jobs = deliveries(n, per_webhook, senders)
+    settings = Settings(database_url=db_url, db_pool_min=concurrency, db_pool_max=concurrency)
+    runtime = await Runtime.open(settings)
+    try:
+        gateway = Gateway(settings, runtime=runtime)
+        prepare_heap_for_serving()  # as the server's startup does (Gateway lifespan)
+
+        async def deliver(delivery: tuple[bytes, dict[str, str]]) -> None:
+            status, answer = await post(gateway, path, *delivery)
+            if status != 200 or json.loads(answer)["failed"]:
+                raise RuntimeError(f"unexpected answer: {status} {answer!r}")
+
+        before, cpu = await dbcost.read(db_url), time.process_time()
+        seconds, latencies = await run_pool(jobs, concurrency, deliver)
+        server_cpu = time.process_time() - cpu  # the app runs in this process: the server's
+    finally:
+        await runtime.close()
+    after = await dbcost.read(db_url)
+    await check_stored(db_url, account, n)
+    return Run(seconds, latencies, dbcost.per_message(before, after, n), server_cpu, None)
+
+
+async def over_http(db_url: str, n: int, concurrency: int, senders: int, command: str) -> Run:
+    """The server in its own process, as deployed; the load from another, over HTTP."""
+    account = await bench_account(db_url, "http")
+    path = f"/functions/v1/whatsapp-webhook/{account}"
+    requests = [serving.http_request(path, *d) for d in deliveries(n, 1, senders)]
+    async with serving.server(db_url, command=command, pool=concurrency) as server:
+        before, cpu = await dbcost.read(db_url), server.cpu_seconds()
+        result = await serving.load(server.port, requests, concurrency)
+        server_cpu = server.cpu_seconds() - cpu
+    after = await dbcost.read(db_url)  # the server has stopped: its backends are counted
+    if result["error_count"]:
+        raise RuntimeError(f"{result['error_count']} unexpected answers: {result['errors']}")
+    await check_stored(db_url, account, n)
+    return Run(
+        result["seconds"],
+        result["latencies"],
+        dbcost.per_message(before, after, n),
+        server_cpu,
+        result["cpu_seconds"],
+        dbcost.rows_per_message(before, after, n),
+        dbcost.cpu_seconds(before, after),
+    )
 
 
 async def post(app: ASGIApp, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -166,6 +232,47 @@ async def post(app: ASGIApp, path: str, body: bytes, headers: dict[str, str]) ->
     return status, b"".join(chunks)
 
 
+@dataclass
+class Run:
+    seconds: float
+    latencies: list[float]
+    database: str  # WAL and PostgreSQL CPU per message
+    server_cpu: float | None  # seconds, over the run
+    loadgen_cpu: float | None
+    rows: str = ""  # the tables written per message
+    pg_cpu: float | None = None  # seconds, over the run
+
+
+def line(label: str, n: int, run: Run, base_rate: float | None, target: str = "") -> str:
+    rate = n / run.seconds
+    p50, p99 = percentile(run.latencies, 50), percentile(run.latencies, 99)
+    ratio = f"   ratio to baseline {rate / base_rate:.2f}" if base_rate else ""
+    verdict = ""
+    if target:
+        met = "met" if rate >= 1000 and p99 < 50 else "NOT met"
+        verdict = f"   {target} {met}"
+    cpu = []
+    if run.server_cpu is not None:
+        # In process, the app shares the bench's process with the calls into it.
+        who = "server" if run.loadgen_cpu is not None else "app and caller"
+        cpu.append(f"{who} {run.server_cpu / n * 1000:.2f} ms")
+    if run.loadgen_cpu is not None:
+        cpu.append(f"load generator {run.loadgen_cpu / n * 1000:.2f} ms")
+    cpu_line = f"CPU per message: {', '.join(cpu)}" if cpu else ""
+    if run.pg_cpu is not None and run.server_cpu is not None and run.loadgen_cpu is not None:
+        # All three share the machine's cores: their CPU per message bounds the rate.
+        total = (run.pg_cpu + run.server_cpu + run.loadgen_cpu) / n
+        cores = os.cpu_count() or 1
+        cpu_line += f"; with PostgreSQL, {total * 1000:.2f} ms in all"
+        cpu_line += f": at most {cores / total:.0f} msg/s on {cores} cores"
+    return (
+        f"{label:<44}{rate:7.0f} msg/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{ratio}{verdict}\n"
+        f"{'':<44}{run.database}"
+        + (f"\n{'':<44}{cpu_line}" if cpu_line else "")
+        + (f"\n{'':<44}{run.rows}" if run.rows else "")
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
@@ -174,40 +281,36 @@ async def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=5, help="messages per webhook in the batched run"
     )
+    parser.add_argument(
+        "--server",
+        action="append",
+        help="a server command for the HTTP mode, with {port}; repeat it to compare stacks"
+        " in one run (default: connectgain serve)",
+    )
+    parser.add_argument("--http-only", action="store_true", help="skip the in-process runs")
     parser.add_argument("--db-url")
     args = parser.parse_args()
-    n = args.messages
+    n, c = args.messages, args.concurrency
+    servers: list[str] = args.server or [serving.SERVE]
     async with bench_database(args.db_url) as db_url:
-        base_seconds, base_latencies = await baseline(db_url, n, args.concurrency)
-        runs = [
-            (per, *await handler(db_url, n, args.concurrency, args.senders, per))
-            for per in (1, args.batch)
-        ]
+        base = await baseline(db_url, n, c)
+        pers = () if args.http_only else (1, args.batch)
+        in_process = [(per, await handler(db_url, n, c, args.senders, per)) for per in pers]
+        http = [await over_http(db_url, n, c, args.senders, command) for command in servers]
     print(
         f"messages: {n} ({args.senders} distinct senders, {n - args.senders} repeats), "
-        f"concurrency {args.concurrency}"
+        f"concurrency {c}"
     )
-    base_rate = n / base_seconds
-    base_p50, base_p99 = percentile(base_latencies, 50), percentile(base_latencies, 99)
-    print(
-        f"baseline  bare inserts, one per transaction  {base_rate:7.0f} rows/s      "
-        f"p50 {base_p50:6.2f} ms  p99 {base_p99:6.2f} ms"
-    )
-    for per, seconds, latencies in runs:
-        rate, p99 = n / seconds, percentile(latencies, 99)
-        # The target is for one message per delivery. With several, the latency is a
-        # delivery's: `concurrency` × `per` messages are in flight at once.
-        verdict = "met" if rate >= 1000 and p99 < 50 else "NOT met"
-        target = (
-            f"target (>= 1000/s, p99 < 50 ms) {verdict}"
-            if per == 1
-            else f"({args.concurrency * per} messages in flight)"
-        )
-        print(
-            f"handler   whatsapp-webhook, {per} per delivery   {rate:7.0f} messages/s  "
-            f"p50 {percentile(latencies, 50):6.2f} ms  p99 {p99:6.2f} ms"
-            f"   ratio to baseline {rate / base_rate:.2f}   {target}"
-        )
+    base_rate = n / base.seconds
+    print(line("baseline   bare inserts, one per transaction", n, base, None))
+    target = "target (>= 1000/s, p99 < 50 ms)"
+    for per, run in in_process:
+        # With several per delivery the latency is a delivery's: c × per messages in flight.
+        label = f"in-process whatsapp-webhook, {per} per delivery"
+        print(line(label, n, run, base_rate, target if per == 1 else f"({c * per} in flight)"))
+    for command, run in zip(servers, http, strict=True):
+        print(line("HTTP       whatsapp-webhook, 1 per delivery", n, run, base_rate, target))
+        print(f"{'':<44}server: {command.replace(sys.executable, 'python')}")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from shared.tooling.gateway import Gateway
+    from shared.tooling.serving import FACTORY, UVICORN_OPTIONS
 
     if args.port:
         # --port moves what follows the API port too (SUPABASE_URL, the public base URL).
@@ -91,11 +92,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     port = settings.api_port
     _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
     _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
-    if gateway.schedule:
+    if gateway.schedule and args.workers > 1:
+        # every worker would run every job: the schedule wants one process (or pg_cron)
+        _say("The schedule does not run with --workers above 1.")
+    elif gateway.schedule:
         _say("Schedule (UTC; each run's summary is logged):")
         _say(*(f"  {job.cron:<12} {job.slug}" for job in gateway.schedule))
     _log_schedule_runs()
-    uvicorn.run(gateway, host=args.host, port=port, log_level="info")
+    options = {"host": args.host, "port": port, "log_level": "info", "access_log": args.access_log}
+    if args.workers == 1:
+        uvicorn.run(gateway, **options, **UVICORN_OPTIONS)
+        return
+    # Worker processes import the app by name and read their settings from the
+    # environment: the port moved by --port goes there for them.
+    os.environ["CONNECTGAIN_API_PORT"] = str(port)
+    uvicorn.run(FACTORY, factory=True, workers=args.workers, **options, **UVICORN_OPTIONS)
 
 
 def _log_schedule_runs() -> None:
@@ -172,12 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["agent", "manager", "admin", "owner"])
     user.set_defaults(handler=cmd_user)
 
+    # serve: as deployed; dev: the same, logging every request (bench/README.md).
     for name, handler in (("serve", cmd_serve), ("dev", cmd_dev)):
         p = sub.add_parser(name, help=f"{name} the functions on one port")
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=None)
         p.add_argument(
             "--no-schedule", action="store_true", help="do not run the scheduled functions"
+        )
+        # One process by default: on 2 cores shared with PostgreSQL a second one cost
+        # CPU per message and gained nothing; more where the database runs elsewhere.
+        p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+        p.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=name == "dev",
+            help="log every request",
         )
         p.set_defaults(handler=handler)
 
