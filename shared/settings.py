@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # before a retry or the outbound-sweep job may finish what a killed server left.
     claim_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
 
+    # Serving (`connectgain serve`, the image): one function's slug or "all", and
+    # whether the local scheduler runs: "auto" runs it when serving all functions.
+    function: str = "all"
+    schedule: Literal["auto", "on", "off"] = "auto"
+
     # Local tooling
     project_dir: Path = PROJECT_DIR
     data_dir: Path = PROJECT_DIR / ".connectgain" / "db"
@@ -106,6 +111,11 @@ class Settings(BaseSettings):
     invitation_resend_seconds: int = Field(default=60, ge=0)
 
     _port_followers: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @field_validator("function", mode="before")
+    @classmethod
+    def _normalise_function(cls, value: object) -> object:
+        return value.strip().lower() or "all" if isinstance(value, str) else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

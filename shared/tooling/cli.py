@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 import asyncpg
+from pydantic import ValidationError
 
-from shared.schedule import SCHEDULE
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, local_api_url
 from shared.tooling.cluster import Cluster, ClusterError
+from shared.tooling.entry import ServeError
 from shared.tooling.migrate import MigrationError, MigrationReport, migrate
 from shared.tooling.schedule_sql import ScheduleError, Secrets, install_schedule, schedule_sql
 
@@ -80,32 +81,39 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-
-    from shared.tooling.gateway import Gateway
-    from shared.tooling.serving import FACTORY, UVICORN_OPTIONS
-
     if args.port:
         # --port moves what follows the API port too (SUPABASE_URL, the public base URL).
         settings = settings.on_ports(api_port=args.port)
-    gateway = Gateway(settings, schedule=() if args.no_schedule else SCHEDULE)
+    _serve(args, settings)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, banner: Sequence[str] = ()) -> None:
+    import uvicorn
+
+    from shared.tooling import entry
+    from shared.tooling.serving import FACTORY, UVICORN_OPTIONS
+
+    gateway = entry.build(settings, function=args.function, no_schedule=args.no_schedule)
     port = settings.api_port
-    _say(f"Functions on http://127.0.0.1:{port}/functions/v1/<slug>:")
-    _say(*(f"  http://127.0.0.1:{port}/functions/v1/{slug}" for slug in gateway.slugs))
+    _say(f"Functions on http://{args.host}:{port}/functions/v1/<slug>:")
+    _say(*(f"  http://{args.host}:{port}/functions/v1/{slug}" for slug in gateway.slugs))
     if gateway.schedule and args.workers > 1:
         # every worker would run every job: the schedule wants one process (or pg_cron)
         _say("The schedule does not run with --workers above 1.")
     elif gateway.schedule:
         _say("Schedule (UTC; each run's summary is logged):")
         _say(*(f"  {job.cron:<12} {job.slug}" for job in gateway.schedule))
+    _say(*banner)
     _log_schedule_runs()
     options = {"host": args.host, "port": port, "log_level": "info", "access_log": args.access_log}
     if args.workers == 1:
         uvicorn.run(gateway, **options, **UVICORN_OPTIONS)
         return
     # Worker processes import the app by name and read their settings from the
-    # environment: the port moved by --port goes there for them.
+    # environment: what the options moved goes there for them.
     os.environ["CONNECTGAIN_API_PORT"] = str(port)
+    if args.function:
+        os.environ["CONNECTGAIN_FUNCTION"] = args.function
     uvicorn.run(FACTORY, factory=True, workers=args.workers, **options, **UVICORN_OPTIONS)
 
 
@@ -119,7 +127,33 @@ def _log_schedule_runs() -> None:
         logger.setLevel(logging.INFO)
 
 
+def dev_banner(settings: Settings) -> list[str]:
+    """The local stack's URLs and keys, one block, labelled as `supabase start` labels them."""
+    api = local_api_url(settings.api_port)
+    if settings.jwt_secret is None:
+        raise ClusterError("The local stack needs the local JWT secret")
+    rows = [
+        ("API URL", api),
+        ("Functions URL", f"{api}/functions/v1"),
+        ("DB URL", settings.database_url),
+        ("JWKS URL", settings.jwks_endpoint),
+        ("JWT secret", settings.jwt_secret.get_secret_value()),
+        ("anon key", settings.local_key("anon")),
+        ("service_role key", settings.service_key),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return [
+        "Started ConnectGain local development setup.",
+        "",
+        *(f"{label:>{width}}: {value}" for label, value in rows),
+        "",
+    ]
+
+
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
+    if settings.mode != "local":
+        # It prints its keys and secret: those of the local stack only.
+        raise ClusterError("`connectgain dev` is local only; unset CONNECTGAIN_MODE")
     cluster = local_cluster(settings)
     if settings.database_url != cluster.url():
         # Serving one database after migrating another would be silently wrong.
@@ -127,14 +161,11 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> None:
             f"SUPABASE_DB_URL ({settings.database_url}) is not the local database"
             f" ({cluster.url()}).\nUnset it for `connectgain dev`; CONNECTGAIN_DB_PORT moves both."
         )
+    if args.port:
+        settings = settings.on_ports(api_port=args.port)
     _say(*cluster.start())
     _run_migrate(settings, cluster.url(), seed=True)
-    _say(
-        f"Database URL:     {cluster.url()}",
-        f"anon key:         {settings.local_key('anon')}",
-        f"service_role key: {settings.service_key}",
-    )
-    cmd_serve(args, settings)
+    _serve(args, settings, banner=dev_banner(settings))
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> None:
@@ -200,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
             default=name == "dev",
             help="log every request",
         )
+        p.add_argument(
+            "--function",
+            metavar="SLUG",
+            help="serve this function (and health) alone, or 'all' (CONNECTGAIN_FUNCTION)",
+        )
         p.set_defaults(handler=handler)
 
     schedule = sub.add_parser(
@@ -221,8 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
-        handler(args, get_settings())
-    except (ClusterError, MigrationError, ScheduleError) as exc:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"error: configuration: {exc}", file=sys.stderr)
+        return 1
+    try:
+        handler(args, settings)
+    except (ClusterError, MigrationError, ScheduleError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

@@ -15,7 +15,7 @@ import contextlib
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -53,12 +53,18 @@ class Gateway:
         settings: Settings,
         runtime: Runtime | None = None,
         schedule: Iterable[ScheduledJob] = (),
+        only: Collection[str] | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
         self._owns_runtime = runtime is None
         self.auth = LocalAuth(settings)
-        self.modules = function_modules()
+        # `only`: the slugs to serve (a container of one function, shared/tooling/entry.py).
+        self.modules = {
+            slug: module
+            for slug, module in function_modules().items()
+            if only is None or slug in only
+        }
         self.schedule = tuple(schedule)
         self._scheduler: asyncio.Task[None] | None = None
         self.apps = {

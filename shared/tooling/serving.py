@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.tooling.gateway import Gateway
 from shared.settings import get_settings
+from shared.tooling import entry
+from shared.tooling.gateway import Gateway
 
 # Named, not "auto": with "auto" a missing extension falls back silently to the
 # slow stack, and the server would still start.
@@ -22,4 +23,5 @@ FACTORY = f"{__name__}:gateway_from_environment"
 def gateway_from_environment() -> Gateway:
     """The gateway on the environment's settings: an app factory for a server's workers
     (`uvicorn --factory`, `granian --factory`), which import it by name."""
-    return Gateway(get_settings())
+    # each worker would run every job: workers never run the schedule
+    return entry.build(get_settings(), no_schedule=True)

@@ -90,8 +90,15 @@ def test_a_dev_stack_on_other_ports_is_one_stack(
     assert asyncio.run(_users_in(stack.url)) == ["ana@example.com"]
     assert created["user_id"]
 
+    capsys.readouterr()
     assert cli.main(["dev"]) == 0
     (dev,) = served
+    printed = capsys.readouterr().out.splitlines()
+    block = printed[printed.index("Started ConnectGain local development setup.") :]
+    assert f"         API URL: http://127.0.0.1:{stack.api_port}" in block
+    assert f"          DB URL: {stack.url}" in block
+    assert f"   Functions URL: http://127.0.0.1:{stack.api_port}/functions/v1" in block
+    assert any(line.startswith("service_role key: ey") for line in block)
     settings: Settings = dev["settings"]
     assert dev["port"] == stack.api_port
     assert settings.database_url == stack.url

@@ -12,10 +12,10 @@ import uvicorn
 import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shared.tooling.gateway import Gateway
 from shared.settings import get_settings
 from shared.tooling import cli
 from shared.tooling.cluster import free_port
+from shared.tooling.gateway import Gateway
 
 
 @pytest.fixture
