@@ -128,7 +128,9 @@ def _password(body: dict[str, Any]) -> str:
 
 
 def _metadata(body: dict[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name) or {}
+    value = body.get(name)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise AuthApiError(400, "validation_failed", f"{name} must be a JSON object")
     return value
