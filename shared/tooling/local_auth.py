@@ -6,7 +6,7 @@ the local stand-in (supabase/local/10_auth.sql; shared/tooling/local_auth_store.
     GET  /.well-known/jwks.json                     the signing key (no apikey, as Supabase)
     POST /signup {email, password, data}            a confirmed user and a session
     POST /token?grant_type=password|refresh_token   a session
-    GET  /user                                      the user of the Bearer token
+    GET|PUT /user {password, data}                  the Bearer token's user; sets them
     POST /logout?scope=global|local|others          ends sessions (their refresh tokens)
     POST /otp {email, create_user, data}            a magic link
     GET|POST /verify                                redeems an invite / magic link
@@ -45,6 +45,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/signup"): api.signup,
     ("POST", "/token"): api.token,
     ("GET", "/user"): api.get_user,
+    ("PUT", "/user"): api.update_user,
     ("POST", "/logout"): api.logout,
     ("POST", "/otp"): api.otp,
     ("POST", "/verify"): api.verify,

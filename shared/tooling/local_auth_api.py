@@ -237,6 +237,21 @@ async def get_user(call: Call) -> Any:
     return store.user_json((await _current(call))[1])
 
 
+async def update_user(call: Call) -> Any:
+    """The signed-in user sets a password (an invitee's first) or their metadata."""
+    _, row = await _current(call)
+    body = await call.body()
+    if body.get("email") not in (None, row["email"]) or body.get("phone"):
+        raise AuthApiError(
+            422, "validation_failed", "The local Auth does not change e-mail addresses or phones"
+        )
+    password = _password(body) if body.get("password") is not None else None
+    data = _metadata(body, "data")
+    async with call.runtime.db.service_tx() as conn:
+        await store.update_user(conn, user_id=row["id"], password=password, user_metadata=data)
+        return store.user_json(await store.user_by_id(conn, user_id=row["id"]))
+
+
 async def logout(call: Call) -> None:
     scope = call.query.get("scope", "global")
     if scope not in ("global", "local", "others"):

@@ -111,6 +111,21 @@ async def create_user(
     )
 
 
+async def update_user(
+    conn: Connection, *, user_id: UUID, password: str | None, user_metadata: dict[str, Any]
+) -> None:
+    """A new password (hashed) if given; metadata merged into the stored one, as GoTrue does."""
+    await conn.execute(
+        "update auth.users set encrypted_password = case when $2::text is null"
+        " then encrypted_password else extensions.crypt($2, extensions.gen_salt('bf', 10)) end,"
+        " raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb) || $3::jsonb,"
+        " updated_at = now() where id = $1",
+        user_id,
+        password,
+        user_metadata,
+    )
+
+
 async def check_password(conn: Connection, *, email: str, password: str) -> Any:
     """The user whose password this is, or None (unknown address, no password, mismatch)."""
     return await conn.fetchrow(

@@ -235,6 +235,16 @@ async def test_an_invitation_goes_through_the_local_auth_and_the_invitee_accepts
         "select email_confirmed_at is not null from auth.users where id = $1", invitee
     )
 
+    # The invitee chooses a password, and signs in with it from then on.
+    client = gotrue(settings, gateway)
+    await client.set_session(session["access_token"][0], session["refresh_token"][0])
+    updated = await client.update_user({"password": PASSWORD, "data": {"name": "Nina"}})
+    assert updated.user.user_metadata == {"name": "Nina"}
+    signed_in = await client.sign_in_with_password(
+        {"email": "new@acme.example", "password": PASSWORD}
+    )
+    assert signed_in.user is not None and signed_in.user.id == str(invitee)
+
     # Invited again once confirmed: /invite refuses, so a magic link goes out instead.
     await db.execute("delete from public.organization_members where user_id = $1", invitee)
     again = await local.post(

@@ -234,3 +234,22 @@ async def test_a_browser_may_call_auth_from_another_origin(local: httpx.AsyncCli
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
+
+
+async def test_updating_the_user_validates_and_changes_nothing_on_refusal(
+    settings: Settings, local: httpx.AsyncClient, db: Connection, ada: dict[str, Any]
+):
+    bearer = {**anon(settings), "Authorization": f"Bearer {ada['access_token']}"}
+    stored = "select encrypted_password, raw_user_meta_data from auth.users"
+    before = await db.fetchrow(stored)
+    for body, code in [
+        ({"password": "123"}, "weak_password"),
+        ({"email": "other@example.com"}, "validation_failed"),
+        ({"data": "not an object", "password": "a new long one"}, "validation_failed"),
+    ]:
+        response = await local.put("/auth/v1/user", json=body, headers=bearer)
+        assert response.status_code in (400, 422), response.text
+        assert response.json()["error_code"] == code
+    assert await db.fetchrow(stored) == before
+    no_token = await local.put("/auth/v1/user", json={"password": "x" * 10}, headers=anon(settings))
+    assert no_token.status_code == 401
