@@ -33,6 +33,7 @@ from shared.guard import error_response
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling import local_auth_api as api
+from shared.tooling import local_auth_links as links
 from shared.tooling.local_auth_store import AuthApiError
 
 PREFIX = "/auth/v1"
@@ -47,12 +48,12 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/user"): api.get_user,
     ("PUT", "/user"): api.update_user,
     ("POST", "/logout"): api.logout,
-    ("POST", "/otp"): api.otp,
-    ("POST", "/verify"): api.verify,
-    ("GET", "/verify"): api.verify,
-    ("POST", "/invite"): api.invite,
-    ("POST", "/admin/users"): api.admin_create_user,
-    ("POST", "/admin/generate_link"): api.generate_link,
+    ("POST", "/otp"): links.otp,
+    ("POST", "/verify"): links.verify,
+    ("GET", "/verify"): links.verify,
+    ("POST", "/invite"): links.invite,
+    ("POST", "/admin/users"): links.admin_create_user,
+    ("POST", "/admin/generate_link"): links.generate_link,
 }
 OPEN = frozenset({"/verify"})  # clicked from an e-mail: no apikey, as on Supabase
 

@@ -1,4 +1,5 @@
-"""The handlers of the local Auth (routed by shared/tooling/local_auth.py).
+"""The local Auth's requests (Call) and its session routes: sign-up, the token
+grants, the user, logout (routed by local_auth.py; links in local_auth_links.py).
 
 Request and response shapes follow GoTrue's OpenAPI description; statuses and
 `error_code`s are the ones GoTrue answers with for the same mistakes.
@@ -8,12 +9,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 import jwt
@@ -29,7 +28,6 @@ from shared.tooling.local_auth_store import AuthApiError
 ACCESS_TOKEN_SECONDS = 3600  # GoTrue's default JWT_EXP
 MIN_PASSWORD = 6  # GoTrue's default minimum length
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-log = logging.getLogger("connectgain.local_auth")
 
 
 @dataclass
@@ -97,13 +95,13 @@ class Call:
         return data
 
 
-def _text(body: dict[str, Any], name: str) -> str:
+def text_of(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _email(body: dict[str, Any], status: int = 400) -> str:
-    email = _text(body, "email").lower()
+def email_of(body: dict[str, Any], status: int = 400) -> str:
+    email = text_of(body, "email").lower()
     if not email:
         raise AuthApiError(status, "validation_failed", "An email address is required")
     if not _EMAIL.match(email) or len(email) > 255:
@@ -113,7 +111,7 @@ def _email(body: dict[str, Any], status: int = 400) -> str:
     return email
 
 
-def _password(body: dict[str, Any]) -> str:
+def password_of(body: dict[str, Any]) -> str:
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise AuthApiError(422, "validation_failed", "Signup requires a valid password")
@@ -127,7 +125,7 @@ def _password(body: dict[str, Any]) -> str:
     return password
 
 
-def _metadata(body: dict[str, Any], name: str) -> dict[str, Any]:
+def metadata_of(body: dict[str, Any], name: str) -> dict[str, Any]:
     value = body.get(name)
     if value is None:
         return {}
@@ -136,7 +134,7 @@ def _metadata(body: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-async def _session(call: Call, user_id: UUID, method: str) -> Any:
+async def new_session(call: Call, user_id: UUID, method: str) -> Any:
     """A new session for a user who just proved who they are."""
     async with call.runtime.db.service_tx() as conn:
         session_id, refresh = await store.start_session(conn, user_id=user_id, method=method)
@@ -181,8 +179,8 @@ def _tokens(
 
 async def signup(call: Call) -> Any:
     body = await call.body()
-    email = _email(body, status=422)
-    password = _password(body)
+    email = email_of(body, status=422)
+    password = password_of(body)
     async with call.runtime.db.service_tx() as conn:
         if await store.user_by_email(conn, email=email) is not None:
             raise AuthApiError(422, "user_already_exists", "User already registered")
@@ -191,17 +189,17 @@ async def signup(call: Call) -> Any:
             conn,
             email=email,
             password=password,
-            user_metadata=_metadata(body, "data"),
+            user_metadata=metadata_of(body, "data"),
             confirmed=True,
         )
-    return await _session(call, row["id"], "password")
+    return await new_session(call, row["id"], "password")
 
 
 async def token(call: Call) -> Any:
     grant = call.query.get("grant_type")
     body = await call.body()
     if grant == "password":
-        email = _email(body)
+        email = email_of(body)
         password = body.get("password")
         if not isinstance(password, str) or not password:
             raise AuthApiError(400, "validation_failed", "A password is required")
@@ -211,9 +209,9 @@ async def token(call: Call) -> Any:
             raise AuthApiError(400, "invalid_credentials", "Invalid login credentials")
         if row["email_confirmed_at"] is None:
             raise AuthApiError(400, "email_not_confirmed", "Email not confirmed")
-        return await _session(call, row["id"], "password")
+        return await new_session(call, row["id"], "password")
     if grant == "refresh_token":
-        refresh = _text(body, "refresh_token")
+        refresh = text_of(body, "refresh_token")
         if not refresh:
             raise AuthApiError(400, "validation_failed", "refresh_token required")
         return await _refreshed(call, refresh)
@@ -245,8 +243,8 @@ async def update_user(call: Call) -> Any:
         raise AuthApiError(
             422, "validation_failed", "The local Auth does not change e-mail addresses or phones"
         )
-    password = _password(body) if body.get("password") is not None else None
-    data = _metadata(body, "data")
+    password = password_of(body) if body.get("password") is not None else None
+    data = metadata_of(body, "data")
     async with call.runtime.db.service_tx() as conn:
         await store.update_user(conn, user_id=row["id"], password=password, user_metadata=data)
         return store.user_json(await store.user_by_id(conn, user_id=row["id"]))
@@ -261,141 +259,3 @@ async def logout(call: Call) -> None:
         await store.end_sessions(
             conn, user_id=row["id"], session_id=UUID(claims["session_id"]), scope=scope
         )
-
-
-def _redirect_to(call: Call, body: dict[str, Any]) -> str:
-    value = call.query.get("redirect_to") or body.get("redirect_to")
-    return value if isinstance(value, str) and value else call.settings.public_base_url
-
-
-async def _link(call: Call, conn: Any, row: Any, kind: str, redirect_to: str) -> dict[str, Any]:
-    hashed = await store.issue_link_token(conn, user_id=row["id"], kind=kind, email=row["email"])
-    query = urlencode({"token": hashed, "type": kind, "redirect_to": redirect_to})
-    link = f"{call.settings.supabase_url.rstrip('/')}/auth/v1/verify?{query}"
-    return {
-        "action_link": link,
-        "email_otp": "",
-        "hashed_token": hashed,
-        "redirect_to": redirect_to,
-        "verification_type": kind,
-    }
-
-
-async def _mail(call: Call, conn: Any, row: Any, kind: str, redirect_to: str) -> None:
-    link = (await _link(call, conn, row, kind, redirect_to))["action_link"]
-    await store.record_mail(conn, email=row["email"], kind=kind, link=link)
-    log.info("local Auth: %s mail to %s (not sent): %s", kind, row["email"], link)
-
-
-async def invite(call: Call) -> Any:
-    call.require_admin()
-    body = await call.body()
-    email = _email(body, status=422)
-    async with call.runtime.db.service_tx() as conn:
-        row = await store.user_by_email(conn, email=email)
-        if row is not None and row["email_confirmed_at"] is not None:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
-        if row is None:
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=None,
-                user_metadata=_metadata(body, "data"),
-                confirmed=False,
-                invited=True,
-            )
-        await _mail(call, conn, row, "invite", _redirect_to(call, body))
-    return store.user_json(row)
-
-
-async def otp(call: Call) -> Any:
-    body = await call.body()
-    email = _email(body, status=422)
-    async with call.runtime.db.service_tx() as conn:
-        row = await store.user_by_email(conn, email=email)
-        if row is None:
-            if body.get("create_user") is False:
-                raise AuthApiError(422, "otp_disabled", "Signups not allowed for otp")
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=None,
-                user_metadata=_metadata(body, "data"),
-                confirmed=False,
-            )
-        await _mail(call, conn, row, "magiclink", _redirect_to(call, body))
-    return {}
-
-
-async def admin_create_user(call: Call) -> Any:
-    call.require_admin()
-    body = await call.body()
-    email = _email(body)
-    password = _password(body) if body.get("password") is not None else None
-    async with call.runtime.db.service_tx() as conn:
-        if await store.user_by_email(conn, email=email) is not None:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
-        row = await store.create_user(
-            conn,
-            email=email,
-            password=password,
-            user_metadata=_metadata(body, "user_metadata"),
-            confirmed=body.get("email_confirm") is True,
-        )
-    return store.user_json(row)
-
-
-async def generate_link(call: Call) -> Any:
-    call.require_admin()
-    body = await call.body()
-    kind = _text(body, "type")
-    if kind not in ("signup", "invite", "magiclink", "recovery"):
-        raise AuthApiError(
-            422, "validation_failed", "type must be signup, invite, magiclink or recovery"
-        )
-    email = _email(body)
-    password = _password(body) if kind == "signup" else None
-    async with call.runtime.db.service_tx() as conn:
-        row = await store.user_by_email(conn, email=email)
-        if row is None and kind in ("magiclink", "recovery"):
-            raise AuthApiError(404, "user_not_found", "User with this email not found")
-        if row is not None and kind in ("signup", "invite") and row["email_confirmed_at"]:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
-        if row is None:
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=password,
-                user_metadata=_metadata(body, "data"),
-                confirmed=False,
-                invited=kind == "invite",
-            )
-        properties = await _link(call, conn, row, kind, _redirect_to(call, body))
-    return {**store.user_json(row), **properties}
-
-
-async def verify(call: Call) -> Any:
-    """Redeems a link: GET (the e-mail's link) redirects with the session in the URL's
-    fragment, as the implicit flow does; POST {type, token_hash} answers the session."""
-    body = {} if call.request.method == "GET" else await call.body()
-    kind = call.query.get("type") if call.request.method == "GET" else _text(body, "type")
-    token_hash = call.query.get("token") or _text(body, "token_hash") or _text(body, "token")
-    if not kind or not token_hash:
-        raise AuthApiError(400, "validation_failed", "Verify requires a type and a token")
-    kinds = {"magiclink", "signup", "email"} if kind in ("magiclink", "email") else {kind}
-    async with call.runtime.db.service_tx() as conn:
-        user_id = await store.redeem_link_token(conn, token_hash=token_hash, kinds=kinds)
-    session = await _session(call, user_id, "otp")
-    if call.request.method != "GET":
-        return session
-    fragment = urlencode(
-        {k: session[k] for k in ("access_token", "expires_at", "expires_in", "refresh_token")}
-        | {"token_type": "bearer", "type": kind}
-    )
-    return Redirect(f"{_redirect_to(call, body)}#{fragment}")
