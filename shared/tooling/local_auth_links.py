@@ -148,8 +148,15 @@ async def verify(call: Call) -> Any:
     if not kind or not token_hash:
         raise AuthApiError(400, "validation_failed", "Verify requires a type and a token")
     kinds = {"magiclink", "signup", "email"} if kind in ("magiclink", "email") else {kind}
-    async with call.runtime.db.service_tx() as conn:
-        user_id = await store.redeem_link_token(conn, token_hash=token_hash, kinds=kinds)
+    try:
+        async with call.runtime.db.service_tx() as conn:
+            user_id = await store.redeem_link_token(conn, token_hash=token_hash, kinds=kinds)
+    except AuthApiError as exc:
+        if call.request.method != "GET":
+            raise
+        # A browser lands on the app either way; the app reads the error from the URL.
+        error = {"error": "access_denied", "error_code": exc.code, "error_description": exc.message}
+        return Redirect(f"{_redirect_to(call, body)}#{urlencode(error)}")
     session = await new_session(call, user_id, "otp")
     if call.request.method != "GET":
         return session

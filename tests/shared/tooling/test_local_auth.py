@@ -223,6 +223,9 @@ async def test_an_invitation_goes_through_the_local_auth_and_the_invitee_accepts
     page, _, fragment = clicked.headers["location"].partition("#")
     session = parse_qs(fragment)
     token = parse_qs(urlsplit(page).query)["invitation_token"][0]
+    reopened = await local.get(link.removeprefix(settings.supabase_url))
+    assert reopened.status_code == 303  # a spent link: back to the app, with the error
+    assert parse_qs(reopened.headers["location"].partition("#")[2])["error_code"] == ["otp_expired"]
     accepted = await local.post(
         "/functions/v1/members/invitations/accept",
         json={"token": token},
