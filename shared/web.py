@@ -127,6 +127,7 @@ CORS_REQUEST_HEADERS = (
     "apikey",
     "content-type",
     "x-client-info",
+    "x-supabase-api-version",  # supabase-js's Auth client sends it
     "x-region",
     "x-api-key",
     "idempotency-key",

@@ -53,11 +53,19 @@ def local_jwks(settings: Settings) -> dict[str, Any]:
 
 
 def mint_access_token(
-    settings: Settings, *, user_id: UUID, email: str | None, ttl_seconds: int = 86_400
+    settings: Settings,
+    *,
+    user_id: UUID,
+    email: str | None,
+    ttl_seconds: int = 86_400,
+    session_id: UUID | None = None,
+    user_metadata: dict[str, Any] | None = None,
+    amr_method: str = "password",
+    now: int | None = None,
 ) -> str:
     """An access token shaped like Supabase Auth's, for local users and tests only."""
     kid, private = _signing_key(_local_secret(settings))
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     claims = {
         "aud": settings.jwt_audience,
         "exp": now + ttl_seconds,
@@ -67,11 +75,24 @@ def mint_access_token(
         "email": email or "",
         "phone": "",
         "app_metadata": {"provider": "email", "providers": ["email"]},
-        "user_metadata": {},
+        "user_metadata": user_metadata or {},
         "role": "authenticated",
         "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": now}],
-        "session_id": str(uuid.uuid4()),
+        "amr": [{"method": amr_method, "timestamp": now}],
+        "session_id": str(session_id or uuid.uuid4()),
         "is_anonymous": False,
     }
     return jwt.encode(claims, private, algorithm="ES256", headers={"kid": kid, "typ": "JWT"})
+
+
+def verify_local_token(settings: Settings, token: str) -> dict[str, Any]:
+    """The claims of a token the local Auth signed; raises jwt.PyJWTError otherwise."""
+    _, private = _signing_key(_local_secret(settings))
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        private.public_key(),
+        algorithms=["ES256"],
+        audience=settings.jwt_audience,
+        options={"require": ["exp", "sub", "session_id"]},
+    )
+    return claims

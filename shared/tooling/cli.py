@@ -118,9 +118,11 @@ def _serve(args: argparse.Namespace, settings: Settings, banner: Sequence[str] =
 
 
 def _log_schedule_runs() -> None:
-    """The scheduler's lines beside uvicorn's (which configures only its own loggers)."""
-    logger = logging.getLogger("connectgain.schedule")
-    if not logger.handlers:
+    """The scheduler's lines, and the local Auth's mail links, beside uvicorn's (which
+    configures only its own loggers)."""
+    for logger in map(logging.getLogger, ("connectgain.schedule", "connectgain.local_auth")):
+        if logger.handlers:
+            continue
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         logger.addHandler(handler)

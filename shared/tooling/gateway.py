@@ -1,8 +1,8 @@
 """Serves every module of `functions/` on one port, with Supabase's URL layout.
 
 `/functions/v1/<slug>/<rest>` goes to the app of module `<slug with - as _>`,
-which sees `<rest>` as its path (root_path set as a proxy would set it); the
-local Auth's signing keys are at `/auth/v1/.well-known/jwks.json`. In
+which sees `<rest>` as its path (root_path set as a proxy would set it); `/auth/v1` is
+the local Auth (shared/tooling/local_auth.py), in local mode only. In
 production each function runs alone behind Supabase; here they share one
 Runtime, opened and closed by the gateway's lifespan, which also runs the
 scheduled functions it is given (shared/tooling/scheduler.py).
@@ -58,7 +58,7 @@ class Gateway:
         self.settings = settings
         self.runtime = runtime
         self._owns_runtime = runtime is None
-        self.auth = LocalAuth(settings)
+        self.auth = LocalAuth(settings, lambda: self.runtime)
         # `only`: the slugs to serve (a container of one function, shared/tooling/entry.py).
         self.modules = {
             slug: module
@@ -98,7 +98,8 @@ class Gateway:
             await self._lifespan(receive, send)
             return
         if self.auth.serves(scope.get("path", "")):
-            await self.auth(scope, receive, send)
+            # supabase-js calls Auth from the browser, as it calls the functions.
+            await Cors(self.auth, self.settings.cors_origins)(scope, receive, send)
             return
         match = _ROUTE.match(scope.get("path", ""))
         app = self.apps.get(match["slug"]) if match else None

@@ -24,7 +24,7 @@ async def create_local_user(
             if await is_hosted_supabase(conn):
                 raise ClusterError("Users of a hosted project are created by Supabase Auth")
             user_id: UUID = await conn.fetchval(
-                "insert into auth.users (email) values (lower($1))"
+                "insert into auth.users (email, email_confirmed_at) values (lower($1), now())"
                 " on conflict (email) do update set updated_at = now() returning id",
                 email,
             )

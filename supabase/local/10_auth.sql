@@ -56,3 +56,54 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role;
+
+-- What the local Auth (shared/tooling/local_auth.py) keeps: the columns and tables
+-- of GoTrue's own schema it needs, by the same names. Hosted projects have the real ones.
+alter table auth.users
+  add column if not exists aud varchar(255) default 'authenticated',
+  add column if not exists role varchar(255) default 'authenticated',
+  add column if not exists encrypted_password varchar(255),
+  add column if not exists email_confirmed_at timestamptz,
+  add column if not exists invited_at timestamptz,
+  add column if not exists confirmation_sent_at timestamptz,
+  add column if not exists last_sign_in_at timestamptz,
+  add column if not exists is_anonymous boolean not null default false;
+
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  aal text not null default 'aal1',
+  amr_method text not null,
+  created_at timestamptz not null default now()
+);
+
+-- Opaque, single-use: a refresh revokes the token it was given and issues its child.
+create table if not exists auth.refresh_tokens (
+  id bigserial primary key,
+  token varchar(255) not null unique,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  session_id uuid not null references auth.sessions (id) on delete cascade,
+  parent varchar(255),
+  revoked boolean not null default false,
+  created_at timestamptz not null default now()
+);
+
+-- The links of invitations, magic links and sign-up confirmations (hashed).
+create table if not exists auth.one_time_tokens (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null references auth.users (id) on delete cascade,
+  token_type text not null,
+  token_hash text not null unique,
+  relates_to text not null,
+  created_at timestamptz not null default now()
+);
+
+-- Local only: the mail the local Auth would have sent (Supabase's local stack
+-- shows it in its mail catcher); `connectgain` prints the link in the log too.
+create table if not exists auth.local_outbox (
+  id bigserial primary key,
+  email text not null,
+  kind text not null,
+  link text not null,
+  sent_at timestamptz not null default now()
+);
