@@ -16,6 +16,7 @@ Each answer is the usual {"error": {"code", "message", "details"}} with details
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -84,12 +85,10 @@ class InputGuard:
         if (refused := _nul_in_head(scope)) is not None:
             await error_response(refused)(scope, receive, send)
             return
-        too_large = error_response(
-            PayloadTooLarge(f"The request body is larger than {self.limit} bytes")
-        )
+        too_large = functools.partial(self._too_large, scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
+            await too_large()
             return
         chunks: list[bytes] = []
         size = 0
@@ -100,7 +99,7 @@ class InputGuard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                await too_large(scope, receive, send)
+                await too_large()
                 return
             if not message.get("more_body", False):
                 break
@@ -119,6 +118,10 @@ class InputGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = PayloadTooLarge(f"The request body is larger than {self.limit} bytes")
+        await error_response(refused)(scope, receive, send)
 
     def _check_body(self, body: bytes) -> Unprocessable | None:
         if not _looks_like_json(body):

@@ -29,6 +29,9 @@ MAX_DEPTH = 64
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What in JSON text can decode to a value PostgreSQL cannot store: a NUL or a
+# surrogate escape, NaN or Infinity (Python's parser takes them), a raw NUL byte.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|\x00")
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -45,6 +48,16 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
         else:
             depth -= 1
     return False
+
+
+def clean_json(raw: bytes) -> bool:
+    """Whether JSON text is UTF-8 and holds nothing that could parse into a value
+    PostgreSQL cannot store: then none of its values needs `unstorable`'s walk."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return _MAYBE_UNSTORABLE.search(raw) is None
 
 
 def _refuse_constant(name: str) -> Any:

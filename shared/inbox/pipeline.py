@@ -135,7 +135,10 @@ def prepare(channel: Channel, account: Account, request: WebhookRequest) -> Deli
         log.warning("%s delivery unreadable, kept raw: %s", account.channel, intake.error_text(exc))
         events = [intake.unreadable(request, exc)]
     else:
-        events = [intake.storable(e, lambda e: parse(channel, account, e)) for e in split]
+        clean = intake.clean(request)
+        events = [
+            intake.storable(e, lambda e: parse(channel, account, e), clean=clean) for e in split
+        ]
     return Delivery(account=account.id, events=events, nonce=intake.storable_nonce(nonce))
 
 

@@ -1,0 +1,46 @@
+"""The quick look that spares a clean delivery the walk for unstorable values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.safejson import clean_json, loads, unstorable
+
+UNSTORABLE = [
+    rb'{"text": "a\u0000b"}',
+    rb'{"text": "\ud800"}',
+    rb'{"text": "\uDFFF"}',
+    rb'{"n": NaN}',
+    rb'{"n": -Infinity}',
+    rb'{"a\u0000": 1}',
+]
+
+
+@pytest.mark.parametrize("raw", UNSTORABLE)
+def test_json_that_may_hold_an_unstorable_value_is_not_clean(raw: bytes):
+    assert unstorable(json.loads(raw)) is not None  # the walk finds it …
+    assert not clean_json(raw)  # … so the quick look must not skip it
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'{"text": "caf\u00e9 \u20ac", "n": 1.5e3, "list": [true, null]}',
+        '{"text": "日本語"}'.encode(),
+        rb'{"escaped": "\\u0000 is text here"}',
+    ],
+)
+def test_ordinary_json_is_clean_and_the_walk_agrees(raw: bytes):
+    assert unstorable(json.loads(raw)) is None
+    assert clean_json(raw) == (b"\\\\u0000" not in raw)  # an escaped backslash: still looked at
+
+
+def test_bytes_that_are_not_utf8_are_not_clean():
+    assert not clean_json(b'{"text": "\xff"}')
+
+
+def test_strict_loads_refuses_what_the_quick_look_flags():
+    with pytest.raises(Exception, match="not valid JSON"):
+        loads(b'{"n": NaN}')
