@@ -19,10 +19,9 @@ from pathlib import Path
 # Highest first. A layer may import itself and everything after it.
 LAYERS = ("tooling", "functions", "http", "domain", "data")
 
-# The HTTP kit: the function factory, its dependencies and the input guard; and the
-# endpoint glue of a domain package, in a module of one of these names wherever it
-# lives (e.g. shared/channels/<channel>/webhook.py, or shared/inbox/webhooks.py until
-# its HTTP part moves out), so a package keeps its glue beside its logic.
+# The HTTP kit: the function factory, its dependencies, the input guard and the
+# channels' webhook endpoint (shared/webhooks.py); and endpoint glue in a module of
+# one of these names wherever it lives, so a package may keep its glue beside its logic.
 HTTP_KIT = ("shared.web", "shared.guard")
 HTTP_GLUE_NAMES = frozenset({"web", "webhook", "webhooks"})
 
