@@ -1,33 +1,21 @@
-"""The invitation schema on its own: RLS, the token table and who may call its functions
-(as PostgREST would run them). Misuse by another organization: tests/security/misuse.py."""
+"""The invitation schema on its own: RLS, the token table, the e-mail column (as
+PostgREST would run them). Who may execute its functions: tests/security/test_privileges.py;
+misuse by another organization: tests/security/misuse.py."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
-from shared.auth import Principal
 from shared.db import Connection
 from shared.runtime import Runtime
+from tests.security.misuse import as_
 from tests.support import issue_key, make_org, make_user, member, principal
 
-FUNCTIONS = [
-    "app.create_invitation(uuid, text, public.member_role, bytea, interval)",
-    "app.revoke_invitation(uuid)",
-    "app.accept_invitation(bytea)",
-    "app.member_directory(uuid)",
-    "app.profile_email_follows_auth()",
-]
 TOKEN = hashlib.sha256(b"the token in the e-mail").digest()
-
-
-async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
 
 
 async def invite(runtime: Runtime, admin: UUID, org: UUID, email: str, role: str = "agent") -> UUID:
@@ -80,22 +68,6 @@ async def test_token_hashes_are_out_of_reach_of_the_api_roles(
         await db.execute(f"set local role {role}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await db.fetch("select * from private.invitation_tokens")
-
-
-async def test_the_functions_are_executable_by_signed_in_users_only(db: Connection):
-    for function in FUNCTIONS:
-        assert not await db.fetchval(
-            "select has_function_privilege('anon', $1, 'execute')", function
-        ), function
-        assert not await db.fetchval(
-            "select has_function_privilege('public', $1, 'execute')", function
-        ), function
-    callable_ = [
-        f
-        for f in FUNCTIONS
-        if await db.fetchval("select has_function_privilege('authenticated', $1, 'execute')", f)
-    ]
-    assert callable_ == FUNCTIONS[:4]
 
 
 async def test_an_api_key_cannot_invite_even_into_its_own_organization(
