@@ -10,16 +10,10 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from shared.auth import Principal
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.security.world import World
-from tests.support import issue_key, make_channel_account, principal
-
-
-async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
+from tests.support import as_, issue_key, make_channel_account, principal
 
 
 async def refused_to_b(runtime: Runtime, world: World, sqlstate: str, sql: str, *args: Any) -> None:

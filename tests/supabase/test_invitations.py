@@ -12,8 +12,7 @@ import pytest
 
 from shared.db import Connection
 from shared.runtime import Runtime
-from tests.security.misuse import as_
-from tests.support import issue_key, make_org, make_user, member, principal
+from tests.support import as_, issue_key, make_org, make_user, member, principal
 
 TOKEN = hashlib.sha256(b"the token in the e-mail").digest()
 
