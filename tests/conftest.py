@@ -87,7 +87,8 @@ def pg_cluster() -> Iterator[Cluster]:
         root.rmdir()
 
 
-async def _admin(cluster: Cluster, *statements: str) -> None:
+async def run_admin(cluster: Cluster, *statements: str) -> None:
+    """Runs `statements` on the cluster's maintenance database (create/drop database)."""
     conn = await asyncpg.connect(cluster.url("postgres"))
     try:
         for statement in statements:
@@ -98,7 +99,7 @@ async def _admin(cluster: Cluster, *statements: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_database(pg_cluster: Cluster) -> str:
-    asyncio.run(_admin(pg_cluster, f"create database {TEMPLATE}"))
+    asyncio.run(run_admin(pg_cluster, f"create database {TEMPLATE}"))
     asyncio.run(migrate(pg_cluster.url(TEMPLATE), SUPABASE_DIR, include_local=True))
     return TEMPLATE
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 from uuid import UUID
 
+import asyncpg
 import httpx
 
 from shared import api_keys
-from shared.auth import ApiKeyPrincipal, UserPrincipal, mint_access_token
+from shared.auth import ApiKeyPrincipal, Principal, UserPrincipal, mint_access_token
 from shared.db import Connection
 from shared.runtime import Runtime, tls_context
 from shared.settings import Settings
@@ -167,3 +169,9 @@ class LocalAuthNetwork(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.network.aclose()
+
+
+async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """`sql` in a transaction as `who`, as PostgREST would run it."""
+    async with runtime.db.user_tx(who) as conn:
+        return await conn.fetch(sql, *args)

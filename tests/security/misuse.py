@@ -10,16 +10,18 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from shared.auth import Principal
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.security.world import World
-from tests.support import issue_key, make_channel_account, principal
+from tests.support import as_, issue_key, make_channel_account, principal
 
 
-async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
+async def refused_to_b(runtime: Runtime, world: World, sqlstate: str, sql: str, *args: Any) -> None:
+    """B's owner and B's key each run `sql` and get `sqlstate`."""
+    for who in (principal(world.owner_b), world.key_b):
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await as_(runtime, who, sql, *args)
+        assert refused.value.sqlstate == sqlstate
 
 
 async def org_ids(db: Connection, runtime: Runtime, world: World) -> None:
@@ -60,16 +62,14 @@ async def create_api_key(db: Connection, runtime: Runtime, world: World) -> None
     before = await db.fetchval(
         "select count(*) from api_keys where organization_id = $1", world.org_a
     )
-    for who in (principal(world.owner_b), world.key_b):
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(
-                runtime,
-                who,
-                "select app.create_api_key($1, 'stolen', '{read,write}', 'cg_xxxxxxxx', $2)",
-                world.org_a,
-                b"not a hash",
-            )
-        assert refused.value.sqlstate == "CG403"
+    await refused_to_b(
+        runtime,
+        world,
+        "CG403",
+        "select app.create_api_key($1, 'stolen', '{read,write}', 'cg_xxxxxxxx', $2)",
+        world.org_a,
+        b"not a hash",
+    )
     after = await db.fetchval(
         "select count(*) from api_keys where organization_id = $1", world.org_a
     )
@@ -83,29 +83,32 @@ async def set_channel_credentials(db: Connection, runtime: Runtime, world: World
         account_a,
         {"access_token": "a's"},
     )
-    for who in (principal(world.owner_b), world.key_b):
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(
-                runtime,
-                who,
-                "select app.set_channel_credentials($1, $2)",
-                account_a,
-                {"access_token": "b's"},
-            )
-        assert refused.value.sqlstate == "CG403"
+    await refused_to_b(
+        runtime,
+        world,
+        "CG403",
+        "select app.set_channel_credentials($1, $2)",
+        account_a,
+        {"access_token": "b's"},
+    )
     secrets = await db.fetchval(
         "select secrets from private.channel_credentials where channel_account_id = $1", account_a
     )
     assert secrets == {"access_token": "a's"}
 
 
+async def _members_of_a(db: Connection, world: World) -> int:
+    count: int = await db.fetchval(
+        "select count(*) from organization_members where organization_id = $1", world.org_a
+    )
+    return count
+
+
 async def create_organization(db: Connection, runtime: Runtime, world: World) -> None:
     """Founding an organization of A's name joins nothing of A, and its slug has the
     same shape as any other: it does not tell that A's slug exists."""
     slug_a = await db.fetchval("select slug from organizations where id = $1", world.org_a)
-    members_a = await db.fetchval(
-        "select count(*) from organization_members where organization_id = $1", world.org_a
-    )
+    members_a = await _members_of_a(db, world)
     [row] = await as_(
         runtime, principal(world.owner_b), "select public.create_organization('Org A')"
     )
@@ -125,12 +128,7 @@ async def create_organization(db: Connection, runtime: Runtime, world: World) ->
     assert mine != world.org_a and slugs[mine] != slug_a
     assert re.fullmatch(r"org-a-[0-9a-f]{8}", slugs[mine])
     assert re.fullmatch(r"nobody-has-this-name-[0-9a-f]{8}", slugs[fresh[0]])
-    assert (
-        await db.fetchval(
-            "select count(*) from organization_members where organization_id = $1", world.org_a
-        )
-        == members_a
-    )
+    assert await _members_of_a(db, world) == members_a
     orgs = await as_(runtime, principal(world.owner_b), "select id from organizations")
     assert world.org_a not in {r["id"] for r in orgs}
 
@@ -151,24 +149,15 @@ async def _invitation_of_a(runtime: Runtime, world: World) -> UUID:
     return invitation
 
 
-async def _members_of_a(db: Connection, world: World) -> int:
-    count: int = await db.fetchval(
-        "select count(*) from organization_members where organization_id = $1", world.org_a
-    )
-    return count
-
-
 async def create_invitation(db: Connection, runtime: Runtime, world: World) -> None:
-    for who in (principal(world.owner_b), world.key_b):
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(
-                runtime,
-                who,
-                "select app.create_invitation($1, 'me@b.example', 'owner', $2, interval '1 day')",
-                world.org_a,
-                b"\x02" * 32,
-            )
-        assert refused.value.sqlstate == "CG403"
+    await refused_to_b(
+        runtime,
+        world,
+        "CG403",
+        "select app.create_invitation($1, 'me@b.example', 'owner', $2, interval '1 day')",
+        world.org_a,
+        b"\x02" * 32,
+    )
     assert (
         await db.fetchval(
             "select count(*) from organization_invitations where organization_id = $1", world.org_a
@@ -179,10 +168,7 @@ async def create_invitation(db: Connection, runtime: Runtime, world: World) -> N
 
 async def revoke_invitation(db: Connection, runtime: Runtime, world: World) -> None:
     invitation = await _invitation_of_a(runtime, world)
-    for who in (principal(world.owner_b), world.key_b):
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(runtime, who, "select app.revoke_invitation($1)", invitation)
-        assert refused.value.sqlstate == "CG404"
+    await refused_to_b(runtime, world, "CG404", "select app.revoke_invitation($1)", invitation)
     assert await db.fetchval(
         "select revoked_at is null from organization_invitations where id = $1", invitation
     )

@@ -14,9 +14,8 @@ from shared import api_keys
 from shared.db import Connection
 from shared.errors import Unauthorized
 from shared.runtime import Runtime
-from tests.security.misuse import as_
 from tests.security.world import World
-from tests.support import issue_key, make_contact, principal
+from tests.support import as_, issue_key, make_contact, principal
 from tests.support_crm import make_tag
 
 # ---- the API key of a transaction -------------------------------------------------------------

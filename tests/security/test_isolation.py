@@ -21,7 +21,7 @@ from shared.db import Connection
 from shared.runtime import Runtime
 from tests.security.registry import TABLES, TenantTable
 from tests.security.world import World, build_world
-from tests.support import issue_key, settings_for
+from tests.support import as_, issue_key, settings_for
 
 # One world for the module, built once in a database of its own, and one warm pool:
 # every test makes its own rows of A and B and checks them by key, so none sees another's.
@@ -64,15 +64,10 @@ async def _snapshot(conn: Connection, table: str, spec: TenantTable, keys: list[
     return [r["row"] for r in rows]
 
 
-async def _as(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
-
-
 async def _refused(runtime: Runtime, who: Principal, sql: str, *args: Any) -> str | None:
     """The SQLSTATE of the refusal, or None when the statement went through."""
     try:
-        await _as(runtime, who, sql, *args)
+        await as_(runtime, who, sql, *args)
     except asyncpg.PostgresError as exc:
         return exc.sqlstate
     return None
@@ -91,11 +86,11 @@ async def test_no_path_from_b_into_a(
     before_b = await _snapshot(db, table, spec, b_rows)
 
     # read: nothing of A; B's own rows are visible to B's members (so the check is not vacuous)
-    seen = await _as(
+    seen = await as_(
         runtime, attacker, f"select {spec.key} from {table} where {spec.key} = any($1)", a_rows
     )
     assert seen == [], f"{who} read org A's {table}"
-    own = await _as(
+    own = await as_(
         runtime, attacker, f"select {spec.key} from {table} where {spec.key} = any($1)", b_rows
     )
     assert bool(own) == (who in spec.readers), f"{who} and its own {table}"
@@ -110,14 +105,14 @@ async def test_no_path_from_b_into_a(
     assert state in REFUSED, f"{who} inserted into org A's {table} (sqlstate {state})"
 
     # update and delete A's rows: nothing matches
-    touched = await _as(
+    touched = await as_(
         runtime,
         attacker,
         f"update {table} set {spec.touch} = {spec.touch} where {spec.key} = any($1) returning 1",
         a_rows,
     )
     assert touched == [], f"{who} updated org A's {table}"
-    deleted = await _as(
+    deleted = await as_(
         runtime, attacker, f"delete from {table} where {spec.key} = any($1) returning 1", a_rows
     )
     assert deleted == [], f"{who} deleted org A's {table}"
@@ -166,7 +161,7 @@ async def test_a_revoked_key_loses_access_inside_the_database_too(
     world: World, runtime: Runtime, db: Connection
 ):
     _, key = await issue_key(runtime, world.org_b, world.owner_b, ["read", "write"])  # its own
-    assert await _as(runtime, key, "select id from public.organizations") != []
+    assert await as_(runtime, key, "select id from public.organizations") != []
     await db.execute("update public.api_keys set revoked_at = now() where id = $1", key.key_id)
-    rows = await _as(runtime, key, "select id from public.organizations")
+    rows = await as_(runtime, key, "select id from public.organizations")
     assert rows == []

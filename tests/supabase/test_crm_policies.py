@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
-from shared.auth import Principal
 from shared.db import Connection
 from shared.runtime import Runtime
-from tests.support import issue_key, make_contact, make_org, make_user, member, principal
+from tests.support import as_, issue_key, make_contact, make_org, make_user, member, principal
 from tests.support_crm import default_pipeline, make_note, make_tag, make_task
 
 
@@ -28,11 +26,6 @@ async def org(db: Connection) -> dict[str, UUID]:
     }
 
 
-async def run(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
-
-
 async def make_pipeline(db: Connection, org: UUID) -> UUID:
     pipeline: UUID = await db.fetchval(
         "insert into pipelines (organization_id, name) values ($1, 'Partners') returning id", org
@@ -44,7 +37,7 @@ async def test_agents_cannot_delete_pipelines_managers_can(
     runtime: Runtime, db: Connection, org: dict[str, UUID]
 ):
     pipeline = await make_pipeline(db, org["org"])
-    deleted = await run(
+    deleted = await as_(
         runtime,
         principal(org["agent"]),
         "delete from pipelines where id = $1 returning id",
@@ -52,7 +45,7 @@ async def test_agents_cannot_delete_pipelines_managers_can(
     )
     assert deleted == []
     assert await db.fetchval("select count(*) from pipelines where id = $1", pipeline) == 1
-    deleted = await run(
+    deleted = await as_(
         runtime,
         principal(org["manager"]),
         "delete from pipelines where id = $1 returning id",
@@ -79,9 +72,9 @@ async def test_only_managers_configure_pipelines_stages_and_fields(
     ]
     for sql, args in writes:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await run(runtime, principal(org["agent"]), sql, *args)
-        await run(runtime, principal(org["manager"]), sql, *args)
-    renamed = await run(
+            await as_(runtime, principal(org["agent"]), sql, *args)
+        await as_(runtime, principal(org["manager"]), sql, *args)
+    renamed = await as_(
         runtime,
         principal(org["agent"]),
         "update stages set name = 'Hot' where pipeline_id = $1 returning id",
@@ -95,13 +88,13 @@ async def test_agents_make_tags_and_tag_things_managers_rename_and_delete_tags(
 ):
     agent = principal(org["agent"])
     contact = await make_contact(db, org["org"])
-    [row] = await run(
+    [row] = await as_(
         runtime,
         agent,
         "insert into tags (organization_id, name) values ($1, 'VIP') returning id",
         org["org"],
     )
-    await run(
+    await as_(
         runtime,
         agent,
         "insert into contact_tags (organization_id, contact_id, tag_id) values ($1, $2, $3)",
@@ -110,14 +103,14 @@ async def test_agents_make_tags_and_tag_things_managers_rename_and_delete_tags(
         row["id"],
     )
     with pytest.raises(asyncpg.UniqueViolationError):
-        await run(
+        await as_(
             runtime,
             agent,
             "insert into tags (organization_id, name) values ($1, 'vip')",
             org["org"],
         )
-    assert await run(runtime, agent, "delete from tags where id = $1 returning id", row["id"]) == []
-    removed = await run(
+    assert await as_(runtime, agent, "delete from tags where id = $1 returning id", row["id"]) == []
+    removed = await as_(
         runtime, principal(org["manager"]), "delete from tags where id = $1 returning id", row["id"]
     )
     assert len(removed) == 1
@@ -128,7 +121,7 @@ async def test_authors_edit_and_delete_their_own_notes_managers_any(
     runtime: Runtime, db: Connection, org: dict[str, UUID]
 ):
     contact = await make_contact(db, org["org"])
-    [note] = await run(
+    [note] = await as_(
         runtime,
         principal(org["agent"]),
         "insert into notes (organization_id, contact_id, body) values ($1, $2, 'Called')"
@@ -138,9 +131,9 @@ async def test_authors_edit_and_delete_their_own_notes_managers_any(
     )
     assert note["author_id"] == org["agent"]
     edit = "update notes set body = 'Edited' where id = $1 returning id"
-    assert await run(runtime, principal(org["other_agent"]), edit, note["id"]) == []
+    assert await as_(runtime, principal(org["other_agent"]), edit, note["id"]) == []
     assert (
-        await run(
+        await as_(
             runtime,
             principal(org["other_agent"]),
             "delete from notes where id = $1 returning id",
@@ -148,10 +141,10 @@ async def test_authors_edit_and_delete_their_own_notes_managers_any(
         )
         == []
     )
-    assert len(await run(runtime, principal(org["agent"]), edit, note["id"])) == 1
-    assert len(await run(runtime, principal(org["manager"]), edit, note["id"])) == 1
+    assert len(await as_(runtime, principal(org["agent"]), edit, note["id"])) == 1
+    assert len(await as_(runtime, principal(org["manager"]), edit, note["id"])) == 1
     with pytest.raises(asyncpg.PostgresError, match="author_id: the author of a note"):
-        await run(
+        await as_(
             runtime,
             principal(org["manager"]),
             "update notes set author_id = $2 where id = $1",
@@ -160,7 +153,7 @@ async def test_authors_edit_and_delete_their_own_notes_managers_any(
         )
     # nobody writes a note in someone else's name
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await run(
+        await as_(
             runtime,
             principal(org["agent"]),
             "insert into notes (organization_id, contact_id, body, author_id)"
@@ -174,25 +167,25 @@ async def test_authors_edit_and_delete_their_own_notes_managers_any(
 async def test_creators_delete_their_own_tasks_managers_any(
     runtime: Runtime, db: Connection, org: dict[str, UUID]
 ):
-    [task] = await run(
+    [task] = await as_(
         runtime,
         principal(org["agent"]),
         "insert into tasks (organization_id, title) values ($1, 'Call back') returning id",
         org["org"],
     )
     delete = "delete from tasks where id = $1 returning id"
-    assert await run(runtime, principal(org["other_agent"]), delete, task["id"]) == []
+    assert await as_(runtime, principal(org["other_agent"]), delete, task["id"]) == []
     # ... though any agent may work on it (reassign, complete)
-    done = await run(
+    done = await as_(
         runtime,
         principal(org["other_agent"]),
         "update tasks set status = 'done' where id = $1 returning completed_at",
         task["id"],
     )
     assert done[0]["completed_at"] is not None
-    assert len(await run(runtime, principal(org["agent"]), delete, task["id"])) == 1
+    assert len(await as_(runtime, principal(org["agent"]), delete, task["id"])) == 1
     other = await make_task(db, org["org"])
-    assert len(await run(runtime, principal(org["manager"]), delete, other)) == 1
+    assert len(await as_(runtime, principal(org["manager"]), delete, other)) == 1
 
 
 async def test_agents_cannot_delete_records_managers_can(
@@ -203,8 +196,8 @@ async def test_agents_cannot_delete_records_managers_can(
         org["org"],
     )
     delete = "delete from companies where id = $1 returning id"
-    assert await run(runtime, principal(org["agent"]), delete, company) == []
-    assert len(await run(runtime, principal(org["manager"]), delete, company)) == 1
+    assert await as_(runtime, principal(org["agent"]), delete, company) == []
+    assert len(await as_(runtime, principal(org["manager"]), delete, company)) == 1
 
 
 async def test_api_keys_write_records_as_managers_or_not_at_all(
@@ -218,16 +211,16 @@ async def test_api_keys_write_records_as_managers_or_not_at_all(
     tag = await make_tag(db, org["org"])
 
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await run(
+        await as_(
             runtime,
             reader,
             "insert into tasks (organization_id, title) values ($1, 'x')",
             org["org"],
         )
-    assert await run(runtime, reader, "delete from tags where id = $1 returning id", tag) == []
-    assert len(await run(runtime, reader, "select id from notes where id = $1", note)) == 1
+    assert await as_(runtime, reader, "delete from tags where id = $1 returning id", tag) == []
+    assert len(await as_(runtime, reader, "select id from notes where id = $1", note)) == 1
 
-    [api_note] = await run(
+    [api_note] = await as_(
         runtime,
         writer,
         "insert into notes (organization_id, contact_id, body) values ($1, $2, 'via API')"
@@ -238,16 +231,16 @@ async def test_api_keys_write_records_as_managers_or_not_at_all(
     assert api_note["author_id"] is None
     assert (
         len(
-            await run(
+            await as_(
                 runtime, writer, "update notes set body = 'x' where id = $1 returning id", note
             )
         )
         == 1
     )
-    assert await run(runtime, writer, "delete from tags where id = $1 returning id", tag) != []
+    assert await as_(runtime, writer, "delete from tags where id = $1 returning id", tag) != []
     # managers configure pipelines; no scope lets a key do it
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await run(runtime, writer, "delete from pipelines where id = $1", pipeline)
+        await as_(runtime, writer, "delete from pipelines where id = $1", pipeline)
 
 
 async def test_nobody_creates_records_in_someone_elses_name(
@@ -258,8 +251,8 @@ async def test_nobody_creates_records_in_someone_elses_name(
         "insert into tasks (organization_id, title, created_by) values ($1, 'x', $2)",
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await run(runtime, principal(org["agent"]), sql, org["org"], org["manager"])
-    [deal] = await run(
+            await as_(runtime, principal(org["agent"]), sql, org["org"], org["manager"])
+    [deal] = await as_(
         runtime,
         principal(org["agent"]),
         "insert into deals (organization_id, title) values ($1, 'Mine') returning id, created_by",
@@ -267,7 +260,7 @@ async def test_nobody_creates_records_in_someone_elses_name(
     )
     assert deal["created_by"] == org["agent"]
     with pytest.raises(asyncpg.PostgresError, match="created_by: the creator of a deal"):
-        await run(
+        await as_(
             runtime,
             principal(org["manager"]),
             "update deals set created_by = $2 where id = $1",

@@ -14,7 +14,7 @@ import pytest
 
 from shared.tooling.cluster import Cluster
 from shared.tooling.migrate import migrate
-from tests.conftest import SUPABASE_DIR
+from tests.conftest import SUPABASE_DIR, run_admin
 from tests.security.catalog import exposed_schemas, exposed_tables, exposure_problems
 from tests.supabase.parity import (
     Snapshot,
@@ -38,15 +38,6 @@ class Deployed:
     cli: Snapshot
     runner: Snapshot
     steps: dict[str, list[str]]
-
-
-async def _admin(cluster: Cluster, *statements: str) -> None:
-    conn = await asyncpg.connect(cluster.url("postgres"))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def _snapshot_of(url: str) -> tuple[Snapshot, list[str]]:
@@ -79,7 +70,7 @@ async def _deploy(*, cli_url: str, runner_url: str, stepwise_url: str, scratch: 
 @pytest.fixture(scope="module")
 def deployed(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     names = [f"parity_{kind}_{os.getpid()}" for kind in ("cli", "runner", "stepwise")]
-    asyncio.run(_admin(pg_cluster, *(f"create database {n} template template0" for n in names)))
+    asyncio.run(run_admin(pg_cluster, *(f"create database {n} template template0" for n in names)))
     try:
         cli, runner, stepwise = (pg_cluster.url(n) for n in names)
         scratch = tmp_path_factory.mktemp("parity")
@@ -87,7 +78,7 @@ def deployed(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
             _deploy(cli_url=cli, runner_url=runner, stepwise_url=stepwise, scratch=scratch)
         )
     finally:
-        asyncio.run(_admin(pg_cluster, *(f"drop database {n} with (force)" for n in names)))
+        asyncio.run(run_admin(pg_cluster, *(f"drop database {n} with (force)" for n in names)))
 
 
 def test_supabase_db_push_and_connectgain_migrate_build_the_same_database(deployed: Deployed):
@@ -178,13 +169,13 @@ async def test_a_table_closed_only_by_a_later_migration_is_caught(
         " create policy p on public.throwaway for select to authenticated using (true);"
     )
     name = f"parity_late_{os.getpid()}"
-    await _admin(pg_cluster, f"create database {name} template template0")
+    await run_admin(pg_cluster, f"create database {name} template template0")
     try:
         steps = await migrate_file_by_file(
             pg_cluster.url(name), supabase_dir=source, scratch=tmp_path / "scratch"
         )
     finally:
-        await _admin(pg_cluster, f"drop database {name} with (force)")
+        await run_admin(pg_cluster, f"drop database {name} with (force)")
     assert steps == {
         "29990101000000_open.sql": ["public.throwaway: row level security is not enabled"],
         "29990101000001_close.sql": [],

@@ -1,33 +1,20 @@
-"""The invitation schema on its own: RLS, the token table, and misuse of its functions
-by callers of another organization (as PostgREST would run them)."""
+"""The invitation schema on its own: RLS, the token table, the e-mail column (as
+PostgREST would run them). Who may execute its functions: tests/security/test_privileges.py;
+misuse by another organization: tests/security/misuse.py."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
-from shared.auth import Principal
 from shared.db import Connection
 from shared.runtime import Runtime
-from tests.support import issue_key, make_org, make_user, member, principal
+from tests.support import as_, issue_key, make_org, make_user, member, principal
 
-FUNCTIONS = [
-    "app.create_invitation(uuid, text, public.member_role, bytea, interval)",
-    "app.revoke_invitation(uuid)",
-    "app.accept_invitation(bytea)",
-    "app.member_directory(uuid)",
-    "app.profile_email_follows_auth()",
-]
 TOKEN = hashlib.sha256(b"the token in the e-mail").digest()
-
-
-async def as_(runtime: Runtime, who: Principal, sql: str, *args: Any) -> list[asyncpg.Record]:
-    async with runtime.db.user_tx(who) as conn:
-        return await conn.fetch(sql, *args)
 
 
 async def invite(runtime: Runtime, admin: UUID, org: UUID, email: str, role: str = "agent") -> UUID:
@@ -82,57 +69,22 @@ async def test_token_hashes_are_out_of_reach_of_the_api_roles(
             await db.fetch("select * from private.invitation_tokens")
 
 
-async def test_the_functions_are_executable_by_signed_in_users_only(db: Connection):
-    for function in FUNCTIONS:
-        assert not await db.fetchval(
-            "select has_function_privilege('anon', $1, 'execute')", function
-        ), function
-        assert not await db.fetchval(
-            "select has_function_privilege('public', $1, 'execute')", function
-        ), function
-    callable_ = [
-        f
-        for f in FUNCTIONS
-        if await db.fetchval("select has_function_privilege('authenticated', $1, 'execute')", f)
-    ]
-    assert callable_ == FUNCTIONS[:4]
-
-
-async def test_another_organization_cannot_use_the_functions_on_this_one(
+async def test_an_api_key_cannot_invite_even_into_its_own_organization(
     db: Connection, runtime: Runtime, org_a: dict[str, UUID]
 ):
-    invitation = await invite(runtime, org_a["admin"], org_a["org"], "new@example.com")
-    owner_b = await make_user(db, "owner@b.example")
-    await make_org(db, owner_b, "B")
+    """Misuse by another organization is tests/security/misuse.py's; this is the one
+    refusal it does not cover: the organization's own key."""
     _, key_a = await issue_key(runtime, org_a["org"], org_a["owner"], ["read", "write"])
-    for who in (principal(owner_b), key_a):
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(
-                runtime,
-                who,
-                "select app.create_invitation($1, 'me@b.example', 'owner', $2, interval '1 day')",
-                org_a["org"],
-                hashlib.sha256(b"mine").digest(),
-            )
-        assert refused.value.sqlstate == "CG403"
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await as_(runtime, who, "select app.revoke_invitation($1)", invitation)
-        assert refused.value.sqlstate == "CG404"
-        assert await as_(runtime, who, "select * from app.member_directory($1)", org_a["org"]) == []
-    # holding the token is not enough: it is for new@example.com
-    taken = await as_(
-        runtime, principal(owner_b), "select outcome from app.accept_invitation($1)", TOKEN
-    )
-    assert taken[0]["outcome"] == "wrong_user"
-    assert (
-        await db.fetchval(
-            "select count(*) from organization_members where organization_id = $1", org_a["org"]
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        await as_(
+            runtime,
+            key_a,
+            "select app.create_invitation($1, 'me@b.example', 'owner', $2, interval '1 day')",
+            org_a["org"],
+            hashlib.sha256(b"mine").digest(),
         )
-        == 2
-    )
-    assert await db.fetchval(
-        "select revoked_at is null and accepted_at is null from organization_invitations"
-    )
+    assert refused.value.sqlstate == "CG403"
+    assert await db.fetchval("select count(*) from organization_invitations") == 0
 
 
 async def test_profile_email_cannot_be_rewritten_by_anyone_but_auth(
