@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from uuid import UUID
 
 from asyncpg import Record
 
@@ -242,19 +243,23 @@ async def sweep(runtime: Runtime, *, limit: int) -> dict[str, int]:
             runtime.settings.claim_seconds,
             limit,
         )
+        keys: dict[UUID, list[Claim]] = {}
+        for key in await conn.fetch(
+            "select resource_id, owner, scope, key from private.idempotency_keys"
+            " where resource_id = any($1::uuid[]) and status_code is null",
+            [stuck["id"] for stuck in rows],
+        ):
+            keys.setdefault(key["resource_id"], []).append(
+                Claim(key["owner"], key["scope"], key["key"])
+            )
         for stuck in rows:
             interrupted = stuck["status"] == MessageStatus.SENDING
             outcome, error = ("unknown", INTERRUPTED) if interrupted else ("failed", NEVER_STARTED)
             attempts = ATTEMPTS.validate_python(stuck["attempts"])
             row = await record(conn, stuck, outcome, None, error, attempts)
             counts[outcome] += 1
-            keys = await conn.fetch(
-                "select owner, scope, key from private.idempotency_keys"
-                " where resource_id = $1 and status_code is null",
-                stuck["id"],
-            )
-            for key in keys:
-                await conclude(conn, Claim(key["owner"], key["scope"], key["key"]), row)
+            for claim in keys.get(stuck["id"], []):
+                await conclude(conn, claim, row)
     if any(counts.values()):
         log.warning("outbound sweep finished stuck messages: %s", counts)
     return counts
