@@ -23,7 +23,7 @@ from shared.channels.base import Channel, WebhookRequest
 from shared.channels.registry import CHANNELS, channel_named
 from shared.errors import BadRequest, NotFound
 from shared.guard import describe_errors
-from shared.inbox.accounts import load_account
+from shared.inbox.accounts import load_account, webhook_slug
 from shared.inbox.pipeline import receive
 from shared.web import RuntimeDep, SignedRouter, function_app
 
@@ -152,14 +152,10 @@ class WebhookFunction:
     MAX_BODY_BYTES: int | None
 
 
-def slug(channel_name: str) -> str:
-    return f"{channel_name}-webhook"
-
-
 def webhook_functions() -> dict[str, WebhookFunction]:
     """slug → function, for every registered channel."""
     return {
-        slug(name): WebhookFunction(webhook_router(name), channel.max_body_bytes)
+        webhook_slug(name): WebhookFunction(webhook_router(name), channel.max_body_bytes)
         for name, channel in CHANNELS.items()
     }
 
@@ -170,6 +166,6 @@ def webhook_app(channel_name: str) -> FastAPI:
     channel = channel_named(channel_name)
     return function_app(
         webhook_router(channel_name),
-        name=slug(channel_name),
+        name=webhook_slug(channel_name),
         max_body_bytes=channel.max_body_bytes,
     )

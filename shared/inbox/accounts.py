@@ -17,8 +17,13 @@ PUBLIC_COLUMNS = (
 )
 
 
+def webhook_slug(channel: str) -> str:
+    """The function a channel's webhooks are served by (shared/webhooks.py)."""
+    return f"{channel}-webhook"
+
+
 def webhook_url(settings: Settings, channel: str, account_id: UUID) -> str:
-    return f"{settings.functions_url(channel + '-webhook')}/{account_id}"
+    return f"{settings.functions_url(webhook_slug(channel))}/{account_id}"
 
 
 def _account(row: Any) -> Account:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from uuid import UUID
 
 from asyncpg import Record
 
@@ -28,6 +29,7 @@ from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from shared.idempotency import Answer, Claim, Held, replay
 from shared.inbox.seam import ATTEMPTS, Attempt, SendFailure, attempts_sql
+from shared.inbox.statuses import MessageStatus
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.sending")
@@ -38,7 +40,9 @@ MESSAGE_COLUMNS = (
     " attachments, metadata, provider_message_id, status::text as status, error, created_at,"
     " sent_at, delivered_at, read_at"
 )
-DONE = frozenset({"sent", "delivered", "read"})
+DONE = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ})
+# Not finished: a send is still waiting or under way.
+PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 # A failure after which nothing reached the provider: a retry may send.
 NOT_SENT = frozenset({"unavailable", "not_sent"})
 
@@ -78,7 +82,7 @@ def verdict(row: Record) -> AppError | None:
         return None
     error = row["error"] if isinstance(row["error"], dict) else {}
     details = {"message_id": str(row["id"]), "status": status, "provider": error}
-    if status == "unknown":
+    if status == MessageStatus.UNKNOWN:
         return UpstreamError(
             "The provider may or may not have sent the message: it is marked unknown for"
             " a person to check, and will not be sent again by itself",
@@ -199,18 +203,18 @@ async def held(runtime: Runtime, waiting: Held) -> Answer:
         row: Record | None = None
         if state is None:  # deleted with its conversation
             await waiting.claim.release(conn)
-        elif state["status"] == "sending" and state["overdue"]:  # its sender died mid-call
+        elif state["status"] == MessageStatus.SENDING and state["overdue"]:  # sender died mid-call
             attempts = ATTEMPTS.validate_python(state["attempts"])
-            row = await record(conn, state, "unknown", None, INTERRUPTED, attempts)
+            row = await record(conn, state, MessageStatus.UNKNOWN, None, INTERRUPTED, attempts)
         else:
             row = await conn.fetchrow(
                 f"select {MESSAGE_COLUMNS} from public.messages where id = $1", state["id"]
             )
-        if row is not None and row["status"] not in ("queued", "sending"):
+        if row is not None and row["status"] not in PENDING:
             failure = await conclude(conn, waiting.claim, row)
     if row is None:
         raise NotFound("The message of this Idempotency-Key no longer exists")
-    if row["status"] in ("queued", "sending"):
+    if row["status"] in PENDING:
         raise Conflict(
             "The message of this Idempotency-Key is still being sent",
             code="send_in_progress",
@@ -239,19 +243,23 @@ async def sweep(runtime: Runtime, *, limit: int) -> dict[str, int]:
             runtime.settings.claim_seconds,
             limit,
         )
+        keys: dict[UUID, list[Claim]] = {}
+        for key in await conn.fetch(
+            "select resource_id, owner, scope, key from private.idempotency_keys"
+            " where resource_id = any($1::uuid[]) and status_code is null",
+            [stuck["id"] for stuck in rows],
+        ):
+            keys.setdefault(key["resource_id"], []).append(
+                Claim(key["owner"], key["scope"], key["key"])
+            )
         for stuck in rows:
-            interrupted = stuck["status"] == "sending"
+            interrupted = stuck["status"] == MessageStatus.SENDING
             outcome, error = ("unknown", INTERRUPTED) if interrupted else ("failed", NEVER_STARTED)
             attempts = ATTEMPTS.validate_python(stuck["attempts"])
             row = await record(conn, stuck, outcome, None, error, attempts)
             counts[outcome] += 1
-            keys = await conn.fetch(
-                "select owner, scope, key from private.idempotency_keys"
-                " where resource_id = $1 and status_code is null",
-                stuck["id"],
-            )
-            for key in keys:
-                await conclude(conn, Claim(key["owner"], key["scope"], key["key"]), row)
+            for claim in keys.get(stuck["id"], []):
+                await conclude(conn, claim, row)
     if any(counts.values()):
         log.warning("outbound sweep finished stuck messages: %s", counts)
     return counts
