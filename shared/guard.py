@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import AppError, PayloadTooLarge, Unprocessable, status_of
-from shared.safejson import MAX_DEPTH, printable, too_deep, unstorable
+from shared.safejson import MAX_DEPTH, clean_json, printable, too_deep, unstorable
 
 
 def error_response(error: AppError) -> JSONResponse:
@@ -63,7 +63,10 @@ def _looks_like_json(body: bytes) -> bool:
 
 def _unstorable_input(body: bytes) -> Unprocessable | None:
     """The first value of a JSON body no endpoint can take; None also when it is not
-    JSON at all (FastAPI's own validation says so, as for any invalid body)."""
+    JSON at all (FastAPI's own validation says so, as for any invalid body).
+    A clean body (the common case) is not parsed here: FastAPI parses it anyway."""
+    if clean_json(body):
+        return None
     try:
         data = json.loads(body)  # NaN and Infinity parse here, to be named below
     except (ValueError, RecursionError):

@@ -30,8 +30,12 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # What in JSON text can decode to a value PostgreSQL cannot store: a NUL or a
-# surrogate escape, NaN or Infinity (Python's parser takes them), a raw NUL byte.
-_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|\x00")
+# surrogate escape, NaN or Infinity (Python's parser takes them), a raw NUL byte,
+# a number that may be past a float's range (a 3-digit exponent, 200 digits in a row:
+# fewer, times at most 1e99, stay below 1e299).
+_MAYBE_UNSTORABLE = re.compile(
+    rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|\x00|[eE][+-]?\d{3}|\d{200}"
+)
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:

@@ -190,6 +190,7 @@ async def test_a_provider_time_past_year_9999_fails_its_event_not_the_delivery(
 
 @pytest.mark.parametrize("body", [b'{"name": "A", "custom_fields": {"n": NaN}}',
                                   b'{"name": "A", "custom_fields": {"n": -Infinity}}',
+                                  b'{"name": "A", "custom_fields": {"n": 1e999}}',
                                   b'{"name": "A\\ud800"}'])  # fmt: skip
 async def test_nan_infinity_and_lone_surrogates_in_a_body_are_a_422(
     client: httpx.AsyncClient, db: Connection, key: dict[str, str], body: bytes

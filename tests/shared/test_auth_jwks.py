@@ -162,6 +162,18 @@ async def test_a_rotated_key_is_accepted_after_a_refresh(
     assert keys.call_count == 2
 
 
+async def test_a_token_signed_with_another_key_under_a_published_kid_is_refused(
+    kit: httpx.AsyncClient, keys: respx.Route
+):
+    assert await call(kit, signed(EC_B, "a")) == (401, "unauthorized")
+    assert await call(kit, signed(RSA_KEY, "a", "RS256")) == (401, "unsupported_algorithm")
+    token = signed(EC_A, "a")
+    head, _, signature = token.split(".")
+    other = b64(json.dumps(claims(sub=str(uuid4()))).encode())  # a payload it did not sign
+    tampered = f"{head}.{other}.{signature}"
+    assert await call(kit, tampered) == (401, "unauthorized")
+
+
 async def test_an_unknown_kid_is_refused_with_one_refresh_per_interval(
     kit: httpx.AsyncClient, keys: respx.Route, clock: Clock
 ):
