@@ -203,9 +203,34 @@ async def test_admin_routes_validate_their_input(
             404,
             "user_not_found",
         ),
+        (
+            "/auth/v1/admin/generate_link",
+            {"type": "signup", "email": "ada@example.com", "password": PASSWORD},
+            422,
+            "email_exists",
+        ),
     ]:
         response = await local.post(path, json=body, headers=service(settings))
         assert (response.status_code, response.json()["error_code"]) == (status, code), path
+    assert await written(db) == before
+
+
+async def test_an_unconfirmed_user_cannot_sign_in_with_a_password(
+    settings: Settings, local: httpx.AsyncClient, db: Connection
+):
+    made = await local.post(
+        "/auth/v1/admin/users",
+        json={"email": "cy@example.com", "password": PASSWORD},
+        headers=service(settings),
+    )
+    assert made.status_code == 200, made.text
+    before = await written(db)
+    response = await local.post(
+        PASSWORD_GRANT,
+        json={"email": "cy@example.com", "password": PASSWORD},
+        headers=anon(settings),
+    )
+    assert (response.status_code, response.json()["error_code"]) == (400, "email_not_confirmed")
     assert await written(db) == before
 
 
