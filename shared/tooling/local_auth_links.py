@@ -40,6 +40,26 @@ async def _link(call: Call, conn: Any, row: Any, kind: str, redirect_to: str) ->
     }
 
 
+def _email_exists() -> AuthApiError:
+    return AuthApiError(
+        422, "email_exists", "A user with this email address has already been registered"
+    )
+
+
+async def _unconfirmed_user(
+    conn: Any, body: dict[str, Any], email: str, *, password: str | None = None, invited: bool
+) -> Any:
+    """The user a link is for, made when missing: unconfirmed until the link is redeemed."""
+    return await store.create_user(
+        conn,
+        email=email,
+        password=password,
+        user_metadata=metadata_of(body, "data"),
+        confirmed=False,
+        invited=invited,
+    )
+
+
 async def _mail(call: Call, conn: Any, row: Any, kind: str, redirect_to: str) -> None:
     link = (await _link(call, conn, row, kind, redirect_to))["action_link"]
     await store.record_mail(conn, email=row["email"], kind=kind, link=link)
@@ -53,18 +73,9 @@ async def invite(call: Call) -> Any:
     async with call.runtime.db.service_tx() as conn:
         row = await store.user_by_email(conn, email=email)
         if row is not None and row["email_confirmed_at"] is not None:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
+            raise _email_exists()
         if row is None:
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=None,
-                user_metadata=metadata_of(body, "data"),
-                confirmed=False,
-                invited=True,
-            )
+            row = await _unconfirmed_user(conn, body, email, invited=True)
         await _mail(call, conn, row, "invite", _redirect_to(call, body))
     return store.user_json(row)
 
@@ -77,13 +88,7 @@ async def otp(call: Call) -> Any:
         if row is None:
             if body.get("create_user") is False:
                 raise AuthApiError(422, "otp_disabled", "Signups not allowed for otp")
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=None,
-                user_metadata=metadata_of(body, "data"),
-                confirmed=False,
-            )
+            row = await _unconfirmed_user(conn, body, email, invited=False)
         await _mail(call, conn, row, "magiclink", _redirect_to(call, body))
     return {}
 
@@ -95,9 +100,7 @@ async def admin_create_user(call: Call) -> Any:
     password = password_of(body) if body.get("password") is not None else None
     async with call.runtime.db.service_tx() as conn:
         if await store.user_by_email(conn, email=email) is not None:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
+            raise _email_exists()
         row = await store.create_user(
             conn,
             email=email,
@@ -123,17 +126,10 @@ async def generate_link(call: Call) -> Any:
         if row is None and kind in ("magiclink", "recovery"):
             raise AuthApiError(404, "user_not_found", "User with this email not found")
         if row is not None and kind in ("signup", "invite") and row["email_confirmed_at"]:
-            raise AuthApiError(
-                422, "email_exists", "A user with this email address has already been registered"
-            )
+            raise _email_exists()
         if row is None:
-            row = await store.create_user(
-                conn,
-                email=email,
-                password=password,
-                user_metadata=metadata_of(body, "data"),
-                confirmed=False,
-                invited=kind == "invite",
+            row = await _unconfirmed_user(
+                conn, body, email, password=password, invited=kind == "invite"
             )
         properties = await _link(call, conn, row, kind, _redirect_to(call, body))
     return {**store.user_json(row), **properties}

@@ -16,10 +16,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from shared.db import Connection
+if TYPE_CHECKING:  # the CLI imports this module for every command; shared.db pulls in auth
+    from shared.db import Connection
 
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.sql$")
 

@@ -13,6 +13,8 @@ import pytest
 from shared.auth import mint_access_token
 from shared.db import Connection
 from shared.settings import Settings
+from shared.tooling import local_auth
+from shared.tooling.local_auth import LocalAuth
 
 PASSWORD = "correct horse battery"
 SIGNUP = "/auth/v1/signup"
@@ -203,9 +205,34 @@ async def test_admin_routes_validate_their_input(
             404,
             "user_not_found",
         ),
+        (
+            "/auth/v1/admin/generate_link",
+            {"type": "signup", "email": "ada@example.com", "password": PASSWORD},
+            422,
+            "email_exists",
+        ),
     ]:
         response = await local.post(path, json=body, headers=service(settings))
         assert (response.status_code, response.json()["error_code"]) == (status, code), path
+    assert await written(db) == before
+
+
+async def test_an_unconfirmed_user_cannot_sign_in_with_a_password(
+    settings: Settings, local: httpx.AsyncClient, db: Connection
+):
+    made = await local.post(
+        "/auth/v1/admin/users",
+        json={"email": "cy@example.com", "password": PASSWORD},
+        headers=service(settings),
+    )
+    assert made.status_code == 200, made.text
+    before = await written(db)
+    response = await local.post(
+        PASSWORD_GRANT,
+        json={"email": "cy@example.com", "password": PASSWORD},
+        headers=anon(settings),
+    )
+    assert (response.status_code, response.json()["error_code"]) == (400, "email_not_confirmed")
     assert await written(db) == before
 
 
@@ -253,3 +280,37 @@ async def test_updating_the_user_validates_and_changes_nothing_on_refusal(
     assert await db.fetchrow(stored) == before
     no_token = await local.put("/auth/v1/user", json={"password": "x" * 10}, headers=anon(settings))
     assert no_token.status_code == 401
+
+
+async def test_before_the_runtime_opens_auth_answers_503(settings: Settings):
+    auth = LocalAuth(settings, lambda: None)
+    transport = httpx.ASGITransport(app=auth)
+    async with httpx.AsyncClient(transport=transport, base_url=settings.supabase_url) as client:
+        response = await client.post(
+            SIGNUP, json={"email": "ada@example.com", "password": PASSWORD}, headers=anon(settings)
+        )
+    assert response.status_code == 503
+    assert response.json()["error_code"] == "unexpected_failure"
+
+
+async def test_a_fault_of_ours_is_a_logged_500_in_gotrue_shape(
+    settings: Settings,
+    local: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    async def broken(call: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(local_auth.ROUTES, ("POST", "/signup"), broken)
+    response = await local.post(
+        SIGNUP, json={"email": "ada@example.com", "password": PASSWORD}, headers=anon(settings)
+    )
+    assert response.status_code == 500
+    assert response.json() == {
+        "code": 500,
+        "error_code": "unexpected_failure",
+        "msg": "Unexpected failure",
+    }
+    assert "a bug" not in response.text
+    assert "local Auth failed on POST /signup" in caplog.text
