@@ -37,4 +37,9 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         cron="* * * * *",
         description="Finish outbound messages a killed server left queued or sending",
     ),
+    ScheduledJob(
+        slug="events-worker",
+        cron="* * * * *",
+        description="Deliver domain events to their consumers (outbound webhooks), with retries",
+    ),
 )

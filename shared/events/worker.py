@@ -1,0 +1,321 @@
+"""The events worker: outbox events → per-consumer deliveries → consumers.
+
+    dispatch  claim unprocessed outbox events (FOR UPDATE SKIP LOCKED), write one
+              delivery row per (event, consumer, target), mark the events
+              processed: one transaction, so a fan-out happens exactly once.
+    claim     take due deliveries (SKIP LOCKED) and lease them in one statement:
+              due_at moves to the lease's end and `claim` gets a fresh token;
+              it commits at once, so no lock or transaction stays open while a
+              consumer calls out.
+    handle    each consumer handles its deliveries, concurrently.
+    record    one transaction: the outcomes, written only where the claim still
+              holds (a worker whose lease ran out, and whose row another worker
+              took, changes nothing), and the consumers' own records.
+
+A worker that dies between claim and record leaves its rows leased; when the
+lease ends they are due again and another run takes them: nothing is lost, and
+while a lease holds no other worker takes the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from shared.db import Connection, Database
+from shared.events.base import Claimed, Consumer, Event, Recorded, Result, retry
+from shared.events.consumers import CONSUMERS
+from shared.runtime import Runtime
+
+log = logging.getLogger("connectgain.events")
+
+
+@dataclass
+class Summary:
+    dispatched: int = 0  # outbox events fanned out
+    deliveries: int = 0  # delivery rows they made
+    claimed: int = 0
+    processed: int = 0  # done
+    failed: int = 0  # to be retried
+    dead: int = 0
+    cancelled: int = 0
+    stale: int = 0  # outcomes dropped: the lease had run out and the row was taken again
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        id=row["event_id"],
+        organization_id=row["organization_id"],
+        type=row["event_type"],
+        aggregate_id=row["aggregate_id"],
+        payload=row["payload"],
+        created_at=row["created_at"],
+    )
+
+
+async def dispatch(
+    db: Database, *, consumers: Sequence[Consumer], limit: int, now: datetime
+) -> tuple[int, int]:
+    """Fans out up to `limit` outbox events; (events, delivery rows)."""
+    async with db.service_tx() as conn:
+        rows = await conn.fetch(
+            """
+            select id as event_id, organization_id, event_type, aggregate_id, payload, created_at
+              from public.outbox_events
+             where processed_at is null
+             order by id
+             limit $1
+               for update skip locked
+            """,
+            limit,
+        )
+        if not rows:
+            return 0, 0
+        events = [_event(r) for r in rows]
+        org_of = {e.id: e.organization_id for e in events}
+        orgs: list[UUID] = []
+        event_ids: list[int] = []
+        names: list[str] = []
+        targets: list[UUID | None] = []
+        for consumer in consumers:
+            for event_id, target in await consumer.fan_out(conn=conn, events=events):
+                orgs.append(org_of[event_id])
+                event_ids.append(event_id)
+                names.append(consumer.name)
+                targets.append(target)
+        made = 0
+        if event_ids:
+            made = len(
+                await conn.fetch(
+                    """
+                    insert into public.event_deliveries
+                           (organization_id, event_id, consumer, target, due_at)
+                    select o, e, c, t, $5
+                      from unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[]) u(o, e, c, t)
+                    on conflict do nothing
+                    returning id
+                    """,
+                    orgs,
+                    event_ids,
+                    names,
+                    targets,
+                    now,
+                )
+            )
+        await conn.execute(
+            "update public.outbox_events set processed_at = $2 where id = any($1::bigint[])",
+            [e.id for e in events],
+            now,
+        )
+    return len(events), made
+
+
+async def claim(
+    db: Database, *, consumers: Sequence[Consumer], limit: int, lease: float, now: datetime
+) -> list[Claimed]:
+    """Leases up to `limit` due deliveries of these consumers, committed at once."""
+    async with db.service_conn() as conn:
+        rows = await conn.fetch(
+            """
+            with due as (
+              select id from public.event_deliveries
+               where status = 'pending' and due_at <= $1 and consumer = any($2::text[])
+               order by due_at
+               limit $3
+                 for update skip locked
+            )
+            update public.event_deliveries d
+               set due_at = $1 + make_interval(secs => $4), claim = gen_random_uuid(),
+                   attempts = d.attempts + 1
+              from due, public.outbox_events e
+             where d.id = due.id and e.id = d.event_id
+            returning d.id, d.consumer, d.target, d.attempts, d.claim, d.event_id,
+                      e.organization_id, e.event_type, e.aggregate_id, e.payload, e.created_at
+            """,
+            now,
+            [c.name for c in consumers],
+            limit,
+            lease,
+        )
+    return [
+        Claimed(
+            id=r["id"],
+            consumer=r["consumer"],
+            target=r["target"],
+            attempt=r["attempts"],
+            claim=r["claim"],
+            event=_event(r),
+        )
+        for r in rows
+    ]
+
+
+async def _handle(
+    runtime: Runtime, consumer: Consumer, deliveries: list[Claimed], now: datetime
+) -> list[Result]:
+    try:
+        results = await consumer.handle(runtime=runtime, deliveries=deliveries, now=now)
+    except Exception as exc:  # a consumer's bug fails its batch, to be retried; never the run
+        log.exception("consumer %s failed", consumer.name)
+        return [retry(f"{type(exc).__name__}: {exc}")] * len(deliveries)
+    if len(results) != len(deliveries):
+        return [retry(f"consumer {consumer.name} answered {len(results)} results")] * len(
+            deliveries
+        )
+    return results
+
+
+def _settle(consumer: Consumer, claimed: Claimed, result: Result, now: datetime) -> Recorded:
+    if result.status == "done":
+        return Recorded(claimed, result, "done")
+    if result.status == "cancelled":
+        return Recorded(claimed, result, "cancelled")
+    if result.status == "retry":
+        due = consumer.retries.next_due(attempt=claimed.attempt, now=now)
+        if due is not None:
+            return Recorded(claimed, result, "pending", due)
+    return Recorded(claimed, result, "dead")
+
+
+async def record(
+    runtime: Runtime,
+    *,
+    consumers: dict[str, Consumer],
+    outcomes: list[Recorded],
+    now: datetime,
+) -> set[int]:
+    """Writes the outcomes still held by their claims; the ids written."""
+    async with runtime.db.service_tx() as conn:
+        rows = await conn.fetch(
+            """
+            update public.event_deliveries d
+               set status = u.status, due_at = coalesce(u.due_at, d.due_at), claim = null,
+                   last_error = u.error,
+                   finished_at = case when u.status = 'pending' then null else $6 end
+              from unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[])
+                   u(id, claim, status, due_at, error)
+             where d.id = u.id and d.claim = u.claim
+            returning d.id
+            """,
+            [o.claimed.id for o in outcomes],
+            [o.claimed.claim for o in outcomes],
+            [o.status for o in outcomes],
+            [o.due_at for o in outcomes],
+            [o.result.error for o in outcomes],
+            now,
+        )
+        held = {r["id"] for r in rows}
+        by_consumer: dict[str, list[Recorded]] = defaultdict(list)
+        for outcome in outcomes:
+            if outcome.claimed.id in held:
+                by_consumer[outcome.claimed.consumer].append(outcome)
+        for name, mine in by_consumer.items():
+            await consumers[name].record(conn=conn, runtime=runtime, outcomes=mine, now=now)
+    return held
+
+
+async def process(
+    runtime: Runtime, *, consumers: Sequence[Consumer], limit: int, now: datetime
+) -> tuple[int, list[Recorded], int]:
+    """One batch: claim, handle, record; (claimed, recorded outcomes, stale)."""
+    lease = runtime.settings.events_lease_seconds
+    claimed = await claim(runtime.db, consumers=consumers, limit=limit, lease=lease, now=now)
+    if not claimed:
+        return 0, [], 0
+    named = {c.name: c for c in consumers}
+    groups: dict[str, list[Claimed]] = defaultdict(list)
+    for delivery in claimed:
+        groups[delivery.consumer].append(delivery)
+    answers = await asyncio.gather(
+        *(_handle(runtime, named[name], batch, now) for name, batch in groups.items())
+    )
+    outcomes = [
+        _settle(named[name], delivery, result, now)
+        for (name, batch), results in zip(groups.items(), answers, strict=True)
+        for delivery, result in zip(batch, results, strict=True)
+    ]
+    held = await record(runtime, consumers=named, outcomes=outcomes, now=now)
+    recorded = [o for o in outcomes if o.claimed.id in held]
+    return len(claimed), recorded, len(outcomes) - len(recorded)
+
+
+async def run(
+    runtime: Runtime,
+    *,
+    consumers: Sequence[Consumer] = CONSUMERS,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> Summary:
+    """Batches of dispatch and delivery until nothing is due or the run's time is up.
+
+    `now` fixes the clock (tests move it forward instead of sleeping)."""
+    settings = runtime.settings
+    limit = limit or settings.events_batch_size
+    summary = Summary()
+    deadline = time.monotonic() + settings.events_run_seconds
+    while True:
+        at = now or datetime.now(UTC)
+        events, made = await dispatch(runtime.db, consumers=consumers, limit=limit, now=at)
+        summary.dispatched += events
+        summary.deliveries += made
+        claimed, recorded, stale = await process(runtime, consumers=consumers, limit=limit, now=at)
+        summary.claimed += claimed
+        summary.stale += stale
+        for outcome in recorded:
+            if outcome.status == "done":
+                summary.processed += 1
+            elif outcome.status == "pending":
+                summary.failed += 1
+            elif outcome.status == "dead":
+                summary.dead += 1
+            else:
+                summary.cancelled += 1
+        if (events < limit and claimed < limit) or time.monotonic() > deadline:
+            return summary
+
+
+# ---- dead letters ----------------------------------------------------------------------------
+
+DELIVERY_COLUMNS = (
+    "d.id, d.organization_id, d.event_id, e.event_type, d.consumer, d.target, d.status,"
+    " d.attempts, d.due_at, d.last_error, d.created_at, d.finished_at"
+)
+
+
+async def dead_letters(
+    *, conn: Connection, organization_id: UUID, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """An organization's dead deliveries, newest first (admins: RLS)."""
+    rows = await conn.fetch(
+        f"select {DELIVERY_COLUMNS} from public.event_deliveries d"
+        " join public.outbox_events e on e.id = d.event_id"
+        " where d.organization_id = $1 and d.status = 'dead'"
+        " and ($2::bigint is null or d.id < $2)"
+        " order by d.id desc limit $3",
+        organization_id,
+        before,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def replay(*, conn: Connection, delivery_id: int) -> dict[str, Any]:
+    """Sends a finished delivery again from its first attempt (admins of its organization)."""
+    await conn.execute("select app.replay_event_delivery($1)", delivery_id)
+    row = await conn.fetchrow(
+        f"select {DELIVERY_COLUMNS} from public.event_deliveries d"
+        " join public.outbox_events e on e.id = d.event_id where d.id = $1",
+        delivery_id,
+    )
+    assert row is not None
+    return dict(row)
