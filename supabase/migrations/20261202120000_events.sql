@@ -38,11 +38,11 @@ create table public.event_deliveries (
   unique nulls not distinct (event_id, consumer, target)
 );
 alter table public.event_deliveries enable row level security;
--- Admins read their organization's deliveries (failures, dead letters); only the
--- worker (the owner) writes, and an admin replays through app.replay_event_delivery.
+-- Admins read their organization's deliveries (failures, dead letters). No write
+-- policy: only the worker (the owner) writes; an admin replays through
+-- app.replay_event_delivery.
 create policy event_deliveries_select on public.event_deliveries for select to authenticated
   using (organization_id in (select app.org_ids_with_role('admin')));
-revoke insert, update, delete, truncate on public.event_deliveries from anon, authenticated;
 -- The claim filters on status and due_at only, across organizations.
 create index event_deliveries_due_idx on public.event_deliveries (due_at) where status = 'pending';
 create index event_deliveries_org_idx on public.event_deliveries (organization_id, status, id desc);
@@ -126,7 +126,6 @@ create table public.webhook_attempts (
 alter table public.webhook_attempts enable row level security;
 create policy webhook_attempts_select on public.webhook_attempts for select to authenticated
   using (organization_id in (select app.org_ids_with_role('admin')));
-revoke insert, update, delete, truncate on public.webhook_attempts from anon, authenticated;
 create index webhook_attempts_endpoint_idx
   on public.webhook_attempts (organization_id, endpoint_id, id desc);
 create index webhook_attempts_delivery_idx on public.webhook_attempts (delivery_id);
