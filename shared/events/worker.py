@@ -201,7 +201,7 @@ async def record(
             update public.event_deliveries d
                set status = u.status, due_at = coalesce(u.due_at, d.due_at), claim = null,
                    last_error = u.error,
-                   finished_at = case when u.status = 'pending' then null else $6 end
+                   finished_at = case when u.status = 'pending' then null else $6::timestamptz end
               from unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[])
                    u(id, claim, status, due_at, error)
              where d.id = u.id and d.claim = u.claim
