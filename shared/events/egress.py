@@ -52,10 +52,10 @@ def refusal(address: IPAddress, *, egress: Egress) -> str | None:
         return "a multicast address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_private:
-        return "a private address"
     if address.is_reserved or address.is_unspecified:
         return "a reserved address"
+    if address.is_private:
+        return "a private address"
     if not address.is_global:
         return "not a public address"
     return None
