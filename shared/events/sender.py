@@ -256,7 +256,7 @@ async def _update_health(
         update public.webhook_endpoints
            set enabled = false,
                disabled_reason = 'failed without a success since ' || failing_since::text
-         where id = any($1::uuid[]) and enabled and failing_since <= $2 - $3::interval
+         where id = any($1::uuid[]) and enabled and failing_since <= $2::timestamptz - $3::interval
         returning id, organization_id, url, failing_since, disabled_reason
         """,
         list(failed),

@@ -1,0 +1,315 @@
+"""events-worker with outbound webhooks: from a provider's message to a signed delivery.
+
+Deliveries are checked with the `standardwebhooks` library's Webhook.verify, as a
+receiver would. Endpoints answer through respx (the HTTP layer) or, once, a real
+HTTP server on this machine. Time moves through the worker's `now`, never sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import respx
+from standardwebhooks import Webhook
+
+from shared.db import Connection
+from shared.events import egress, worker
+from shared.events.sender import STANDARD_WEBHOOKS_WAITS
+from shared.runtime import Runtime
+from shared.settings import Settings
+from tests.channels.kit import post
+from tests.channels.whatsapp.kit import WhatsAppKit
+from tests.support import auth, make_contact, make_org, make_user, member
+
+HOOK = "https://hooks.example.com/connectgain"
+SLOW = "https://slow.example.com/hook"
+KIT = WhatsAppKit()
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def lookup(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"]
+
+    monkeypatch.setattr(egress, "lookup", lookup)
+
+
+@pytest.fixture
+async def org(db: Connection) -> dict[str, UUID]:
+    owner = await make_user(db)
+    org_id = await make_org(db, owner)
+    return {
+        "org": org_id,
+        "admin": await member(db, org_id, "admin"),
+        "agent": await member(db, org_id, "agent"),
+    }
+
+
+async def endpoint(
+    client: httpx.AsyncClient, settings: Settings, org: dict[str, UUID], url: str, events: list[str]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/functions/v1/webhook-endpoints",
+        json={"organization_id": str(org["org"]), "url": url, "events": events},
+        headers=auth(settings, org["admin"]),
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def verified(secret: str, request: httpx.Request) -> Any:
+    return Webhook(secret).verify(request.content, dict(request.headers))
+
+
+def later(**wait: float) -> datetime:
+    return datetime.now(UTC) + timedelta(**wait)
+
+
+async def test_only_the_service_key_runs_the_worker(client: httpx.AsyncClient, settings: Settings):
+    assert (await client.post("/functions/v1/events-worker")).status_code == 401
+    service = {"Authorization": f"Bearer {settings.service_key}"}
+    answer = await client.post("/functions/v1/events-worker", headers=service)
+    assert answer.status_code == 200
+    assert answer.json()["claimed"] == 0
+
+
+async def test_a_whatsapp_message_reaches_the_endpoint_signed_and_a_500_is_retried(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["message.received"])
+    account = await KIT.create_account(db, org["org"])
+    message = KIT.text_message(account, sender="351912345678", message_id="wamid.A1", text="Olá")
+    with respx.mock(assert_all_called=False) as router:
+        KIT.mock_provider(router)
+        route = router.post(HOOK).mock(
+            side_effect=[httpx.Response(500, text="down for maintenance"), httpx.Response(204)]
+        )
+        assert (await post(client, KIT, account.id, message)).status_code == 200
+        service = {"Authorization": f"Bearer {settings.service_key}"}
+        first = (await client.post("/functions/v1/events-worker", headers=service)).json()
+        assert (first["deliveries"], first["claimed"], first["failed"]) == (1, 1, 1)
+        assert (await worker.run(runtime, now=later(seconds=4))).claimed == 0  # not yet
+        second = await worker.run(runtime, now=later(seconds=6))
+        assert (second.claimed, second.processed) == (1, 1)
+
+    failed, delivered = route.calls
+    assert failed.request.headers["webhook-id"] == delivered.request.headers["webhook-id"]
+    body = verified(hook["secret"], delivered.request)
+    assert body["type"] == "message.received"
+    assert body["data"]["body"] == "Olá" and body["data"]["direction"] == "inbound"
+    assert body["timestamp"].endswith("Z")
+    with pytest.raises(Exception, match="signature"):
+        verified("whsec_" + "A" * 43 + "=", delivered.request)
+
+    attempts = await client.get(
+        f"/functions/v1/webhook-endpoints/{hook['id']}/attempts",
+        headers=auth(settings, org["admin"]),
+    )
+    newest, oldest = attempts.json()["data"]
+    assert (newest["attempt"], newest["status_code"], newest["error"]) == (2, 204, None)
+    assert (oldest["attempt"], oldest["status_code"], oldest["error"]) == (1, 500, "HTTP 500")
+    assert oldest["response_excerpt"] == "down for maintenance"
+    assert oldest["latency_ms"] >= 0
+
+
+async def test_spent_retries_make_a_dead_letter_an_admin_replays(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await make_contact(db, org["org"])
+    start, elapsed = datetime.now(UTC), timedelta()
+    with respx.mock as router:
+        route = router.post(HOOK).respond(503, text="x" * 5000)
+        summaries = []
+        for wait in (timedelta(), *STANDARD_WEBHOOKS_WAITS):
+            elapsed += wait
+            summaries.append(await worker.run(runtime, now=start + elapsed))
+        assert [s.claimed for s in summaries] == [1] * 8
+        assert summaries[-1].dead == 1 and route.call_count == 8
+        assert elapsed < timedelta(days=2)  # Standard Webhooks' schedule: about 28 hours
+        assert len({c.request.headers["webhook-id"] for c in route.calls}) == 1
+
+        letters = "/functions/v1/events-worker/dead-letters"
+        params = {"organization_id": str(org["org"])}
+        agent = await client.get(letters, params=params, headers=auth(settings, org["agent"]))
+        assert agent.status_code == 403
+        admin = auth(settings, org["admin"])
+        (letter,) = (await client.get(letters, params=params, headers=admin)).json()["data"]
+        assert (letter["consumer"], letter["target"], letter["attempts"]) == (
+            "webhooks",
+            hook["id"],
+            8,
+        )
+        assert letter["last_error"] == "HTTP 503"
+        excerpt = await db.fetchval("select max(length(response_excerpt)) from webhook_attempts")
+        assert excerpt == 1000
+
+        replayed = await client.post(f"{letters}/{letter['id']}/replay", headers=admin)
+        assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
+        again = await client.post(f"{letters}/{letter['id']}/replay", headers=admin)
+        assert again.status_code == 409
+        route.respond(200)
+        assert (await worker.run(runtime, now=later(seconds=1))).processed == 1
+    assert verified(hook["secret"], route.calls[-1].request)["type"] == "contact.created"
+
+
+async def test_an_endpoint_failing_for_days_is_disabled_and_the_organization_told(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await db.execute(
+        "update webhook_endpoints set failing_since = now() - interval '5 days 1 minute'"
+    )
+    await make_contact(db, org["org"])
+    with respx.mock as router:
+        router.post(HOOK).respond(500)
+        await worker.run(runtime, now=later(seconds=1))
+    shown = await client.get(
+        f"/functions/v1/webhook-endpoints/{hook['id']}", headers=auth(settings, org["admin"])
+    )
+    assert shown.json()["status"] == "disabled"
+    assert shown.json()["disabled_reason"].startswith("failed without a success since")
+    told = await db.fetchrow(
+        "select organization_id, payload from outbox_events"
+        " where event_type = 'webhook_endpoint.disabled'"
+    )
+    assert told["organization_id"] == org["org"] and told["payload"]["id"] == hook["id"]
+
+    # Nothing more goes to it; what was still waiting becomes a dead letter.
+    await make_contact(db, org["org"])
+    with respx.mock:  # no route: any request would fail the test
+        summary = await worker.run(runtime, now=later(seconds=10))
+    assert summary.deliveries == 0
+    assert summary.dead == 1  # the first event's retry
+    assert (
+        await db.fetchval("select last_error from event_deliveries where status = 'dead'")
+        == "the endpoint is disabled"
+    )
+
+
+async def test_after_a_rotation_deliveries_verify_with_the_old_and_the_new_secret(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["task.created", "contact.created"])
+    rotated = await client.post(
+        f"/functions/v1/webhook-endpoints/{hook['id']}/rotate-secret",
+        headers=auth(settings, org["admin"]),
+    )
+    await make_contact(db, org["org"])
+    with respx.mock as router:
+        route = router.post(HOOK).respond(200)
+        await worker.run(runtime, now=later(seconds=1))
+        (call,) = route.calls
+        assert len(call.request.headers["webhook-signature"].split(" ")) == 2
+        assert verified(hook["secret"], call.request)["type"] == "contact.created"
+        assert verified(rotated.json()["secret"], call.request)["type"] == "contact.created"
+        # after the overlap only the new secret signs
+        await make_contact(db, org["org"])
+        await worker.run(runtime, now=later(hours=25))
+    last = route.calls[-1].request
+    assert len(last.headers["webhook-signature"].split(" ")) == 1
+
+
+async def test_a_slow_endpoint_holds_only_its_own_delivery(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    fast = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await endpoint(client, settings, org, SLOW, ["contact.created"])
+    runtime.settings = runtime.settings.model_copy(update={"webhook_timeout_seconds": 0.3})
+
+    async def stall(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200)
+
+    await make_contact(db, org["org"])
+    with respx.mock as router:
+        quick = router.post(HOOK).respond(200)
+        router.post(SLOW).mock(side_effect=stall)
+        started = time.monotonic()
+        summary = await worker.run(runtime, now=later(seconds=1))
+    assert time.monotonic() - started < 2
+    assert (summary.processed, summary.failed) == (1, 1)
+    assert verified(fast["secret"], quick.calls[0].request)["type"] == "contact.created"
+    error = await db.fetchval("select error from webhook_attempts where status_code is null")
+    assert error == "no answer within 0.3 s"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    got: list[tuple[bytes, dict[str, str]]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.got.append((body, dict(self.headers)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[bytes, dict[str, str]]]]]:
+    got: list[tuple[bytes, dict[str, str]]] = []
+    handler = type("Handler", (Receiver,), {"got": got})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_real_receiver_on_this_machine_gets_a_verifiable_delivery_in_local_mode_only(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+    receiver: tuple[str, list[tuple[bytes, dict[str, str]]]],
+):
+    url, got = receiver
+    hook = await endpoint(client, settings, org, url, ["contact.created"])
+    await make_contact(db, org["org"])
+    assert (await worker.run(runtime, now=later(seconds=1))).processed == 1
+    ((body, headers),) = got
+    assert Webhook(hook["secret"]).verify(body, headers)["type"] == "contact.created"
+
+    # In production the same address is refused when connecting: nothing is sent.
+    runtime.settings = runtime.settings.model_copy(update={"webhook_egress": "public"})
+    await make_contact(db, org["org"])
+    assert (await worker.run(runtime, now=later(seconds=2))).failed == 1
+    assert len(got) == 1
+    error = await db.fetchval("select error from webhook_attempts order by id desc limit 1")
+    assert error == "refused: 127.0.0.1 resolves to 127.0.0.1, a loopback address"
