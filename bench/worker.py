@@ -59,7 +59,7 @@ class NoOp(Consumer):
         self.lags: list[float] = []
 
     async def handle(
-        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime
+        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
         at = datetime.now(UTC)
         self.lags.extend((at - d.event.created_at).total_seconds() for d in deliveries)

@@ -46,9 +46,10 @@ class Claimed:
 @dataclass(frozen=True)
 class Result:
     """How one delivery went. done: finished; retry: try again on the consumer's
-    schedule (dead when it is spent); dead: give up now; cancelled: nothing to do."""
+    schedule (dead when it is spent); dead: give up now; cancelled: nothing to do;
+    released: not attempted (no time left in the lease), due again, not counted."""
 
-    status: Literal["done", "retry", "dead", "cancelled"]
+    status: Literal["done", "retry", "dead", "cancelled", "released"]
     error: str | None = None
     # What the consumer's record hook needs (an attempt's log); the worker ignores it.
     detail: Any = None
@@ -64,6 +65,9 @@ def dead(error: str, detail: Any = None) -> Result:
 
 def cancelled(error: str) -> Result:
     return Result("cancelled", error[:2000])
+
+
+RELEASED = Result("released")
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,13 @@ class Consumer:
         return [(e.id, None) for e in events if self.wants(e.type)]
 
     async def handle(
-        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime
+        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
-        """One result per delivery, in their order; called outside any transaction."""
+        """One result per delivery, in their order; called outside any transaction.
+
+        `deadline` (time.monotonic()) is when the lease ends: work not finished by then
+        may be taken by another worker, so a delivery that cannot be done by then is
+        RELEASED instead of started."""
         raise NotImplementedError
 
     async def record(

@@ -4,11 +4,13 @@ One delivery row per (event, endpoint), made when the event is dispatched.
 Attempts follow Standard Webhooks' schedule (at once, then 5 s, 5 min, 30 min,
 2 h, 5 h, 10 h, 10 h), each signed anew with a fresh timestamp and the same
 webhook-id, and logged (status, latency, a bounded excerpt of the answer).
-Deliveries go out concurrently, at most `webhook_concurrency` at a time, each
-within `webhook_timeout_seconds` in all, so a slow endpoint holds one slot and
-never the others. An endpoint that fails for `webhook_disable_after_hours`
-without a success is disabled, and the organization gets a
-`webhook_endpoint.disabled` event.
+Deliveries go out concurrently, at most `webhook_concurrency` at a time and a
+quarter of that per endpoint, each within `webhook_timeout_seconds` in all, so a
+slow endpoint holds a few slots and never the others. An attempt starts only if
+it can end before the batch's lease does; the rest are released untouched, due
+again at once, so no other worker can take a row while its attempt is under way.
+An endpoint that fails for `webhook_disable_after_hours` without a success is
+disabled, and the organization gets a `webhook_endpoint.disabled` event.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httpx
 from shared.db import Connection
 from shared.events import egress, signing
 from shared.events.base import (
+    RELEASED,
     Claimed,
     Consumer,
     Event,
@@ -176,11 +179,15 @@ class WebhookConsumer(Consumer):
         return [(r["id"], r["endpoint"]) for r in rows]
 
     async def handle(
-        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime
+        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
         settings = runtime.settings
+        total = settings.webhook_timeout_seconds
         targets = await _targets(runtime, {d.target for d in deliveries if d.target}, now)
         slots = asyncio.Semaphore(settings.webhook_concurrency)
+        # One endpoint's backlog never takes every slot.
+        per_endpoint = max(1, settings.webhook_concurrency // 4)
+        endpoint_slots = {t: asyncio.Semaphore(per_endpoint) for t in targets}
 
         async def one(http: httpx.AsyncClient, delivery: Claimed) -> Result:
             target = targets.get(delivery.target) if delivery.target else None
@@ -190,10 +197,10 @@ class WebhookConsumer(Consumer):
                 return dead("the endpoint is disabled")
             if not target.keys:
                 return dead("the endpoint has no signing secret")
-            async with slots:
-                attempt = await _post(
-                    http, target, delivery.event, total=settings.webhook_timeout_seconds
-                )
+            async with endpoint_slots[target.id], slots:
+                if time.monotonic() + total > deadline:
+                    return RELEASED  # it could outlive the lease: left for the next batch
+                attempt = await _post(http, target, delivery.event, total=total)
             if attempt.ok:
                 return Result("done", detail=attempt)
             return retry(attempt.error or "failed", attempt)

@@ -35,6 +35,7 @@ from shared.events.consumers import CONSUMERS
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.events")
+LEASE_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Summary:
     failed: int = 0  # to be retried
     dead: int = 0
     cancelled: int = 0
+    released: int = 0  # not attempted for lack of time in the lease; due again at once
     stale: int = 0  # outcomes dropped: the lease had run out and the row was taken again
 
     def as_dict(self) -> dict[str, int]:
@@ -161,10 +163,12 @@ async def claim(
 
 
 async def _handle(
-    runtime: Runtime, consumer: Consumer, deliveries: list[Claimed], now: datetime
+    runtime: Runtime, consumer: Consumer, deliveries: list[Claimed], now: datetime, deadline: float
 ) -> list[Result]:
     try:
-        results = await consumer.handle(runtime=runtime, deliveries=deliveries, now=now)
+        results = await consumer.handle(
+            runtime=runtime, deliveries=deliveries, now=now, deadline=deadline
+        )
     except Exception as exc:  # a consumer's bug fails its batch, to be retried; never the run
         log.exception("consumer %s failed", consumer.name)
         return [retry(f"{type(exc).__name__}: {exc}")] * len(deliveries)
@@ -180,6 +184,8 @@ def _settle(consumer: Consumer, claimed: Claimed, result: Result, now: datetime)
         return Recorded(claimed, result, "done")
     if result.status == "cancelled":
         return Recorded(claimed, result, "cancelled")
+    if result.status == "released":
+        return Recorded(claimed, result, "pending", now)
     if result.status == "retry":
         due = consumer.retries.next_due(attempt=claimed.attempt, now=now)
         if due is not None:
@@ -200,10 +206,11 @@ async def record(
             """
             update public.event_deliveries d
                set status = u.status, due_at = coalesce(u.due_at, d.due_at), claim = null,
-                   last_error = u.error,
+                   last_error = case when u.refund = 1 then d.last_error else u.error end,
+                   attempts = d.attempts - u.refund,
                    finished_at = case when u.status = 'pending' then null else $6::timestamptz end
-              from unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[])
-                   u(id, claim, status, due_at, error)
+              from unnest($1::bigint[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[],
+                          $7::int[]) u(id, claim, status, due_at, error, refund)
              where d.id = u.id and d.claim = u.claim
             returning d.id
             """,
@@ -213,6 +220,7 @@ async def record(
             [o.due_at for o in outcomes],
             [o.result.error for o in outcomes],
             now,
+            [int(o.result.status == "released") for o in outcomes],
         )
         held = {r["id"] for r in rows}
         by_consumer: dict[str, list[Recorded]] = defaultdict(list)
@@ -229,6 +237,8 @@ async def process(
 ) -> tuple[int, list[Recorded], int]:
     """One batch: claim, handle, record; (claimed, recorded outcomes, stale)."""
     lease = runtime.settings.events_lease_seconds
+    # Ends a little before the lease in the database does, for the clocks' sake.
+    deadline = time.monotonic() + lease - LEASE_MARGIN_SECONDS
     claimed = await claim(runtime.db, consumers=consumers, limit=limit, lease=lease, now=now)
     if not claimed:
         return 0, [], 0
@@ -237,7 +247,7 @@ async def process(
     for delivery in claimed:
         groups[delivery.consumer].append(delivery)
     answers = await asyncio.gather(
-        *(_handle(runtime, named[name], batch, now) for name, batch in groups.items())
+        *(_handle(runtime, named[name], batch, now, deadline) for name, batch in groups.items())
     )
     outcomes = [
         _settle(named[name], delivery, result, now)
@@ -274,6 +284,8 @@ async def run(
         for outcome in recorded:
             if outcome.status == "done":
                 summary.processed += 1
+            elif outcome.result.status == "released":
+                summary.released += 1
             elif outcome.status == "pending":
                 summary.failed += 1
             elif outcome.status == "dead":

@@ -313,3 +313,30 @@ async def test_a_real_receiver_on_this_machine_gets_a_verifiable_delivery_in_loc
     assert len(got) == 1
     error = await db.fetchval("select error from webhook_attempts order by id desc limit 1")
     assert error == "refused: 127.0.0.1 resolves to 127.0.0.1, a loopback address"
+
+
+async def test_an_attempt_that_could_outlive_the_lease_is_not_started(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await make_contact(db, org["org"])
+    roomy = runtime.settings
+    # a lease that ends before an attempt's timeout could
+    runtime.settings = roomy.model_copy(
+        update={"events_lease_seconds": 2.5, "webhook_timeout_seconds": 1.0}
+    )
+    now = later(seconds=1)
+    with respx.mock as router:
+        route = router.post(HOOK).respond(200)
+        short = await worker.run(runtime, now=now)
+        assert (short.claimed, short.released, route.call_count) == (1, 1, 0)
+        row = await db.fetchrow("select status, attempts, due_at, claim from event_deliveries")
+        assert dict(row) == {"status": "pending", "attempts": 0, "due_at": now, "claim": None}
+        runtime.settings = roomy
+        assert (await worker.run(runtime, now=now)).processed == 1
+    assert verified(hook["secret"], route.calls[0].request)["type"] == "contact.created"
+    assert await db.fetchval("select attempt from webhook_attempts") == 1

@@ -33,7 +33,7 @@ class Probe(Consumer):
         self.seen: list[Claimed] = []
 
     async def handle(
-        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime
+        self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
         await asyncio.sleep(0)  # let another worker run in between
         self.seen.extend(deliveries)
@@ -65,6 +65,7 @@ async def test_each_event_goes_once_to_each_consumer_that_wants_it(
         "failed": 0,
         "dead": 0,
         "cancelled": 0,
+        "released": 0,
         "stale": 0,
     }
     assert {d.event.aggregate_id for d in probe.seen} == set(contacts)
