@@ -3,7 +3,8 @@
 POST /                                  cron, service key: dispatch the outbox, deliver
                                         what is due, answer a summary
 GET  /dead-letters?organization_id=…    admins: deliveries whose retries are spent
-POST /dead-letters/{delivery_id}/replay admins: start one over
+POST /deliveries/{delivery_id}/replay   admins: start a finished delivery over (a dead
+                                        letter, or a done one sent again)
 
 Safe on any number of instances at once: events and deliveries are claimed with
 FOR UPDATE SKIP LOCKED, deliveries under a lease (shared/events/worker.py).
@@ -49,7 +50,7 @@ async def dead_letters(
     return {"data": found}
 
 
-@router.post("/dead-letters/{delivery_id}/replay")
+@router.post("/deliveries/{delivery_id}/replay")
 async def replay(
     delivery_id: Annotated[int, Path(ge=1, le=2**62)], user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:

@@ -5,12 +5,13 @@ POST   /                           {organization_id, url, events, description?}
 GET    /?organization_id=…         the endpoints, never their secrets
 GET    /{id}                       one endpoint
 PATCH  /{id}                       {url?, events?, description?, enabled?}
-POST   /{id}/disable               stop deliveries (PATCH enabled: true resumes them)
-POST   /{id}/rotate-secret         a new secret, shown once; the old one keeps signing
-                                   for CONNECTGAIN_WEBHOOK_SECRET_OVERLAP_HOURS
+POST   /{id}/disable               {reason?}: stop deliveries (PATCH enabled: true resumes)
+POST   /{id}/rotate-secret         {overlap_hours?}: a new secret, shown once; the old one
+                                   keeps signing for the overlap (default
+                                   CONNECTGAIN_WEBHOOK_SECRET_OVERLAP_HOURS)
 DELETE /{id}                       204
-GET    /{id}/attempts              the delivery attempts, newest first
-POST   /{id}/deliveries/{delivery_id}/replay   send a finished delivery again
+GET    /{id}/attempts              the delivery attempts, newest first (with delivery ids:
+                                   events-worker/deliveries/{id}/replay sends one again)
 
 Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp,
 webhook-signature headers; body {"type", "timestamp", "data"}): see
@@ -24,13 +25,12 @@ from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from shared import members
 from shared.events import egress, subscriptions
 from shared.events.catalog import EVENT_TYPES
-from shared.events.worker import replay
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
@@ -64,6 +64,16 @@ class NewEndpoint(BaseModel):
     url: Url
     events: Events
     description: str | None = Field(default=None, max_length=500)
+
+
+class Disabling(BaseModel):
+    reason: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Rotation(BaseModel):
+    overlap_hours: float | None = Field(
+        default=None, ge=0, le=720, description="How long the old secret still signs"
+    )
 
 
 class EndpointChange(BaseModel):
@@ -118,18 +128,24 @@ async def update(
 
 
 @router.post("/{endpoint_id}/disable")
-async def disable(endpoint_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def disable(
+    endpoint_id: UUID, user: CurrentUser, runtime: RuntimeDep, body: Disabling | None = None
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {"enabled": False}
+    if body is not None and body.reason:
+        changes["disabled_reason"] = body.reason
     async with runtime.db.user_tx(user) as conn:
-        return await subscriptions.update(
-            conn=conn, endpoint_id=endpoint_id, changes={"enabled": False}
-        )
+        return await subscriptions.update(conn=conn, endpoint_id=endpoint_id, changes=changes)
 
 
 @router.post("/{endpoint_id}/rotate-secret")
 async def rotate_secret(
-    endpoint_id: UUID, user: CurrentUser, runtime: RuntimeDep
+    endpoint_id: UUID, user: CurrentUser, runtime: RuntimeDep, body: Rotation | None = None
 ) -> dict[str, Any]:
-    overlap = timedelta(hours=runtime.settings.webhook_secret_overlap_hours)
+    hours = body.overlap_hours if body is not None else None
+    if hours is None:
+        hours = runtime.settings.webhook_secret_overlap_hours
+    overlap = timedelta(hours=hours)
     async with runtime.db.user_tx(user) as conn:
         return await subscriptions.rotate(conn=conn, endpoint_id=endpoint_id, overlap=overlap)
 
@@ -154,18 +170,6 @@ async def attempts(
             conn=conn, endpoint_id=endpoint_id, before=before, limit=limit
         )
     return {"data": found}
-
-
-@router.post("/{endpoint_id}/deliveries/{delivery_id}/replay")
-async def replay_delivery(
-    endpoint_id: UUID,
-    delivery_id: Annotated[int, Path(ge=1, le=2**62)],
-    user: CurrentUser,
-    runtime: RuntimeDep,
-) -> dict[str, Any]:
-    async with runtime.db.user_tx(user) as conn:
-        await subscriptions.delivery_of(conn=conn, endpoint_id=endpoint_id, delivery_id=delivery_id)
-        return await replay(conn=conn, delivery_id=delivery_id)
 
 
 app = function_app(router, name="webhook-endpoints")

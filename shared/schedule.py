@@ -28,6 +28,11 @@ class ScheduledJob:
 
 SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
+        slug="events-worker",
+        cron="* * * * *",
+        description="Deliver domain events to their consumers (outbound webhooks), with retries",
+    ),
+    ScheduledJob(
         slug="inbound-retry",
         cron="* * * * *",
         description="Process again, with backoff, inbound events that failed or were left",
@@ -36,10 +41,5 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         slug="outbound-sweep",
         cron="* * * * *",
         description="Finish outbound messages a killed server left queued or sending",
-    ),
-    ScheduledJob(
-        slug="events-worker",
-        cron="* * * * *",
-        description="Deliver domain events to their consumers (outbound webhooks), with retries",
     ),
 )

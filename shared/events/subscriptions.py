@@ -14,7 +14,6 @@ from uuid import UUID
 from shared.db import Connection
 from shared.errors import NotFound
 from shared.events import signing
-from shared.events.sender import WebhookConsumer
 
 COLUMNS = (
     "id, organization_id, url, events, description, enabled, disabled_reason, failing_since,"
@@ -84,7 +83,8 @@ async def update(*, conn: Connection, endpoint_id: UUID, changes: dict[str, Any]
                description = case when $4 then $5 else description end,
                enabled = coalesce($6, enabled),
                disabled_reason = case when $6 then null
-                                      when not $6 and enabled then 'disabled by an admin'
+                                      when not $6 and enabled
+                                      then coalesce($7, 'disabled by an admin')
                                       else disabled_reason end,
                failing_since = case when $6 and not enabled then null else failing_since end
          where id = $1
@@ -96,6 +96,7 @@ async def update(*, conn: Connection, endpoint_id: UUID, changes: dict[str, Any]
         "description" in changes,
         changes.get("description"),
         changes.get("enabled"),
+        changes.get("disabled_reason"),
     )
     if row is None:
         raise NotFound("No such webhook endpoint")
@@ -132,15 +133,3 @@ async def attempts(
         limit,
     )
     return [dict(r) for r in rows]
-
-
-async def delivery_of(*, conn: Connection, endpoint_id: UUID, delivery_id: int) -> None:
-    """NotFound unless the delivery is this endpoint's (and the caller may see it)."""
-    found = await conn.fetchval(
-        "select true from public.event_deliveries where id = $1 and consumer = $2 and target = $3",
-        delivery_id,
-        WebhookConsumer.name,
-        endpoint_id,
-    )
-    if not found:
-        raise NotFound("No such delivery of this endpoint")

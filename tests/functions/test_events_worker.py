@@ -125,6 +125,17 @@ async def test_a_whatsapp_message_reaches_the_endpoint_signed_and_a_500_is_retri
     assert oldest["response_excerpt"] == "down for maintenance"
     assert oldest["latency_ms"] >= 0
 
+    # an admin sends a delivered event again: same webhook-id, a fresh signature
+    replay = f"/functions/v1/events-worker/deliveries/{newest['delivery_id']}/replay"
+    replayed = await client.post(replay, headers=auth(settings, org["admin"]))
+    assert replayed.status_code == 200, replayed.text
+    with respx.mock as router:
+        again = router.post(HOOK).respond(200)
+        assert (await worker.run(runtime, now=later(seconds=7))).processed == 1
+    resent = again.calls[0].request
+    assert resent.headers["webhook-id"] == delivered.request.headers["webhook-id"]
+    assert verified(hook["secret"], resent)["data"]["body"] == "Olá"
+
 
 async def test_spent_retries_make_a_dead_letter_an_admin_replays(
     client: httpx.AsyncClient,
@@ -162,9 +173,11 @@ async def test_spent_retries_make_a_dead_letter_an_admin_replays(
         excerpt = await db.fetchval("select max(length(response_excerpt)) from webhook_attempts")
         assert excerpt == 1000
 
-        replayed = await client.post(f"{letters}/{letter['id']}/replay", headers=admin)
+        replay = f"/functions/v1/events-worker/deliveries/{letter['id']}/replay"
+        assert (await client.post(replay, headers=auth(settings, org["agent"]))).status_code == 404
+        replayed = await client.post(replay, headers=admin)
         assert replayed.status_code == 200 and replayed.json()["status"] == "pending"
-        again = await client.post(f"{letters}/{letter['id']}/replay", headers=admin)
+        again = await client.post(replay, headers=admin)
         assert again.status_code == 409
         route.respond(200)
         assert (await worker.run(runtime, now=later(seconds=1))).processed == 1

@@ -149,6 +149,11 @@ async def test_an_admin_updates_disables_and_deletes(
     disabled = await client.post(f"{URL}/{endpoint}/disable", headers=headers)
     assert disabled.json()["status"] == "disabled"
     assert disabled.json()["disabled_reason"] == "disabled by an admin"
+    await client.patch(f"{URL}/{endpoint}", json={"enabled": True}, headers=headers)
+    why = await client.post(
+        f"{URL}/{endpoint}/disable", json={"reason": "receiver migration"}, headers=headers
+    )
+    assert why.json()["disabled_reason"] == "receiver migration"
     enabled = await client.patch(f"{URL}/{endpoint}", json={"enabled": True}, headers=headers)
     assert (enabled.json()["status"], enabled.json()["disabled_reason"]) == ("active", None)
     assert (await client.delete(f"{URL}/{endpoint}", headers=headers)).status_code == 204
@@ -175,6 +180,14 @@ async def test_rotation_shows_a_new_secret_and_keeps_the_old_one_for_the_overlap
         "previous_secret": created["secret"],
         "overlap": True,
     }
+    at_once = await client.post(
+        f"{URL}/{created['id']}/rotate-secret",
+        json={"overlap_hours": 0},
+        headers=auth(settings, org["admin"]),
+    )
+    assert at_once.json()["previous_secret_valid_for_seconds"] == 0
+    still = await db.fetchval("select previous_until > now() from private.webhook_secrets")
+    assert still is False
 
 
 @pytest.mark.usefixtures("production")
