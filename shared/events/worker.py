@@ -2,7 +2,8 @@
 
     dispatch  claim unprocessed outbox events (FOR UPDATE SKIP LOCKED), write one
               delivery row per (event, consumer, target), mark the events
-              processed: one transaction, so a fan-out happens exactly once.
+              processed: one transaction, so a fan-out happens exactly once. The
+              new rows are written already leased to this worker.
     claim     take due deliveries (SKIP LOCKED) and lease them in one statement:
               due_at moves to the lease's end and `claim` gets a fresh token;
               it commits at once, so no lock or transaction stays open while a
@@ -66,9 +67,10 @@ def _event(row: Any) -> Event:
 
 
 async def dispatch(
-    db: Database, *, consumers: Sequence[Consumer], limit: int, now: datetime
-) -> tuple[int, int]:
-    """Fans out up to `limit` outbox events; (events, delivery rows)."""
+    db: Database, *, consumers: Sequence[Consumer], limit: int, lease: float, now: datetime
+) -> tuple[int, list[Claimed]]:
+    """Fans out up to `limit` outbox events; (events, their deliveries). The deliveries
+    are written already leased to this worker (a claim saved), to be handled at once."""
     async with db.service_tx() as conn:
         rows = await conn.fetch(
             """
@@ -82,44 +84,47 @@ async def dispatch(
             limit,
         )
         if not rows:
-            return 0, 0
-        events = [_event(r) for r in rows]
-        org_of = {e.id: e.organization_id for e in events}
-        orgs: list[UUID] = []
-        event_ids: list[int] = []
-        names: list[str] = []
-        targets: list[UUID | None] = []
+            return 0, []
+        events = {r["event_id"]: _event(r) for r in rows}
+        fanned: list[tuple[int, str, UUID | None]] = []
         for consumer in consumers:
-            for event_id, target in await consumer.fan_out(conn=conn, events=events):
-                orgs.append(org_of[event_id])
-                event_ids.append(event_id)
-                names.append(consumer.name)
-                targets.append(target)
-        made = 0
-        if event_ids:
-            made = len(
-                await conn.fetch(
-                    """
-                    insert into public.event_deliveries
-                           (organization_id, event_id, consumer, target, due_at)
-                    select o, e, c, t, $5
-                      from unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[]) u(o, e, c, t)
-                    on conflict do nothing
-                    returning id
-                    """,
-                    orgs,
-                    event_ids,
-                    names,
-                    targets,
-                    now,
-                )
+            for event_id, target in await consumer.fan_out(conn=conn, events=[*events.values()]):
+                fanned.append((event_id, consumer.name, target))
+        made = []
+        if fanned:
+            made = await conn.fetch(
+                """
+                insert into public.event_deliveries
+                       (organization_id, event_id, consumer, target, attempts, claim, due_at)
+                select o, e, c, t, 1, gen_random_uuid(), $5::timestamptz + make_interval(secs => $6)
+                  from unnest($1::uuid[], $2::bigint[], $3::text[], $4::uuid[]) u(o, e, c, t)
+                on conflict do nothing
+                returning id, event_id, consumer, target, attempts, claim
+                """,
+                [events[e].organization_id for e, _, _ in fanned],
+                [e for e, _, _ in fanned],
+                [c for _, c, _ in fanned],
+                [t for _, _, t in fanned],
+                now,
+                lease,
             )
         await conn.execute(
             "update public.outbox_events set processed_at = $2 where id = any($1::bigint[])",
-            [e.id for e in events],
+            list(events),
             now,
         )
-    return len(events), made
+    return len(events), [_claimed(r, events[r["event_id"]]) for r in made]
+
+
+def _claimed(row: Any, event: Event) -> Claimed:
+    return Claimed(
+        id=row["id"],
+        consumer=row["consumer"],
+        target=row["target"],
+        attempt=row["attempts"],
+        claim=row["claim"],
+        event=event,
+    )
 
 
 async def claim(
@@ -137,7 +142,7 @@ async def claim(
                  for update skip locked
             )
             update public.event_deliveries d
-               set due_at = $1 + make_interval(secs => $4), claim = gen_random_uuid(),
+               set due_at = $1::timestamptz + make_interval(secs => $4), claim = gen_random_uuid(),
                    attempts = d.attempts + 1
               from due, public.outbox_events e
              where d.id = due.id and e.id = d.event_id
@@ -149,17 +154,7 @@ async def claim(
             limit,
             lease,
         )
-    return [
-        Claimed(
-            id=r["id"],
-            consumer=r["consumer"],
-            target=r["target"],
-            attempt=r["attempts"],
-            claim=r["claim"],
-            event=_event(r),
-        )
-        for r in rows
-    ]
+    return [_claimed(r, _event(r)) for r in rows]
 
 
 async def _handle(
@@ -233,15 +228,16 @@ async def record(
 
 
 async def process(
-    runtime: Runtime, *, consumers: Sequence[Consumer], limit: int, now: datetime
-) -> tuple[int, list[Recorded], int]:
-    """One batch: claim, handle, record; (claimed, recorded outcomes, stale)."""
-    lease = runtime.settings.events_lease_seconds
-    # Ends a little before the lease in the database does, for the clocks' sake.
-    deadline = time.monotonic() + lease - LEASE_MARGIN_SECONDS
-    claimed = await claim(runtime.db, consumers=consumers, limit=limit, lease=lease, now=now)
+    runtime: Runtime,
+    *,
+    consumers: Sequence[Consumer],
+    claimed: list[Claimed],
+    now: datetime,
+    deadline: float,
+) -> tuple[list[Recorded], int]:
+    """Handles claimed deliveries and records them; (recorded outcomes, stale ones)."""
     if not claimed:
-        return 0, [], 0
+        return [], 0
     named = {c.name: c for c in consumers}
     groups: dict[str, list[Claimed]] = defaultdict(list)
     for delivery in claimed:
@@ -256,7 +252,7 @@ async def process(
     ]
     held = await record(runtime, consumers=named, outcomes=outcomes, now=now)
     recorded = [o for o in outcomes if o.claimed.id in held]
-    return len(claimed), recorded, len(outcomes) - len(recorded)
+    return recorded, len(outcomes) - len(recorded)
 
 
 async def run(
@@ -271,15 +267,24 @@ async def run(
     `now` fixes the clock (tests move it forward instead of sleeping)."""
     settings = runtime.settings
     limit = limit or settings.events_batch_size
+    lease = settings.events_lease_seconds
     summary = Summary()
-    deadline = time.monotonic() + settings.events_run_seconds
+    run_ends = time.monotonic() + settings.events_run_seconds
     while True:
         at = now or datetime.now(UTC)
-        events, made = await dispatch(runtime.db, consumers=consumers, limit=limit, now=at)
+        # The batch's lease ends a little before the database's, for the clocks' sake.
+        deadline = time.monotonic() + lease - LEASE_MARGIN_SECONDS
+        db = runtime.db
+        events, fresh = await dispatch(db, consumers=consumers, limit=limit, lease=lease, now=at)
+        # Retries due meanwhile always get a share of the batch.
+        due_limit = max(limit - len(fresh), limit // 4, 1)
+        due = await claim(db, consumers=consumers, limit=due_limit, lease=lease, now=at)
+        recorded, stale = await process(
+            runtime, consumers=consumers, claimed=[*fresh, *due], now=at, deadline=deadline
+        )
         summary.dispatched += events
-        summary.deliveries += made
-        claimed, recorded, stale = await process(runtime, consumers=consumers, limit=limit, now=at)
-        summary.claimed += claimed
+        summary.deliveries += len(fresh)
+        summary.claimed += len(fresh) + len(due)
         summary.stale += stale
         for outcome in recorded:
             if outcome.status == "done":
@@ -292,7 +297,7 @@ async def run(
                 summary.dead += 1
             else:
                 summary.cancelled += 1
-        if (events < limit and claimed < limit) or time.monotonic() > deadline:
+        if (events < limit and len(due) < due_limit) or time.monotonic() > run_ends:
             return summary
 
 

@@ -97,8 +97,7 @@ async def test_a_worker_dying_after_its_claim_leaves_the_delivery_to_the_next_af
 ):
     await make_contact(db, org)
     probe = Probe()
-    await worker.dispatch(runtime.db, consumers=[probe], limit=10, now=T0)
-    (held,) = await worker.claim(runtime.db, consumers=[probe], limit=10, lease=60, now=T0)
+    _, (held,) = await worker.dispatch(runtime.db, consumers=[probe], limit=10, lease=60, now=T0)
     # ... and the worker dies here. While the lease holds, nobody takes the row:
     during = await worker.run(runtime, consumers=[probe], now=T0 + timedelta(seconds=59))
     assert during.claimed == 0 and probe.seen == []
