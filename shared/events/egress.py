@@ -8,8 +8,9 @@ Redirects are never followed: a 3xx is the endpoint's answer, a failed attempt.
 
 Egress "public" (production): https only, and only globally routable unicast
 addresses: no private, loopback, link-local, multicast, reserved or shared
-(CGNAT) ranges, IPv4-mapped or 6to4-embedded ones included. Egress "local" also
-allows http and loopback, so a receiver on this machine can be tested.
+(CGNAT) ranges; IPv6 addresses that carry an IPv4 one (mapped, 6to4, NAT64) are
+judged by it. Egress "local" also allows http and loopback, so a receiver on
+this machine can be tested.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from shared.settings import Settings
 Egress = Literal["public", "local"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESOLVE_TIMEOUT_SECONDS = 3.0
+# NAT64's well-known prefix: the IPv4 address it reaches is in the last 32 bits.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class Refused(Exception):
@@ -44,6 +47,8 @@ def refusal(address: IPAddress, *, egress: Egress) -> str | None:
     """Why a delivery may not connect to `address`, or None when it may."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
+        if address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return refusal(embedded, egress=egress)
     if address.is_loopback:
