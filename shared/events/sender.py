@@ -197,6 +197,9 @@ class WebhookConsumer(Consumer):
                 return dead("the endpoint is disabled")
             if not target.keys:
                 return dead("the endpoint has no signing secret")
+            if settings.webhook_egress != "local" and not target.url.startswith("https://"):
+                # a row written past the function (PostgREST) is held to the same rule
+                return dead("the endpoint's URL is not https")
             async with endpoint_slots[target.id], slots:
                 if time.monotonic() + total > deadline:
                     return RELEASED  # it could outlive the lease: left for the next batch

@@ -321,11 +321,20 @@ async def test_a_real_receiver_on_this_machine_gets_a_verifiable_delivery_in_loc
 
     # In production the same address is refused when connecting: nothing is sent.
     runtime.settings = runtime.settings.model_copy(update={"webhook_egress": "public"})
+    https = url.replace("http://", "https://")
+    await db.execute("update webhook_endpoints set url = $1", https)
     await make_contact(db, org["org"])
     assert (await worker.run(runtime, now=later(seconds=2))).failed == 1
     assert len(got) == 1
     error = await db.fetchval("select error from webhook_attempts order by id desc limit 1")
     assert error == "refused: 127.0.0.1 resolves to 127.0.0.1, a loopback address"
+    # and plain http, however it was saved, is not sent at all
+    await db.execute("update webhook_endpoints set url = $1", url)
+    await make_contact(db, org["org"])
+    summary = await worker.run(runtime, now=later(seconds=3))
+    assert summary.dead == 1 and len(got) == 1
+    errors = await db.fetch("select last_error from event_deliveries where status = 'dead'")
+    assert [r["last_error"] for r in errors] == ["the endpoint's URL is not https"]
 
 
 async def test_an_attempt_that_could_outlive_the_lease_is_not_started(
