@@ -23,6 +23,7 @@ from standardwebhooks import Webhook
 
 from shared.db import Connection
 from shared.events import egress, worker
+from shared.events.consumers import CONSUMERS
 from shared.events.sender import STANDARD_WEBHOOKS_WAITS
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -362,3 +363,50 @@ async def test_an_attempt_that_could_outlive_the_lease_is_not_started(
         assert (await worker.run(runtime, now=now)).processed == 1
     assert verified(hook["secret"], route.calls[0].request)["type"] == "contact.created"
     assert await db.fetchval("select attempt from webhook_attempts") == 1
+
+
+async def test_two_workers_at_once_deliver_each_event_to_each_endpoint_once(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await endpoint(client, settings, org, SLOW, ["contact.created"])
+    for _ in range(30):
+        await make_contact(db, org["org"])
+    now = later(seconds=1)
+    with respx.mock as router:
+        route = router.post(host__in=["hooks.example.com", "slow.example.com"]).respond(200)
+        first, second = await asyncio.gather(
+            worker.run(runtime, limit=4, now=now), worker.run(runtime, limit=4, now=now)
+        )
+    sent = [(str(c.request.url), c.request.headers["webhook-id"]) for c in route.calls]
+    assert len(sent) == len(set(sent)) == 60
+    assert first.processed + second.processed == 60
+    assert first.processed and second.processed  # both took part
+
+
+async def test_a_delivery_leased_by_a_worker_that_died_is_sent_after_the_lease(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await make_contact(db, org["org"])
+    now = later(seconds=1)
+    lease = settings.events_lease_seconds
+    consumers = list(CONSUMERS)
+    _, (leased,) = await worker.dispatch(
+        runtime.db, consumers=consumers, limit=10, lease=lease, now=now
+    )  # ... and the worker dies before sending
+    with respx.mock as router:
+        route = router.post(HOOK).respond(200)
+        assert (await worker.run(runtime, now=now + timedelta(seconds=lease - 1))).claimed == 0
+        after = await worker.run(runtime, now=now + timedelta(seconds=lease + 1))
+    assert after.processed == 1 and route.call_count == 1
+    assert verified(hook["secret"], route.calls[0].request)["type"] == "contact.created"
+    assert await db.fetchval("select attempt from webhook_attempts") == leased.attempt + 1
