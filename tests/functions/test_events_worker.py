@@ -410,3 +410,25 @@ async def test_a_delivery_leased_by_a_worker_that_died_is_sent_after_the_lease(
     assert after.processed == 1 and route.call_count == 1
     assert verified(hook["secret"], route.calls[0].request)["type"] == "contact.created"
     assert await db.fetchval("select attempt from webhook_attempts") == leased.attempt + 1
+
+
+async def test_a_delivery_to_a_deleted_endpoint_is_cancelled_without_a_request(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await make_contact(db, org["org"])
+    with respx.mock as router:
+        router.post(HOOK).respond(500)
+        assert (await worker.run(runtime, now=later(seconds=1))).failed == 1
+    deleted = await client.delete(
+        f"/functions/v1/webhook-endpoints/{hook['id']}", headers=auth(settings, org["admin"])
+    )
+    assert deleted.status_code == 204
+    with respx.mock:  # no route: a request would fail the test
+        assert (await worker.run(runtime, now=later(seconds=10))).cancelled == 1
+    row = await db.fetchrow("select status, last_error from event_deliveries")
+    assert dict(row) == {"status": "cancelled", "last_error": "the endpoint was deleted"}
