@@ -66,23 +66,42 @@ def _event(row: Any) -> Event:
     )
 
 
+# The unprocessed events, oldest first (outbox_events_pending_idx).
+DISPATCH = """
+select id as event_id, organization_id, event_type, aggregate_id, payload, created_at
+  from public.outbox_events
+ where processed_at is null
+ order by id
+ limit $1
+   for update skip locked
+"""
+
+# Due deliveries leased in one statement (event_deliveries_due_idx).
+CLAIM = """
+with due as (
+  select id from public.event_deliveries
+   where status = 'pending' and due_at <= $1 and consumer = any($2::text[])
+   order by due_at
+   limit $3
+     for update skip locked
+)
+update public.event_deliveries d
+   set due_at = $1::timestamptz + make_interval(secs => $4), claim = gen_random_uuid(),
+       attempts = d.attempts + 1
+  from due, public.outbox_events e
+ where d.id = due.id and e.id = d.event_id
+returning d.id, d.consumer, d.target, d.attempts, d.claim, d.event_id,
+          e.organization_id, e.event_type, e.aggregate_id, e.payload, e.created_at
+"""
+
+
 async def dispatch(
     db: Database, *, consumers: Sequence[Consumer], limit: int, lease: float, now: datetime
 ) -> tuple[int, list[Claimed]]:
     """Fans out up to `limit` outbox events; (events, their deliveries). The deliveries
     are written already leased to this worker (a claim saved), to be handled at once."""
     async with db.service_tx() as conn:
-        rows = await conn.fetch(
-            """
-            select id as event_id, organization_id, event_type, aggregate_id, payload, created_at
-              from public.outbox_events
-             where processed_at is null
-             order by id
-             limit $1
-               for update skip locked
-            """,
-            limit,
-        )
+        rows = await conn.fetch(DISPATCH, limit)
         if not rows:
             return 0, []
         events = {r["event_id"]: _event(r) for r in rows}
@@ -133,22 +152,7 @@ async def claim(
     """Leases up to `limit` due deliveries of these consumers, committed at once."""
     async with db.service_conn() as conn:
         rows = await conn.fetch(
-            """
-            with due as (
-              select id from public.event_deliveries
-               where status = 'pending' and due_at <= $1 and consumer = any($2::text[])
-               order by due_at
-               limit $3
-                 for update skip locked
-            )
-            update public.event_deliveries d
-               set due_at = $1::timestamptz + make_interval(secs => $4), claim = gen_random_uuid(),
-                   attempts = d.attempts + 1
-              from due, public.outbox_events e
-             where d.id = due.id and e.id = d.event_id
-            returning d.id, d.consumer, d.target, d.attempts, d.claim, d.event_id,
-                      e.organization_id, e.event_type, e.aggregate_id, e.payload, e.created_at
-            """,
+            CLAIM,
             now,
             [c.name for c in consumers],
             limit,

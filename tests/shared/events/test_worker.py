@@ -164,3 +164,19 @@ async def test_a_consumer_that_raises_fails_its_batch_for_a_retry_and_the_run_go
     assert (summary.claimed, summary.failed) == (1, 1)
     error = await db.fetchval("select last_error from public.event_deliveries")
     assert error == "RuntimeError: bug in the consumer"
+
+
+@pytest.mark.parametrize(
+    ("sql", "args", "index"),
+    [
+        (worker.DISPATCH, (100,), "outbox_events_pending_idx"),
+        (worker.CLAIM, (T0, ["webhooks"], 100, 60.0), "event_deliveries_due_idx"),
+    ],
+)
+async def test_the_claims_read_the_partial_index_of_what_they_filter_on(
+    db: Connection, sql: str, args: tuple[object, ...], index: str
+):
+    async with db.transaction():
+        await db.execute("set local enable_seqscan = off")
+        plan = await db.fetchval(f"explain (format json) {sql}", *args)
+    assert index in str(plan)
