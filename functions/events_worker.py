@@ -18,7 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from shared import members
-from shared.events import worker
+from shared.events import letters, worker
 from shared.web import CurrentUser, RuntimeDep, ServiceCaller, function_app
 
 router = APIRouter()
@@ -44,7 +44,7 @@ async def dead_letters(
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
         await members.require_role(conn=conn, organization_id=organization_id, at_least="admin")
-        found = await worker.dead_letters(
+        found = await letters.dead_letters(
             conn=conn, organization_id=organization_id, before=before, limit=limit
         )
     return {"data": found}
@@ -55,7 +55,7 @@ async def replay(
     delivery_id: Annotated[int, Path(ge=1, le=2**62)], user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return await worker.replay(conn=conn, delivery_id=delivery_id)
+        return await letters.replay(conn=conn, delivery_id=delivery_id)
 
 
 app = function_app(router, name="events-worker")

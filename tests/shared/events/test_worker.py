@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from shared.db import Connection
-from shared.events import worker
+from shared.events import letters, worker
 from shared.events.base import Claimed, Consumer, Result, Retries, retry
 from shared.runtime import Runtime
 from tests.support import make_contact, make_org, make_user, member, principal
@@ -133,7 +133,9 @@ async def test_failures_back_off_then_land_in_the_dead_letters_and_replay_starts
 
     admin, agent = await member(db, org, "admin"), await member(db, org, "agent")
     async with runtime.db.user_tx(principal(admin)) as conn:
-        (letter,) = await worker.dead_letters(conn=conn, organization_id=org, before=None, limit=10)
+        (letter,) = await letters.dead_letters(
+            conn=conn, organization_id=org, before=None, limit=10
+        )
     assert letter["last_error"] == "receiver down (attempt 3)"
     assert (letter["event_type"], letter["attempts"], letter["status"]) == (
         "contact.created",
@@ -141,10 +143,12 @@ async def test_failures_back_off_then_land_in_the_dead_letters_and_replay_starts
         "dead",
     )
     async with runtime.db.user_tx(principal(agent)) as conn:  # RLS: admins only
-        assert await worker.dead_letters(conn=conn, organization_id=org, before=None, limit=9) == []
+        assert (
+            await letters.dead_letters(conn=conn, organization_id=org, before=None, limit=9) == []
+        )
 
     async with runtime.db.user_tx(principal(admin)) as conn:
-        replayed = await worker.replay(conn=conn, delivery_id=letter["id"])
+        replayed = await letters.replay(conn=conn, delivery_id=letter["id"])
     assert (replayed["status"], replayed["attempts"]) == ("pending", 0)
     healed = Probe()
     later = datetime.now(UTC) + timedelta(seconds=1)  # the replay is due from the database's now
