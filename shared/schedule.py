@@ -28,6 +28,11 @@ class ScheduledJob:
 
 SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
+        slug="events-worker",
+        cron="* * * * *",
+        description="Deliver domain events to their consumers (outbound webhooks), with retries",
+    ),
+    ScheduledJob(
         slug="inbound-retry",
         cron="* * * * *",
         description="Process again, with backoff, inbound events that failed or were left",

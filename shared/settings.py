@@ -92,6 +92,24 @@ class Settings(BaseSettings):
     # before a retry or the outbound-sweep job may finish what a killed server left.
     claim_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
 
+    # The events worker (functions/events_worker.py): deliveries claimed per batch,
+    # how long a claim holds them (longer than a webhook's whole attempt), and how
+    # long one run keeps taking batches before it answers.
+    events_batch_size: int = Field(default=200, ge=1, le=5000)
+    events_lease_seconds: float = Field(default=60.0, ge=15.0, le=3600.0)
+    events_run_seconds: float = Field(default=45.0, gt=0.0, le=300.0)
+    # Outbound webhooks. Egress "public" delivers over https to public addresses
+    # only; "local" also allows http and loopback (a receiver on this machine).
+    # Unset: "local" in local mode, "public" otherwise; production refuses "local".
+    webhook_egress: Literal["public", "local"] | None = None
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0.0, le=30.0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=30.0)
+    # An endpoint failing this long without a success is disabled.
+    webhook_disable_after_hours: float = Field(default=120.0, gt=0.0)
+    # After a rotation the previous secret still signs for this long.
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+
     # Serving (`connectgain serve`, the image): one function's slug or "all", and
     # whether the local scheduler runs: "auto" runs it when serving all functions.
     function: str = "all"
@@ -160,11 +178,25 @@ class Settings(BaseSettings):
                 )
             if self.service_role_key is None:
                 raise ValueError("SUPABASE_SERVICE_ROLE_KEY must be set outside local mode")
+            if self.webhook_egress == "local":
+                raise ValueError(
+                    "CONNECTGAIN_WEBHOOK_EGRESS=local (http, loopback targets) is for local use"
+                )
             if not self.cors_origins or "*" in self.cors_origins:
                 raise ValueError(
                     "CONNECTGAIN_CORS_ORIGINS must name the browser origins outside local mode"
                     " (e.g. https://app.example.com); '*' is for local use"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_defaults(self) -> Settings:
+        if self.webhook_egress is None:
+            self.webhook_egress = "local" if self.mode == "local" else "public"
+        if self.events_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "CONNECTGAIN_EVENTS_LEASE_SECONDS must exceed CONNECTGAIN_WEBHOOK_TIMEOUT_SECONDS"
+            )
         return self
 
     @property

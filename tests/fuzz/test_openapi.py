@@ -47,7 +47,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 WEBHOOKS = NAMES  # every registered channel
-CRON = ("inbound-retry", "outbound-sweep")  # the scheduler's, with the service key
+CRON = ("inbound-retry", "outbound-sweep", "events-worker")  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
     "api": 80,
@@ -55,6 +55,7 @@ TARGETS: dict[str, int] = {
     "members": 12,
     "channel-accounts": 16,
     "send-message": 10,
+    "webhook-endpoints": 12,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},

@@ -195,3 +195,60 @@ async def member_directory(db: Connection, runtime: Runtime, world: World) -> No
         runtime, principal(world.agent_b), "select * from app.member_directory($1)", world.org_b
     )
     assert len(mine) == 3
+
+
+async def _webhook_endpoint_of_a(db: Connection, world: World) -> UUID:
+    endpoint: UUID = await db.fetchval(
+        "insert into public.webhook_endpoints (organization_id, url, events)"
+        " values ($1, 'https://a.example.com/hooks', '{contact.created}') returning id",
+        world.org_a,
+    )
+    await db.execute(
+        "insert into private.webhook_secrets (endpoint_id, secret) values ($1, $2)",
+        endpoint,
+        "whsec_" + "A" * 43 + "=",
+    )
+    return endpoint
+
+
+async def set_webhook_secret(db: Connection, runtime: Runtime, world: World) -> None:
+    endpoint = await _webhook_endpoint_of_a(db, world)
+    await refused_to_b(
+        runtime,
+        world,
+        "CG404",
+        "select app.set_webhook_secret($1, $2, '1 day')",
+        endpoint,
+        "whsec_" + "B" * 43 + "=",
+    )
+    # B's agent, a member of no organization of A's and no admin anywhere, is refused too
+    with pytest.raises(asyncpg.PostgresError):
+        await as_(
+            runtime,
+            principal(world.agent_b),
+            "select app.set_webhook_secret($1, $2, '1 day')",
+            endpoint,
+            "whsec_" + "C" * 43 + "=",
+        )
+    secret = await db.fetchrow(
+        "select secret, previous_secret from private.webhook_secrets where endpoint_id = $1",
+        endpoint,
+    )
+    assert dict(secret) == {"secret": "whsec_" + "A" * 43 + "=", "previous_secret": None}
+
+
+async def replay_event_delivery(db: Connection, runtime: Runtime, world: World) -> None:
+    event = await db.fetchval(
+        "insert into public.outbox_events (organization_id, event_type, payload)"
+        " values ($1, 'contact.created', '{}') returning id",
+        world.org_a,
+    )
+    delivery = await db.fetchval(
+        "insert into public.event_deliveries (organization_id, event_id, consumer, status)"
+        " values ($1, $2, 'webhooks', 'dead') returning id",
+        world.org_a,
+        event,
+    )
+    await refused_to_b(runtime, world, "CG404", "select app.replay_event_delivery($1)", delivery)
+    status = await db.fetchval("select status from public.event_deliveries where id = $1", delivery)
+    assert status == "dead"

@@ -173,6 +173,56 @@ async def _outbox_event(conn: Connection, world: World, org: UUID) -> int:
     return key
 
 
+async def _event_delivery(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.event_deliveries (organization_id, event_id, consumer)"
+        " values ($1, $2, 'test') returning id",
+        org,
+        await _outbox_event(conn, world, org),
+    )
+    return key
+
+
+async def _forge_event_delivery(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "event_id": await _outbox_event(conn, world, org),
+        "consumer": "forged",
+    }
+
+
+async def _webhook_endpoint(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.webhook_endpoints (organization_id, url, events)"
+        " values ($1, 'https://hooks.example.com/in', '{contact.created}') returning id",
+        org,
+    )
+    return key
+
+
+async def _webhook_attempt(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.webhook_attempts (organization_id, endpoint_id, delivery_id,"
+        " attempt, attempted_at, status_code, latency_ms) values ($1, $2, $3, 1, now(), 500, 12)"
+        " returning id",
+        org,
+        await _webhook_endpoint(conn, world, org),
+        await _event_delivery(conn, world, org),
+    )
+    return key
+
+
+async def _forge_webhook_attempt(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "endpoint_id": await _webhook_endpoint(conn, world, org),
+        "delivery_id": await _event_delivery(conn, world, org),
+        "attempt": 1,
+        "attempted_at": datetime.now(UTC),
+        "latency_ms": 1,
+    }
+
+
 async def _custom_field(conn: Connection, world: World, org: UUID) -> UUID:
     key: UUID = await conn.fetchval(
         "insert into public.custom_field_definitions (organization_id, entity, key, label, type)"
@@ -300,6 +350,20 @@ TABLES: dict[str, TenantTable] = {
         make=_outbox_event,
         forge=values(organization_id=ORG, event_type="x", payload="{}"),
         readers=ADMINS,
+    ),
+    # Admins read deliveries and attempts; only the worker (the owner) writes them.
+    "public.event_deliveries": TenantTable(
+        make=_event_delivery, forge=_forge_event_delivery, readers=ADMINS
+    ),
+    "public.webhook_endpoints": TenantTable(
+        make=_webhook_endpoint,
+        forge=values(
+            organization_id=ORG, url="https://forged.example.com", events=["message.received"]
+        ),
+        readers=ADMINS,
+    ),
+    "public.webhook_attempts": TenantTable(
+        make=_webhook_attempt, forge=_forge_webhook_attempt, readers=ADMINS
     ),
     "public.custom_field_definitions": TenantTable(
         make=_custom_field,

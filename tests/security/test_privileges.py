@@ -47,6 +47,12 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.revoke_invitation(uuid)": Allowed(AUTH, "members: admins revoke (RLS finds the row)"),
     "app.accept_invitation(bytea)": Allowed(AUTH, "members: the invitee, matched by e-mail"),
     "app.member_directory(uuid)": Allowed(AUTH, "members: e-mails from auth.users, members only"),
+    "app.set_webhook_secret(uuid,text,interval)": Allowed(
+        AUTH, "webhook-endpoints: admins set or rotate an endpoint's secret"
+    ),
+    "app.replay_event_delivery(bigint)": Allowed(
+        AUTH, "events-worker, webhook-endpoints: admins replay a finished delivery"
+    ),
     # RPCs of the SPA (public schema, PostgREST)
     "public.create_organization(text)": Allowed(AUTH, "a signed-in user founds an org (definer)"),
     "public.move_deal(uuid,uuid,integer)": Allowed(AUTH, "kanban moves; invoker, under RLS"),
@@ -90,6 +96,8 @@ MISUSE: dict[str, Misuse] = {
     "app.revoke_invitation(uuid)": misuse.revoke_invitation,
     "app.accept_invitation(bytea)": misuse.accept_invitation,
     "app.member_directory(uuid)": misuse.member_directory,
+    "app.set_webhook_secret(uuid,text,interval)": misuse.set_webhook_secret,
+    "app.replay_event_delivery(bigint)": misuse.replay_event_delivery,
     "public.create_organization(text)": misuse.create_organization,
 }
 

@@ -1,0 +1,1 @@
+"""Domain events after the outbox: the events worker, its consumers and outbound webhooks."""
