@@ -1,0 +1,337 @@
+"""One Realtime socket: its channels, and the protocol's answer to each frame.
+
+Frames are read one at a time; what goes out is queued (`push`) and written by a
+task of the socket's own, so a slow or misbehaving client never holds up the
+feed or another client. Every refusal is an answer on the protocol, as Supabase
+gives it: a `phx_reply` with status "error" and a `reason`, or, for a joined
+channel that must end, a `system` error message followed by `phx_close`. A frame
+that is not a frame is answered on the `phoenix` topic; one past MAX_FRAME_BYTES
+closes the socket with 1009 (message too big).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from shared.errors import BadRequest
+from shared.runtime import Runtime
+from shared.tooling.realtime_auth import (
+    Identity,
+    Policies,
+    TokenRefused,
+    can_send,
+    identify,
+    read_policies,
+)
+from shared.tooling.realtime_protocol import (
+    MAX_FRAME_BYTES,
+    PHOENIX,
+    Frame,
+    Ref,
+    UserBroadcast,
+    decode,
+    encode,
+    reply,
+)
+
+if TYPE_CHECKING:
+    from shared.tooling.realtime_server import Realtime
+
+log = logging.getLogger("connectgain.realtime")
+
+OUTBOX_FRAMES = 10_000  # a client this far behind is closed (1013), never waited for
+PREFIX = "realtime:"
+_CLOSE = object()
+
+
+@dataclass(eq=False)
+class Channel:
+    socket: Socket
+    name: str  # the topic without "realtime:", as realtime.messages.topic holds it
+    private: bool
+    join_ref: Ref
+    identity: Identity
+    self_broadcast: bool
+    ack: bool
+    policies: Policies | None  # a private channel's; None on a public one
+    may_send: bool | None = None  # a private channel's INSERT check, made once per token
+    expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def topic(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def key(self) -> tuple[str, bool]:
+        return self.name, self.private
+
+
+def _flag(config: dict[str, Any], name: str) -> bool:
+    value: object = config.get(name, False)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if value in ("true", "false"):  # as Supabase's join payload reads them
+        return value == "true"
+    raise BadRequest(f"config.{name} must be a boolean")
+
+
+def _join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]:
+    """(private, self, ack, access_token) of a join; BadRequest naming what is wrong."""
+    config = payload.get("config") or {}
+    if not isinstance(config, dict):
+        raise BadRequest("config must be an object")
+    broadcast = config.get("broadcast") or {}
+    if not isinstance(broadcast, dict):
+        raise BadRequest("config.broadcast must be an object")
+    if config.get("postgres_changes"):
+        raise BadRequest("config.postgres_changes is not served locally: broadcast instead")
+    if isinstance(broadcast.get("replay"), dict):
+        raise BadRequest("config.broadcast.replay is not served locally")
+    token = payload.get("access_token") or payload.get("user_token")
+    if token is not None and not isinstance(token, str):
+        raise BadRequest("access_token must be a string")
+    return _flag(config, "private"), _flag(broadcast, "self"), _flag(broadcast, "ack"), token
+
+
+class Socket:
+    def __init__(
+        self, server: Realtime, ws: WebSocket, vsn: str, identity: Identity, runtime: Runtime
+    ) -> None:
+        self.server, self.ws, self.vsn = server, ws, vsn
+        self.identity = identity  # the socket's key: a channel's, when its join names none
+        self.runtime = runtime
+        self.channels: dict[str, Channel] = {}
+        self.outbox: asyncio.Queue[object] = asyncio.Queue(OUTBOX_FRAMES)
+        self.closing: tuple[int, str] | None = None
+
+    # ---- what goes out --------------------------------------------------------------
+
+    def push(self, data: str | bytes) -> None:
+        if self.closing is not None:
+            return
+        try:
+            self.outbox.put_nowait(data)
+        except asyncio.QueueFull:
+            log.warning("Realtime closed a client %d frames behind", OUTBOX_FRAMES)
+            self.close(1013, "Too far behind: the server stopped queueing for this client")
+
+    def send(self, frame: Frame) -> None:
+        self.push(encode(frame, self.vsn))
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.outbox.put_nowait(_CLOSE)
+
+    async def _write(self) -> None:
+        while (data := await self.outbox.get()) is not _CLOSE:
+            if isinstance(data, bytes):
+                await self.ws.send_bytes(data)
+            else:
+                await self.ws.send_text(str(data))
+        code, reason = self.closing or (1000, "")
+        await self.ws.close(code, reason)
+
+    # ---- what comes in --------------------------------------------------------------
+
+    async def serve(self) -> None:
+        writer = asyncio.create_task(self._write(), name="realtime-socket-writer")
+        try:
+            while self.closing is None:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                size = len(data) if isinstance(data, bytes) else len(data.encode())
+                if size > MAX_FRAME_BYTES:
+                    self.close(1009, f"Frame too large: the limit is {MAX_FRAME_BYTES} bytes")
+                    break
+                await self._frame(data)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for channel in list(self.channels.values()):
+                self._drop(channel)
+            if self.closing is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer, 5)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _frame(self, data: str | bytes) -> None:
+        try:
+            frame = decode(data, self.vsn)
+        except BadRequest as exc:
+            garbage = {
+                "status": "error",
+                "response": {"reason": f"MalformedMessage: {exc.message}"},
+            }
+            self.send(Frame(PHOENIX, "phx_reply", garbage))
+            return
+        try:
+            await self._dispatch(frame)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("Realtime could not answer %s on %s: %s", frame.event, frame.topic, exc)
+            reason = "UnableToConnectToProject: Realtime was unable to reach the database"
+            self.send(reply(frame, "error", {"reason": reason}))
+
+    async def _dispatch(self, frame: Frame) -> None:
+        if frame.topic == PHOENIX and frame.event == "heartbeat":
+            self.send(reply(frame, "ok", {}))
+            return
+        if frame.event == "phx_join" and frame.topic.startswith(PREFIX):
+            await self._join(frame)
+            return
+        channel = self.channels.get(frame.topic)
+        if channel is None:  # Phoenix's answer to a frame for a topic not joined
+            self.send(reply(frame, "error", {"reason": "unmatched topic"}))
+        elif frame.event == "phx_leave":
+            self._drop(channel)
+            self.send(reply(frame, "ok", {}))
+        elif frame.event == "access_token":
+            await self._refresh(channel, frame)
+        elif frame.event == "broadcast":
+            await self._broadcast(channel, frame)
+        elif frame.event == "presence":
+            reason = "PresenceNotSupported: the local Realtime server has no Presence"
+            self.send(reply(frame, "error", {"reason": reason}))
+        else:
+            reason = f"UnknownEvent: {frame.event[:100]!r} is not a Realtime event"
+            self.send(reply(frame, "error", {"reason": reason}))
+
+    async def _join(self, frame: Frame) -> None:
+        name = frame.topic.removeprefix(PREFIX)
+        if not name:
+            self._refuse_join(frame, "TopicNameRequired: You must provide a topic name")
+            return
+        try:
+            private, self_broadcast, ack, token = _join_options(frame.payload_dict)
+        except BadRequest as exc:
+            self._refuse_join(frame, f"InvalidJoinPayload: {exc.message}")
+            return
+        try:
+            identity = await self._identity(token)
+        except TokenRefused as refused:
+            self._refuse_join(frame, str(refused))
+            return
+        policies = None
+        if private:
+            policies = await read_policies(self.runtime, identity, name)
+            if not policies.can_join:
+                denied = f"You do not have permissions to read from this Channel topic: {name}"
+                self._refuse_join(frame, f"Unauthorized: {denied}")
+                return
+        if (previous := self.channels.get(frame.topic)) is not None:
+            self._drop(previous)  # a second join replaces the first, as in Phoenix
+        channel = Channel(
+            self,
+            name,
+            private,
+            frame.join_ref or frame.ref,
+            identity,
+            self_broadcast,
+            ack,
+            policies,
+        )
+        self.channels[frame.topic] = channel
+        self.server.subscribe(channel)
+        self._watch_expiry(channel)
+        await self.server.feed.ready()
+        self.send(reply(frame, "ok", {"postgres_changes": []}))
+
+    def _refuse_join(self, frame: Frame, reason: str) -> None:
+        self.send(reply(frame, "error", {"reason": reason}))
+
+    async def _identity(self, token: str | None) -> Identity:
+        if token is None or token.startswith("sb_") or token == self.identity.token:
+            return self.identity  # no user token: the socket's key, as Supabase does
+        return await identify(token, runtime=self.runtime)
+
+    async def _refresh(self, channel: Channel, frame: Frame) -> None:
+        token = frame.payload_dict.get("access_token")
+        if token is not None and not isinstance(token, str):
+            self.send(reply(frame, "error", {"reason": "InvalidPayload: access_token is a string"}))
+            return
+        if token is None or token.startswith("sb_") or token == channel.identity.token:
+            return
+        try:
+            identity = await identify(token, runtime=self.runtime)
+        except TokenRefused as refused:
+            self.shut(channel, refused.message)
+            return
+        if channel.private:
+            policies = await read_policies(self.runtime, identity, channel.name)
+            if not policies.can_join:
+                self.shut(
+                    channel,
+                    f"You do not have permissions to read from this Channel topic: {channel.name}",
+                )
+                return
+            if channel.policies and channel.policies.broadcast_read and not policies.broadcast_read:
+                revoked = "You no longer have permission to read from this Channel topic"
+                self.shut(channel, f"{revoked}: {channel.name}")
+                return
+            channel.policies, channel.may_send = policies, None
+        channel.identity = identity
+        self._watch_expiry(channel)
+
+    async def _broadcast(self, channel: Channel, frame: Frame) -> None:
+        payload = frame.payload
+        if channel.private:
+            if channel.may_send is None:
+                channel.may_send = await can_send(self.runtime, channel.identity, channel.name)
+            if not channel.may_send:
+                log.info("Realtime refused a broadcast on %s: INSERT policy", channel.name)
+                if channel.ack:  # Supabase stays silent; an acknowledging client hears why
+                    denied = "You do not have permissions to write to this Channel topic"
+                    reason = f"Unauthorized: {denied}: {channel.name}"
+                    self.send(reply(frame, "error", {"reason": reason}))
+                return
+        if isinstance(payload, UserBroadcast):
+            payload = UserBroadcast(payload.event, payload.data, payload.is_json)  # no client meta
+        self.server.fan_out(channel.key, payload, sender=channel)
+        if channel.ack:
+            self.send(reply(frame, "ok", {}))
+
+    # ---- a channel's end ------------------------------------------------------------
+
+    def shut(self, channel: Channel, message: str) -> None:
+        """Ends a joined channel as Supabase does: a system error, then phx_close."""
+        system = {"channel": channel.name, "extension": "system", "message": message}
+        self.send(
+            Frame(channel.topic, "system", {**system, "status": "error"}, None, channel.join_ref)
+        )
+        self.send(Frame(channel.topic, "phx_close", {}, channel.join_ref, channel.join_ref))
+        self._drop(channel)
+
+    def _drop(self, channel: Channel) -> None:
+        if self.channels.get(channel.topic) is channel:
+            del self.channels[channel.topic]
+        self.server.unsubscribe(channel)
+        if channel.expiry is not None:
+            channel.expiry.cancel()
+
+    def _watch_expiry(self, channel: Channel) -> None:
+        if channel.expiry is not None:
+            channel.expiry.cancel()
+        expires_at = channel.identity.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            channel.expiry = asyncio.get_running_loop().call_later(delay, self._expired, channel)
+
+    def _expired(self, channel: Channel) -> None:
+        if self.channels.get(channel.topic) is channel:
+            seconds = max(0, int(time.time() - (channel.identity.expires_at or 0)))
+            self.shut(channel, f"Token has expired {seconds} seconds ago")

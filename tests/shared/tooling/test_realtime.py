@@ -1,0 +1,128 @@
+"""The local Realtime server with Supabase's own Python client: a member hears their
+organization's inbox, through the real WhatsApp webhook and the inbox triggers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from supabase_auth import AsyncGoTrueClient
+
+from shared.db import Connection
+from shared.runtime import Runtime
+from shared.settings import Settings
+from tests.channels.kit import post
+from tests.channels.whatsapp.kit import WhatsAppKit
+from tests.shared.tooling.realtime_kit import Served, serving
+from tests.support import make_org
+
+KIT = WhatsAppKit()
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def served(settings: Settings, runtime: Runtime) -> AsyncIterator[Served]:
+    async with serving(settings, runtime) as served:
+        yield served
+
+
+async def signed_in(settings: Settings, served: Served, email: str) -> tuple[UUID, str]:
+    """A user signed up through the local Auth, with the access token it gave them."""
+    async with httpx.AsyncClient() as http:
+        auth = AsyncGoTrueClient(
+            url=f"{served.url}/auth/v1",
+            headers={"apikey": settings.local_key("anon")},
+            http_client=http,
+            auto_refresh_token=False,
+        )
+        session = (await auth.sign_up({"email": email, "password": PASSWORD})).session
+        assert session is not None and session.user is not None
+        return UUID(session.user.id), session.access_token
+
+
+class Listener:
+    """An official client's channel on one topic, and what it heard."""
+
+    def __init__(self, served: Served, settings: Settings) -> None:
+        self.client = AsyncRealtimeClient(
+            served.realtime_url, token=settings.local_key("anon"), auto_reconnect=False
+        )
+        self.heard: list[dict[str, Any]] = []
+        self.states: list[tuple[RealtimeSubscribeStates, Exception | None]] = []
+        self.arrived = asyncio.Event()
+
+    async def join(
+        self, topic: str, token: str, *, private: bool = True
+    ) -> RealtimeSubscribeStates:
+        await self.client.set_auth(token)
+        channel = self.client.channel(
+            topic,
+            {"config": {"private": private, "broadcast": {"ack": False, "self": False},
+                        "presence": {"key": "", "enabled": False}}},
+        )  # fmt: skip
+        channel.on_broadcast("*", self._heard)
+        await channel.subscribe(lambda state, error: self.states.append((state, error)))
+        return self.states[-1][0]
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        self.heard.append(dict(message))
+        self.arrived.set()
+
+    async def until(self, count: int) -> list[dict[str, Any]]:
+        async with asyncio.timeout(3):
+            while len(self.heard) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.heard
+
+
+async def test_a_member_hears_an_inbound_whatsapp_message_and_an_outsider_is_refused(
+    settings: Settings, served: Served, db: Connection
+):
+    owner, owner_token = await signed_in(settings, served, "owner@example.com")
+    outsider, outsider_token = await signed_in(settings, served, "outsider@example.com")
+    org = await make_org(db, owner)
+    await make_org(db, outsider)  # a member of another organization
+    account = await KIT.create_account(db, org)
+    topic = f"org:{org}:inbox"
+
+    member = Listener(served, settings)
+    stranger = Listener(served, settings)
+    try:
+        assert await member.join(topic, owner_token) == RealtimeSubscribeStates.SUBSCRIBED
+        assert await stranger.join(topic, outsider_token) == RealtimeSubscribeStates.CHANNEL_ERROR
+        refusal = str(stranger.states[-1][1])
+        assert f"You do not have permissions to read from this Channel topic: {topic}" in refusal
+
+        delivery = KIT.text_message(
+            account, sender="351912345678", message_id="wamid.RT1", text="Olá!"
+        )
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            response = await post(http, KIT, account.id, delivery)
+        assert response.status_code == 200, response.text
+
+        heard = await member.until(1)
+        await asyncio.sleep(0.05)  # the rest of the webhook's transaction, if any
+        messages = [m for m in member.heard if m["payload"]["table"] == "messages"]
+        assert len(messages) == 1
+        [message] = messages
+        assert message["event"] == "INSERT"
+        record = message["payload"]["record"]
+        assert (record["body"], record["organization_id"]) == ("Olá!", str(org))
+        assert message["payload"]["operation"] == "INSERT"
+        stored = await db.fetchval(
+            "select id from realtime.messages where topic = $1 and payload->'record'->>'id' = $2",
+            topic,
+            record["id"],
+        )
+        assert message["meta"] == {"id": str(stored)}
+        assert heard[0]["payload"]["table"] in ("conversations", "messages")
+        assert stranger.heard == []
+    finally:
+        await member.client.close()
+        await stranger.client.close()
