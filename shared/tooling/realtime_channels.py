@@ -85,10 +85,12 @@ def _flag(config: dict[str, Any], name: str) -> bool:
 
 def _join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]:
     """(private, self, ack, access_token) of a join; BadRequest naming what is wrong."""
-    config = payload.get("config") or {}
+    config = payload.get("config")
+    config = {} if config is None else config
     if not isinstance(config, dict):
         raise BadRequest("config must be an object")
-    broadcast = config.get("broadcast") or {}
+    broadcast = config.get("broadcast")
+    broadcast = {} if broadcast is None else broadcast
     if not isinstance(broadcast, dict):
         raise BadRequest("config.broadcast must be an object")
     if config.get("postgres_changes"):

@@ -10,13 +10,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+import pytest_asyncio
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
+from shared.db import Connection
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.cluster import free_port
 from shared.tooling.gateway import Gateway
+from tests.support import LocalAuthNetwork, settings_for
 
 
 @dataclass
@@ -54,6 +58,34 @@ async def serving(
         server.should_exit = True
         await task
         await gateway.realtime.close()
+
+
+# One server for a test module, on a database of its own (each test its own topics):
+# modules import these fixtures and mark their tests asyncio(loop_scope="module").
+
+
+@pytest.fixture(scope="module")
+def settings(module_database_url: str) -> Settings:
+    return settings_for(module_database_url)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = await Runtime.open(settings, transport=LocalAuthNetwork(settings))
+    yield runtime
+    await runtime.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def db(runtime: Runtime) -> AsyncIterator[Connection]:
+    async with runtime.db.pool.acquire() as conn:
+        yield conn
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served(settings: Settings, runtime: Runtime) -> AsyncIterator[Served]:
+    async with serving(settings, runtime) as served:
+        yield served
 
 
 class Raw:
