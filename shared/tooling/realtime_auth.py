@@ -26,7 +26,7 @@ import jwt
 
 from shared.auth import verify_access_token
 from shared.db import Connection
-from shared.errors import Unauthorized
+from shared.errors import AppError, Unauthorized
 from shared.runtime import Runtime
 from shared.settings import Settings
 
@@ -103,6 +103,8 @@ async def identify(token: str, *, runtime: Runtime) -> Identity:
         if exc.message == "The access token is invalid" and token.count(".") != 2:
             raise TokenRefused("MalformedJWT", "The token provided is not a valid JWT") from exc
         raise TokenRefused("InvalidJWTToken", exc.message) from exc
+    except AppError as exc:  # the signing keys could not be fetched
+        raise TokenRefused("JwtSignerError", exc.message) from exc
     return Identity(token=token, role=user.db_role, claims=user.claims)
 
 

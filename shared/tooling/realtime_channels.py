@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -39,6 +39,7 @@ from shared.tooling.realtime_protocol import (
     UserBroadcast,
     decode,
     encode,
+    join_options,
     reply,
 )
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("connectgain.realtime")
 
+MAX_CHANNELS = 100  # per socket, Supabase's default max_channels_per_client
 OUTBOX_FRAMES = 10_000  # a client this far behind is closed (1013), never waited for
 PREFIX = "realtime:"
 _CLOSE = object()
@@ -72,35 +74,6 @@ class Channel:
     @property
     def key(self) -> tuple[str, bool]:
         return self.name, self.private
-
-
-def _flag(config: dict[str, Any], name: str) -> bool:
-    value: object = config.get(name, False)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if value in ("true", "false"):  # as Supabase's join payload reads them
-        return value == "true"
-    raise BadRequest(f"config.{name} must be a boolean")
-
-
-def _join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]:
-    """(private, self, ack, access_token) of a join; BadRequest naming what is wrong."""
-    config = payload.get("config")
-    config = {} if config is None else config
-    if not isinstance(config, dict):
-        raise BadRequest("config must be an object")
-    broadcast = config.get("broadcast")
-    broadcast = {} if broadcast is None else broadcast
-    if not isinstance(broadcast, dict):
-        raise BadRequest("config.broadcast must be an object")
-    if config.get("postgres_changes"):
-        raise BadRequest("config.postgres_changes is not served locally: broadcast instead")
-    if isinstance(broadcast.get("replay"), dict):
-        raise BadRequest("config.broadcast.replay is not served locally")
-    token = payload.get("access_token") or payload.get("user_token")
-    if token is not None and not isinstance(token, str):
-        raise BadRequest("access_token must be a string")
-    return _flag(config, "private"), _flag(broadcast, "self"), _flag(broadcast, "ack"), token
 
 
 class Socket:
@@ -188,6 +161,9 @@ class Socket:
             log.warning("Realtime could not answer %s on %s: %s", frame.event, frame.topic, exc)
             reason = "UnableToConnectToProject: Realtime was unable to reach the database"
             self.send(reply(frame, "error", {"reason": reason}))
+        except Exception:  # a fault of ours answers this frame and spares the socket
+            log.exception("Realtime failed on %s %s", frame.event, frame.topic)
+            self.send(reply(frame, "error", {"reason": "UnknownErrorOnChannel"}))
 
     async def _dispatch(self, frame: Frame) -> None:
         if frame.topic == PHOENIX and frame.event == "heartbeat":
@@ -219,7 +195,7 @@ class Socket:
             self._refuse_join(frame, "TopicNameRequired: You must provide a topic name")
             return
         try:
-            private, self_broadcast, ack, token = _join_options(frame.payload_dict)
+            private, self_broadcast, ack, token = join_options(frame.payload_dict)
         except BadRequest as exc:
             self._refuse_join(frame, f"InvalidJoinPayload: {exc.message}")
             return
@@ -237,6 +213,9 @@ class Socket:
                 return
         if (previous := self.channels.get(frame.topic)) is not None:
             self._drop(previous)  # a second join replaces the first, as in Phoenix
+        elif len(self.channels) >= MAX_CHANNELS:
+            self._refuse_join(frame, "ChannelRateLimitReached: Too many channels")
+            return
         channel = Channel(
             self,
             name,

@@ -11,8 +11,8 @@ The socket's `vsn` query parameter picks the serializer:
   broadcast" frames (kind 4), their payload JSON text (or raw bytes) after a header
   of one-byte lengths.
 
-A frame that cannot be read raises BadRequest; what the server answers is its
-business (shared/tooling/realtime_server.py).
+A frame that cannot be read, or a join whose options are not Supabase's, raises
+BadRequest; what the server answers is its business (realtime_channels.py).
 """
 
 from __future__ import annotations
@@ -163,6 +163,35 @@ def encode_broadcast(topic: str, broadcast: UserBroadcast, vsn: str) -> str | by
         return None
     header = bytes([_USER_BROADCAST, *(len(field) for field in fields), int(broadcast.is_json)])
     return header + b"".join(fields) + broadcast.data
+
+
+def _flag(config: dict[str, Any], name: str) -> bool:
+    value: object = config.get(name, False)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if value in ("true", "false"):  # as Supabase's join payload reads them
+        return value == "true"
+    raise BadRequest(f"config.{name} must be a boolean")
+
+
+def join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]:
+    """(private, self, ack, access_token) of a join; BadRequest naming what is wrong."""
+    config = payload.get("config")
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise BadRequest("config must be an object")
+    broadcast = config.get("broadcast")
+    broadcast = {} if broadcast is None else broadcast
+    if not isinstance(broadcast, dict):
+        raise BadRequest("config.broadcast must be an object")
+    if config.get("postgres_changes"):
+        raise BadRequest("config.postgres_changes is not served locally: broadcast instead")
+    if isinstance(broadcast.get("replay"), dict):
+        raise BadRequest("config.broadcast.replay is not served locally")
+    token = payload.get("access_token") or payload.get("user_token")
+    if token is not None and not isinstance(token, str):
+        raise BadRequest("access_token must be a string")
+    return _flag(config, "private"), _flag(broadcast, "self"), _flag(broadcast, "ack"), token
 
 
 def reply(frame: Frame, status: str, response: dict[str, Any]) -> Frame:

@@ -185,3 +185,17 @@ async def test_leaving_stops_the_broadcasts(served: Served, anon: str, db: Conne
             "status": "error",
             "response": {"reason": "unmatched topic"},
         }
+
+
+async def test_a_socket_holds_at_most_a_hundred_channels(served: Served, anon: str):
+    async with raw(served, anon) as client:
+        refs = [
+            await client.send(f"realtime:many-{n}", "phx_join", {"config": PUBLIC})
+            for n in range(101)
+        ]
+        answers = [await client.reply_to(ref) for ref in refs]
+        assert [a["status"] for a in answers] == ["ok"] * 100 + ["error"]
+        assert answers[-1]["response"] == {"reason": "ChannelRateLimitReached: Too many channels"}
+        left = await client.reply_to(await client.send("realtime:many-0", "phx_leave", {}))
+        assert left["status"] == "ok"
+        assert (await client.join("realtime:many-100", PUBLIC))["status"] == "ok"
