@@ -136,16 +136,44 @@ async def read_policies(runtime: Runtime, identity: Identity, topic: str) -> Pol
     return Policies(probes["broadcast"] in seen, probes["presence"] in seen)
 
 
-async def can_send(runtime: Runtime, identity: Identity, topic: str) -> bool:
-    """Whether the INSERT policies let `identity` broadcast on `topic`."""
+async def can_write(runtime: Runtime, identity: Identity, topic: str, extension: str) -> bool:
+    """Whether the INSERT policies let `identity` write `extension` (broadcast, presence)
+    on `topic`."""
     async with runtime.db.pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
             await _as_user(conn, identity, topic)
-            await conn.execute(_PROBE, uuid4(), topic, "broadcast")
+            await conn.execute(_PROBE, uuid4(), topic, extension)
         except asyncpg.InsufficientPrivilegeError:
             return False
         finally:
             await tx.rollback()
     return True
+
+
+async def authorize(
+    runtime: Runtime,
+    token: str,
+    topic: str,
+    *,
+    private: bool,
+    known: Identity | None = None,
+    had: Policies | None = None,
+) -> tuple[Identity, Policies | None]:
+    """The identity `token` acts as on channel `topic`, and on a private channel what it
+    may read there; TokenRefused, worded as Supabase words it, when it may not join
+    (`known`: an identity already verified; `had`: the policies a refreshed token
+    replaces, whose broadcast reading it may not lose)."""
+    identity = known if known is not None and known.token == token else None
+    identity = identity or await identify(token, runtime=runtime)
+    if not private:
+        return identity, None
+    policies = await read_policies(runtime, identity, topic)
+    if not policies.can_join:
+        denied = "You do not have permissions to read from this Channel topic"
+        raise TokenRefused("Unauthorized", f"{denied}: {topic}")
+    if had is not None and had.broadcast_read and not policies.broadcast_read:
+        revoked = "You no longer have permission to read from this Channel topic"
+        raise TokenRefused("Unauthorized", f"{revoked}: {topic}")
+    return identity, policies

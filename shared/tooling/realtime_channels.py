@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from uuid import uuid4
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -27,14 +28,15 @@ from shared.tooling.realtime_auth import (
     Identity,
     Policies,
     TokenRefused,
-    can_send,
-    identify,
-    read_policies,
+    authorize,
+    can_write,
 )
+from shared.tooling.realtime_presence import presence
 from shared.tooling.realtime_protocol import (
     MAX_FRAME_BYTES,
     PHOENIX,
     Frame,
+    JoinOptions,
     Ref,
     UserBroadcast,
     decode,
@@ -58,14 +60,26 @@ _CLOSE = object()
 class Channel:
     socket: Socket
     name: str  # the topic without "realtime:", as realtime.messages.topic holds it
-    private: bool
     join_ref: Ref
     identity: Identity
-    self_broadcast: bool
-    ack: bool
+    options: JoinOptions
     policies: Policies | None  # a private channel's; None on a public one
-    may_send: bool | None = None  # a private channel's INSERT check, made once per token
+    presence_key: str
+    # a private channel's INSERT checks (per extension), made once per token
+    may_write: dict[str, bool] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.options.private
+
+    @property
+    def self_broadcast(self) -> bool:
+        return self.options.self_broadcast
+
+    @property
+    def reads_presence(self) -> bool:
+        return self.policies is None or self.policies.presence_read
 
     @property
     def topic(self) -> str:
@@ -183,8 +197,7 @@ class Socket:
         elif frame.event == "broadcast":
             await self._broadcast(channel, frame)
         elif frame.event == "presence":
-            reason = "PresenceNotSupported: the local Realtime server has no Presence"
-            self.send(reply(frame, "error", {"reason": reason}))
+            await presence(channel, frame)
         else:
             reason = f"UnknownEvent: {frame.event[:100]!r} is not a Realtime event"
             self.send(reply(frame, "error", {"reason": reason}))
@@ -195,50 +208,39 @@ class Socket:
             self._refuse_join(frame, "TopicNameRequired: You must provide a topic name")
             return
         try:
-            private, self_broadcast, ack, token = join_options(frame.payload_dict)
+            options = join_options(frame.payload_dict)
         except BadRequest as exc:
             self._refuse_join(frame, f"InvalidJoinPayload: {exc.message}")
             return
+        token = options.access_token
+        if token is None or token.startswith("sb_"):
+            token = self.identity.token  # no user token: the socket's key, as Supabase does
         try:
-            identity = await self._identity(token)
+            identity, policies = await authorize(
+                self.runtime, token, name, private=options.private, known=self.identity
+            )
         except TokenRefused as refused:
             self._refuse_join(frame, str(refused))
             return
-        policies = None
-        if private:
-            policies = await read_policies(self.runtime, identity, name)
-            if not policies.can_join:
-                denied = f"You do not have permissions to read from this Channel topic: {name}"
-                self._refuse_join(frame, f"Unauthorized: {denied}")
-                return
         if (previous := self.channels.get(frame.topic)) is not None:
             self._drop(previous)  # a second join replaces the first, as in Phoenix
         elif len(self.channels) >= MAX_CHANNELS:
             self._refuse_join(frame, "ChannelRateLimitReached: Too many channels")
             return
-        channel = Channel(
-            self,
-            name,
-            private,
-            frame.join_ref or frame.ref,
-            identity,
-            self_broadcast,
-            ack,
-            policies,
-        )
+        join_ref = frame.join_ref or frame.ref
+        key = options.presence_key or str(uuid4())
+        channel = Channel(self, name, join_ref, identity, options, policies, key)
         self.channels[frame.topic] = channel
         self.server.subscribe(channel)
         self._watch_expiry(channel)
         await self.server.feed.ready()
         self.send(reply(frame, "ok", {"postgres_changes": []}))
+        if options.presence_enabled and channel.reads_presence:
+            state = self.server.presences.state(channel.key)
+            self.send(Frame(channel.topic, "presence_state", state, None, join_ref))
 
     def _refuse_join(self, frame: Frame, reason: str) -> None:
         self.send(reply(frame, "error", {"reason": reason}))
-
-    async def _identity(self, token: str | None) -> Identity:
-        if token is None or token.startswith("sb_") or token == self.identity.token:
-            return self.identity  # no user token: the socket's key, as Supabase does
-        return await identify(token, runtime=self.runtime)
 
     async def _refresh(self, channel: Channel, frame: Frame) -> None:
         token = frame.payload_dict.get("access_token")
@@ -248,43 +250,39 @@ class Socket:
         if token is None or token.startswith("sb_") or token == channel.identity.token:
             return
         try:
-            identity = await identify(token, runtime=self.runtime)
+            identity, policies = await authorize(
+                self.runtime, token, channel.name, private=channel.private, had=channel.policies
+            )
         except TokenRefused as refused:
             self.shut(channel, refused.message)
             return
-        if channel.private:
-            policies = await read_policies(self.runtime, identity, channel.name)
-            if not policies.can_join:
-                self.shut(
-                    channel,
-                    f"You do not have permissions to read from this Channel topic: {channel.name}",
-                )
-                return
-            if channel.policies and channel.policies.broadcast_read and not policies.broadcast_read:
-                revoked = "You no longer have permission to read from this Channel topic"
-                self.shut(channel, f"{revoked}: {channel.name}")
-                return
-            channel.policies, channel.may_send = policies, None
-        channel.identity = identity
+        channel.identity, channel.policies, channel.may_write = identity, policies, {}
         self._watch_expiry(channel)
 
     async def _broadcast(self, channel: Channel, frame: Frame) -> None:
         payload = frame.payload
-        if channel.private:
-            if channel.may_send is None:
-                channel.may_send = await can_send(self.runtime, channel.identity, channel.name)
-            if not channel.may_send:
-                log.info("Realtime refused a broadcast on %s: INSERT policy", channel.name)
-                if channel.ack:  # Supabase stays silent; an acknowledging client hears why
-                    denied = "You do not have permissions to write to this Channel topic"
-                    reason = f"Unauthorized: {denied}: {channel.name}"
-                    self.send(reply(frame, "error", {"reason": reason}))
-                return
+        if not await self.may_write(channel, "broadcast"):
+            log.info("Realtime refused a broadcast on %s: INSERT policy", channel.name)
+            if channel.options.ack:  # Supabase stays silent; an acknowledging client hears why
+                denied = "You do not have permissions to write to this Channel topic"
+                self.send(
+                    reply(frame, "error", {"reason": f"Unauthorized: {denied}: {channel.name}"})
+                )
+            return
         if isinstance(payload, UserBroadcast):
             payload = UserBroadcast(payload.event, payload.data, payload.is_json)  # no client meta
         self.server.fan_out(channel.key, payload, sender=channel)
-        if channel.ack:
+        if channel.options.ack:
             self.send(reply(frame, "ok", {}))
+
+    async def may_write(self, channel: Channel, extension: str) -> bool:
+        """Whether the INSERT policies let the channel write `extension` (public: yes)."""
+        if not channel.private:
+            return True
+        if extension not in channel.may_write:
+            allowed = await can_write(self.runtime, channel.identity, channel.name, extension)
+            channel.may_write[extension] = allowed
+        return channel.may_write[extension]
 
     # ---- a channel's end ------------------------------------------------------------
 
@@ -301,6 +299,8 @@ class Socket:
         if self.channels.get(channel.topic) is channel:
             del self.channels[channel.topic]
         self.server.unsubscribe(channel)
+        if (diff := self.server.presences.untrack(channel)) is not None:
+            self.server.presence_diff(channel.key, diff)
         if channel.expiry is not None:
             channel.expiry.cancel()
 

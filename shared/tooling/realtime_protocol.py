@@ -174,16 +174,29 @@ def _flag(config: dict[str, Any], name: str) -> bool:
     raise BadRequest(f"config.{name} must be a boolean")
 
 
-def join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]:
-    """(private, self, ack, access_token) of a join; BadRequest naming what is wrong."""
-    config = payload.get("config")
-    config = {} if config is None else config
-    if not isinstance(config, dict):
-        raise BadRequest("config must be an object")
-    broadcast = config.get("broadcast")
-    broadcast = {} if broadcast is None else broadcast
-    if not isinstance(broadcast, dict):
-        raise BadRequest("config.broadcast must be an object")
+def _section(value: object, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be an object")
+    return value
+
+
+@dataclass(frozen=True)
+class JoinOptions:
+    private: bool
+    self_broadcast: bool
+    ack: bool
+    presence_enabled: bool
+    presence_key: str  # "" when the client names none
+    access_token: str | None
+
+
+def join_options(payload: dict[str, Any]) -> JoinOptions:
+    """A join's options; BadRequest naming what is wrong with them."""
+    config = _section(payload.get("config"), "config")
+    broadcast = _section(config.get("broadcast"), "config.broadcast")
+    presence = _section(config.get("presence"), "config.presence")
     if config.get("postgres_changes"):
         raise BadRequest("config.postgres_changes is not served locally: broadcast instead")
     if isinstance(broadcast.get("replay"), dict):
@@ -191,7 +204,17 @@ def join_options(payload: dict[str, Any]) -> tuple[bool, bool, bool, str | None]
     token = payload.get("access_token") or payload.get("user_token")
     if token is not None and not isinstance(token, str):
         raise BadRequest("access_token must be a string")
-    return _flag(config, "private"), _flag(broadcast, "self"), _flag(broadcast, "ack"), token
+    key = presence.get("key") or ""
+    if not isinstance(key, str):
+        raise BadRequest("config.presence.key must be a string")
+    return JoinOptions(
+        private=_flag(config, "private"),
+        self_broadcast=_flag(broadcast, "self"),
+        ack=_flag(broadcast, "ack"),
+        presence_enabled=_flag(presence, "enabled"),
+        presence_key=key,
+        access_token=token,
+    )
 
 
 def reply(frame: Frame, status: str, response: dict[str, Any]) -> Frame:

@@ -7,7 +7,7 @@ supabase-js and the Python `realtime` client work against it unchanged:
   missing or refused key is an HTTP 401 `{"error": …}` before the upgrade, as on
   Supabase;
 - channels `realtime:<name>`: join (`phx_join`), leave, heartbeats on `phoenix`,
-  `access_token` refreshes, broadcasts between clients (`self`, `ack`), and the
+  `access_token` refreshes, broadcasts between clients (`self`, `ack`), presence, and the
   broadcasts realtime.send / realtime.broadcast_changes commit
   (shared/tooling/realtime_feed.py), each to the channels of its topic that are
   private if the row is;
@@ -15,9 +15,10 @@ supabase-js and the Python `realtime` client work against it unchanged:
   (shared/tooling/realtime_auth.py); shared/tooling/realtime_channels.py holds one
   socket's channels and the protocol's answers.
 
-Not served: Postgres Changes (the project broadcasts instead, see
-docs/architecture.md), Presence, broadcast replay and the REST broadcast endpoint;
-a join or event asking for them gets an error naming what is missing.
+Presence is kept in memory (shared/tooling/realtime_presence.py). Not served:
+Postgres Changes (the project broadcasts instead, see docs/architecture.md),
+broadcast replay and the REST broadcast endpoint; a join asking for them gets an
+error naming what is missing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from shared.settings import Settings
 from shared.tooling.realtime_auth import Identity, TokenRefused, identify
 from shared.tooling.realtime_channels import Channel, Socket
 from shared.tooling.realtime_feed import Feed, Row
+from shared.tooling.realtime_presence import Presences
 from shared.tooling.realtime_protocol import (
     MAX_FRAME_BYTES,
     VERSIONS,
@@ -60,6 +62,7 @@ class Realtime:
         self.settings = settings
         self.runtime = runtime
         self.subscribers: dict[Key, set[Channel]] = defaultdict(set)
+        self.presences = Presences()
         self.feed = Feed(
             settings.database_url,
             self.deliver,
@@ -116,6 +119,18 @@ class Realtime:
                 channel.socket.push(data)
                 sent += 1
         return sent
+
+    def presence_diff(self, key: Key, diff: dict[str, Any]) -> None:
+        """A presence change to every channel of `key` that may read presence, the
+        tracking one's included (Phoenix Presence does so)."""
+        encoded: dict[str, str | bytes] = {}
+        topic = f"realtime:{key[0]}"
+        for channel in list(self.subscribers.get(key, ())):
+            if channel.reads_presence:
+                vsn = channel.socket.vsn
+                if vsn not in encoded:
+                    encoded[vsn] = encode(Frame(topic, "presence_diff", diff), vsn)
+                channel.socket.push(encoded[vsn])
 
     def deliver(self, rows: list[Row]) -> None:
         """The feed's rows, in commit order, as Supabase sends database broadcasts:

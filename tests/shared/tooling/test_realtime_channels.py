@@ -205,3 +205,47 @@ async def test_a_channel_closes_when_its_token_expires(
     async with raw(served, settings.local_key("anon")) as client:
         assert (await client.join(inbox, config(private=True), token))["status"] == "ok"
         assert (await system_and_close(client, inbox)).startswith("Token has expired ")
+
+
+async def test_presence_is_tracked_diffed_and_left_as_phoenix_presence_does(
+    served: Served, settings: Settings
+):
+    anon = settings.local_key("anon")
+    with_presence = {**config(), "presence": {"enabled": True, "key": "ada"}}
+    async with raw(served, anon) as ada, raw(served, anon, "2.0.0") as bob:
+        joined = await ada.join("realtime:desk", with_presence)
+        assert joined["status"] == "ok"
+        assert (await ada.recv())["event"] == "presence_state"  # empty so far
+        ref = await ada.send(
+            "realtime:desk",
+            "presence",
+            {"type": "presence", "event": "track", "payload": {"on": 1}},
+        )
+        diff = await ada.recv()  # the tracker hears its own join
+        assert diff["event"] == "presence_diff"
+        [meta] = diff["payload"]["joins"]["ada"]["metas"]
+        assert meta["on"] == 1 and meta["phx_ref"]
+        assert await ada.reply_to(ref) == {"status": "ok", "response": {}}
+
+        joined = await bob.join("realtime:desk", {**with_presence, "presence": {"enabled": True}})
+        assert joined["status"] == "ok"
+        state = await bob.recv()
+        assert (state["event"], state["payload"]) == ("presence_state", {"ada": {"metas": [meta]}})
+
+        await ada.send(
+            "realtime:desk",
+            "presence",
+            {"type": "presence", "event": "track", "payload": {"on": 2}},
+        )
+        moved = (await bob.recv())["payload"]
+        assert moved["leaves"] == {"ada": {"metas": [meta]}}
+        [new] = moved["joins"]["ada"]["metas"]
+        assert (new["on"], new["phx_ref_prev"]) == (2, meta["phx_ref"])
+
+        bad = await ada.send("realtime:desk", "presence", {"event": "track", "payload": [1]})
+        assert (await ada.reply_to(bad))["response"] == {
+            "reason": "Presence track payload must be a map"
+        }
+    async with raw(served, anon) as carol:
+        assert (await carol.join("realtime:desk", with_presence))["status"] == "ok"
+        assert (await carol.recv())["payload"] == {}  # ada's socket closed: she left

@@ -116,7 +116,7 @@ async def test_unknown_events_and_topics_not_joined_are_refused(served: Served, 
         assert (await client.join("realtime:unknown", PUBLIC))["status"] == "ok"
         for event, reason in (
             ("dance", "UnknownEvent: 'dance' is not a Realtime event"),
-            ("presence", "PresenceNotSupported: the local Realtime server has no Presence"),
+            ("postgres_changes", "UnknownEvent: 'postgres_changes' is not a Realtime event"),
         ):
             answer = await client.reply_to(await client.send("realtime:unknown", event, {}))
             assert answer == {"status": "error", "response": {"reason": reason}}
