@@ -11,8 +11,9 @@ signed WhatsApp text webhooks, `--rate` a second, through the gateway over HTTP;
 inbox triggers broadcast the new message with realtime.broadcast_changes. Latency is
 per subscriber and event: from the webhook's request being sent to that subscriber
 reading the message's broadcast (the webhook's own handling and commit included).
-Prints p50/p95/p99 (target p99 < 100 ms locally), the server's CPU per event, and the
-load average.
+Prints p50/p95/p99 (target p99 < 100 ms locally) of that, of the webhook's own answer
+and of the time from its answer (the change committed) to the subscriber; the
+server's CPU per event; and the load average.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ async def run(db_url: str, n_subscribers: int, n_events: int, rate: float) -> No
             token = mint_access_token(settings, user_id=user, email=None)
             sockets.append(await subscriber(url, topic, token, heard, asyncio.Event()))
         sent: dict[str, float] = {}
+        answered: dict[str, float] = {}
         path = f"http://127.0.0.1:{server.port}/functions/v1/whatsapp-webhook/{account}"
         cpu = server.cpu_seconds()
         async with httpx.AsyncClient() as http:
@@ -121,21 +123,28 @@ async def run(db_url: str, n_subscribers: int, n_events: int, rate: float) -> No
                 answer = await http.post(path, content=body, headers=headers)
                 if answer.status_code != 200:
                     raise RuntimeError(f"the webhook answered {answer.status_code}")
+                answered[f"message {n}"] = time.perf_counter()
                 await asyncio.sleep(1 / rate)
         await asyncio.sleep(0.5)  # the last broadcasts
         server_cpu = server.cpu_seconds() - cpu
         for ws in sockets:
             await ws.close()
-    latencies = [
-        (at - sent[body]) * 1000 for body, times in heard.items() if body in sent for at in times
-    ]
+    deliveries = [(body, at) for body, times in heard.items() if body in sent for at in times]
+    latencies = [(at - sent[body]) * 1000 for body, at in deliveries]
+    after_answer = [(at - answered[body]) * 1000 for body, at in deliveries]
+    webhook_ms = [(answered[body] - sent[body]) * 1000 for body in sent]
     expected = n_subscribers * n_events
     load = os.getloadavg()
     print(f"{n_subscribers} subscribers x {n_events} events at {rate:g}/s: "
           f"{len(latencies)}/{expected} deliveries")  # fmt: skip
-    for p in (50, 95, 99):
-        print(f"  p{p}: {percentile(latencies, p):7.1f} ms")
-    print(f"  max: {max(latencies):7.1f} ms")
+    print("                         p50      p95      p99      max (ms)")
+    for label, samples in (
+        ("webhook sent → heard", latencies),
+        ("webhook answered", webhook_ms),
+        ("answered → heard", after_answer),
+    ):
+        figures = [percentile(samples, p) for p in (50, 95, 99)] + [max(samples)]
+        print(f"  {label:<21}" + "".join(f"{f:9.1f}" for f in figures))
     print(f"  server CPU per event (webhook + fan-out): {server_cpu / n_events * 1000:.1f} ms")
     print(f"  load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if len(latencies) != expected:
