@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("connectgain.realtime")
 
 MAX_CHANNELS = 100  # per socket, Supabase's default max_channels_per_client
+FEED_WAIT_SECONDS = 5.0  # a join waits this long for the feed's first watermark
 OUTBOX_FRAMES = 10_000  # a client this far behind is closed (1013), never waited for
 PREFIX = "realtime:"
 _CLOSE = object()
@@ -230,10 +231,12 @@ class Socket:
         join_ref = frame.join_ref or frame.ref
         key = options.presence_key or str(uuid4())
         channel = Channel(self, name, join_ref, identity, options, policies, key)
+        # Broadcasts committed from here on reach it (a TimeoutError, an OSError, is
+        # answered as the database being out of reach).
+        await asyncio.wait_for(self.server.feed.ready(), FEED_WAIT_SECONDS)
         self.channels[frame.topic] = channel
         self.server.subscribe(channel)
         self._watch_expiry(channel)
-        await self.server.feed.ready()
         self.send(reply(frame, "ok", {"postgres_changes": []}))
         if options.presence_enabled and channel.reads_presence:
             state = self.server.presences.state(channel.key)

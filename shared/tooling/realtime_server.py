@@ -7,18 +7,19 @@ supabase-js and the Python `realtime` client work against it unchanged:
   missing or refused key is an HTTP 401 `{"error": …}` before the upgrade, as on
   Supabase;
 - channels `realtime:<name>`: join (`phx_join`), leave, heartbeats on `phoenix`,
-  `access_token` refreshes, broadcasts between clients (`self`, `ack`), presence, and the
-  broadcasts realtime.send / realtime.broadcast_changes commit
-  (shared/tooling/realtime_feed.py), each to the channels of its topic that are
-  private if the row is;
+  `access_token` refreshes, broadcasts between clients (`self`, `ack`), presence
+  (shared/tooling/realtime_presence.py), and the broadcasts realtime.send and
+  realtime.broadcast_changes commit (shared/tooling/realtime_feed.py), each to the
+  channels of its topic that are private if the row is;
 - private channels authorized by realtime.messages' policies
   (shared/tooling/realtime_auth.py); shared/tooling/realtime_channels.py holds one
   socket's channels and the protocol's answers.
 
-Presence is kept in memory (shared/tooling/realtime_presence.py). Not served:
-Postgres Changes (the project broadcasts instead, see docs/architecture.md),
-broadcast replay and the REST broadcast endpoint; a join asking for them gets an
-error naming what is missing.
+Channels, presence and the feed live in the serving process: one process
+(`connectgain dev`, `connectgain serve` without `--workers`) is one Realtime. Not
+served: Postgres Changes (the project broadcasts instead, see
+docs/architecture.md), broadcast replay and the REST broadcast endpoint; a join
+asking for them gets an error naming what is missing.
 """
 
 from __future__ import annotations

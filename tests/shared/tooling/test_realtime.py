@@ -19,9 +19,10 @@ from shared.settings import Settings
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.shared.tooling.realtime_kit import Served, serving
-from tests.support import make_org
+from tests.support import add_member, make_org
 
 KIT = WhatsAppKit()
+SUBSCRIBED = RealtimeSubscribeStates.SUBSCRIBED
 PASSWORD = "correct horse battery"
 
 
@@ -57,16 +58,17 @@ class Listener:
         self.arrived = asyncio.Event()
 
     async def join(
-        self, topic: str, token: str, *, private: bool = True
+        self, topic: str, token: str, *, presence: str = "", ack: bool = False
     ) -> RealtimeSubscribeStates:
         await self.client.set_auth(token)
-        channel = self.client.channel(
+        self.channel = self.client.channel(
             topic,
-            {"config": {"private": private, "broadcast": {"ack": False, "self": False},
-                        "presence": {"key": "", "enabled": False}}},
+            {"config": {"private": True, "broadcast": {"ack": ack, "self": False},
+                        "presence": {"key": presence, "enabled": bool(presence)}}},
         )  # fmt: skip
-        channel.on_broadcast("*", self._heard)
-        await channel.subscribe(lambda state, error: self.states.append((state, error)))
+        self.channel.on_broadcast("*", self._heard)
+        self.channel.on_presence_sync(self.arrived.set)
+        await self.channel.subscribe(lambda state, error: self.states.append((state, error)))
         return self.states[-1][0]
 
     def _heard(self, message: dict[str, Any]) -> None:
@@ -127,3 +129,35 @@ async def test_a_member_hears_an_inbound_whatsapp_message_and_an_outsider_is_ref
     finally:
         await member.client.close()
         await stranger.client.close()
+
+
+async def test_members_broadcast_and_see_each_other_with_the_official_client(
+    settings: Settings, served: Served, db: Connection
+):
+    ada, ada_token = await signed_in(settings, served, "ada@example.com")
+    org = await make_org(db, ada)
+    bob, bob_token = await signed_in(settings, served, "bob@example.com")
+    await add_member(db, org, bob, "agent")
+    topic = f"org:{org}:inbox"
+    first, second = Listener(served, settings), Listener(served, settings)
+    try:
+        assert await first.join(topic, ada_token, presence="ada", ack=True) == SUBSCRIBED
+        assert await second.join(topic, bob_token, presence="bob") == SUBSCRIBED
+        await first.channel.track({"typing": True})
+        async with asyncio.timeout(3):
+            while "ada" not in second.channel.presence_state():
+                second.arrived.clear()
+                await second.arrived.wait()
+        [ada_there] = second.channel.presence_state()["ada"]
+        assert dict(ada_there)["typing"] is True
+
+        await first.channel.send_broadcast("typing", {"conversation": "c1"})
+        async with asyncio.timeout(3):
+            while not second.heard:
+                second.arrived.clear()
+                await second.arrived.wait()
+        assert second.heard == [{"event": "typing", "payload": {"conversation": "c1"}}]
+        assert first.heard == []  # self: false
+    finally:
+        await first.client.close()
+        await second.client.close()

@@ -8,6 +8,7 @@ import json
 import time
 from uuid import UUID
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
@@ -73,6 +74,13 @@ async def test_the_socket_needs_a_key_the_project_issued(served: Served, anon: s
                 pass
         assert refused.value.response.status_code == status
         assert message in json.loads(refused.value.response.body or b"{}")["error"]
+
+
+async def test_plain_http_on_the_endpoint_is_told_to_upgrade(served: Served):
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{served.realtime_url}/websocket")
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "The Realtime endpoint takes WebSocket connections only"}
 
 
 async def test_garbage_gets_a_protocol_error_and_the_socket_and_others_live_on(
