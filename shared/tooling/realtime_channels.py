@@ -238,6 +238,10 @@ class Socket:
         self.server.subscribe(channel)
         self._watch_expiry(channel)
         self.send(reply(frame, "ok", {"postgres_changes": []}))
+        if options.replication_ready:  # the feed is reading: database broadcasts flow
+            ready = {"channel": name, "extension": "system", "status": "ok"}
+            message = "Replication connection established"
+            self.send(Frame(channel.topic, "system", {**ready, "message": message}, None, join_ref))
         if options.presence_enabled and channel.reads_presence:
             state = self.server.presences.state(channel.key)
             self.send(Frame(channel.topic, "presence_state", state, None, join_ref))

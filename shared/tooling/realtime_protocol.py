@@ -190,6 +190,7 @@ class JoinOptions:
     presence_enabled: bool
     presence_key: str  # "" when the client names none
     access_token: str | None
+    replication_ready: bool = False  # asks for a system message once broadcasts flow
 
 
 def join_options(payload: dict[str, Any]) -> JoinOptions:
@@ -214,6 +215,7 @@ def join_options(payload: dict[str, Any]) -> JoinOptions:
         presence_enabled=_flag(presence, "enabled"),
         presence_key=key,
         access_token=token,
+        replication_ready=_flag(broadcast, "replication_ready"),
     )
 
 

@@ -207,3 +207,23 @@ async def test_a_socket_holds_at_most_a_hundred_channels(served: Served, anon: s
         left = await client.reply_to(await client.send("realtime:many-0", "phx_leave", {}))
         assert left["status"] == "ok"
         assert (await client.join("realtime:many-100", PUBLIC))["status"] == "ok"
+
+
+async def test_replication_ready_is_announced_once_database_broadcasts_flow(
+    served: Served, anon: str
+):
+    async with raw(served, anon, "2.0.0") as client:
+        config = {**PUBLIC, "broadcast": {"replication_ready": True}}
+        assert (await client.join("realtime:ready", config))["status"] == "ok"
+        system = await client.recv()
+        assert (system["topic"], system["event"], system["ref"]) == (
+            "realtime:ready",
+            "system",
+            None,
+        )
+        assert system["payload"] == {
+            "channel": "ready",
+            "extension": "system",
+            "status": "ok",
+            "message": "Replication connection established",
+        }
