@@ -43,6 +43,7 @@ from shared.tooling.realtime_protocol import (
     encode,
     join_options,
     reply,
+    system,
 )
 
 if TYPE_CHECKING:
@@ -175,10 +176,10 @@ class Socket:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("Realtime could not answer %s on %s: %s", frame.event, frame.topic, exc)
             reason = "UnableToConnectToProject: Realtime was unable to reach the database"
-            self.send(reply(frame, "error", {"reason": reason}))
+            self.refuse(frame, reason)
         except Exception:  # a fault of ours answers this frame and spares the socket
             log.exception("Realtime failed on %s %s", frame.event, frame.topic)
-            self.send(reply(frame, "error", {"reason": "UnknownErrorOnChannel"}))
+            self.refuse(frame, "UnknownErrorOnChannel")
 
     async def _dispatch(self, frame: Frame) -> None:
         if frame.topic == PHOENIX and frame.event == "heartbeat":
@@ -189,7 +190,7 @@ class Socket:
             return
         channel = self.channels.get(frame.topic)
         if channel is None:  # Phoenix's answer to a frame for a topic not joined
-            self.send(reply(frame, "error", {"reason": "unmatched topic"}))
+            self.refuse(frame, "unmatched topic")
         elif frame.event == "phx_leave":
             self._drop(channel)
             self.send(reply(frame, "ok", {}))
@@ -201,17 +202,17 @@ class Socket:
             await presence(channel, frame)
         else:
             reason = f"UnknownEvent: {frame.event[:100]!r} is not a Realtime event"
-            self.send(reply(frame, "error", {"reason": reason}))
+            self.refuse(frame, reason)
 
     async def _join(self, frame: Frame) -> None:
         name = frame.topic.removeprefix(PREFIX)
         if not name:
-            self._refuse_join(frame, "TopicNameRequired: You must provide a topic name")
+            self.refuse(frame, "TopicNameRequired: You must provide a topic name")
             return
         try:
             options = join_options(frame.payload_dict)
         except BadRequest as exc:
-            self._refuse_join(frame, f"InvalidJoinPayload: {exc.message}")
+            self.refuse(frame, f"InvalidJoinPayload: {exc.message}")
             return
         token = options.access_token
         if token is None or token.startswith("sb_"):
@@ -221,12 +222,12 @@ class Socket:
                 self.runtime, token, name, private=options.private, known=self.identity
             )
         except TokenRefused as refused:
-            self._refuse_join(frame, str(refused))
+            self.refuse(frame, str(refused))
             return
         if (previous := self.channels.get(frame.topic)) is not None:
             self._drop(previous)  # a second join replaces the first, as in Phoenix
         elif len(self.channels) >= MAX_CHANNELS:
-            self._refuse_join(frame, "ChannelRateLimitReached: Too many channels")
+            self.refuse(frame, "ChannelRateLimitReached: Too many channels")
             return
         join_ref = frame.join_ref or frame.ref
         key = options.presence_key or str(uuid4())
@@ -239,20 +240,20 @@ class Socket:
         self._watch_expiry(channel)
         self.send(reply(frame, "ok", {"postgres_changes": []}))
         if options.replication_ready:  # the feed is reading: database broadcasts flow
-            ready = {"channel": name, "extension": "system", "status": "ok"}
-            message = "Replication connection established"
-            self.send(Frame(channel.topic, "system", {**ready, "message": message}, None, join_ref))
+            ready = "Replication connection established"
+            self.send(system(channel.topic, "ok", ready, join_ref))
         if options.presence_enabled and channel.reads_presence:
             state = self.server.presences.state(channel.key)
             self.send(Frame(channel.topic, "presence_state", state, None, join_ref))
 
-    def _refuse_join(self, frame: Frame, reason: str) -> None:
+    def refuse(self, frame: Frame, reason: str) -> None:
+        """The error reply to `frame`, with Supabase's `reason`."""
         self.send(reply(frame, "error", {"reason": reason}))
 
     async def _refresh(self, channel: Channel, frame: Frame) -> None:
         token = frame.payload_dict.get("access_token")
         if token is not None and not isinstance(token, str):
-            self.send(reply(frame, "error", {"reason": "InvalidPayload: access_token is a string"}))
+            self.refuse(frame, "InvalidPayload: access_token is a string")
             return
         if token is None or token.startswith("sb_") or token == channel.identity.token:
             return
@@ -272,9 +273,7 @@ class Socket:
             log.info("Realtime refused a broadcast on %s: INSERT policy", channel.name)
             if channel.options.ack:  # Supabase stays silent; an acknowledging client hears why
                 denied = "You do not have permissions to write to this Channel topic"
-                self.send(
-                    reply(frame, "error", {"reason": f"Unauthorized: {denied}: {channel.name}"})
-                )
+                self.refuse(frame, f"Unauthorized: {denied}: {channel.name}")
             return
         if isinstance(payload, UserBroadcast):
             payload = UserBroadcast(payload.event, payload.data, payload.is_json)  # no client meta
@@ -295,10 +294,7 @@ class Socket:
 
     def shut(self, channel: Channel, message: str) -> None:
         """Ends a joined channel as Supabase does: a system error, then phx_close."""
-        system = {"channel": channel.name, "extension": "system", "message": message}
-        self.send(
-            Frame(channel.topic, "system", {**system, "status": "error"}, None, channel.join_ref)
-        )
+        self.send(system(channel.topic, "error", message, channel.join_ref))
         self.send(Frame(channel.topic, "phx_close", {}, channel.join_ref, channel.join_ref))
         self._drop(channel)
 

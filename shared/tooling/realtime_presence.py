@@ -75,18 +75,16 @@ async def presence(channel: Channel, frame: Frame) -> None:
     event = frame.payload_dict.get("event")
     state = frame.payload_dict.get("payload", {})
     if not isinstance(event, str) or event.lower() not in ("track", "untrack"):
-        socket.send(reply(frame, "error", {"reason": "UnknownPresenceEvent: track or untrack"}))
+        socket.refuse(frame, "UnknownPresenceEvent: track or untrack")
         return
     if event.lower() == "untrack":
         diff = server.presences.untrack(channel)
     elif not isinstance(state, dict):
-        socket.send(reply(frame, "error", {"reason": "Presence track payload must be a map"}))
+        socket.refuse(frame, "Presence track payload must be a map")
         return
     elif not await socket.may_write(channel, "presence"):
-        denied = (
-            f"You do not have permissions to track presence on this Channel topic: {channel.name}"
-        )
-        socket.send(reply(frame, "error", {"reason": f"Unauthorized: {denied}"}))
+        denied = "You do not have permissions to track presence on this Channel topic"
+        socket.refuse(frame, f"Unauthorized: {denied}: {channel.name}")
         return
     else:
         diff = server.presences.track(channel, state)

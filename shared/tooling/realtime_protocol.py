@@ -223,3 +223,10 @@ def reply(frame: Frame, status: str, response: dict[str, Any]) -> Frame:
     """The phx_reply to `frame`, on its topic and refs."""
     payload = {"status": status, "response": response}
     return Frame(frame.topic, "phx_reply", payload, frame.ref, frame.join_ref)
+
+
+def system(topic: str, status: str, message: str, join_ref: Ref) -> Frame:
+    """A `system` message on a joined channel, as Supabase pushes one (no ref)."""
+    channel = topic.removeprefix("realtime:")
+    payload = {"channel": channel, "extension": "system", "status": status, "message": message}
+    return Frame(topic, "system", payload, None, join_ref)

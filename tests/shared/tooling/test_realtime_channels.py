@@ -150,6 +150,16 @@ async def test_private_sends_are_checked_against_the_insert_policy(
                 " topic: notices"
             },
         }
+        track = {"type": "presence", "event": "track", "payload": {"here": True}}
+        refused = await sender.reply_to(await sender.send("realtime:notices", "presence", track))
+        assert refused["response"]["reason"] == (
+            "Unauthorized: You do not have permissions to track presence on this Channel"
+            " topic: notices"
+        )
+        tracked = await sender.reply_to(await sender.send(inbox, "presence", track))
+        assert tracked["status"] == "ok"
+        diff = await listener.recv()  # members may read presence on the inbox
+        assert (diff["event"], diff["payload"]["leaves"]) == ("presence_diff", {})
         await quiet(listener)
 
 
