@@ -118,10 +118,14 @@ class Socket:
         self.push(encode(frame, self.vsn))
 
     def close(self, code: int, reason: str) -> None:
+        """Closes the socket once what is queued is written; a client too far behind
+        for the queue loses what it has not read yet."""
         if self.closing is None:
             self.closing = (code, reason)
-            with contextlib.suppress(asyncio.QueueFull):
-                self.outbox.put_nowait(_CLOSE)
+            if self.outbox.full():
+                while not self.outbox.empty():
+                    self.outbox.get_nowait()
+            self.outbox.put_nowait(_CLOSE)
 
     async def _write(self) -> None:
         while (data := await self.outbox.get()) is not _CLOSE:

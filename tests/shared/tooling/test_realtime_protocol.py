@@ -4,6 +4,7 @@ client's garbage never disturbs another client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from uuid import UUID
@@ -16,6 +17,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from shared.auth import mint_access_token
 from shared.db import Connection
 from shared.settings import Settings
+from shared.tooling import realtime_channels
 from shared.tooling.realtime_protocol import MAX_FRAME_BYTES
 from tests.shared.tooling import realtime_kit as kit
 from tests.shared.tooling.realtime_kit import Raw, Served, raw
@@ -227,3 +229,25 @@ async def test_replication_ready_is_announced_once_database_broadcasts_flow(
             "status": "ok",
             "message": "Replication connection established",
         }
+
+
+class Stalled:
+    """A client that never reads: every send waits."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    async def send_text(self, data: str) -> None:
+        self.sent.append(data)
+        await asyncio.Event().wait()
+
+
+async def test_a_client_too_far_behind_is_closed_and_never_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(realtime_channels, "OUTBOX_FRAMES", 3)
+    socket = realtime_channels.Socket(None, Stalled(), "1.0.0", None, None)  # type: ignore[arg-type]
+    for n in range(5):
+        socket.push(f"frame {n}")  # never blocks, however far behind the client is
+    assert socket.closing == (1013, "Too far behind: the server stopped queueing for this client")
+    assert socket.outbox.qsize() == 1  # what it had not read is dropped: the close is next
