@@ -140,6 +140,9 @@ class Feed:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("Realtime lost its database connection (%s); reconnecting", exc)
                 await asyncio.sleep(backoff)
+            except Exception:  # a fault of ours: logged, and the feed goes on
+                log.exception("Realtime's feed failed; starting it again")
+                await asyncio.sleep(backoff)
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()

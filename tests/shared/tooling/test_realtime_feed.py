@@ -107,3 +107,18 @@ async def test_the_server_prunes_when_it_starts(settings: Settings, db: Connecti
             await asyncio.sleep(0.01)
         else:
             pytest.fail("the server did not prune the expired broadcast")
+
+
+async def test_a_lost_database_connection_skips_nothing(
+    served: Served, settings: Settings, db: Connection
+):
+    async with raw(served, settings.local_key("anon")) as client:
+        assert (await client.join("realtime:outage", PUBLIC))["status"] == "ok"
+        killed = await db.fetchval(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+            " where application_name = 'connectgain-realtime' and datname = current_database()"
+        )
+        assert killed == 1
+        await send(db, "during", "outage")  # committed while the feed reconnects
+        heard = await client.recv(seconds=5)
+        assert heard["payload"]["event"] == "during"
