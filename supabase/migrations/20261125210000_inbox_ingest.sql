@@ -26,6 +26,9 @@ declare
   contact uuid;
   created boolean := false;
   conversation uuid;
+  conv public.conversations;
+  sent public.messages;
+  broadcast text := current_setting('connectgain.broadcast', true);
   open_twin uuid;
   refs text[] := array(select jsonb_array_elements_text(coalesce(message -> 'thread' -> 'references', '[]')));
   echo boolean := coalesce((message ->> 'echo')::boolean, false);
@@ -70,8 +73,10 @@ begin
      order by (c.phone = sender_phone) desc nulls last
      limit 1;
     if contact is null then
-      insert into public.contacts (organization_id, name, phone, email, avatar_url)
-      values (acc.organization_id, sender ->> 'name', sender_phone, sender_email, sender ->> 'avatar_url')
+      -- Its first activity is this message: app.message_activity then has nothing to write.
+      insert into public.contacts (organization_id, name, phone, email, avatar_url, last_activity_at)
+      values (acc.organization_id, sender ->> 'name', sender_phone, sender_email, sender ->> 'avatar_url',
+              occurred)
       on conflict do nothing
       returning id into contact;
       created := contact is not null;
@@ -110,6 +115,8 @@ begin
      where c.id = conversation and c.status = 'resolved';
     conversation := coalesce(open_twin, conversation);
   end if;
+  -- The message's one broadcast (below) carries the conversation: its own is off meanwhile.
+  perform set_config('connectgain.broadcast', 'off', true);
   if conversation is not null then
     update public.conversations c
        set status = case when echo then c.status else 'open' end,
@@ -117,8 +124,23 @@ begin
            last_message_at = greatest(c.last_message_at, occurred),
            last_inbound_at = greatest(c.last_inbound_at, inbound_at),
            unread_count = c.unread_count + case when echo then 0 else 1 end
-     where c.id = conversation;
+     where c.id = conversation
+    returning c.* into conv;
   else
+    -- A plain update finds the open thread (a chat's usual case) without the insert's
+    -- conflict check and row lock (the sender's lock is held); a first message inserts.
+    update public.conversations c
+       set status = case when echo then c.status else 'open' end,
+           snoozed_until = case when echo then c.snoozed_until end,
+           last_message_at = greatest(c.last_message_at, occurred),
+           last_inbound_at = greatest(c.last_inbound_at, inbound_at),
+           unread_count = c.unread_count + case when echo then 0 else 1 end
+     where c.organization_id = acc.organization_id and c.channel_account_id = account
+       and c.contact_id = contact and c.thread_key = coalesce(message -> 'thread' ->> 'key', '')
+       and c.status <> 'resolved'
+    returning c.* into conv;
+  end if;
+  if conv.id is null then
     insert into public.conversations as c
       (organization_id, contact_id, channel_account_id, thread_key, subject,
        last_message_at, last_inbound_at, unread_count)
@@ -130,14 +152,13 @@ begin
                   last_message_at = greatest(c.last_message_at, excluded.last_message_at),
                   last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at),
                   unread_count = c.unread_count + excluded.unread_count
-    returning c.id into conversation;
+    returning c.* into conv;
   end if;
 
-  return query
   insert into public.messages as m
     (organization_id, conversation_id, channel_account_id, direction, sender_type,
      content_type, body, attachments, metadata, provider_message_id, status, created_at, sent_at)
-  values (acc.organization_id, conversation, account,
+  values (acc.organization_id, conv.id, account,
           case when echo then 'outbound' else 'inbound' end::public.message_direction,
           case when echo then 'user' else 'contact' end::public.sender_type,
           (message ->> 'content_type')::public.content_type, message ->> 'body',
@@ -149,7 +170,21 @@ begin
           pmid, case when echo then 'sent' else 'received' end::public.message_status,
           occurred, case when echo then occurred end)
   on conflict (channel_account_id, provider_message_id) do nothing
-  returning m.id, contact, created;
+  returning m.* into sent;
+  perform set_config('connectgain.broadcast', coalesce(broadcast, ''), true);
+
+  -- Realtime: the new message, in broadcast_changes' payload (app.broadcast_inbox), with
+  -- the conversation as it now is. If a twin with the same provider id landed meanwhile,
+  -- only the conversation changed, and that is what is sent.
+  perform realtime.send(
+    case when sent.id is not null
+      then jsonb_build_object('old_record', null, 'record', to_jsonb(sent), 'operation', 'INSERT',
+                              'table', 'messages', 'schema', 'public', 'conversation', to_jsonb(conv))
+      else jsonb_build_object('old_record', null, 'record', to_jsonb(conv), 'operation', 'UPDATE',
+                              'table', 'conversations', 'schema', 'public') end,
+    case when sent.id is not null then 'INSERT' else 'UPDATE' end,
+    'org:' || acc.organization_id::text || ':inbox');
+  return query select sent.id, contact, created where sent.id is not null;
 end;
 $$;
 
@@ -295,8 +330,12 @@ declare
   item jsonb;
   stored uuid;
   outcome jsonb;
-  summary jsonb := jsonb_build_object('received', jsonb_array_length(events), 'duplicates', 0,
-    'processed', 0, 'ignored', 0, 'failed', 0, 'new_contacts', '[]'::jsonb);
+  -- Counted in variables, built into the summary once at the end.
+  duplicates integer := 0;
+  processed integer := 0;
+  ignored integer := 0;
+  failed integer := 0;
+  new_contacts jsonb := '[]';
 begin
   if nonce is not null then
     insert into private.webhook_nonces (channel_account_id, nonce) values (account, nonce)
@@ -315,7 +354,7 @@ begin
     on conflict (channel_account_id, provider_event_id) do nothing
     returning id into stored;
     if stored is null then
-      summary := jsonb_set(summary, '{duplicates}', to_jsonb((summary ->> 'duplicates')::int + 1));
+      duplicates := duplicates + 1;
       continue;
     end if;
     outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error', true);
@@ -323,14 +362,18 @@ begin
       update public.inbound_events e set next_attempt_at = 'infinity'
        where e.id = stored and e.status = 'failed';
     end if;
-    summary := jsonb_set(summary, array[outcome ->> 'status'],
-                         to_jsonb((summary ->> (outcome ->> 'status'))::int + 1));
+    case outcome ->> 'status'
+      when 'processed' then processed := processed + 1;
+      when 'ignored' then ignored := ignored + 1;
+      else failed := failed + 1;
+    end case;
     if outcome ? 'new_contact' then
-      summary := jsonb_set(summary, '{new_contacts}', (summary -> 'new_contacts') || jsonb_build_array(
-        jsonb_build_object('contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id')));
+      new_contacts := new_contacts || jsonb_build_object(
+        'contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id');
     end if;
   end loop;
-  return summary;
+  return jsonb_build_object('received', jsonb_array_length(events), 'duplicates', duplicates,
+    'processed', processed, 'ignored', ignored, 'failed', failed, 'new_contacts', new_contacts);
 end;
 $$;
 

@@ -68,6 +68,63 @@ async def test_a_repeat_sender_stays_one_contact_in_one_open_conversation(
     assert await db.fetchval("select count(*) from conversations where status = 'open'") == 1
 
 
+async def test_each_message_is_one_broadcast_that_carries_its_conversation(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    """The inbox learns of a new message and its conversation's new state (unread count,
+    last message, reopening) from one broadcast, in realtime.broadcast_changes' payload
+    with `conversation` added; the conversation is not broadcast a second time."""
+    for n in ("5020", "5021"):
+        await post(
+            client, kit, account.id, kit.text_message(account, sender=SENDER, message_id=n, text=n)
+        )
+    sent = await db.fetch(
+        "select topic, event, private, payload from realtime.messages order by inserted_at, id"
+    )
+    stored = await db.fetch(
+        "select m.id::text, m.body, c.id::text as conversation, c.unread_count, c.last_message_at"
+        " from messages m join conversations c on c.id = m.conversation_id order by m.created_at"
+    )
+    assert [(r["topic"], r["event"], r["private"]) for r in sent] == [
+        (f"org:{account.organization_id}:inbox", "INSERT", True)
+    ] * 2
+    for broadcast, row, unread in zip(sent, stored, (1, 2), strict=True):
+        payload = broadcast["payload"]
+        assert {k: payload[k] for k in ("operation", "table", "schema", "old_record")} == {
+            "operation": "INSERT",
+            "table": "messages",
+            "schema": "public",
+            "old_record": None,
+        }
+        assert (payload["record"]["id"], payload["record"]["body"]) == (row["id"], row["body"])
+        conversation = payload["conversation"]
+        assert (conversation["id"], conversation["unread_count"]) == (row["conversation"], unread)
+        assert conversation["status"] == "open"
+    # The setting that held the conversation's own broadcast back is not left behind.
+    await db.execute("update conversations set status = 'resolved'")
+    assert (
+        await db.fetchval(
+            "select count(*) from realtime.messages where payload ->> 'table' = 'conversations'"
+        )
+        == 1
+    )
+
+
+async def test_a_new_contacts_last_activity_is_its_first_message(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    await post(
+        client,
+        kit,
+        account.id,
+        kit.text_message(account, sender=SENDER, message_id="5030", text="hi"),
+    )
+    row = await db.fetchrow(
+        "select c.last_activity_at, m.created_at as message_at from contacts c, messages m"
+    )
+    assert row["last_activity_at"] == row["message_at"]
+
+
 async def test_an_exact_replay_of_a_delivery_stores_nothing_twice(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
