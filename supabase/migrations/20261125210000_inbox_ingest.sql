@@ -379,15 +379,28 @@ $$;
 
 -- Webhook deliveries that arrived together (shared/coalesce.py) in one
 -- transaction, so a busy server makes one round trip and one commit for many:
---   deliveries: [{account, events, nonce}] → [summary of app.receive_inbound_events]
+--   deliveries: [{account, version, events, nonce}] → [summary of app.receive_inbound_events]
 -- in the same order. Anything that raises (a replayed nonce) fails the batch,
 -- and the caller runs its deliveries again one by one.
+--
+-- `version`: the account and its secrets as the server read them to verify the
+-- delivery (shared/inbox/accounts.py keeps them between deliveries):
+-- channel_accounts.xmin || '/' || channel_credentials.xmin, which any change to
+-- either row moves. If either changed since (new secrets, another phone number id,
+-- the account gone), CG409 account_changed: the server reads it again and verifies anew.
 --
 -- The senders' locks (taken again by app.ingest_message, with the same key) are
 -- taken first and in one order, so two batches never wait on each other in a cycle.
 create function app.receive_inbound_deliveries(deliveries jsonb) returns jsonb
 language plpgsql set search_path = '' as $$
 begin
+  if exists (select 1 from jsonb_array_elements(deliveries) d
+               left join public.channel_accounts a on a.id = (d.value ->> 'account')::uuid
+               left join private.channel_credentials c on c.channel_account_id = a.id
+              where d.value ->> 'version' is distinct from a.xmin::text || '/' || coalesce(c.xmin::text, '')) then
+    raise exception 'A channel account changed since the delivery was verified'
+      using errcode = 'CG409', hint = 'account_changed';
+  end if;
   perform pg_advisory_xact_lock(s.key)
      from (select distinct hashtextextended(
                     a.organization_id::text || ':' || a.channel::text || ':'

@@ -36,9 +36,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     all_prepared = asyncio.Event()
     prepare, receive_batch = pipeline.prepare, pipeline.receive_batch
 
-    def counting_prepare(*args: Any) -> Any:
+    def counting_prepare(*args: Any, **kwargs: Any) -> Any:
         nonlocal prepared
-        delivery = prepare(*args)
+        delivery = prepare(*args, **kwargs)
         prepared += 1
         if prepared == 4:
             all_prepared.set()
@@ -120,6 +120,11 @@ async def test_a_batch_locks_each_sender_with_the_key_ingesting_its_message_take
     event = {"provider_event_id": "wamid.LOCK1", "event_type": "message", "payload": {}}
     delivery = {
         "account": str(account.id),
+        "version": await db.fetchval(
+            "select a.xmin::text || '/' || c.xmin::text from channel_accounts a"
+            " join private.channel_credentials c on c.channel_account_id = a.id where a.id = $1",
+            account.id,
+        ),
         "events": [{**event, "parsed": pipeline.storable(message), "parse_error": None}],
         "nonce": None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from uuid import uuid4
 
 import httpx
@@ -156,15 +157,44 @@ async def test_a_forged_or_unsigned_delivery_is_refused_and_nothing_is_stored(
 async def test_a_signature_made_with_a_rotated_secret_is_refused(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    stale = kit.text_message(account, sender=SENDER, message_id="5007", text="old")
-    rotated = {k: f"{v}-rotated" for k, v in account.secrets.items()}
-    await db.execute(
-        "update private.channel_credentials set secrets = $2 where channel_account_id = $1",
-        account.id,
-        rotated,
-    )
-    assert (await post(client, kit, account.id, stale)).status_code == 401
-    assert set((await counts(db)).values()) == {0}
+    """The server keeps the account it read for the next deliveries; a rotation takes
+    effect at once all the same: the new secret is accepted, the old one refused."""
+
+    async def rotate(to: str) -> Account:
+        secrets = {k: f"{v}-{to}" for k, v in account.secrets.items()}
+        await db.execute(
+            "update private.channel_credentials set secrets = $2 where channel_account_id = $1",
+            account.id,
+            secrets,
+        )
+        return replace(account, secrets=secrets)
+
+    async def send(signer: Account, message_id: str) -> int:
+        delivery = kit.text_message(signer, sender=SENDER, message_id=message_id, text=message_id)
+        return (await post(client, kit, account.id, delivery)).status_code
+
+    assert await send(account, "5007") == 200  # the account is now known to the server
+    first = await rotate("first")
+    assert await send(first, "5017") == 200  # refused by the one known: read again
+    await rotate("second")
+    assert await send(first, "5027") == 401  # verified by the one known, stale: read again
+    assert await send(account, "5037") == 401
+    stored = await db.fetch("select body from messages")
+    assert [row["body"] for row in stored if row["body"] != "5017"] == ["5007"]
+
+
+async def test_an_account_changed_or_gone_since_its_last_delivery_is_read_again(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    first = kit.text_message(account, sender=SENDER, message_id="5040", text="first")
+    assert (await post(client, kit, account.id, first)).status_code == 200
+    # Renamed (its row changed, its secrets not): the delivery still lands.
+    await db.execute("update channel_accounts set name = 'Renamed' where id = $1", account.id)
+    second = kit.text_message(account, sender=SENDER, message_id="5041", text="second")
+    assert (await post(client, kit, account.id, second)).status_code == 200
+    await db.execute("delete from channel_accounts where id = $1", account.id)
+    third = kit.text_message(account, sender=SENDER, message_id="5042", text="third")
+    assert (await post(client, kit, account.id, third)).status_code == 404
 
 
 async def test_an_unknown_account_is_a_404_and_nothing_is_stored(
