@@ -84,15 +84,11 @@ class Outcome:
 
 def storable(parsed: Parsed) -> dict[str, Any]:
     """The parsed event as the database processes it; senders' addresses normalised."""
+    data = parsed.model_dump(mode="json")
     if isinstance(parsed, InboundMessage):
-        sender = parsed.sender.model_copy(
-            update={
-                "phone": normalize_phone(parsed.sender.phone),
-                "email": normalize_email(parsed.sender.email),
-            }
-        )
-        parsed = parsed.model_copy(update={"sender": sender})
-    return parsed.model_dump(mode="json")
+        data["sender"]["phone"] = normalize_phone(parsed.sender.phone)
+        data["sender"]["email"] = normalize_email(parsed.sender.email)
+    return data
 
 
 def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]:
