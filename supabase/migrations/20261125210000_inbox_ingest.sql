@@ -117,29 +117,21 @@ begin
   end if;
   -- The message's one broadcast (below) carries the conversation: its own is off meanwhile.
   perform set_config('connectgain.broadcast', 'off', true);
-  if conversation is not null then
-    update public.conversations c
-       set status = case when echo then c.status else 'open' end,
-           snoozed_until = case when echo then c.snoozed_until end,
-           last_message_at = greatest(c.last_message_at, occurred),
-           last_inbound_at = greatest(c.last_inbound_at, inbound_at),
-           unread_count = c.unread_count + case when echo then 0 else 1 end
-     where c.id = conversation
-    returning c.* into conv;
-  else
-    -- A plain update finds the open thread (a chat's usual case) without the insert's
-    -- conflict check and row lock (the sender's lock is held); a first message inserts.
-    update public.conversations c
-       set status = case when echo then c.status else 'open' end,
-           snoozed_until = case when echo then c.snoozed_until end,
-           last_message_at = greatest(c.last_message_at, occurred),
-           last_inbound_at = greatest(c.last_inbound_at, inbound_at),
-           unread_count = c.unread_count + case when echo then 0 else 1 end
-     where c.organization_id = acc.organization_id and c.channel_account_id = account
-       and c.contact_id = contact and c.thread_key = coalesce(message -> 'thread' ->> 'key', '')
-       and c.status <> 'resolved'
-    returning c.* into conv;
-  end if;
+  -- The open thread is found by a plain update (no conflict check or row lock of an
+  -- insert; the sender's lock is held); only a first message inserts.
+  update public.conversations c
+     set status = case when echo then c.status else 'open' end,
+         snoozed_until = case when echo then c.snoozed_until end,
+         last_message_at = greatest(c.last_message_at, occurred),
+         last_inbound_at = greatest(c.last_inbound_at, inbound_at),
+         unread_count = c.unread_count + case when echo then 0 else 1 end
+   where c.id = coalesce(conversation, (
+           select o.id from public.conversations o
+            where o.organization_id = acc.organization_id and o.channel_account_id = account
+              and o.contact_id = contact and o.thread_key = coalesce(message -> 'thread' ->> 'key', '')
+              and o.status <> 'resolved'))
+     and (conversation is not null or c.status <> 'resolved')
+  returning c.* into conv;
   if conv.id is null then
     insert into public.conversations as c
       (organization_id, contact_id, channel_account_id, thread_key, subject,
