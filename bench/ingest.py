@@ -4,7 +4,8 @@
                                      [--http-only] [--server 'COMMAND {port}' ...]
 
 Two modes in one run, against a baseline of the same number of bare single-row
-inserts, one transaction each, through asyncpg with the same concurrency:
+inserts, one transaction each, through asyncpg with the same concurrency, and the
+database's part alone (the same deliveries replayed by a loop in one backend):
 
   in-process  each request straight into the gateway's ASGI app, as the HTTP server
               hands it over: the handler and the database, without HTTP.
@@ -38,7 +39,11 @@ from starlette.types import ASGIApp, Message
 
 from bench import dbcost, serving
 from bench.database import bench_database, percentile
+from shared.channels.base import WebhookRequest
 from shared.channels.meta.graph import sign
+from shared.channels.registry import channel_named
+from shared.inbox import pipeline
+from shared.inbox.accounts import load_versioned
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.gateway import Gateway
@@ -177,6 +182,40 @@ async def handler(db_url: str, n: int, concurrency: int, senders: int, per_webho
     return Run(seconds, latencies, dbcost.per_message(before, after, n), server_cpu, None)
 
 
+async def sql_alone(db_url: str, n: int, senders: int) -> tuple[float, str]:
+    """The database's part alone: the deliveries the webhook hands the database (one
+    message each, 4 per call as the coalescer batches them), replayed by a loop in one
+    backend, a commit per call. Neither the server nor a network is in it, and no locks
+    are waited on: the steadiest CPU figure on a shared machine. Backend CPU ms per
+    message, and the WAL line."""
+    account = uuid.UUID(await bench_account(db_url, "sql"))
+    conn = await asyncpg.connect(db_url)
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    read = (await load_versioned(conn=conn, account_ids=[account]))[account]
+    channel = channel_named("whatsapp")
+    stored = [
+        pipeline.prepare(channel, read.account, request, version=read.version).sql()
+        for request in (
+            WebhookRequest("POST", "https://bench/", headers, {}, body)
+            for body, headers in deliveries(n, 1, senders)
+        )
+    ]
+    await conn.execute("create temp table bench_calls (n integer, deliveries jsonb)")
+    calls = [(i, stored[i : i + 4]) for i in range(0, n, 4)]
+    await conn.executemany("insert into bench_calls values ($1, $2)", calls)
+    before, cpu = await dbcost.read(db_url), dbcost.tree_cpu_seconds(conn.get_server_pid())
+    await conn.execute(
+        "do $$ declare c record; begin"
+        " for c in select deliveries from bench_calls order by n loop"
+        " perform app.receive_inbound_deliveries(c.deliveries); commit; end loop; end $$"
+    )
+    cpu = dbcost.tree_cpu_seconds(conn.get_server_pid()) - cpu
+    await conn.close()
+    after = await dbcost.read(db_url)
+    await check_stored(db_url, str(account), n)
+    return cpu / n * 1000, dbcost.per_message(before, after, n)
+
+
 async def over_http(db_url: str, n: int, concurrency: int, senders: int, command: str) -> Run:
     """The server in its own process, as deployed; the load from another, over HTTP."""
     account = await bench_account(db_url, "http")
@@ -295,6 +334,7 @@ async def main() -> None:
     async with bench_database(args.db_url) as db_url:
         base = await baseline(db_url, n, c)
         pers = () if args.http_only else (1, args.batch)
+        alone = None if args.http_only else await sql_alone(db_url, n, args.senders)
         in_process = [(per, await handler(db_url, n, c, args.senders, per)) for per in pers]
         http = [await over_http(db_url, n, c, args.senders, command) for command in servers]
     print(
@@ -304,6 +344,9 @@ async def main() -> None:
     base_rate = n / base.seconds
     print(line("baseline   bare inserts, one per transaction", n, base, None))
     target = "target (>= 1000/s, p99 < 50 ms)"
+    if alone is not None:
+        print(f"SQL alone  app.receive_inbound_deliveries in a loop, 4 per call: backend CPU"
+              f" {alone[0]:.2f} ms per message\n{'':<44}{alone[1]}")  # fmt: skip
     for per, run in in_process:
         # With several per delivery the latency is a delivery's: c × per messages in flight.
         label = f"in-process whatsapp-webhook, {per} per delivery"

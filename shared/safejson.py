@@ -32,10 +32,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # What in JSON text can decode to a value PostgreSQL cannot store: a NUL or a
 # surrogate escape, NaN or Infinity (Python's parser takes them), a raw NUL byte,
 # a number that may be past a float's range (a 3-digit exponent, 200 digits in a row:
-# fewer, times at most 1e99, stay below 1e299).
-_MAYBE_UNSTORABLE = re.compile(
-    rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|\x00|[eE][+-]?\d{3}|\d{200}"
+# fewer, times at most 1e99, stay below 1e299). The numbers are looked for in the
+# text's shape (digits as 0, e/E as e, signs as s, all else a space) with plain
+# substring searches: one regular expression for all of it took 3x as long.
+_BAD_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_SHAPE = bytes(
+    ord("0") if b in b"0123456789" else ord("e") if b in b"eE" else ord("s") if b in b"+-" else 32
+    for b in range(256)
 )
+_NUMBER_PAST_RANGE = (b"e000", b"es000", b"0" * 200)
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -61,7 +66,12 @@ def clean_json(raw: bytes) -> bool:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return _MAYBE_UNSTORABLE.search(raw) is None
+    if b"\x00" in raw or b"NaN" in raw or b"Infinity" in raw:
+        return False
+    if b"\\u" in raw and _BAD_ESCAPE.search(raw):
+        return False
+    shape = raw.translate(_SHAPE)
+    return not any(number in shape for number in _NUMBER_PAST_RANGE)
 
 
 def _refuse_constant(name: str) -> Any:

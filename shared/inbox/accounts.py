@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -39,15 +40,33 @@ def _account(row: Any) -> Account:
     )
 
 
-async def load_accounts(*, conn: Connection, account_ids: list[UUID]) -> dict[UUID, Account]:
-    """Accounts with their secrets, in a service transaction."""
+@dataclass(frozen=True)
+class Versioned:
+    """An account as read, and its version: app.receive_inbound_deliveries refuses a
+    delivery verified with an account that has changed since (CG409 account_changed)."""
+
+    account: Account
+    version: str
+
+
+async def load_versioned(*, conn: Connection, account_ids: list[UUID]) -> dict[UUID, Versioned]:
+    """Accounts with their secrets and version, in a service transaction."""
     rows = await conn.fetch(
-        f"select {PUBLIC_COLUMNS}, c.secrets from public.channel_accounts a"
+        f"select {PUBLIC_COLUMNS}, c.secrets,"
+        # the version app.receive_inbound_deliveries compares (its comment says why)
+        " a.xmin::text || '/' || coalesce(c.xmin::text, '') as version"
+        " from public.channel_accounts a"
         " left join private.channel_credentials c on c.channel_account_id = a.id"
         " where a.id = any($1)",
         account_ids,
     )
-    return {row["id"]: _account(row) for row in rows}
+    return {row["id"]: Versioned(_account(row), row["version"]) for row in rows}
+
+
+async def load_accounts(*, conn: Connection, account_ids: list[UUID]) -> dict[UUID, Account]:
+    """Accounts with their secrets, in a service transaction."""
+    found = await load_versioned(conn=conn, account_ids=account_ids)
+    return {account_id: read.account for account_id, read in found.items()}
 
 
 def found(account: Account | None, channel: str | None = None) -> Account:

@@ -38,8 +38,9 @@ from shared.channels.http import ProviderClient, ProviderError
 from shared.channels.registry import channel_named
 from shared.coalesce import Coalescer
 from shared.db import Database
+from shared.errors import AppError, NotFound
 from shared.inbox import intake
-from shared.inbox.accounts import found, load_accounts
+from shared.inbox.accounts import Versioned, found, load_accounts, load_versioned
 from shared.inbox.contacts import normalize_email, normalize_phone
 from shared.inbox.seam import SUMMARIES, Delivery, Processed, Received
 from shared.runtime import Runtime
@@ -83,15 +84,11 @@ class Outcome:
 
 def storable(parsed: Parsed) -> dict[str, Any]:
     """The parsed event as the database processes it; senders' addresses normalised."""
+    data = parsed.model_dump(mode="json")
     if isinstance(parsed, InboundMessage):
-        sender = parsed.sender.model_copy(
-            update={
-                "phone": normalize_phone(parsed.sender.phone),
-                "email": normalize_email(parsed.sender.email),
-            }
-        )
-        parsed = parsed.model_copy(update={"sender": sender})
-    return parsed.model_dump(mode="json")
+        data["sender"]["phone"] = normalize_phone(parsed.sender.phone)
+        data["sender"]["email"] = normalize_email(parsed.sender.email)
+    return data
 
 
 def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]:
@@ -114,18 +111,55 @@ def parse(channel: Channel, account: Account, event: RawEvent) -> dict[str, Any]
 async def receive(
     runtime: Runtime, *, channel_name: str, account_id: UUID, request: WebhookRequest
 ) -> Outcome:
-    """A provider's webhook delivery, from verification to committed results."""
+    """A provider's webhook delivery, from verification to committed results.
+
+    The account is the one read for an earlier delivery when there is one: its
+    version goes with the delivery, and the database refuses it if the account has
+    changed since. Then, or when the delivery does not verify against it (the
+    secret may have been rotated), the account is read again and the delivery
+    verified anew; no delivery is ever accepted on secrets no longer current."""
     together = _coalescers(runtime.db)
-    account = found(await together.accounts.submit(account_id), channel_name)
-    delivery = prepare(channel_named(channel_name), account, request)
+    channel = channel_named(channel_name)
+    known = together.known.get(account_id)
+    if known is not None:
+        try:
+            return await _receive(runtime, together, channel, known, request)
+        except (AppError, asyncpg.PostgresError) as exc:
+            if isinstance(exc, asyncpg.PostgresError) and not _changed(exc):
+                raise
+            together.known.pop(account_id, None)
+    read = await together.accounts.submit(account_id)
+    if read is None:
+        raise NotFound("No such channel account")
+    if len(together.known) >= MAX_KNOWN_ACCOUNTS:
+        together.known.clear()
+    together.known[account_id] = read
+    return await _receive(runtime, together, channel, read, request)
+
+
+async def _receive(
+    runtime: Runtime,
+    together: _Together,
+    channel: Channel,
+    read: Versioned,
+    request: WebhookRequest,
+) -> Outcome:
+    found(read.account, channel.name)
+    delivery = prepare(channel, read.account, request, version=read.version)
     result = await together.deliveries.submit(delivery)
     outcome = Outcome()
-    outcome.add(account, result)
+    outcome.add(read.account, result)
     await enrich_new_contacts(runtime, outcome)
     return outcome
 
 
-def prepare(channel: Channel, account: Account, request: WebhookRequest) -> Delivery:
+def _changed(exc: asyncpg.PostgresError) -> bool:
+    return exc.sqlstate == "CG409" and getattr(exc, "hint", None) == "account_changed"
+
+
+def prepare(
+    channel: Channel, account: Account, request: WebhookRequest, *, version: str
+) -> Delivery:
     """A delivery verified and parsed, as app.receive_inbound_deliveries takes it."""
     nonce = channel.verify(request, account)  # nothing unverified goes any further
     # Verified, it is kept whatever it holds (shared/inbox/intake.py).
@@ -139,12 +173,14 @@ def prepare(channel: Channel, account: Account, request: WebhookRequest) -> Deli
         events = [
             intake.storable(e, lambda e: parse(channel, account, e), clean=clean) for e in split
         ]
-    return Delivery(account=account.id, events=events, nonce=intake.storable_nonce(nonce))
+    return Delivery(
+        account=account.id, version=version, events=events, nonce=intake.storable_nonce(nonce)
+    )
 
 
-async def load_batch(db: Database, account_ids: list[UUID]) -> list[Account | None]:
+async def load_batch(db: Database, account_ids: list[UUID]) -> list[Versioned | None]:
     async with db.service_conn() as conn:
-        found = await load_accounts(conn=conn, account_ids=account_ids)
+        found = await load_versioned(conn=conn, account_ids=account_ids)
     return [found.get(account_id) for account_id in account_ids]
 
 
@@ -163,12 +199,15 @@ async def receive_batch(db: Database, deliveries: list[Delivery]) -> list[Receiv
 # (3 × 6 did best in bench/ingest.py on 2 cores; 1 × 16 halved the throughput).
 IN_FLIGHT = 3
 MAX_BATCH = 6
+# Accounts kept between deliveries (a few hundred bytes each); past this, all are forgotten.
+MAX_KNOWN_ACCOUNTS = 10_000
 
 
 @dataclass(frozen=True)
 class _Together:
-    accounts: Coalescer[UUID, Account | None]
+    accounts: Coalescer[UUID, Versioned | None]
     deliveries: Coalescer[Delivery, Received]
+    known: dict[UUID, Versioned] = field(default_factory=dict)
 
 
 _COALESCERS: WeakKeyDictionary[Database, _Together] = WeakKeyDictionary()

@@ -44,12 +44,14 @@ class Delivery(_Seam):
     """A verified delivery of one account: its events and the signed nonce, if any."""
 
     account: UUID
+    version: str  # the account's, as read to verify the delivery (shared/inbox/accounts.py)
     events: list[StoredEvent]
     nonce: str | None
 
     def sql(self) -> dict[str, Any]:
         return {
             "account": str(self.account),
+            "version": self.version,
             "events": [event.sql() for event in self.events],
             "nonce": self.nonce,
         }

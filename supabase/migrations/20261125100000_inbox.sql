@@ -387,13 +387,21 @@ create trigger messages_events after insert or update on public.messages
 
 -- ---- realtime: the organization's private inbox topic ------------------------------------------------
 
+-- The payload is realtime.broadcast_changes' ({old_record, record, operation, table,
+-- schema}, event = the operation), sent with realtime.send directly: the same message
+-- without broadcast_changes' exception block, a subtransaction per row.
+-- app.ingest_message sends a new message's broadcast itself, with the conversation it
+-- changed in it (`conversation`), and turns these off meanwhile (connectgain.broadcast).
 create function app.broadcast_inbox() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
-  perform realtime.broadcast_changes(
-    'org:' || coalesce(new.organization_id, old.organization_id)::text || ':inbox',
-    tg_op, tg_op, tg_table_name, tg_table_schema, new, old
-  );
+  if current_setting('connectgain.broadcast', true) = 'off' then
+    return null;
+  end if;
+  perform realtime.send(
+    jsonb_build_object('old_record', old, 'record', new, 'operation', tg_op,
+                       'table', tg_table_name, 'schema', tg_table_schema),
+    tg_op, 'org:' || coalesce(new.organization_id, old.organization_id)::text || ':inbox');
   return null;
 end;
 $$;

@@ -26,6 +26,9 @@ declare
   contact uuid;
   created boolean := false;
   conversation uuid;
+  conv public.conversations;
+  sent public.messages;
+  broadcast text := current_setting('connectgain.broadcast', true);
   open_twin uuid;
   refs text[] := array(select jsonb_array_elements_text(coalesce(message -> 'thread' -> 'references', '[]')));
   echo boolean := coalesce((message ->> 'echo')::boolean, false);
@@ -70,8 +73,10 @@ begin
      order by (c.phone = sender_phone) desc nulls last
      limit 1;
     if contact is null then
-      insert into public.contacts (organization_id, name, phone, email, avatar_url)
-      values (acc.organization_id, sender ->> 'name', sender_phone, sender_email, sender ->> 'avatar_url')
+      -- Its first activity is this message: app.message_activity then has nothing to write.
+      insert into public.contacts (organization_id, name, phone, email, avatar_url, last_activity_at)
+      values (acc.organization_id, sender ->> 'name', sender_phone, sender_email, sender ->> 'avatar_url',
+              occurred)
       on conflict do nothing
       returning id into contact;
       created := contact is not null;
@@ -110,15 +115,24 @@ begin
      where c.id = conversation and c.status = 'resolved';
     conversation := coalesce(open_twin, conversation);
   end if;
-  if conversation is not null then
-    update public.conversations c
-       set status = case when echo then c.status else 'open' end,
-           snoozed_until = case when echo then c.snoozed_until end,
-           last_message_at = greatest(c.last_message_at, occurred),
-           last_inbound_at = greatest(c.last_inbound_at, inbound_at),
-           unread_count = c.unread_count + case when echo then 0 else 1 end
-     where c.id = conversation;
-  else
+  -- The message's one broadcast (below) carries the conversation: its own is off meanwhile.
+  perform set_config('connectgain.broadcast', 'off', true);
+  -- The open thread is found by a plain update (no conflict check or row lock of an
+  -- insert; the sender's lock is held); only a first message inserts.
+  update public.conversations c
+     set status = case when echo then c.status else 'open' end,
+         snoozed_until = case when echo then c.snoozed_until end,
+         last_message_at = greatest(c.last_message_at, occurred),
+         last_inbound_at = greatest(c.last_inbound_at, inbound_at),
+         unread_count = c.unread_count + case when echo then 0 else 1 end
+   where c.id = coalesce(conversation, (
+           select o.id from public.conversations o
+            where o.organization_id = acc.organization_id and o.channel_account_id = account
+              and o.contact_id = contact and o.thread_key = coalesce(message -> 'thread' ->> 'key', '')
+              and o.status <> 'resolved'))
+     and (conversation is not null or c.status <> 'resolved')
+  returning c.* into conv;
+  if conv.id is null then
     insert into public.conversations as c
       (organization_id, contact_id, channel_account_id, thread_key, subject,
        last_message_at, last_inbound_at, unread_count)
@@ -130,14 +144,13 @@ begin
                   last_message_at = greatest(c.last_message_at, excluded.last_message_at),
                   last_inbound_at = greatest(c.last_inbound_at, excluded.last_inbound_at),
                   unread_count = c.unread_count + excluded.unread_count
-    returning c.id into conversation;
+    returning c.* into conv;
   end if;
 
-  return query
   insert into public.messages as m
     (organization_id, conversation_id, channel_account_id, direction, sender_type,
      content_type, body, attachments, metadata, provider_message_id, status, created_at, sent_at)
-  values (acc.organization_id, conversation, account,
+  values (acc.organization_id, conv.id, account,
           case when echo then 'outbound' else 'inbound' end::public.message_direction,
           case when echo then 'user' else 'contact' end::public.sender_type,
           (message ->> 'content_type')::public.content_type, message ->> 'body',
@@ -149,7 +162,21 @@ begin
           pmid, case when echo then 'sent' else 'received' end::public.message_status,
           occurred, case when echo then occurred end)
   on conflict (channel_account_id, provider_message_id) do nothing
-  returning m.id, contact, created;
+  returning m.* into sent;
+  perform set_config('connectgain.broadcast', coalesce(broadcast, ''), true);
+
+  -- Realtime: the new message, in broadcast_changes' payload (app.broadcast_inbox), with
+  -- the conversation as it now is. If a twin with the same provider id landed meanwhile,
+  -- only the conversation changed, and that is what is sent.
+  perform realtime.send(
+    case when sent.id is not null
+      then jsonb_build_object('old_record', null, 'record', to_jsonb(sent), 'operation', 'INSERT',
+                              'table', 'messages', 'schema', 'public', 'conversation', to_jsonb(conv))
+      else jsonb_build_object('old_record', null, 'record', to_jsonb(conv), 'operation', 'UPDATE',
+                              'table', 'conversations', 'schema', 'public') end,
+    case when sent.id is not null then 'INSERT' else 'UPDATE' end,
+    'org:' || acc.organization_id::text || ':inbox');
+  return query select sent.id, contact, created where sent.id is not null;
 end;
 $$;
 
@@ -295,8 +322,12 @@ declare
   item jsonb;
   stored uuid;
   outcome jsonb;
-  summary jsonb := jsonb_build_object('received', jsonb_array_length(events), 'duplicates', 0,
-    'processed', 0, 'ignored', 0, 'failed', 0, 'new_contacts', '[]'::jsonb);
+  -- Counted in variables, built into the summary once at the end.
+  duplicates integer := 0;
+  processed integer := 0;
+  ignored integer := 0;
+  failed integer := 0;
+  new_contacts jsonb := '[]';
 begin
   if nonce is not null then
     insert into private.webhook_nonces (channel_account_id, nonce) values (account, nonce)
@@ -315,7 +346,7 @@ begin
     on conflict (channel_account_id, provider_event_id) do nothing
     returning id into stored;
     if stored is null then
-      summary := jsonb_set(summary, '{duplicates}', to_jsonb((summary ->> 'duplicates')::int + 1));
+      duplicates := duplicates + 1;
       continue;
     end if;
     outcome := app.process_inbound_event(stored, account, item -> 'parsed', item ->> 'parse_error', true);
@@ -323,28 +354,45 @@ begin
       update public.inbound_events e set next_attempt_at = 'infinity'
        where e.id = stored and e.status = 'failed';
     end if;
-    summary := jsonb_set(summary, array[outcome ->> 'status'],
-                         to_jsonb((summary ->> (outcome ->> 'status'))::int + 1));
+    case outcome ->> 'status'
+      when 'processed' then processed := processed + 1;
+      when 'ignored' then ignored := ignored + 1;
+      else failed := failed + 1;
+    end case;
     if outcome ? 'new_contact' then
-      summary := jsonb_set(summary, '{new_contacts}', (summary -> 'new_contacts') || jsonb_build_array(
-        jsonb_build_object('contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id')));
+      new_contacts := new_contacts || jsonb_build_object(
+        'contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id');
     end if;
   end loop;
-  return summary;
+  return jsonb_build_object('received', jsonb_array_length(events), 'duplicates', duplicates,
+    'processed', processed, 'ignored', ignored, 'failed', failed, 'new_contacts', new_contacts);
 end;
 $$;
 
 -- Webhook deliveries that arrived together (shared/coalesce.py) in one
 -- transaction, so a busy server makes one round trip and one commit for many:
---   deliveries: [{account, events, nonce}] → [summary of app.receive_inbound_events]
+--   deliveries: [{account, version, events, nonce}] → [summary of app.receive_inbound_events]
 -- in the same order. Anything that raises (a replayed nonce) fails the batch,
 -- and the caller runs its deliveries again one by one.
+--
+-- `version`: the account and its secrets as the server read them to verify the
+-- delivery (shared/inbox/accounts.py keeps them between deliveries):
+-- channel_accounts.xmin || '/' || channel_credentials.xmin, which any change to
+-- either row moves. If either changed since (new secrets, another phone number id,
+-- the account gone), CG409 account_changed: the server reads it again and verifies anew.
 --
 -- The senders' locks (taken again by app.ingest_message, with the same key) are
 -- taken first and in one order, so two batches never wait on each other in a cycle.
 create function app.receive_inbound_deliveries(deliveries jsonb) returns jsonb
 language plpgsql set search_path = '' as $$
 begin
+  if exists (select 1 from jsonb_array_elements(deliveries) d
+               left join public.channel_accounts a on a.id = (d.value ->> 'account')::uuid
+               left join private.channel_credentials c on c.channel_account_id = a.id
+              where d.value ->> 'version' is distinct from a.xmin::text || '/' || coalesce(c.xmin::text, '')) then
+    raise exception 'A channel account changed since the delivery was verified'
+      using errcode = 'CG409', hint = 'account_changed';
+  end if;
   perform pg_advisory_xact_lock(s.key)
      from (select distinct hashtextextended(
                     a.organization_id::text || ':' || a.channel::text || ':'

@@ -36,9 +36,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     all_prepared = asyncio.Event()
     prepare, receive_batch = pipeline.prepare, pipeline.receive_batch
 
-    def counting_prepare(*args: Any) -> Any:
+    def counting_prepare(*args: Any, **kwargs: Any) -> Any:
         nonlocal prepared
-        delivery = prepare(*args)
+        delivery = prepare(*args, **kwargs)
         prepared += 1
         if prepared == 4:
             all_prepared.set()
@@ -103,26 +103,39 @@ async def test_a_replay_among_deliveries_that_went_together_fails_alone(
     assert sorted(row["body"] for row in bodies) == sorted(TEXTS[:3])
 
 
+def message_event(message_id: str, content_type: str = "text") -> dict[str, Any]:
+    """A WhatsApp message event as the pipeline hands it to the database."""
+    message = InboundMessage(
+        provider_message_id=message_id,
+        sender=Sender(external_id="16315550004"),
+        content_type="text",
+        body="hi",
+        occurred_at=datetime.now(UTC),
+    )
+    parsed = pipeline.storable(message) | {"content_type": content_type}
+    event = {"provider_event_id": message_id, "event_type": "message", "payload": {}}
+    return {**event, "parsed": parsed, "parse_error": None}
+
+
+async def one_delivery(db: Connection, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A delivery of `events` to a new WhatsApp account, as app.receive_inbound_deliveries
+    takes it (with the account's version)."""
+    account = await WhatsAppKit().create_account(db, await make_org(db, await make_user(db)))
+    version = await db.fetchval(
+        "select a.xmin::text || '/' || c.xmin::text from channel_accounts a"
+        " join private.channel_credentials c on c.channel_account_id = a.id where a.id = $1",
+        account.id,
+    )
+    return {"account": str(account.id), "version": version, "events": events, "nonce": None}
+
+
 async def test_a_batch_locks_each_sender_with_the_key_ingesting_its_message_takes(
     db: Connection, runtime: Runtime
 ):
     """The senders' locks are taken up front, in one order, so that batches never wait
     on each other in a cycle. That holds only if app.ingest_message takes the same
     key again: then the sender is held by one lock, not two."""
-    account = await WhatsAppKit().create_account(db, await make_org(db, await make_user(db)))
-    message = InboundMessage(
-        provider_message_id="wamid.LOCK1",
-        sender=Sender(external_id="16315550004"),
-        content_type="text",
-        body="hi",
-        occurred_at=datetime.now(UTC),
-    )
-    event = {"provider_event_id": "wamid.LOCK1", "event_type": "message", "payload": {}}
-    delivery = {
-        "account": str(account.id),
-        "events": [{**event, "parsed": pipeline.storable(message), "parse_error": None}],
-        "nonce": None,
-    }
+    delivery = await one_delivery(db, [message_event("wamid.LOCK1")])
     async with runtime.db.service_tx() as conn:
         [summary] = await conn.fetchval("select app.receive_inbound_deliveries($1)", [delivery])
         locks = await conn.fetchval(
@@ -130,3 +143,22 @@ async def test_a_batch_locks_each_sender_with_the_key_ingesting_its_message_take
         )
     assert summary["processed"] == 1
     assert locks == 1
+
+
+async def test_a_message_that_fails_midway_leaves_the_inboxs_broadcasts_on(
+    db: Connection, runtime: Runtime
+):
+    """app.ingest_message holds the conversation's broadcast back while it writes the
+    message; when the message fails there (here: a content type the enum refuses), the
+    event's rollback turns the broadcasts on again for what follows in the transaction."""
+    delivery = await one_delivery(
+        db, [message_event("wamid.BAD1", content_type="hologram"), message_event("wamid.OK1")]
+    )
+    async with runtime.db.service_tx() as conn:
+        [summary] = await conn.fetchval("select app.receive_inbound_deliveries($1)", [delivery])
+        setting = await conn.fetchval("select current_setting('connectgain.broadcast', true)")
+        await conn.execute("update conversations set status = 'pending'")
+    assert (summary["failed"], summary["processed"]) == (1, 1)
+    assert setting != "off"
+    tables = await db.fetch("select payload ->> 'table' as t from realtime.messages order by id")
+    assert sorted(row["t"] for row in tables) == ["conversations", "messages"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from uuid import uuid4
 
 import httpx
@@ -68,6 +69,63 @@ async def test_a_repeat_sender_stays_one_contact_in_one_open_conversation(
     assert await db.fetchval("select count(*) from conversations where status = 'open'") == 1
 
 
+async def test_each_message_is_one_broadcast_that_carries_its_conversation(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    """The inbox learns of a new message and its conversation's new state (unread count,
+    last message, reopening) from one broadcast, in realtime.broadcast_changes' payload
+    with `conversation` added; the conversation is not broadcast a second time."""
+    for n in ("5020", "5021"):
+        await post(
+            client, kit, account.id, kit.text_message(account, sender=SENDER, message_id=n, text=n)
+        )
+    sent = await db.fetch(
+        "select topic, event, private, payload from realtime.messages order by inserted_at, id"
+    )
+    stored = await db.fetch(
+        "select m.id::text, m.body, c.id::text as conversation, c.unread_count, c.last_message_at"
+        " from messages m join conversations c on c.id = m.conversation_id order by m.created_at"
+    )
+    assert [(r["topic"], r["event"], r["private"]) for r in sent] == [
+        (f"org:{account.organization_id}:inbox", "INSERT", True)
+    ] * 2
+    for broadcast, row, unread in zip(sent, stored, (1, 2), strict=True):
+        payload = broadcast["payload"]
+        assert {k: payload[k] for k in ("operation", "table", "schema", "old_record")} == {
+            "operation": "INSERT",
+            "table": "messages",
+            "schema": "public",
+            "old_record": None,
+        }
+        assert (payload["record"]["id"], payload["record"]["body"]) == (row["id"], row["body"])
+        conversation = payload["conversation"]
+        assert (conversation["id"], conversation["unread_count"]) == (row["conversation"], unread)
+        assert conversation["status"] == "open"
+    # The setting that held the conversation's own broadcast back is not left behind.
+    await db.execute("update conversations set status = 'resolved'")
+    assert (
+        await db.fetchval(
+            "select count(*) from realtime.messages where payload ->> 'table' = 'conversations'"
+        )
+        == 1
+    )
+
+
+async def test_a_new_contacts_last_activity_is_its_first_message(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    await post(
+        client,
+        kit,
+        account.id,
+        kit.text_message(account, sender=SENDER, message_id="5030", text="hi"),
+    )
+    row = await db.fetchrow(
+        "select c.last_activity_at, m.created_at as message_at from contacts c, messages m"
+    )
+    assert row["last_activity_at"] == row["message_at"]
+
+
 async def test_an_exact_replay_of_a_delivery_stores_nothing_twice(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
@@ -99,15 +157,44 @@ async def test_a_forged_or_unsigned_delivery_is_refused_and_nothing_is_stored(
 async def test_a_signature_made_with_a_rotated_secret_is_refused(
     client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
 ):
-    stale = kit.text_message(account, sender=SENDER, message_id="5007", text="old")
-    rotated = {k: f"{v}-rotated" for k, v in account.secrets.items()}
-    await db.execute(
-        "update private.channel_credentials set secrets = $2 where channel_account_id = $1",
-        account.id,
-        rotated,
-    )
-    assert (await post(client, kit, account.id, stale)).status_code == 401
-    assert set((await counts(db)).values()) == {0}
+    """The server keeps the account it read for the next deliveries; a rotation takes
+    effect at once all the same: the new secret is accepted, the old one refused."""
+
+    async def rotate(to: str) -> Account:
+        secrets = {k: f"{v}-{to}" for k, v in account.secrets.items()}
+        await db.execute(
+            "update private.channel_credentials set secrets = $2 where channel_account_id = $1",
+            account.id,
+            secrets,
+        )
+        return replace(account, secrets=secrets)
+
+    async def send(signer: Account, message_id: str) -> int:
+        delivery = kit.text_message(signer, sender=SENDER, message_id=message_id, text=message_id)
+        return (await post(client, kit, account.id, delivery)).status_code
+
+    assert await send(account, "5007") == 200  # the account is now known to the server
+    first = await rotate("first")
+    assert await send(first, "5017") == 200  # refused by the one known: read again
+    await rotate("second")
+    assert await send(first, "5027") == 401  # verified by the one known, stale: read again
+    assert await send(account, "5037") == 401
+    stored = await db.fetch("select body from messages")
+    assert [row["body"] for row in stored if row["body"] != "5017"] == ["5007"]
+
+
+async def test_an_account_changed_or_gone_since_its_last_delivery_is_read_again(
+    client: httpx.AsyncClient, kit: Kit, account: Account, db: Connection
+):
+    first = kit.text_message(account, sender=SENDER, message_id="5040", text="first")
+    assert (await post(client, kit, account.id, first)).status_code == 200
+    # Renamed (its row changed, its secrets not): the delivery still lands.
+    await db.execute("update channel_accounts set name = 'Renamed' where id = $1", account.id)
+    second = kit.text_message(account, sender=SENDER, message_id="5041", text="second")
+    assert (await post(client, kit, account.id, second)).status_code == 200
+    await db.execute("delete from channel_accounts where id = $1", account.id)
+    third = kit.text_message(account, sender=SENDER, message_id="5042", text="third")
+    assert (await post(client, kit, account.id, third)).status_code == 404
 
 
 async def test_an_unknown_account_is_a_404_and_nothing_is_stored(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 
 import pytest
 
@@ -48,3 +50,14 @@ def test_bytes_that_are_not_utf8_are_not_clean():
 def test_strict_loads_refuses_what_the_quick_look_flags():
     with pytest.raises(Exception, match="not valid JSON"):
         loads(b'{"n": NaN}')
+
+
+def test_the_quick_look_flags_exactly_what_one_pattern_for_all_of_it_would():
+    """clean_json looks with substring searches; this single expression says the same."""
+    reference = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|\x00|[eE][+-]?\d{3}|\d{200}")
+    pieces = [b"e", b"E", b"+", b"-", b"1", b"0", b"9", b"a", b" ", b'"', b"\\u0000", b"\\ud800"]
+    pieces += [b"\\uD9ab", b"\\u00e9", b"NaN", b"Inf", b"inity", b"\x00", b"5" * 60, b"\xc3\xa9"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+        assert clean_json(raw) == (reference.search(raw) is None), raw

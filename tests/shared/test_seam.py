@@ -26,8 +26,13 @@ def test_raw_goes_in_only_when_kept_raw_since_sql_reads_its_presence():
     assert "raw" not in event().sql()
     assert event(raw="AAE=").sql()["raw"] == "AAE="
     account = uuid4()
-    delivery = Delivery(account=account, events=[event()], nonce=None).sql()
-    assert delivery == {"account": str(account), "events": [event().sql()], "nonce": None}
+    delivery = Delivery(account=account, version="7/8", events=[event()], nonce=None).sql()
+    assert delivery == {
+        "account": str(account),
+        "version": "7/8",
+        "events": [event().sql()],
+        "nonce": None,
+    }
     assert delivery["events"][0]["payload"] == {"a": None}  # a provider's nulls are kept
 
 

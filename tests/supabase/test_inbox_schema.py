@@ -55,6 +55,19 @@ async def test_inbox_changes_are_broadcast_to_the_organizations_private_topic(db
     assert all(r["private"] for r in rows)
     sent = next(r["payload"] for r in rows if r["payload"]["table"] == "messages")
     assert sent["record"]["id"] == str(message)
+    # realtime.broadcast_changes' payload, whoever writes the row
+    assert set(sent) == {"id", "old_record", "record", "operation", "table", "schema"}
+    assert (sent["operation"], sent["schema"], sent["old_record"]) == ("INSERT", "public", None)
+    await db.execute(
+        "update conversations set status = 'resolved'"
+        " where id = (select conversation_id from messages where id = $1)",
+        message,
+    )
+    changed = await db.fetchval(
+        "select payload from realtime.messages where event = 'UPDATE' and topic = $1", topic_a
+    )
+    assert (changed["old_record"]["status"], changed["record"]["status"]) == ("open", "resolved")
+    rows = await db.fetch("select 1 from realtime.messages where topic = $1", topic_a)
 
     assert await realtime_join(db, agent_a, topic_a) == len(rows)
     assert await realtime_join(db, owner_b, topic_a) == 0
