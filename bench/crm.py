@@ -36,9 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import asyncpg
 import httpx
 
+from bench.database import new_org, new_user
 from functions._api import pipelines
 from shared import api_keys
 from shared.auth import UserPrincipal
@@ -101,25 +104,6 @@ def say(*parts: object) -> None:
 
 
 # ---- loading --------------------------------------------------------------------------------
-
-
-async def new_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:
-    user: uuid.UUID = await conn.fetchval(
-        "insert into auth.users (email) values ($1) returning id", email
-    )
-    return user
-
-
-async def new_org(conn: asyncpg.Connection, owner: uuid.UUID, name: str) -> uuid.UUID:
-    """As the SPA does it: create_organization() as the signed-in owner."""
-    async with conn.transaction():
-        await conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', $1, true)",
-            json.dumps({"sub": str(owner), "role": "authenticated"}),
-        )
-        org: uuid.UUID = await conn.fetchval("select public.create_organization($1)", name)
-    return org
 
 
 async def load_tenant(
