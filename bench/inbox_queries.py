@@ -40,7 +40,7 @@ def pgrst(source: str) -> str:
     )
 
 
-def _inbox_page(where: str, order: str, offset: int = 0) -> str:
+def inbox_page(where: str, order: str, offset: int = 0) -> str:
     """select=id,status,…,contact:contacts(id,name,avatar_url),messages(body,direction,created_at)
     with .order('created_at', {referencedTable: 'messages', ascending: false})
     and .limit(1, {referencedTable: 'messages'})"""
@@ -74,6 +74,29 @@ ORG = '"conversations"."organization_id" = $1'
 CARELESS_ORDER = '"conversations"."last_message_at" desc'
 DOCUMENTED_ORDER = '"conversations"."last_message_at" desc nulls last, "conversations"."id" asc'
 CARELESS_KEYSET_ORDER = '"conversations"."last_message_at" desc, "conversations"."id" desc'
+# .eq('organization_id', org).lte('last_message_at', at)
+# .or(`last_message_at.lt.${at},and(last_message_at.eq.${at},id.gt.${id})`)
+DOCUMENTED_KEYSET = (
+    f'{ORG} and "conversations"."last_message_at" <= $2'
+    ' and ("conversations"."last_message_at" < $2 or ("conversations"."last_message_at"'
+    ' = $2 and "conversations"."id" > $3))'
+)
+THREAD_COLUMNS = (
+    '"messages"."id", "messages"."direction", "messages"."body", "messages"."created_at"'
+)
+DOCUMENTED_THREAD = '"messages"."organization_id" = $1 and "messages"."conversation_id" = $2'
+CARELESS_THREAD = '"messages"."conversation_id" = $1'
+
+
+NEWEST_MESSAGES = '"messages"."created_at" desc, "messages"."id" desc'
+
+
+def thread_page(where: str, order: str = NEWEST_MESSAGES) -> str:
+    """from('messages').select('id,direction,body,created_at').order(…).limit(50)"""
+    return pgrst(
+        f'select {THREAD_COLUMNS} from "public"."messages"'
+        f" where {where} order by {order} limit {PAGE} offset 0"
+    )
 
 
 def _twice(label: str, kind: str, sql: str, args: tuple[Any, ...], same: bool) -> Shape:
@@ -110,49 +133,49 @@ async def inbox_queries(
         _twice(
             "inbox: 50 most recent, contact and last message",
             "careless",
-            _inbox_page("true", CARELESS_ORDER),
+            inbox_page("true", CARELESS_ORDER),
             (),
             False,
         ),
         _twice(
             "inbox: 50 most recent, contact and last message",
             "documented",
-            _inbox_page(ORG, DOCUMENTED_ORDER),
+            inbox_page(ORG, DOCUMENTED_ORDER),
             (org,),
             True,
         ),
         _twice(
             "… of the channel account with 60% of the traffic",
             "careless",
-            _inbox_page('"conversations"."channel_account_id" = $1', CARELESS_ORDER),
+            inbox_page('"conversations"."channel_account_id" = $1', CARELESS_ORDER),
             (busy_account,),
             False,
         ),
         _twice(
             "… of the channel account with 60% of the traffic",
             "documented",
-            _inbox_page(f'{ORG} and "conversations"."channel_account_id" = $2', DOCUMENTED_ORDER),
+            inbox_page(f'{ORG} and "conversations"."channel_account_id" = $2', DOCUMENTED_ORDER),
             (org, busy_account),
             True,
         ),
         _twice(
             "… status=open",
             "careless",
-            _inbox_page('"conversations"."status" = $1', CARELESS_ORDER),
+            inbox_page('"conversations"."status" = $1', CARELESS_ORDER),
             ("open",),
             False,
         ),
         _twice(
             "… status=open",
             "documented",
-            _inbox_page(f'{ORG} and "conversations"."status" = $2', DOCUMENTED_ORDER),
+            inbox_page(f'{ORG} and "conversations"."status" = $2', DOCUMENTED_ORDER),
             (org, "open"),
             True,
         ),
         _twice(
             f"inbox {page}, keyset .or(…)",
             "careless",
-            _inbox_page(
+            inbox_page(
                 '("conversations"."last_message_at" < $1 or ("conversations"."last_message_at"'
                 ' = $1 and "conversations"."id" < $2))',
                 CARELESS_KEYSET_ORDER,
@@ -163,10 +186,8 @@ async def inbox_queries(
         _twice(
             f"inbox {page}, keyset .lte(…).or(…)",
             "documented",
-            _inbox_page(
-                f'{ORG} and "conversations"."last_message_at" <= $2'
-                ' and ("conversations"."last_message_at" < $2 or ("conversations"."last_message_at"'
-                ' = $2 and "conversations"."id" > $3))',
+            inbox_page(
+                DOCUMENTED_KEYSET,
                 DOCUMENTED_ORDER,
             ),
             (org, cursor["last_message_at"], cursor["id"]),
@@ -175,35 +196,23 @@ async def inbox_queries(
         _twice(
             f"inbox {page}, .range() offset",
             "careless",
-            _inbox_page(ORG, DOCUMENTED_ORDER, offset=skip + 1),
+            inbox_page(ORG, DOCUMENTED_ORDER, offset=skip + 1),
             (org,),
             True,
         ),
     ]
-    thread_cols = (
-        '"messages"."id", "messages"."direction", "messages"."body", "messages"."created_at"'
-    )
     shapes += [
         _twice(
             "thread: latest 50 messages, .eq(conversation_id)",
             "careless",
-            pgrst(
-                f'select {thread_cols} from "public"."messages"'
-                ' where "messages"."conversation_id" = $1'
-                f' order by "messages"."created_at" desc limit {PAGE} offset 0'
-            ),
+            thread_page(CARELESS_THREAD, order='"messages"."created_at" desc'),
             (thread,),
             True,
         ),
         _twice(
             "thread: latest 50 messages, .eq(conversation_id)",
             "documented",
-            pgrst(
-                f'select {thread_cols} from "public"."messages"'
-                ' where "messages"."organization_id" = $1 and "messages"."conversation_id" = $2'
-                ' order by "messages"."created_at" desc, "messages"."id" desc'
-                f" limit {PAGE} offset 0"
-            ),
+            thread_page(DOCUMENTED_THREAD),
             (org, thread),
             True,
         ),
@@ -211,7 +220,7 @@ async def inbox_queries(
             f"message search .ilike(body, '%{word}%')",
             "careless",
             pgrst(
-                f'select {thread_cols}, "messages"."conversation_id" from "public"."messages"'
+                f'select {THREAD_COLUMNS}, "messages"."conversation_id" from "public"."messages"'
                 ' where "messages"."body" ilike $1'
                 f' order by "messages"."created_at" desc limit {PAGE} offset 0'
             ),

@@ -13,7 +13,8 @@
 --      the inbox walks its recency index with status as a filter.
 --   3. Policies inflate cost estimates past jit_above_cost, and JIT compiles
 --      for hundreds of milliseconds on queries that run in a few: JIT is off for the
---      API roles (PostgREST applies the impersonated role's settings per request).
+--      API roles (PostgREST applies the impersonated role's settings per request),
+--      and their statements are planned for their parameters (below).
 
 -- ---- 1. the read policies: same rule, index-friendly form ---------------------------------
 -- Who sees what is unchanged: every member (and API key) of the row's organization.
@@ -44,10 +45,16 @@ create index contacts_search_trgm_idx on public.contacts using gin (
   extensions.gin_trgm_ops
 );
 
--- ---- 3. no JIT for the API roles ------------------------------------------------------------
+-- ---- 3. no JIT for the API roles; plans made for the request's values -----------------------
 alter role anon set jit = off;
 alter role authenticated set jit = off;
 alter role service_role set jit = off;
+-- PostgREST prepares its statements with the filter values as parameters. After five
+-- runs PostgreSQL may keep a generic plan, made without the values: for a keyset page
+-- (last_message_at <= $cursor) it guesses a third of the list and sorts it, where the
+-- plan for the actual cursor walks the index from it. Planning each request costs well
+-- under a millisecond; a generic plan gone wrong costs the whole list.
+alter role authenticated set plan_cache_mode = force_custom_plan;
 
 -- ---- search, for the SPA and the public API ---------------------------------------------------
 -- Security definer, so the trigram indexes serve the ILIKE (under RLS they cannot);
@@ -55,7 +62,7 @@ alter role service_role set jit = off;
 -- the signed-in member's organizations, or the API key's), then reads that one
 -- organization's rows. Three characters at least: a shorter pattern has no trigram
 -- and would read the whole index. Newest first (created_at desc, then id), a page of
--- at most 200, continued after the last row seen (after_created_at, after_id).
+-- at most 1000, continued after the last row seen (after_created_at, after_id).
 -- plpgsql with EXECUTE … USING: each call is planned with its values, so a rare word
 -- reads the trigram index and a common one walks the newest rows until a page is full.
 
@@ -91,7 +98,7 @@ begin
         and ($3::timestamptz is null
              or m.created_at < $3 or (m.created_at = $3 and m.id > $4))
       order by m.created_at desc, m.id
-      limit least(greatest($5, 1), 200)'
+      limit least(greatest($5, 1), 1000)'
     using organization_id, app.substring_pattern(query), after_created_at,
           coalesce(after_id, '00000000-0000-0000-0000-000000000000'::uuid), max_rows;
 end;
@@ -114,7 +121,7 @@ begin
         and ($3::timestamptz is null
              or c.created_at < $3 or (c.created_at = $3 and c.id > $4))
       order by c.created_at desc, c.id
-      limit least(greatest($5, 1), 200)'
+      limit least(greatest($5, 1), 1000)'
     using organization_id, app.substring_pattern(query), after_created_at,
           coalesce(after_id, '00000000-0000-0000-0000-000000000000'::uuid), max_rows;
 end;
