@@ -377,6 +377,8 @@ ADDED = {
     " (organization_id, last_message_at desc nulls last, id)",
     "messages_body_trgm_idx": "create index messages_body_trgm_idx on public.messages"
     " using gin (body extensions.gin_trgm_ops)",
+    "messages_org_created_idx": "create index messages_org_created_idx on public.messages"
+    " (organization_id, created_at desc, id)",
     "contacts_search_trgm_idx": "create index contacts_search_trgm_idx on public.contacts"
     " using gin ((coalesce(name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, ''))"
     " extensions.gin_trgm_ops)",
@@ -441,8 +443,20 @@ async def bench(db_url: str, scale: float, runs: int) -> bool:
             f" {messages:,} messages each) with COPY through the triggers … (load"
             f" {os.getloadavg()[0]:.1f})"
         )
+        # The trigram indexes are built after the load, as for any bulk load: one sort
+        # instead of a million small GIN insertions (the triggers all fire as usual).
+        deferred = await loader.fetch(
+            "select indexname, indexdef from pg_indexes"
+            " where schemaname = 'public' and indexdef like '%gin_trgm_ops%'"
+        )
+        for index in deferred:
+            await loader.execute(f"drop index public.{index['indexname']}")
         a = await load_tenant(loader, "org-a", contacts, conversations, messages, 1)
         await load_tenant(loader, "org-b", contacts, conversations, messages, 2)
+        started = time.perf_counter()
+        for index in deferred:
+            await loader.execute(index["indexdef"])
+        say(f"  trigram indexes built in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         await loader.execute("vacuum analyze")
         say(f"  vacuum analyze in {time.perf_counter() - started:.0f} s")
