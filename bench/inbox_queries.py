@@ -236,7 +236,7 @@ async def inbox_queries(
             ),
             pgrst(
                 "select m.* from public.messages m where m.organization_id = $1"
-                " and m.body ilike '%' || $2 || '%' order by m.created_at desc, m.id limit 50"
+                " and m.body ilike '%' || $2 || '%' order by m.created_at desc, m.id desc limit 50"
             ),
             (org, word),
             True,

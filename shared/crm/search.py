@@ -23,7 +23,7 @@ _FUNCTIONS = {"message": "public.search_messages", "contact": "public.search_con
 
 
 def _newest_first(entity: Entity) -> Sort:
-    """The functions' order: created_at desc, then id."""
+    """The functions' order: created_at desc (ties by id, in the order of their indexes)."""
     key = SortKey(f"{entity.alias}.created_at", "datetime", "timestamptz")
     return Sort(name="created_at", key=key, descending=True)
 

@@ -42,7 +42,10 @@ create schema if not exists extensions;
 create extension if not exists pg_trgm with schema extensions;
 create index messages_body_trgm_idx
   on public.messages using gin (body extensions.gin_trgm_ops);
-create index messages_org_created_idx on public.messages (organization_id, created_at desc, id);
+-- Ascending, read backwards: new messages land at the end of their organization's
+-- range, where a page fills before it splits (a descending index would take them at
+-- the front and split pages in halves).
+create index messages_org_created_idx on public.messages (organization_id, created_at, id);
 create index contacts_search_trgm_idx on public.contacts using gin (
   (coalesce(name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, ''))
   extensions.gin_trgm_ops
@@ -64,8 +67,9 @@ alter role authenticated set plan_cache_mode = force_custom_plan;
 -- each checks membership first with the helper the read policies use (app.org_ids():
 -- the signed-in member's organizations, or the API key's), then reads that one
 -- organization's rows. Three characters at least: a shorter pattern has no trigram
--- and would read the whole index. Newest first (created_at desc, then id), a page of
--- at most 1000, continued after the last row seen (after_created_at, after_id).
+-- and would read the whole index. Newest first (messages: created_at desc, id desc;
+-- contacts: created_at desc, id, the orders of their indexes), a page of at most 1000,
+-- continued after the last row seen (after_created_at, after_id).
 -- plpgsql with EXECUTE … USING: each call is planned with its values, so a rare word
 -- reads the trigram index and a common one walks the newest rows until a page is full.
 
@@ -99,11 +103,11 @@ begin
     'select m.* from public.messages m
       where m.organization_id = $1 and m.body ilike $2
         and ($3::timestamptz is null
-             or m.created_at < $3 or (m.created_at = $3 and m.id > $4))
-      order by m.created_at desc, m.id
+             or m.created_at < $3 or (m.created_at = $3 and m.id < $4))
+      order by m.created_at desc, m.id desc
       limit least(greatest($5, 1), 1000)'
     using organization_id, app.substring_pattern(query), after_created_at,
-          coalesce(after_id, '00000000-0000-0000-0000-000000000000'::uuid), max_rows;
+          coalesce(after_id, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid), max_rows;
 end;
 $$;
 

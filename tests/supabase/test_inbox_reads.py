@@ -50,6 +50,7 @@ T0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
 # Organization A: enough rows for the plans of the real size (B: a few, to be kept out).
 CONVERSATIONS = 300
 MESSAGES = 6
+LONG_THREAD = 400
 
 # One inbox for the module, built once in a database of its own, and one warm pool:
 # its tests read, and add only rows no other test counts.
@@ -129,6 +130,17 @@ async def inbox(db: Connection) -> Inbox:
     account_a = await make_channel_account(db, org_a)
     await _fill(db, org_a, account_a, "alpha", CONVERSATIONS, MESSAGES)
     await _fill(db, org_b, await make_channel_account(db, org_b), "beta", 60, 2)
+    # and one long thread, the newest conversation's, whose messages a page must not sort
+    await db.execute(
+        "insert into public.messages (organization_id, conversation_id, channel_account_id,"
+        " direction, sender_type, body, status, created_at)"
+        " select v.organization_id, v.id, v.channel_account_id, 'outbound', 'user',"
+        " 'older ' || k, 'read', v.last_message_at - interval '1 hour' - k * interval '1 second'"
+        " from public.conversations v, generate_series(1, $2) k"
+        " where v.organization_id = $1 order by v.last_message_at desc limit $2",
+        org_a,
+        LONG_THREAD,
+    )
     await db.execute("vacuum analyze")
     newest_first = await db.fetch(
         "select id from public.conversations where organization_id = $1"
@@ -236,7 +248,8 @@ async def test_a_thread_is_its_conversations_messages_newest_first(runtime: Runt
     page = await body_of(runtime, agent, thread_page(DOCUMENTED_THREAD), inbox.org_a, thread)
     newest = CONVERSATIONS - 1
     assert [m["body"] for m in page] == [
-        f"alpha message {j} of {newest}" for j in reversed(range(MESSAGES))
+        *(f"alpha message {j} of {newest}" for j in reversed(range(MESSAGES))),
+        *(f"older {k}" for k in range(1, 51 - MESSAGES)),
     ]
     careless = await body_of(runtime, agent, thread_page(CARELESS_THREAD), thread)
     assert careless == page
