@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 import httpx
 
-from bench.database import new_org, new_user
+from bench.database import new_team
 from functions._api import pipelines
 from shared import api_keys
 from shared.auth import UserPrincipal
@@ -116,15 +116,7 @@ async def load_tenant(
     stage_share: dict[str, float],
 ) -> Tenant:
     rng = random.Random(seed)
-    owner = await new_user(conn, f"owner@{name}.example")
-    agent = await new_user(conn, f"agent@{name}.example")
-    org = await new_org(conn, owner, name)
-    await conn.execute(
-        "insert into organization_members (organization_id, user_id, role)"
-        " values ($1, $2, 'agent')",
-        org,
-        agent,
-    )
+    org, owner, agent = await new_team(conn, name)
     async with runtime.db.user_tx(UserPrincipal(user_id=owner, claims={"sub": str(owner)})) as tx:
         key = (
             await api_keys.create_api_key(

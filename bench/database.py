@@ -63,3 +63,17 @@ async def new_org(conn: asyncpg.Connection, owner: uuid.UUID, name: str) -> uuid
         )
         org: uuid.UUID = await conn.fetchval("select public.create_organization($1)", name)
     return org
+
+
+async def new_team(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """An organization `name` founded by its owner, with an agent: (org, owner, agent)."""
+    owner = await new_user(conn, f"owner@{name}.example")
+    agent = await new_user(conn, f"agent@{name}.example")
+    org = await new_org(conn, owner, name)
+    await conn.execute(
+        "insert into organization_members (organization_id, user_id, role)"
+        " values ($1, $2, 'agent')",
+        org,
+        agent,
+    )
+    return org, owner, agent

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 
 from bench import ingest
-from bench.database import bench_database, new_org, new_user, percentile
+from bench.database import bench_database, new_team, percentile
 from bench.inbox_queries import Shape, inbox_queries
 
 P95_TARGET_MS = 50.0
@@ -135,15 +135,7 @@ async def load_tenant(
     conn: asyncpg.Connection, name: str, contacts: int, conversations: int, messages: int, seed: int
 ) -> Tenant:
     rng = random.Random(seed)
-    owner = await new_user(conn, f"owner@{name}.example")
-    agent = await new_user(conn, f"agent@{name}.example")
-    org = await new_org(conn, owner, name)
-    await conn.execute(
-        "insert into organization_members (organization_id, user_id, role)"
-        " values ($1, $2, 'agent')",
-        org,
-        agent,
-    )
+    org, owner, agent = await new_team(conn, name)
     accounts = [
         await conn.fetchval(
             "insert into channel_accounts (organization_id, channel, name, external_id)"
