@@ -30,7 +30,7 @@ def _newest_first(entity: Entity) -> Sort:
 
 def check_query(query: str) -> str:
     words = query.strip()
-    if not len(words) >= MIN_QUERY or len(query) > MAX_QUERY:
+    if len(words) < MIN_QUERY or len(query) > MAX_QUERY:
         message = f"must be {MIN_QUERY} to {MAX_QUERY} characters (spaces around not counted)"
         raise Unprocessable(f"q: {message}", details=[{"field": "q", "message": message}])
     return query
