@@ -36,9 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import asyncpg
 import httpx
 
+from bench.database import new_team
 from functions._api import pipelines
 from shared import api_keys
 from shared.auth import UserPrincipal
@@ -103,25 +106,6 @@ def say(*parts: object) -> None:
 # ---- loading --------------------------------------------------------------------------------
 
 
-async def new_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:
-    user: uuid.UUID = await conn.fetchval(
-        "insert into auth.users (email) values ($1) returning id", email
-    )
-    return user
-
-
-async def new_org(conn: asyncpg.Connection, owner: uuid.UUID, name: str) -> uuid.UUID:
-    """As the SPA does it: create_organization() as the signed-in owner."""
-    async with conn.transaction():
-        await conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', $1, true)",
-            json.dumps({"sub": str(owner), "role": "authenticated"}),
-        )
-        org: uuid.UUID = await conn.fetchval("select public.create_organization($1)", name)
-    return org
-
-
 async def load_tenant(
     conn: asyncpg.Connection,
     runtime: Runtime,
@@ -132,15 +116,7 @@ async def load_tenant(
     stage_share: dict[str, float],
 ) -> Tenant:
     rng = random.Random(seed)
-    owner = await new_user(conn, f"owner@{name}.example")
-    agent = await new_user(conn, f"agent@{name}.example")
-    org = await new_org(conn, owner, name)
-    await conn.execute(
-        "insert into organization_members (organization_id, user_id, role)"
-        " values ($1, $2, 'agent')",
-        org,
-        agent,
-    )
+    org, owner, agent = await new_team(conn, name)
     async with runtime.db.user_tx(UserPrincipal(user_id=owner, claims={"sub": str(owner)})) as tx:
         key = (
             await api_keys.create_api_key(

@@ -3,8 +3,10 @@ or an existing database given by URL."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,3 +41,39 @@ async def bench_database(db_url: str | None = None) -> AsyncIterator[str]:
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# ---- loading helpers shared by the benchmarks ----------------------------------------------------
+
+
+async def new_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:
+    user: uuid.UUID = await conn.fetchval(
+        "insert into auth.users (email) values ($1) returning id", email
+    )
+    return user
+
+
+async def new_org(conn: asyncpg.Connection, owner: uuid.UUID, name: str) -> uuid.UUID:
+    """As the SPA does it: create_organization() as the signed-in owner."""
+    async with conn.transaction():
+        await conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', $1, true)",
+            json.dumps({"sub": str(owner), "role": "authenticated"}),
+        )
+        org: uuid.UUID = await conn.fetchval("select public.create_organization($1)", name)
+    return org
+
+
+async def new_team(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """An organization `name` founded by its owner, with an agent: (org, owner, agent)."""
+    owner = await new_user(conn, f"owner@{name}.example")
+    agent = await new_user(conn, f"agent@{name}.example")
+    org = await new_org(conn, owner, name)
+    await conn.execute(
+        "insert into organization_members (organization_id, user_id, role)"
+        " values ($1, $2, 'agent')",
+        org,
+        agent,
+    )
+    return org, owner, agent

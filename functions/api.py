@@ -2,6 +2,7 @@
 
     /v1/contacts, /v1/companies, /v1/deals, /v1/tasks, /v1/notes, /v1/tags   read and write
     /v1/pipelines (with /board), /v1/conversations (with /messages), /v1/custom-fields   read
+    /v1/messages/search, /v1/contacts/search                   substring search, newest first
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -21,6 +22,7 @@ from functions._api import (
     deals,
     notes,
     pipelines,
+    search,
     tags,
     tasks,
 )
@@ -31,6 +33,7 @@ ERROR_STATUSES: tuple[int, ...] = ()  # each route documents its own (functions/
 
 router = APIRouter(prefix="/v1")
 for resource in (
+    search,  # before contacts: /contacts/search is not a contact id
     contacts,
     companies,
     deals,

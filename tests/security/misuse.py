@@ -13,7 +13,14 @@ import pytest
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.security.world import World
-from tests.support import as_, issue_key, make_channel_account, principal
+from tests.support import (
+    as_,
+    issue_key,
+    make_channel_account,
+    make_contact,
+    make_conversation,
+    principal,
+)
 
 
 async def refused_to_b(runtime: Runtime, world: World, sqlstate: str, sql: str, *args: Any) -> None:
@@ -252,3 +259,33 @@ async def replay_event_delivery(db: Connection, runtime: Runtime, world: World) 
     await refused_to_b(runtime, world, "CG404", "select app.replay_event_delivery($1)", delivery)
     status = await db.fetchval("select status from public.event_deliveries where id = $1", delivery)
     assert status == "dead"
+
+
+async def _message_of_a(db: Connection, world: World, body: str) -> UUID:
+    conversation = await make_conversation(db, world.org_a)
+    message: UUID = await db.fetchval(
+        "insert into public.messages (organization_id, conversation_id, channel_account_id,"
+        " direction, sender_type, body, status)"
+        " select organization_id, id, channel_account_id, 'inbound', 'contact', $2, 'received'"
+        " from public.conversations where id = $1 returning id",
+        conversation,
+        body,
+    )
+    return message
+
+
+async def search_messages(db: Connection, runtime: Runtime, world: World) -> None:
+    await _message_of_a(db, world, "A wants a refund")
+    sql = "select * from public.search_messages($1, 'refund')"
+    await refused_to_b(runtime, world, "42501", sql, world.org_a)
+    # B's own organization has no such message: nothing of A comes back through it
+    for who in (principal(world.agent_b), world.key_b):
+        assert await as_(runtime, who, sql, world.org_b) == []
+
+
+async def search_contacts(db: Connection, runtime: Runtime, world: World) -> None:
+    await make_contact(db, world.org_a, name="Zed Okonkwo")
+    sql = "select * from public.search_contacts($1, 'okonkwo')"
+    await refused_to_b(runtime, world, "42501", sql, world.org_a)
+    for who in (principal(world.agent_b), world.key_b):
+        assert await as_(runtime, who, sql, world.org_b) == []

@@ -56,6 +56,12 @@ ALLOWLIST: dict[str, Allowed] = {
     # RPCs of the SPA (public schema, PostgREST)
     "public.create_organization(text)": Allowed(AUTH, "a signed-in user founds an org (definer)"),
     "public.move_deal(uuid,uuid,integer)": Allowed(AUTH, "kanban moves; invoker, under RLS"),
+    "public.search_messages(uuid,text,timestamp with time zone,uuid,integer)": Allowed(
+        AUTH, "inbox search (definer, for the trigram index); members of the org only"
+    ),
+    "public.search_contacts(uuid,text,timestamp with time zone,uuid,integer)": Allowed(
+        AUTH, "contact search (definer, for the trigram index); members of the org only"
+    ),
     # check constraints and invoker triggers, run as the writing role
     "app.valid_timezone(text)": Allowed(AUTH, "check on organizations, profiles; pure"),
     "app.valid_field_options(jsonb)": Allowed(AUTH, "check on custom_field_definitions; pure"),
@@ -99,6 +105,12 @@ MISUSE: dict[str, Misuse] = {
     "app.set_webhook_secret(uuid,text,interval)": misuse.set_webhook_secret,
     "app.replay_event_delivery(bigint)": misuse.replay_event_delivery,
     "public.create_organization(text)": misuse.create_organization,
+    "public.search_messages(uuid,text,timestamp with time zone,uuid,integer)": (
+        misuse.search_messages
+    ),
+    "public.search_contacts(uuid,text,timestamp with time zone,uuid,integer)": (
+        misuse.search_contacts
+    ),
 }
 
 
