@@ -13,6 +13,8 @@ the local stand-in (supabase/local/10_auth.sql; shared/tooling/local_auth_store.
     POST /admin/users, /invite, /admin/generate_link   service key only
 
 Access tokens are ES256, 3600 s, with Supabase's claims (shared/auth/local.py).
+Refresh tokens rotate, with GoTrue's reuse rules and the reuse interval of
+supabase/config.toml (`refresh_token_reuse_interval`; local_auth_store.refresh).
 Mail is not sent: its link goes to the log and to `auth.local_outbox`. Every
 request but the key's and /verify needs the `apikey` header (the anon or service
 key), as Supabase's gateway requires. Errors have GoTrue's shape and statuses.
@@ -21,6 +23,7 @@ key), as Supabase's gateway requires. Errors have GoTrue's shape and statuses.
 from __future__ import annotations
 
 import logging
+import tomllib
 from collections.abc import Callable
 from typing import Any
 
@@ -58,10 +61,21 @@ ROUTES: dict[tuple[str, str], Handler] = {
 OPEN = frozenset({"/verify"})  # clicked from an e-mail: no apikey, as on Supabase
 
 
+def policy_of(settings: Settings) -> api.Policy:
+    """The `[auth]` settings of supabase/config.toml that the local Auth honours, as
+    `supabase start` hands them to GoTrue."""
+    path = settings.project_dir / "supabase" / "config.toml"
+    config = tomllib.loads(path.read_text()).get("auth", {}) if path.exists() else {}
+    return api.Policy(
+        refresh_token_reuse_seconds=float(config.get("refresh_token_reuse_interval", 10))
+    )
+
+
 class LocalAuth:
     def __init__(self, settings: Settings, runtime: Callable[[], Runtime | None]) -> None:
         self.settings = settings
         self.runtime = runtime
+        self.policy = policy_of(settings)  # tests may replace it (another clock)
 
     def serves(self, path: str) -> bool:
         return self.settings.mode == "local" and (path == PREFIX or path.startswith(PREFIX + "/"))
@@ -88,7 +102,7 @@ class LocalAuth:
         await JSONResponse(local_jwks(self.settings), headers=headers)(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, route: str) -> Response:
-        call = api.Call(self.settings, scope, receive)
+        call = api.Call(self.settings, scope, receive, self.policy)
         versioned = call.headers.get("x-supabase-api-version", "") >= API_VERSION
         try:
             handler = ROUTES.get((scope.get("method", ""), route.rstrip("/") or "/"))

@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -35,13 +36,24 @@ class Redirect:
     url: str
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The Auth server's configuration that requests see, and its clock (a test's own)."""
+
+    refresh_token_reuse_seconds: float = 10.0  # GoTrue's default
+    clock: Callable[[], float] = time.time
+
+
 class Call:
     """One request: its headers, query, JSON body, and the checks of who sends it."""
 
     runtime: Runtime
 
-    def __init__(self, settings: Settings, scope: Scope, receive: Receive) -> None:
+    def __init__(
+        self, settings: Settings, scope: Scope, receive: Receive, policy: Policy = Policy()
+    ) -> None:
         self.settings = settings
+        self.policy = policy
         self.request = Request(scope, receive)
         self.headers = self.request.headers
         self.query = self.request.query_params
@@ -137,26 +149,32 @@ def metadata_of(body: dict[str, Any], name: str) -> dict[str, Any]:
 async def new_session(call: Call, user_id: UUID, method: str) -> Any:
     """A new session for a user who just proved who they are."""
     async with call.runtime.db.service_tx() as conn:
-        session_id, refresh = await store.start_session(conn, user_id=user_id, method=method)
+        session_id, refresh = await store.start_session(
+            conn, user_id=user_id, method=method, now=call.policy.clock()
+        )
         user = store.user_json(await store.user_by_id(conn, user_id=user_id))
     return _tokens(call, session_id, method, refresh, user)
 
 
 async def _refreshed(call: Call, refresh: str) -> Any:
     async with call.runtime.db.service_tx() as conn:
-        rotated = await store.rotate_refresh(conn, token=refresh)
-        if rotated is not None:
-            user_id, session_id, method, child = rotated
-            user = store.user_json(await store.user_by_id(conn, user_id=user_id))
-    if rotated is None:  # raised after the commit that ended the session
+        refreshed = await store.refresh(
+            conn,
+            token=refresh,
+            now=call.policy.clock(),
+            reuse_seconds=call.policy.refresh_token_reuse_seconds,
+        )
+        if refreshed is not None:
+            user = store.user_json(await store.user_by_id(conn, user_id=refreshed.user_id))
+    if refreshed is None:  # raised after the commit that ended the session
         raise AuthApiError(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
-    return _tokens(call, session_id, method, child, user)
+    return _tokens(call, refreshed.session_id, refreshed.amr_method, refreshed.refresh_token, user)
 
 
 def _tokens(
     call: Call, session_id: UUID, method: str, refresh: str, user: dict[str, Any]
 ) -> dict[str, Any]:
-    now = int(time.time())
+    now = int(call.policy.clock())
     access = mint_access_token(
         call.settings,
         user_id=UUID(user["id"]),
