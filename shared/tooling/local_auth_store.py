@@ -156,7 +156,7 @@ async def start_session(
 async def _issue_refresh(
     conn: Connection, *, user_id: UUID, session_id: UUID, now: float, parent: str | None = None
 ) -> str:
-    # created_at is the moment the parent was spent: its reuse interval starts there.
+    # created_at is the moment of the refresh (or sign-in): the reuse interval starts there.
     token = secrets.token_urlsafe(16)
     await conn.execute(
         "insert into auth.refresh_tokens (token, user_id, session_id, parent, created_at)"
@@ -181,11 +181,12 @@ async def refresh(
     conn: Connection, *, token: str, now: float, reuse_seconds: float
 ) -> Refreshed | None:
     """The refresh_token grant, as GoTrue decides it. A live token is spent for its
-    child. A spent one answers the session's current token, without a new one, when it
-    is the current token's parent (a client that lost the answer; at any time, which
-    supabase-js counts on) or was spent at most `reuse_seconds` ago (the reuse
-    interval). Any other reuse may be a stolen token: the session and all its tokens
-    end, and None is returned, which the caller must commit before refusing."""
+    child. A spent one answers the session's current token, and issues none, when it
+    is the current token's parent (a client that lost the answer: at any time, which
+    supabase-js counts on) or when the session was refreshed at most `reuse_seconds`
+    ago (concurrent refreshes: tabs, server and browser). Any other reuse may be a
+    stolen token: the session and all its tokens end, and None is returned, which the
+    caller must commit before refusing."""
     # One refresh of a session at a time; what it decides on is read once the lock is
     # held, so a refresh that waited sees the one before it.
     locked = await conn.fetchval(
@@ -194,11 +195,8 @@ async def refresh(
         token,
     )
     row = locked and await conn.fetchrow(
-        "select r.user_id, r.session_id, r.revoked, s.amr_method,"
-        " (select extract(epoch from c.created_at)::float8 from auth.refresh_tokens c"
-        "  where c.parent = r.token order by c.id limit 1) as spent_at"
-        " from auth.refresh_tokens r join auth.sessions s on s.id = r.session_id"
-        " where r.token = $1",
+        "select r.user_id, r.session_id, r.revoked, s.amr_method from auth.refresh_tokens r"
+        " join auth.sessions s on s.id = r.session_id where r.token = $1",
         token,
     )
     if not row:
@@ -212,14 +210,16 @@ async def refresh(
             conn, user_id=user_id, session_id=session_id, now=now, parent=token
         )
         return Refreshed(user_id, session_id, method, child)
+    # The current token was issued by the session's last refresh (or its sign-in).
     current = await conn.fetchrow(
-        "select token, parent from auth.refresh_tokens where session_id = $1 and not revoked"
+        "select token, parent, extract(epoch from created_at)::float8 as issued_at"
+        " from auth.refresh_tokens where session_id = $1 and not revoked"
         " order by id desc limit 1",
         session_id,
     )
-    spent_at = row["spent_at"]
-    within = spent_at is not None and now <= spent_at + reuse_seconds
-    if current is not None and (current["parent"] == token or within):
+    if current is not None and (
+        current["parent"] == token or now <= current["issued_at"] + reuse_seconds
+    ):
         return Refreshed(user_id, session_id, method, current["token"])
     await conn.execute("delete from auth.sessions where id = $1", session_id)
     return None

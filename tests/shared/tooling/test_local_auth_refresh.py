@@ -1,7 +1,7 @@
 """Refresh tokens rotate as GoTrue rotates them: a spent one may be reused within the
-reuse interval, or at any time as the current token's parent, and answers the
-current session; any other reuse ends the session. The local Auth's clock is the
-test's, so the interval is crossed without waiting."""
+reuse interval after the session's last refresh, or at any time as the current
+token's parent, and answers the current session; any other reuse ends the session.
+The local Auth's clock is the test's, so the interval is crossed without waiting."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ REFRESH = "/auth/v1/token?grant_type=refresh_token"
 
 
 class Clock:
-    """Stands still unless a test moves it; starts at the real time, so the access
-    tokens it stamps are valid now."""
+    """Stands still unless a test moves it; starts a minute ago, so the access tokens
+    it stamps in the minute after are valid now."""
 
     def __init__(self) -> None:
-        self.start = self.now = float(int(time.time()))
+        self.start = self.now = float(int(time.time()) - 60)
 
     def __call__(self) -> float:
         return self.now
@@ -94,7 +94,7 @@ def test_the_reuse_interval_is_config_tomls(settings: Settings, tmp_path: Path):
     assert policy_of(empty).refresh_token_reuse_seconds == 10.0  # GoTrue's default
 
 
-async def test_a_token_spent_within_the_interval_answers_the_current_session(
+async def test_within_the_interval_after_the_last_refresh_reuse_answers_the_current_session(
     settings: Settings,
     local: httpx.AsyncClient,
     db: Connection,
@@ -102,19 +102,19 @@ async def test_a_token_spent_within_the_interval_answers_the_current_session(
     signed_in: dict[str, Any],
 ):
     first = signed_in["refresh_token"]
-    second = (await rotated(settings, local, first))["refresh_token"]  # `first` spent at the start
+    second = (await rotated(settings, local, first))["refresh_token"]
     clock.now = clock.start + 4
-    current = (await rotated(settings, local, second))["refresh_token"]
+    current = (await rotated(settings, local, second))["refresh_token"]  # the last refresh
     issued = await tokens(db)
 
-    clock.now = clock.start + 10  # the interval's last moment, for `first`
+    clock.now = clock.start + 14  # the interval's last moment
     again = await refresh(settings, local, first)
     assert again.status_code == 200, again.text
     assert again.json()["refresh_token"] == current  # the session as it is now
     assert session_of(again.json()) == session_of(signed_in)
     assert (
         jwt.decode(again.json()["access_token"], options={"verify_signature": False})["iat"]
-        == clock.start + 10
+        == clock.start + 14
     )
     assert await tokens(db) == issued  # nothing new issued
 
@@ -147,9 +147,10 @@ async def test_reuse_after_the_interval_ends_the_session(
     signed_in: dict[str, Any],
 ):
     first = signed_in["refresh_token"]
-    second = await rotated(settings, local, first)  # `first` spent at the start
-    current = await rotated(settings, local, second["refresh_token"])
-    clock.now = clock.start + 10.5
+    second = await rotated(settings, local, first)
+    clock.now = clock.start + 4
+    current = await rotated(settings, local, second["refresh_token"])  # the last refresh
+    clock.now = clock.start + 14.5
 
     reused = await refresh(settings, local, first)
     assert reused.status_code == 400
