@@ -37,6 +37,7 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling import local_auth_api as api
 from shared.tooling import local_auth_links as links
+from shared.tooling.local_auth_call import Call, Policy, Redirect
 from shared.tooling.local_auth_store import AuthApiError
 
 PREFIX = "/auth/v1"
@@ -44,7 +45,7 @@ JWKS_PATH = f"{PREFIX}/.well-known/jwks.json"
 API_VERSION = "2024-01-01"
 log = logging.getLogger("connectgain.local_auth")
 
-Handler = Callable[[api.Call], Any]
+Handler = Callable[[Call], Any]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/signup"): api.signup,
     ("POST", "/token"): api.token,
@@ -61,14 +62,12 @@ ROUTES: dict[tuple[str, str], Handler] = {
 OPEN = frozenset({"/verify"})  # clicked from an e-mail: no apikey, as on Supabase
 
 
-def policy_of(settings: Settings) -> api.Policy:
+def policy_of(settings: Settings) -> Policy:
     """The `[auth]` settings of supabase/config.toml that the local Auth honours, as
     `supabase start` hands them to GoTrue."""
     path = settings.project_dir / "supabase" / "config.toml"
     config = tomllib.loads(path.read_text()).get("auth", {}) if path.exists() else {}
-    return api.Policy(
-        refresh_token_reuse_seconds=float(config.get("refresh_token_reuse_interval", 10))
-    )
+    return Policy(refresh_token_reuse_seconds=float(config.get("refresh_token_reuse_interval", 10)))
 
 
 class LocalAuth:
@@ -102,7 +101,7 @@ class LocalAuth:
         await JSONResponse(local_jwks(self.settings), headers=headers)(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, route: str) -> Response:
-        call = api.Call(self.settings, scope, receive, self.policy)
+        call = Call(self.settings, scope, receive, self.policy)
         versioned = call.headers.get("x-supabase-api-version", "") >= API_VERSION
         try:
             handler = ROUTES.get((scope.get("method", ""), route.rstrip("/") or "/"))
@@ -110,6 +109,7 @@ class LocalAuth:
                 raise AuthApiError(404, "not_found", "Not found")
             if route not in OPEN:
                 call.require_apikey()
+            call.check_query()
             runtime = self.runtime()
             if runtime is None:
                 raise AuthApiError(503, "unexpected_failure", "The local Auth is starting")
@@ -123,7 +123,7 @@ class LocalAuth:
             return _error(fault, versioned=versioned)
         if isinstance(result, Response):
             return result
-        if isinstance(result, api.Redirect):
+        if isinstance(result, Redirect):
             return RedirectResponse(result.url, status_code=303)
         if result is None:
             return Response(status_code=204)
