@@ -129,24 +129,41 @@ async function functionSteps() {
   });
 }
 
+// The channel's first answer: SUBSCRIBED, CHANNEL_ERROR, TIMED_OUT or CLOSED.
+function joined(channel) {
+  return deadline(
+    new Promise((resolve) => {
+      channel.subscribe((state, error) => resolve({ state, error: errorOf(error) }));
+    }),
+    'answer to the join',
+  );
+}
+
 async function realtimeSteps() {
   const received = [];
-  let subscribed;
+  const overheard = [];
+  let channel;
   await step('realtime.subscribe', async () => {
     await supabase.realtime.setAuth(session.access_token);
-    const channel = supabase.channel(`org:${organization}:inbox`, { config: { private: true } });
+    channel = supabase.channel(`org:${organization}:inbox`, { config: { private: true } });
     channel.on('broadcast', { event: '*' }, (message) => received.push(message));
-    subscribed = channel;
-    const status = await deadline(
-      new Promise((resolve) => {
-        channel.subscribe((state, error) => resolve({ state, error: errorOf(error) }));
-      }),
-      'SUBSCRIBED',
-    );
+    const status = await joined(channel);
     if (status.state !== 'SUBSCRIBED') throw new Error(`channel ${status.state}: ${status.error?.message}`);
     return status;
   });
-  if (!subscribed || subscribed.state !== 'joined') return;
+  if (channel?.state !== 'joined') return;
+  // Someone signed in who is not a member asks for the same private channel.
+  const stranger = createClient(SUPABASE_URL, SUPABASE_ANON_KEY, {
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+  await step('realtime.stranger', async () => {
+    const { data, error } = await stranger.auth.signUp({ email: 'eve@example.com', password: PASSWORD });
+    if (error) throw error;
+    await stranger.realtime.setAuth(data.session.access_token);
+    const theirs = stranger.channel(`org:${organization}:inbox`, { config: { private: true } });
+    theirs.on('broadcast', { event: '*' }, (message) => overheard.push(message));
+    return await joined(theirs);
+  });
   await ask('needs_inbound_message', {});
   await step('realtime.broadcast', async () => {
     const arrived = () => received.some((m) => m.payload?.table === 'messages');
@@ -163,9 +180,11 @@ async function realtimeSteps() {
         operation: m.payload?.operation,
         record: m.payload?.record,
       })),
+      overheard: overheard.length,
     };
   });
-  await supabase.removeChannel(subscribed);
+  await supabase.removeChannel(channel);
+  await stranger.removeAllChannels();
 }
 
 async function signOutSteps() {
@@ -191,6 +210,6 @@ try {
 } catch (error) {
   report('aborted', { ok: false, error: errorOf(error) ?? String(error) });
 } finally {
-  report('done', { ok: true, blocked_by_cors: page.blocked });
+  report('done', { ok: true, blocked_by_cors: page.blocked, ms: Math.round(performance.now()) });
   process.exit(0);
 }
