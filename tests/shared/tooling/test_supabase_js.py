@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,11 @@ def node_command() -> list[str]:
     node = shutil.which("node")
     assert node, "Node.js is missing: `make supabase-js` installs it"
     assert (SUPABASE_JS_DIR / ".installed").exists(), "`make supabase-js` installs supabase-js"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0])
+    assert major >= 20, f"supabase-js needs Node.js 20 or later, not {version.stdout}"
     # Node 20 has the WebSocket that Node 22 has built in, behind this flag.
-    return [node, "--experimental-websocket", str(SCRIPT)]
+    return [node, *(["--experimental-websocket"] if major < 22 else []), str(SCRIPT)]
 
 
 class Driver:
