@@ -118,6 +118,13 @@ async function functionSteps() {
     if (error) throw error;
     return { members: data };
   });
+  await step('functions.invoke with a body', async () => {
+    const { data, error } = await supabase.functions.invoke('members', {
+      body: { organization_id: organization, email: 'nina@example.com', role: 'agent' },
+    });
+    if (error) throw error;
+    return { invitation: data };
+  });
   await step('functions.invoke without a session', async () => {
     const anonymous = createClient(SUPABASE_URL, SUPABASE_ANON_KEY, {
       auth: { persistSession: false, autoRefreshToken: false },

@@ -222,6 +222,20 @@ async def test_a_function_answers_the_users_token(flow: Flow):
     assert exchanges(anonymous) == [("GET", path, 401, "unauthorized")]
 
 
+async def test_a_function_takes_a_json_body(flow: Flow, db: Connection):
+    invited = flow.step("functions.invoke with a body")
+    assert exchanges(invited) == [("POST", "/functions/v1/members", 201, None)]
+    invitation = invited["invitation"]
+    assert (invitation["email"], invitation["role"]) == ("nina@example.com", "agent")
+    stored = await db.fetchrow(
+        "select organization_id, role from public.organization_invitations where email = $1",
+        "nina@example.com",
+    )
+    assert stored is not None and tuple(stored) == (flow.organization, "agent")
+    mail = await db.fetchval("select kind from auth.local_outbox where email = 'nina@example.com'")
+    assert mail == "invite"  # the local Auth, called by the function over HTTP
+
+
 async def test_every_request_passes_a_browsers_cors_checks(flow: Flow):
     assert flow.step("done")["blocked_by_cors"] == []
     paths = {x["path"].split("?")[0] for step in flow.steps.values() for x in step.get("http", [])}
