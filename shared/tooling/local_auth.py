@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import local_jwks
 from shared.errors import NotFound
@@ -39,10 +39,12 @@ from shared.tooling import local_auth_api as api
 from shared.tooling import local_auth_links as links
 from shared.tooling.local_auth_call import Call, Policy, Redirect
 from shared.tooling.local_auth_store import AuthApiError
+from shared.web import Cors
 
 PREFIX = "/auth/v1"
 JWKS_PATH = f"{PREFIX}/.well-known/jwks.json"
 API_VERSION = "2024-01-01"
+API_VERSION_HEADER = "X-Supabase-Api-Version"
 log = logging.getLogger("connectgain.local_auth")
 
 Handler = Callable[[Call], Any]
@@ -70,11 +72,24 @@ def policy_of(settings: Settings) -> Policy:
     return Policy(refresh_token_reuse_seconds=float(config.get("refresh_token_reuse_interval", 10)))
 
 
+class AuthCors(Cors):
+    """The functions' CORS, also exposing X-Supabase-Api-Version, as GoTrue does: a
+    page's supabase-js reads the error shape by it, and without it loses the codes."""
+
+    def __init__(self, app: ASGIApp, origins: Sequence[str]) -> None:
+        super().__init__(app, origins)
+        exposed = self.simple_headers.get("Access-Control-Expose-Headers", "")
+        self.simple_headers["Access-Control-Expose-Headers"] = ", ".join(
+            filter(None, (exposed, API_VERSION_HEADER))
+        )
+
+
 class LocalAuth:
     def __init__(self, settings: Settings, runtime: Callable[[], Runtime | None]) -> None:
         self.settings = settings
         self.runtime = runtime
         self.policy = policy_of(settings)  # tests may replace it (another clock)
+        self.cors = AuthCors(self, settings.cors_origins)  # what the gateway serves
 
     def serves(self, path: str) -> bool:
         return self.settings.mode == "local" and (path == PREFIX or path.startswith(PREFIX + "/"))
@@ -127,7 +142,7 @@ class LocalAuth:
             return RedirectResponse(result.url, status_code=303)
         if result is None:
             return Response(status_code=204)
-        return JSONResponse(result, headers={"X-Supabase-Api-Version": API_VERSION})
+        return JSONResponse(result, headers={API_VERSION_HEADER: API_VERSION})
 
 
 def _error(exc: AuthApiError, *, versioned: bool) -> JSONResponse:
@@ -138,6 +153,4 @@ def _error(exc: AuthApiError, *, versioned: bool) -> JSONResponse:
     else:
         body = {"code": exc.status, "error_code": exc.code, "msg": exc.message}
     body.update(exc.extra)
-    return JSONResponse(
-        body, status_code=exc.status, headers={"X-Supabase-Api-Version": API_VERSION}
-    )
+    return JSONResponse(body, status_code=exc.status, headers={API_VERSION_HEADER: API_VERSION})

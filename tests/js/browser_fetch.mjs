@@ -1,6 +1,7 @@
 // fetch as a browser page on another origin makes it: the Origin header on every
-// request, a CORS preflight before any request that is not "simple", and the
-// answer's CORS headers checked as the browser checks them. What a browser would
+// request, a CORS preflight before any request that is not "simple", the answer's
+// CORS headers checked as the browser checks them, and of the answer's headers only
+// those the page may read (CORS-safelisted or exposed). What a browser would
 // have blocked is recorded in `blocked` (and the request still goes on, so the
 // report shows every problem at once); every exchange is logged in `log`, with
 // the error code of a refusal.
@@ -11,6 +12,18 @@ const SIMPLE_TYPES = new Set([
   'multipart/form-data',
   'text/plain',
 ]);
+
+// The response headers a page reads without Access-Control-Expose-Headers.
+const SAFELISTED_RESPONSE = new Set([
+  'cache-control',
+  'content-language',
+  'content-length',
+  'content-type',
+  'expires',
+  'last-modified',
+  'pragma',
+]);
+const NULL_BODY = new Set([101, 204, 205, 304]);
 
 function listed(value) {
   return (value || '')
@@ -26,6 +39,16 @@ function nonSimpleHeaders(headers) {
     if (!SAFELISTED.has(name) || (name === 'content-type' && !simpleType)) names.push(name);
   }
   return names.sort();
+}
+
+function asThePageSeesIt(response) {
+  const exposed = listed(response.headers.get('access-control-expose-headers'));
+  const headers = new Headers();
+  for (const [name, value] of response.headers)
+    if (SAFELISTED_RESPONSE.has(name) || exposed.includes(name) || exposed.includes('*'))
+      headers.set(name, value);
+  const { status, statusText } = response;
+  return new Response(NULL_BODY.has(status) ? null : response.body, { status, statusText, headers });
 }
 
 export function browserFetch(origin, realFetch = globalThis.fetch) {
@@ -72,7 +95,7 @@ export function browserFetch(origin, realFetch = globalThis.fetch) {
       exchange.code = body?.error_code ?? body?.code ?? body?.error?.code ?? null;
     }
     log.push(exchange);
-    return response;
+    return asThePageSeesIt(response);
   }
 
   return { fetch: fetchFromPage, blocked, log };

@@ -249,7 +249,9 @@ async def test_logout_ends_the_session_and_its_refresh_tokens(
     assert refresh.json()["error_code"] == "refresh_token_not_found"
 
 
-async def test_a_browser_may_call_auth_from_another_origin(local: httpx.AsyncClient):
+async def test_a_browser_may_call_auth_from_another_origin(
+    settings: Settings, local: httpx.AsyncClient
+):
     response = await local.options(
         "/auth/v1/token",
         headers={
@@ -260,6 +262,15 @@ async def test_a_browser_may_call_auth_from_another_origin(local: httpx.AsyncCli
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
+    # The page's supabase-js reads the error shape by X-Supabase-Api-Version: exposed.
+    refused = await local.post(
+        PASSWORD_GRANT,
+        json={"email": "nobody@example.com", "password": PASSWORD},
+        headers={**anon(settings), "Origin": "http://localhost:5173"},
+    )
+    assert refused.status_code == 400
+    exposed = refused.headers["access-control-expose-headers"].lower().split(", ")
+    assert "x-supabase-api-version" in exposed
 
 
 async def test_updating_the_user_validates_and_changes_nothing_on_refusal(
