@@ -97,9 +97,13 @@ async function sessionSteps() {
     const { data, error } = await supabase.auth.refreshSession();
     if (error) throw error;
     session = data.session;
+    // A tab that missed the answer refreshes with the token just spent: the same session.
+    const again = await supabase.auth.refreshSession({ refresh_token: before.refresh_token });
+    if (again.error) throw again.error;
     return {
       rotated: data.session.refresh_token !== before.refresh_token,
       same_session: claimsOf(data.session.access_token).session_id === claimsOf(before.access_token).session_id,
+      spent_token_answers_current: again.data.session.refresh_token === session.refresh_token,
     };
   });
   await step('getUser', async () => {

@@ -205,7 +205,10 @@ async def test_sign_in_refresh_and_get_user(flow: Flow):
     assert (signed_in["user_id"], signed_in["role"]) == (user_id, "authenticated")
     refreshed = flow.step("refreshSession")
     assert (refreshed["rotated"], refreshed["same_session"]) == (True, True)
-    assert exchanges(refreshed) == [("POST", "/auth/v1/token?grant_type=refresh_token", 200, None)]
+    assert refreshed["spent_token_answers_current"] is True  # the reuse rules
+    assert (
+        exchanges(refreshed) == [("POST", "/auth/v1/token?grant_type=refresh_token", 200, None)] * 2
+    )
     got = flow.step("getUser")
     assert (got["user_id"], got["email"], got["user_metadata"]) == (user_id, EMAIL, {"name": "Ada"})
 
