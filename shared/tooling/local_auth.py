@@ -17,7 +17,9 @@ Refresh tokens rotate, with GoTrue's reuse rules and the reuse interval of
 supabase/config.toml (`refresh_token_reuse_interval`; local_auth_store.refresh).
 Mail is not sent: its link goes to the log and to `auth.local_outbox`. Every
 request but the key's and /verify needs the `apikey` header (the anon or service
-key), as Supabase's gateway requires. Errors have GoTrue's shape and statuses.
+key), as Supabase's gateway requires. Bodies are read as GoTrue reads them
+(shared/tooling/local_auth_call.py). Errors have GoTrue's shape and statuses, and
+pages on other origins may call it all (AuthCors).
 """
 
 from __future__ import annotations
