@@ -1,7 +1,10 @@
 """Garbage at the local Auth's protocol: wrong types, bodies that are not JSON or too
 big, values PostgreSQL cannot store, forged and expired tokens on every route that
 takes one, routes that do not exist. Each is a 4xx in GoTrue's error shape
-(`{"code", "error_code", "msg"}`), never a 5xx, and nothing is written."""
+(`{"code", "error_code", "msg"}`), never a 5xx, and nothing is written.
+
+Since nothing is written, the module shares one database, one user and one warm
+pool (tests/conftest.py, `module_database_url`)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ from uuid import uuid4
 import httpx
 import jwt
 import pytest
+import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.auth import local_jwks, mint_access_token
 from shared.db import Connection
+from shared.runtime import Runtime
 from shared.settings import LOCAL_JWT_SECRET, Settings
+from shared.tooling.gateway import Gateway
 from tests.shared.tooling.test_local_auth_errors import (
     PASSWORD,
     PASSWORD_GRANT,
@@ -29,9 +35,39 @@ from tests.shared.tooling.test_local_auth_errors import (
     sign_up,
     written,
 )
+from tests.support import settings_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
+    runtime = await Runtime.open(settings_for(module_database_url))
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture(scope="module")
+def settings(runtime: Runtime) -> Settings:
+    return runtime.settings
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def db(runtime: Runtime) -> AsyncIterator[Connection]:
+    async with runtime.db.pool.acquire() as conn:
+        yield conn
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def local(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=Gateway(runtime.settings, runtime=runtime))
+    async with httpx.AsyncClient(transport=transport, base_url=runtime.settings.supabase_url) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ada(settings: Settings, local: httpx.AsyncClient) -> dict[str, Any]:
     return await sign_up(settings, local)
 
