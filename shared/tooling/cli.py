@@ -137,6 +137,7 @@ def dev_banner(settings: Settings) -> list[str]:
     rows = [
         ("API URL", api),
         ("Functions URL", f"{api}/functions/v1"),
+        ("Realtime URL", f"{api.replace('http', 'ws', 1)}/realtime/v1"),
         ("DB URL", settings.database_url),
         ("JWKS URL", settings.jwks_endpoint),
         ("JWT secret", settings.jwt_secret.get_secret_value()),

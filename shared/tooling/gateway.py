@@ -2,7 +2,8 @@
 
 `/functions/v1/<slug>/<rest>` goes to the app of module `<slug with - as _>`,
 which sees `<rest>` as its path (root_path set as a proxy would set it); `/auth/v1` is
-the local Auth (shared/tooling/local_auth.py), in local mode only. In
+the local Auth (shared/tooling/local_auth.py) and `/realtime/v1/websocket` the local
+Realtime (shared/tooling/realtime_server.py), in local mode only. In
 production each function runs alone behind Supabase; here they share one
 Runtime, opened and closed by the gateway's lifespan, which also runs the
 scheduled functions it is given (shared/tooling/scheduler.py).
@@ -27,6 +28,7 @@ from shared.runtime import Runtime
 from shared.schedule import ScheduledJob
 from shared.settings import Settings
 from shared.tooling.local_auth import LocalAuth
+from shared.tooling.realtime_server import Realtime
 from shared.tooling.scheduler import Scheduler, calling
 from shared.web import Cors, function_app, prepare_heap_for_serving
 
@@ -59,6 +61,7 @@ class Gateway:
         self.runtime = runtime
         self._owns_runtime = runtime is None
         self.auth = LocalAuth(settings, lambda: self.runtime)
+        self.realtime = Realtime(settings, lambda: self.runtime)
         # `only`: the slugs to serve (a container of one function, shared/tooling/entry.py).
         self.modules = {
             slug: module
@@ -97,6 +100,9 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if self.realtime.serves(scope):
+            await self.realtime(scope, receive, send)
+            return
         if self.auth.serves(scope.get("path", "")):
             # supabase-js calls Auth from the browser, as it calls the functions.
             await self.auth.cors(scope, receive, send)
@@ -125,11 +131,13 @@ class Gateway:
                 except Exception as exc:  # report to the server, which exits cleanly
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self.realtime.start()
                 if self.schedule:
                     scheduler = Scheduler(self.schedule, calling(self, self.settings))
                     self._scheduler = asyncio.create_task(scheduler.run(), name="schedule")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.realtime.close()
                 if self._scheduler is not None:
                     self._scheduler.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

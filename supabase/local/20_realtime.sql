@@ -1,5 +1,6 @@
 -- Supabase Realtime's database side: the publication, realtime.messages (not
--- partitioned here) and the broadcast functions with Supabase's signatures.
+-- partitioned here: the local server deletes the rows Supabase would drop by day)
+-- and the broadcast functions with Supabase's signatures.
 -- realtime.send only stores the broadcast, as Supabase's does: the Realtime
 -- server reads realtime.messages itself. (A pg_notify here would take the
 -- notify queue's lock through every commit and serialize them.)
@@ -26,6 +27,16 @@ create table if not exists realtime.messages (
   primary key (id, inserted_at)
 );
 alter table realtime.messages enable row level security;
+-- Local only: what the local Realtime server (shared/tooling/realtime_feed.py) reads
+-- new rows by, where Supabase's reads the WAL. `txid` is the inserting transaction
+-- (top-level, also from a subtransaction), for a watermark that is safe in commit
+-- order (pg_current_snapshot); `seq` orders one transaction's rows as inserted.
+alter table realtime.messages
+  add column if not exists txid xid8 not null default pg_current_xact_id(),
+  add column if not exists seq bigint generated always as identity;
+create index if not exists messages_txid_seq on realtime.messages (txid, seq);
+-- The pruning step (Supabase drops day partitions older than 72 hours) finds them here.
+create index if not exists messages_inserted_at on realtime.messages (inserted_at);
 grant select, insert on realtime.messages to anon, authenticated, service_role;
 
 create or replace function realtime.topic() returns text

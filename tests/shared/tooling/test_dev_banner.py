@@ -33,6 +33,7 @@ def test_the_block_names_every_url_and_key_like_supabase_start():
     assert list(values) == [
         "API URL",
         "Functions URL",
+        "Realtime URL",
         "DB URL",
         "JWKS URL",
         "JWT secret",
@@ -41,6 +42,7 @@ def test_the_block_names_every_url_and_key_like_supabase_start():
     ]
     assert values["API URL"] == "http://127.0.0.1:54321"
     assert values["Functions URL"] == "http://127.0.0.1:54321/functions/v1"
+    assert values["Realtime URL"] == "ws://127.0.0.1:54321/realtime/v1"
     assert values["DB URL"] == "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
     assert values["JWKS URL"] == "http://127.0.0.1:54321/auth/v1/.well-known/jwks.json"
     assert values["JWT secret"] == LOCAL_JWT_SECRET
@@ -59,6 +61,7 @@ def test_the_block_follows_the_ports():
     values = banner_values(cli.dev_banner(local().on_ports(db_port=6000, api_port=6001)))
     assert values["API URL"] == "http://127.0.0.1:6001"
     assert values["Functions URL"] == "http://127.0.0.1:6001/functions/v1"
+    assert values["Realtime URL"] == "ws://127.0.0.1:6001/realtime/v1"
     assert values["JWKS URL"] == "http://127.0.0.1:6001/auth/v1/.well-known/jwks.json"
     assert values["DB URL"].endswith("@127.0.0.1:6000/postgres")
 
