@@ -245,6 +245,24 @@ async def test_every_request_passes_a_browsers_cors_checks(flow: Flow):
     assert {"/auth/v1/signup", "/auth/v1/user", "/functions/v1/members"} <= paths
 
 
+async def test_an_inbound_message_arrives_as_a_broadcast_on_the_private_channel(flow: Flow):
+    flow.step("realtime.subscribe")
+    broadcasts = flow.step("realtime.broadcast")["broadcasts"]
+    messages = [b for b in broadcasts if b["table"] == "messages"]
+    assert messages, broadcasts
+    assert (messages[0]["event"], messages[0]["operation"]) == ("INSERT", "INSERT")
+    record = messages[0]["record"]
+    assert (record["body"], record["direction"]) == ("Olá!", "inbound")
+    assert record["organization_id"] == str(flow.organization)
+
+
+async def test_a_stranger_cannot_join_the_organizations_channel(flow: Flow):
+    stranger = flow.step("realtime.stranger")
+    assert stranger["state"] == "CHANNEL_ERROR", stranger
+    assert stranger["error"]["message"].startswith("Unauthorized"), stranger  # Supabase's words
+    assert flow.step("realtime.broadcast")["overheard"] == 0
+
+
 async def test_sign_out_ends_the_session_and_its_refresh_token(flow: Flow):
     signed_out = flow.step("signOut")
     assert signed_out["session_left"] is False
