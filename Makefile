@@ -2,7 +2,8 @@
 # Each installs what it needs: a virtualenv with the project, the PostgreSQL
 # server from Debian's packages when the machine has none (with pg_cron, which the
 # schedule's SQL is tested against), and (for the tests) the pinned Supabase CLI,
-# which deploys the schema the stock way.
+# which deploys the schema the stock way, and supabase-js (tests/js/), which the
+# tests drive against the dev gateway.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,8 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tests/supabase/parity.py expects this version in this folder.
 SUPABASE_CLI_VERSION := 2.117.0
 SUPABASE_CLI_DIR := .connectgain/supabase-cli
+# tests/shared/tooling/test_supabase_js.py expects supabase-js in this folder.
+SUPABASE_JS_DIR := .connectgain/supabase-js
 
-.PHONY: dev test lint typecheck pytest postgres install supabase-cli bench
+.PHONY: dev test lint typecheck pytest postgres install npm supabase-cli supabase-js bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +47,13 @@ typecheck: install
 
 # npm from Debian's packages when the machine has none; the CLI's binary comes
 # in its platform package, so no Docker and no download script.
-$(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION):
+npm:
 	@command -v npm >/dev/null \
 	  || { echo "Installing Node.js and npm (Debian packages nodejs, npm)"; \
 	       $(SUDO) apt-get update -qq && \
 	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+$(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION): | npm
 	mkdir -p $(SUPABASE_CLI_DIR)
 	npm install --prefix $(SUPABASE_CLI_DIR) --no-audit --no-fund --loglevel=error \
 	  supabase@$(SUPABASE_CLI_VERSION)
@@ -58,7 +63,18 @@ $(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION):
 
 supabase-cli: $(SUPABASE_CLI_DIR)/.installed-$(SUPABASE_CLI_VERSION)
 
-pytest: install postgres supabase-cli
+# supabase-js exactly as tests/js/package-lock.json pins it (npm ci), installed
+# anew whenever the lock changes.
+$(SUPABASE_JS_DIR)/.installed: tests/js/package.json tests/js/package-lock.json | npm
+	rm -rf $(SUPABASE_JS_DIR)
+	mkdir -p $(SUPABASE_JS_DIR)
+	cp tests/js/package.json tests/js/package-lock.json $(SUPABASE_JS_DIR)/
+	npm ci --prefix $(SUPABASE_JS_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+supabase-js: $(SUPABASE_JS_DIR)/.installed
+
+pytest: install postgres supabase-cli supabase-js
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

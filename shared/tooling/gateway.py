@@ -105,7 +105,7 @@ class Gateway:
             return
         if self.auth.serves(scope.get("path", "")):
             # supabase-js calls Auth from the browser, as it calls the functions.
-            await Cors(self.auth, self.settings.cors_origins)(scope, receive, send)
+            await self.auth.cors(scope, receive, send)
             return
         match = _ROUTE.match(scope.get("path", ""))
         app = self.apps.get(match["slug"]) if match else None

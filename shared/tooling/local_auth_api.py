@@ -1,5 +1,5 @@
-"""The local Auth's requests (Call) and its session routes: sign-up, the token
-grants, the user, logout (routed by local_auth.py; links in local_auth_links.py).
+"""The local Auth's session routes: sign-up, the token grants, the user, logout
+(routed by local_auth.py; requests in local_auth_call.py, links in local_auth_links.py).
 
 Request and response shapes follow GoTrue's OpenAPI description; statuses and
 `error_code`s are the ones GoTrue answers with for the same mistakes.
@@ -7,156 +7,46 @@ Request and response shapes follow GoTrue's OpenAPI description; statuses and
 
 from __future__ import annotations
 
-import hmac
-import json
-import re
-import time
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import jwt
-from starlette.requests import Request
-from starlette.types import Receive, Scope
-
-from shared.auth.local import mint_access_token, verify_local_token
-from shared.runtime import Runtime
-from shared.settings import Settings
+from shared.auth.local import mint_access_token
 from shared.tooling import local_auth_store as store
+from shared.tooling.local_auth_call import Call, email_of, metadata_of, password_of, text_of
 from shared.tooling.local_auth_store import AuthApiError
 
 ACCESS_TOKEN_SECONDS = 3600  # GoTrue's default JWT_EXP
-MIN_PASSWORD = 6  # GoTrue's default minimum length
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-@dataclass
-class Redirect:
-    url: str
-
-
-class Call:
-    """One request: its headers, query, JSON body, and the checks of who sends it."""
-
-    runtime: Runtime
-
-    def __init__(self, settings: Settings, scope: Scope, receive: Receive) -> None:
-        self.settings = settings
-        self.request = Request(scope, receive)
-        self.headers = self.request.headers
-        self.query = self.request.query_params
-
-    def require_apikey(self) -> None:
-        key = self.headers.get("apikey") or self.query.get("apikey")
-        if not key:
-            raise AuthApiError(401, "no_api_key", "No API key found in request")
-        known = (self.settings.local_key("anon"), self.settings.service_key)
-        if not any(hmac.compare_digest(key, k) for k in known):
-            raise AuthApiError(401, "invalid_api_key", "Invalid API key")
-
-    def bearer(self) -> str:
-        scheme, _, token = self.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthApiError(401, "no_authorization", "This endpoint requires a Bearer token")
-        return token.strip()
-
-    def require_admin(self) -> None:
-        token = self.bearer()
-        if hmac.compare_digest(token, self.settings.service_key):
-            return
-        secret = self.settings.jwt_secret
-        try:
-            claims = jwt.decode(token, secret.get_secret_value() if secret else "", ["HS256"])
-        except jwt.PyJWTError:
-            claims = {}
-        if claims.get("role") != "service_role":
-            raise AuthApiError(403, "not_admin", "User not allowed")
-
-    def claims(self) -> dict[str, Any]:
-        try:
-            return verify_local_token(self.settings, self.bearer())
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthApiError(
-                403, "bad_jwt", "invalid JWT: unable to parse or verify signature, token is expired"
-            ) from exc
-        except jwt.PyJWTError as exc:
-            raise AuthApiError(
-                403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}"
-            ) from exc
-
-    async def body(self) -> dict[str, Any]:
-        raw = await self.request.body()
-        try:
-            data = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
-            raise AuthApiError(400, "bad_json", "Could not parse request body as JSON") from exc
-        if not isinstance(data, dict):
-            raise AuthApiError(400, "bad_json", "Could not parse request body as JSON")
-        return data
-
-
-def text_of(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def email_of(body: dict[str, Any], status: int = 400) -> str:
-    email = text_of(body, "email").lower()
-    if not email:
-        raise AuthApiError(status, "validation_failed", "An email address is required")
-    if not _EMAIL.match(email) or len(email) > 255:
-        raise AuthApiError(
-            status, "validation_failed", "Unable to validate email address: invalid format"
-        )
-    return email
-
-
-def password_of(body: dict[str, Any]) -> str:
-    password = body.get("password")
-    if not isinstance(password, str) or not password:
-        raise AuthApiError(422, "validation_failed", "Signup requires a valid password")
-    if len(password) < MIN_PASSWORD or len(password.encode()) > 72:  # bcrypt's limit
-        raise AuthApiError(
-            422,
-            "weak_password",
-            f"Password should be at least {MIN_PASSWORD} characters.",
-            weak_password={"reasons": ["length"]},
-        )
-    return password
-
-
-def metadata_of(body: dict[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise AuthApiError(400, "validation_failed", f"{name} must be a JSON object")
-    return value
 
 
 async def new_session(call: Call, user_id: UUID, method: str) -> Any:
     """A new session for a user who just proved who they are."""
     async with call.runtime.db.service_tx() as conn:
-        session_id, refresh = await store.start_session(conn, user_id=user_id, method=method)
+        session_id, refresh = await store.start_session(
+            conn, user_id=user_id, method=method, now=call.policy.clock()
+        )
         user = store.user_json(await store.user_by_id(conn, user_id=user_id))
     return _tokens(call, session_id, method, refresh, user)
 
 
 async def _refreshed(call: Call, refresh: str) -> Any:
     async with call.runtime.db.service_tx() as conn:
-        rotated = await store.rotate_refresh(conn, token=refresh)
-        if rotated is not None:
-            user_id, session_id, method, child = rotated
-            user = store.user_json(await store.user_by_id(conn, user_id=user_id))
-    if rotated is None:  # raised after the commit that ended the session
+        refreshed = await store.refresh(
+            conn,
+            token=refresh,
+            now=call.policy.clock(),
+            reuse_seconds=call.policy.refresh_token_reuse_seconds,
+        )
+        if refreshed is not None:
+            user = store.user_json(await store.user_by_id(conn, user_id=refreshed.user_id))
+    if refreshed is None:  # raised after the commit that ended the session
         raise AuthApiError(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
-    return _tokens(call, session_id, method, child, user)
+    return _tokens(call, refreshed.session_id, refreshed.amr_method, refreshed.refresh_token, user)
 
 
 def _tokens(
     call: Call, session_id: UUID, method: str, refresh: str, user: dict[str, Any]
 ) -> dict[str, Any]:
-    now = int(time.time())
+    now = int(call.policy.clock())
     access = mint_access_token(
         call.settings,
         user_id=UUID(user["id"]),
@@ -200,9 +90,7 @@ async def token(call: Call) -> Any:
     body = await call.body()
     if grant == "password":
         email = email_of(body)
-        password = body.get("password")
-        if not isinstance(password, str) or not password:
-            raise AuthApiError(400, "validation_failed", "A password is required")
+        password = body.get("password") or ""
         async with call.runtime.db.service_tx() as conn:
             row = await store.check_password(conn, email=email, password=password)
         if row is None:
@@ -215,7 +103,7 @@ async def token(call: Call) -> Any:
         if not refresh:
             raise AuthApiError(400, "validation_failed", "refresh_token required")
         return await _refreshed(call, refresh)
-    raise AuthApiError(400, "unsupported_grant_type", "unsupported_grant_type")
+    raise AuthApiError(400, "invalid_credentials", "unsupported_grant_type")  # as GoTrue says it
 
 
 async def _current(call: Call) -> tuple[dict[str, Any], Any]:

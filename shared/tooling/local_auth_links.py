@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared.tooling import local_auth_store as store
-from shared.tooling.local_auth_api import (
+from shared.tooling.local_auth_api import new_session
+from shared.tooling.local_auth_call import (
     Call,
     Redirect,
     email_of,
     metadata_of,
-    new_session,
     password_of,
     text_of,
 )

@@ -2,7 +2,8 @@
 
 Passwords are hashed with pgcrypto's bcrypt (`crypt(…, gen_salt('bf', 10))`, the
 cost GoTrue uses), so the hashes look like a project's. Refresh tokens are opaque
-and single-use: using one revokes it and issues its child in the same session.
+and rotate: using one revokes it and issues its child in the same session. A spent
+one is reused as GoTrue allows it (see `refresh`); any other reuse ends the session.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from shared.db import Connection
@@ -137,7 +138,9 @@ async def check_password(conn: Connection, *, email: str, password: str) -> Any:
     )
 
 
-async def start_session(conn: Connection, *, user_id: UUID, method: str) -> tuple[UUID, str]:
+async def start_session(
+    conn: Connection, *, user_id: UUID, method: str, now: float
+) -> tuple[UUID, str]:
     """A new session and its first refresh token; the user is marked signed in."""
     session_id = uuid4()
     await conn.execute(
@@ -147,45 +150,79 @@ async def start_session(conn: Connection, *, user_id: UUID, method: str) -> tupl
         method,
     )
     await conn.execute("update auth.users set last_sign_in_at = now() where id = $1", user_id)
-    return session_id, await _issue_refresh(conn, user_id=user_id, session_id=session_id)
+    return session_id, await _issue_refresh(conn, user_id=user_id, session_id=session_id, now=now)
 
 
 async def _issue_refresh(
-    conn: Connection, *, user_id: UUID, session_id: UUID, parent: str | None = None
+    conn: Connection, *, user_id: UUID, session_id: UUID, now: float, parent: str | None = None
 ) -> str:
+    # created_at is the moment of the refresh (or sign-in): the reuse interval starts there.
     token = secrets.token_urlsafe(16)
     await conn.execute(
-        "insert into auth.refresh_tokens (token, user_id, session_id, parent)"
-        " values ($1, $2, $3, $4)",
+        "insert into auth.refresh_tokens (token, user_id, session_id, parent, created_at)"
+        " values ($1, $2, $3, $4, to_timestamp($5))",
         token,
         user_id,
         session_id,
         parent,
+        now,
     )
     return token
 
 
-async def rotate_refresh(conn: Connection, *, token: str) -> tuple[UUID, UUID, str, str] | None:
-    """(user, session, amr method, child token) for a live refresh token; it is spent.
-    None for a spent one: its session is ended, which the caller must commit."""
-    row = await conn.fetchrow(
-        "select r.user_id, r.session_id, r.revoked, s.amr_method from auth.refresh_tokens r"
-        " join auth.sessions s on s.id = r.session_id where r.token = $1 for update of r",
+class Refreshed(NamedTuple):
+    user_id: UUID
+    session_id: UUID
+    amr_method: str
+    refresh_token: str  # the one to answer with: a new child, or the session's current one
+
+
+async def refresh(
+    conn: Connection, *, token: str, now: float, reuse_seconds: float
+) -> Refreshed | None:
+    """The refresh_token grant, as GoTrue decides it. A live token is spent for its
+    child. A spent one answers the session's current token, and issues none, when it
+    is the current token's parent (a client that lost the answer: at any time, which
+    supabase-js counts on) or when the session was refreshed at most `reuse_seconds`
+    ago (concurrent refreshes: tabs, server and browser). Any other reuse may be a
+    stolen token: the session and all its tokens end, and None is returned, which the
+    caller must commit before refusing."""
+    # One refresh of a session at a time; what it decides on is read once the lock is
+    # held, so a refresh that waited sees the one before it.
+    locked = await conn.fetchval(
+        "select s.id from auth.refresh_tokens r join auth.sessions s on s.id = r.session_id"
+        " where r.token = $1 for update of s",
         token,
     )
-    if row is None:
+    row = locked and await conn.fetchrow(
+        "select r.user_id, r.session_id, r.revoked, s.amr_method from auth.refresh_tokens r"
+        " join auth.sessions s on s.id = r.session_id where r.token = $1",
+        token,
+    )
+    if not row:
         raise AuthApiError(
             400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found"
         )
-    if row["revoked"]:
-        # A spent token used again may have been stolen: end its whole session.
-        await conn.execute("delete from auth.sessions where id = $1", row["session_id"])
-        return None
-    await conn.execute("update auth.refresh_tokens set revoked = true where token = $1", token)
-    child = await _issue_refresh(
-        conn, user_id=row["user_id"], session_id=row["session_id"], parent=token
+    user_id, session_id, method = row["user_id"], row["session_id"], row["amr_method"]
+    if not row["revoked"]:
+        await conn.execute("update auth.refresh_tokens set revoked = true where token = $1", token)
+        child = await _issue_refresh(
+            conn, user_id=user_id, session_id=session_id, now=now, parent=token
+        )
+        return Refreshed(user_id, session_id, method, child)
+    # The current token was issued by the session's last refresh (or its sign-in).
+    current = await conn.fetchrow(
+        "select token, parent, extract(epoch from created_at)::float8 as issued_at"
+        " from auth.refresh_tokens where session_id = $1 and not revoked"
+        " order by id desc limit 1",
+        session_id,
     )
-    return row["user_id"], row["session_id"], row["amr_method"], child
+    if current is not None and (
+        current["parent"] == token or now <= current["issued_at"] + reuse_seconds
+    ):
+        return Refreshed(user_id, session_id, method, current["token"])
+    await conn.execute("delete from auth.sessions where id = $1", session_id)
+    return None
 
 
 async def session_exists(conn: Connection, *, session_id: UUID) -> bool:

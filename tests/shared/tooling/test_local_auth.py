@@ -149,25 +149,6 @@ async def test_the_python_client_signs_up_in_refreshes_calls_a_function_and_out(
     assert ended.value.code == "session_not_found"
 
 
-async def test_a_refresh_token_is_single_use_and_its_reuse_ends_the_session(
-    settings: Settings, gateway: Gateway
-):
-    client = gotrue(settings, gateway)
-    await client.sign_up({"email": "bob@example.com", "password": PASSWORD})
-    first = (
-        await client.sign_in_with_password({"email": "bob@example.com", "password": PASSWORD})
-    ).session
-    assert first is not None
-    second = (await client.refresh_session(first.refresh_token)).session
-    assert second is not None
-    with pytest.raises(AuthApiError) as reused:
-        await client.refresh_session(first.refresh_token)
-    assert (reused.value.status, reused.value.code) == (400, "refresh_token_already_used")
-    with pytest.raises(AuthApiError) as revoked:
-        await client.refresh_session(second.refresh_token)
-    assert str(revoked.value.code) == "refresh_token_not_found"
-
-
 async def test_the_admin_api_creates_users_and_generates_links(
     settings: Settings, gateway: Gateway
 ):
