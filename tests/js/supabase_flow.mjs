@@ -190,6 +190,7 @@ async function realtimeSteps() {
         table: m.payload?.table,
         operation: m.payload?.operation,
         record: m.payload?.record,
+        conversation: m.payload?.conversation,
       })),
       overheard: overheard.length,
     };

@@ -54,7 +54,8 @@ LONG_THREAD = 400
 
 # One inbox for the module, built once in a database of its own, and one warm pool:
 # its tests read, and add only rows no other test counts.
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One worker runs the whole module, so its module-wide setup runs once.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("test_inbox_reads")]
 
 
 @dataclass

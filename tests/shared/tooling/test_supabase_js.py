@@ -37,7 +37,8 @@ from tests.channels.kit import post
 from tests.channels.whatsapp.kit import KIT
 from tests.support import make_org
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One worker runs the whole module, so its module-wide setup runs once.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("test_supabase_js")]
 
 SUPABASE_JS_DIR = PROJECT_DIR / ".connectgain" / "supabase-js"
 SCRIPT = Path(__file__).resolve().parents[2] / "js" / "supabase_flow.mjs"
@@ -248,12 +249,18 @@ async def test_every_request_passes_a_browsers_cors_checks(flow: Flow):
 async def test_an_inbound_message_arrives_as_a_broadcast_on_the_private_channel(flow: Flow):
     flow.step("realtime.subscribe")
     broadcasts = flow.step("realtime.broadcast")["broadcasts"]
-    messages = [b for b in broadcasts if b["table"] == "messages"]
-    assert messages, broadcasts
-    assert (messages[0]["event"], messages[0]["operation"]) == ("INSERT", "INSERT")
-    record = messages[0]["record"]
+    # One broadcast per stored message, carrying the conversation as the message left it
+    [message] = broadcasts
+    assert (message["table"], message["event"], message["operation"]) == (
+        "messages",
+        "INSERT",
+        "INSERT",
+    )
+    record = message["record"]
     assert (record["body"], record["direction"]) == ("Olá!", "inbound")
     assert record["organization_id"] == str(flow.organization)
+    assert message["conversation"]["id"] == record["conversation_id"]
+    assert message["conversation"]["unread_count"] == 1
 
 
 async def test_a_stranger_cannot_join_the_organizations_channel(flow: Flow):
