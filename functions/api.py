@@ -2,6 +2,8 @@
 
     /v1/contacts, /v1/companies, /v1/deals, /v1/tasks, /v1/notes, /v1/tags   read and write
     /v1/pipelines (with /board), /v1/conversations (with /messages), /v1/custom-fields   read
+    /v1/business-hours, /v1/sla-policies   read; write keys (managers) write
+    /v1/conversations/{id}/sla             read: the conversation's SLA clocks
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -21,6 +23,7 @@ from functions._api import (
     deals,
     notes,
     pipelines,
+    sla,
     tags,
     tasks,
 )
@@ -40,6 +43,7 @@ for resource in (
     tags,
     conversations,
     custom_fields,
+    sla,
 ):
     router.include_router(resource.router)
 

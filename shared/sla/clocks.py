@@ -246,7 +246,9 @@ async def apply_sla_policy(
             policy.business_hours_only,
             [due_at(policy, schedule, r["kind"], r["started_at"]) for r in running],
         )
-    return await sla_state(conn=conn, organization_id=organization_id, conversation_id=conversation_id)
+    return await sla_state(
+        conn=conn, organization_id=organization_id, conversation_id=conversation_id
+    )
 
 
 def _clock(row: Any) -> dict[str, Any]:

@@ -84,7 +84,8 @@ async def _context(conn: Connection, event: Event) -> Context | None:
             event.id,
         )
         found = state["policy_id"] and await clocks.policy_by_id(conn, org, state["policy_id"])
-        policy = found or None
+        # its policy deleted: new clocks follow the defaults
+        policy = found or await clocks.default_policy(conn, org, account)
     return Context(
         conn=conn,
         organization_id=org,

@@ -6,10 +6,10 @@ year). On each open local date, an interval covers the instants from when the
 clock first shows its start to when it last shows its end:
 
 - a wall time inside a spring-forward gap does not exist; it stands for the
-  moment of the change (02:30 on a day that skips 02:00–03:00 is 03:00), so the
-  interval 01:00–04:00 that day lasts two hours;
+  moment of the change (02:30 on a day that skips 02:00-03:00 is 03:00), so the
+  interval 01:00-04:00 that day lasts two hours;
 - a wall time shown twice (fall-back overlap) starts at its first showing and
-  ends at its last, so 00:00–24:00 that day lasts 25 hours.
+  ends at its last, so 00:00-24:00 that day lasts 25 hours.
 
 Both functions are pure and exact to the microsecond (timedelta arithmetic):
 `business_time(a, c) == business_time(a, b) + business_time(b, c)` and

@@ -5,6 +5,7 @@ overlap within a day, holidays as dates, targets as positive seconds."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -59,7 +60,7 @@ class Interval(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Interval:
         if minutes(self.end) <= minutes(self.start):
-            raise ValueError(f"an interval must end after it starts ({self.start}–{self.end})")
+            raise ValueError(f"an interval must end after it starts ({self.start}-{self.end})")
         return self
 
 
@@ -72,11 +73,11 @@ class Holiday(Strict):
 def _weekly(value: dict[Weekday, list[Interval]]) -> dict[Weekday, list[Interval]]:
     for day, intervals in value.items():
         ordered = sorted(intervals, key=lambda i: minutes(i.start))
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             if minutes(after.start) < minutes(before.end):
                 raise ValueError(
-                    f"{day}: intervals {before.start}–{before.end} and"
-                    f" {after.start}–{after.end} overlap"
+                    f"{day}: intervals {before.start}-{before.end} and"
+                    f" {after.start}-{after.end} overlap"
                 )
         value[day] = ordered
     return value
@@ -95,7 +96,9 @@ class BusinessHoursCreate(Strict):
     timezone: Timezone = Field(examples=["Europe/Berlin"])
     weekly: Weekly = Field(
         description="Open intervals per weekday (mon … sun); a day not listed is closed",
-        examples=[{"mon": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]}],
+        examples=[
+            {"mon": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]}
+        ],
     )
     holidays: list[Holiday] = Field(default_factory=list, max_length=400)
 

@@ -300,7 +300,7 @@ async def _business_hours(conn: Connection, world: World, org: UUID) -> UUID:
     key: UUID = await conn.fetchval(
         "insert into public.business_hours (organization_id, channel_account_id, name, timezone,"
         " weekly) values ($1, $2, 'Hours', 'Europe/Berlin',"
-        " '{\"mon\": [{\"start\": \"09:00\", \"end\": \"17:00\"}]}') returning id",
+        ' \'{"mon": [{"start": "09:00", "end": "17:00"}]}\') returning id',
         org,
         await make_channel_account(conn, org),
     )

@@ -90,9 +90,7 @@ async def backdate(db: Connection, hours: float) -> None:
 
 
 async def happened_at(db: Connection, moment: datetime) -> None:
-    await db.execute(
-        "update outbox_events set created_at = $1 where processed_at is null", moment
-    )
+    await db.execute("update outbox_events set created_at = $1 where processed_at is null", moment)
 
 
 async def breaches(db: Connection) -> list[dict[str, Any]]:

@@ -93,7 +93,7 @@ def day_length(schedule: Schedule, tz: str, day: date) -> timedelta:
 def test_berlin_spring_forward_loses_an_hour_and_a_gap_time_means_the_change():
     every_day = office("Europe/Berlin", days=range(7), start=0, end=1440)
     assert day_length(every_day, "Europe/Berlin", date(2026, 3, 29)) == 23 * H
-    # 01:00–04:00 on the day the clock jumps from 02:00 to 03:00: two hours
+    # 01:00-04:00 on the day the clock jumps from 02:00 to 03:00: two hours
     early = office("Europe/Berlin", days=range(7), start=60, end=240)
     sunday = local("Europe/Berlin", 2026, 3, 29)
     assert business_time(early, sunday, sunday + 24 * H) == 2 * H
@@ -106,7 +106,7 @@ def test_berlin_spring_forward_loses_an_hour_and_a_gap_time_means_the_change():
 def test_berlin_fall_back_counts_the_repeated_hour():
     every_day = office("Europe/Berlin", days=range(7), start=0, end=1440)
     assert day_length(every_day, "Europe/Berlin", date(2026, 10, 25)) == 25 * H
-    # 02:00–03:00 is shown twice: from its first showing to the last, two hours
+    # 02:00-03:00 is shown twice: from its first showing to the last, two hours
     repeated = office("Europe/Berlin", days=range(7), start=120, end=180)
     sunday = local("Europe/Berlin", 2026, 10, 25)
     assert business_time(repeated, sunday, sunday + 20 * H) == 2 * H  # wall-clock +20 h
@@ -132,7 +132,7 @@ def test_lord_howe_shifts_by_half_an_hour():
     # DST starts 2026-10-04 at 02:00 → 02:30, ends 2026-04-05 at 02:00 → 01:30
     assert day_length(every_day, tz, date(2026, 10, 4)) == timedelta(hours=23, minutes=30)
     assert day_length(every_day, tz, date(2026, 4, 5)) == timedelta(hours=24, minutes=30)
-    night = office(tz, days=range(7), start=60, end=180)  # 01:00–03:00
+    night = office(tz, days=range(7), start=60, end=180)  # 01:00-03:00
     assert day_length(night, tz, date(2026, 10, 4)) == timedelta(hours=1, minutes=30)
     assert day_length(night, tz, date(2026, 4, 5)) == timedelta(hours=2, minutes=30)
 
