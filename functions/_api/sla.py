@@ -8,6 +8,7 @@ is read-only: the events worker runs its clocks.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 from uuid import UUID
 
@@ -100,7 +101,7 @@ class SlaPolicyList(BaseModel):
 # ---- business hours -------------------------------------------------------------------------
 
 HOURS = "/business-hours"
-HOURS_TAG = ["business-hours"]
+HOURS_TAG: list[str | Enum] = ["business-hours"]
 
 
 @router.get(
@@ -212,7 +213,7 @@ async def delete_business_hours(
 # ---- SLA policies ---------------------------------------------------------------------------
 
 POLICIES = "/sla-policies"
-POLICIES_TAG = ["sla-policies"]
+POLICIES_TAG: list[str | Enum] = ["sla-policies"]
 
 
 @router.get(
