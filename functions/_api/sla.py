@@ -3,18 +3,21 @@
 Business hours and SLA policies are the organization's SLA configuration: any key
 reads them, write keys (which act as managers) change them. A conversation's SLA
 is read-only: the events worker runs its clocks.
+
+No `from __future__ import annotations` here: the CRUD endpoints' annotations are
+set per resource (the body, the path id) and FastAPI must see them as objects.
 """
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from functions._api.common import (
     READ,
@@ -39,6 +42,7 @@ from shared.sla.inputs import (
 from shared.web import RuntimeDep
 
 router = APIRouter()
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 class BusinessHours(BaseModel):
@@ -90,232 +94,181 @@ class SlaState(BaseModel):
     clocks: list[SlaClock]
 
 
-class BusinessHoursList(BaseModel):
-    data: list[BusinessHours]
+@dataclass(frozen=True)
+class Config:
+    """One piece of SLA configuration served as list, create, get, update and delete."""
+
+    path: str  # "/sla-policies": also the OpenAPI tag and the idempotency scope
+    one: str  # "SLA policy", in summaries
+    id_name: str  # the path parameter, also the domain functions' keyword
+    model: type[BaseModel]
+    create_input: type[BaseModel]
+    update_input: type[BaseModel]
+    create_doc: str
+    domain: dict[str, Callable[..., Awaitable[Any]]]  # list, create, get, update, delete
 
 
-class SlaPolicyList(BaseModel):
-    data: list[SlaPolicy]
+def _bind(endpoint: Endpoint, **annotations: Any) -> Endpoint:
+    """Types known per resource only (the body, the named path id), for FastAPI to read."""
+    endpoint.__annotations__.update(annotations)
+    return endpoint
 
 
-# ---- business hours -------------------------------------------------------------------------
+def config_routes(router: APIRouter, c: Config) -> None:
+    tags: list[str | Enum] = [c.path.strip("/")]
+    by_id = f"{c.path}/{{{c.id_name}}}"
+    RecordId = Annotated[UUID, Path(alias=c.id_name)]
+    listed = create_model(f"{c.model.__name__}List", data=(list[c.model], ...))  # type: ignore[name-defined]
 
-HOURS = "/business-hours"
-HOURS_TAG: list[str | Enum] = ["business-hours"]
+    async def list_all(key: ReadKey, runtime: RuntimeDep) -> Any:
+        org = key.organization_id
+        rows = await in_tx(
+            runtime, key, lambda conn: c.domain["list"](conn=conn, organization_id=org)
+        )
+        return {"data": rows}
 
+    async def create(
+        body: BaseModel, key: WriteKey, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
+    ) -> JSONResponse:
+        return await idempotent(
+            runtime,
+            key,
+            scope=f"{tags[0]}.create",
+            idempotency_key=idempotency_key,
+            request=body.model_dump(mode="json"),
+            model=c.model,
+            work=lambda conn: c.domain["create"](
+                conn=conn, organization_id=key.organization_id, data=body
+            ),
+        )
 
-@router.get(
-    HOURS,
-    response_model=BusinessHoursList,
-    responses=READ,
-    tags=HOURS_TAG,
-    summary="List business hours (the organization's and each channel account's)",
-)
-async def list_business_hours(key: ReadKey, runtime: RuntimeDep) -> Any:
-    rows = await in_tx(
-        runtime,
-        key,
-        lambda conn: config.list_business_hours(conn=conn, organization_id=key.organization_id),
+    async def get(record_id: UUID, key: ReadKey, runtime: RuntimeDep) -> Any:
+        return await in_tx(
+            runtime,
+            key,
+            lambda conn: c.domain["get"](
+                conn=conn, organization_id=key.organization_id, **{c.id_name: record_id}
+            ),
+        )
+
+    async def update(record_id: UUID, body: BaseModel, key: WriteKey, runtime: RuntimeDep) -> Any:
+        return await in_tx(
+            runtime,
+            key,
+            lambda conn: c.domain["update"](
+                conn=conn, organization_id=key.organization_id, data=body, **{c.id_name: record_id}
+            ),
+        )
+
+    async def delete(record_id: UUID, key: WriteKey, runtime: RuntimeDep) -> Response:
+        await in_tx(
+            runtime,
+            key,
+            lambda conn: c.domain["delete"](
+                conn=conn, organization_id=key.organization_id, **{c.id_name: record_id}
+            ),
+        )
+        return Response(status_code=204)
+
+    name = c.path.strip("/").replace("-", "_")
+    router.add_api_route(
+        c.path,
+        list_all,
+        methods=["GET"],
+        response_model=listed,
+        responses=READ,
+        tags=tags,
+        summary=f"List {c.one}",
+        name=f"list_{name}",
     )
-    return {"data": rows}
+    router.add_api_route(
+        c.path,
+        _bind(create, body=c.create_input),
+        methods=["POST"],
+        status_code=201,
+        response_model=c.model,
+        responses=WRITE,
+        tags=tags,
+        summary=f"Create {c.one}",
+        description=c.create_doc,
+        name=f"create_{name}",
+    )
+    router.add_api_route(
+        by_id,
+        _bind(get, record_id=RecordId),
+        methods=["GET"],
+        response_model=c.model,
+        responses=READ_ONE,
+        tags=tags,
+        summary=f"Get {c.one}",
+        name=f"get_{name}",
+    )
+    router.add_api_route(
+        by_id,
+        _bind(update, record_id=RecordId, body=c.update_input),
+        methods=["PATCH"],
+        response_model=c.model,
+        responses=WRITE,
+        tags=tags,
+        summary=f"Update {c.one}",
+        description="The fields given replace the stored ones whole.",
+        name=f"update_{name}",
+    )
+    router.add_api_route(
+        by_id,
+        _bind(delete, record_id=RecordId),
+        methods=["DELETE"],
+        status_code=204,
+        responses=WRITE,
+        tags=tags,
+        summary=f"Delete {c.one}",
+        name=f"delete_{name}",
+    )
 
 
-@router.post(
-    HOURS,
-    status_code=201,
-    response_model=BusinessHours,
-    responses=WRITE,
-    tags=HOURS_TAG,
-    summary="Create business hours",
-    description="A timezone (IANA), open intervals per weekday that do not overlap, and"
-    " holidays. One set for the organization, and at most one per channel account, which"
-    " wins over the organization's for its conversations.",
-)
-async def create_business_hours(
-    body: BusinessHoursCreate,
-    key: WriteKey,
-    runtime: RuntimeDep,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    return await idempotent(
-        runtime,
-        key,
-        scope="business-hours.create",
-        idempotency_key=idempotency_key,
-        request=body.model_dump(mode="json"),
+config_routes(
+    router,
+    Config(
+        path="/business-hours",
+        one="business hours",
+        id_name="business_hours_id",
         model=BusinessHours,
-        work=lambda conn: config.create_business_hours(
-            conn=conn, organization_id=key.organization_id, data=body
-        ),
-    )
-
-
-@router.get(
-    HOURS + "/{business_hours_id}",
-    response_model=BusinessHours,
-    responses=READ_ONE,
-    tags=HOURS_TAG,
-    summary="Get business hours",
+        create_input=BusinessHoursCreate,
+        update_input=BusinessHoursUpdate,
+        create_doc="A timezone (IANA), open intervals per weekday that do not overlap, and"
+        " holidays. One set for the organization, and at most one per channel account, which"
+        " wins over the organization's for its conversations.",
+        domain={
+            "list": config.list_business_hours,
+            "create": config.create_business_hours,
+            "get": config.get_business_hours,
+            "update": config.update_business_hours,
+            "delete": config.delete_business_hours,
+        },
+    ),
 )
-async def get_business_hours(business_hours_id: UUID, key: ReadKey, runtime: RuntimeDep) -> Any:
-    return await in_tx(
-        runtime,
-        key,
-        lambda conn: config.get_business_hours(
-            conn=conn, organization_id=key.organization_id, business_hours_id=business_hours_id
-        ),
-    )
-
-
-@router.patch(
-    HOURS + "/{business_hours_id}",
-    response_model=BusinessHours,
-    responses=WRITE,
-    tags=HOURS_TAG,
-    summary="Update business hours",
-    description="Fields given replace the stored ones whole (weekly, holidays).",
-)
-async def update_business_hours(
-    business_hours_id: UUID, body: BusinessHoursUpdate, key: WriteKey, runtime: RuntimeDep
-) -> Any:
-    return await in_tx(
-        runtime,
-        key,
-        lambda conn: config.update_business_hours(
-            conn=conn,
-            organization_id=key.organization_id,
-            business_hours_id=business_hours_id,
-            data=body,
-        ),
-    )
-
-
-@router.delete(
-    HOURS + "/{business_hours_id}",
-    status_code=204,
-    responses=WRITE,
-    tags=HOURS_TAG,
-    summary="Delete business hours",
-)
-async def delete_business_hours(
-    business_hours_id: UUID, key: WriteKey, runtime: RuntimeDep
-) -> Response:
-    await in_tx(
-        runtime,
-        key,
-        lambda conn: config.delete_business_hours(
-            conn=conn, organization_id=key.organization_id, business_hours_id=business_hours_id
-        ),
-    )
-    return Response(status_code=204)
-
-
-# ---- SLA policies ---------------------------------------------------------------------------
-
-POLICIES = "/sla-policies"
-POLICIES_TAG: list[str | Enum] = ["sla-policies"]
-
-
-@router.get(
-    POLICIES,
-    response_model=SlaPolicyList,
-    responses=READ,
-    tags=POLICIES_TAG,
-    summary="List SLA policies",
-)
-async def list_policies(key: ReadKey, runtime: RuntimeDep) -> Any:
-    rows = await in_tx(
-        runtime,
-        key,
-        lambda conn: config.list_policies(conn=conn, organization_id=key.organization_id),
-    )
-    return {"data": rows}
-
-
-@router.post(
-    POLICIES,
-    status_code=201,
-    response_model=SlaPolicy,
-    responses=WRITE,
-    tags=POLICIES_TAG,
-    summary="Create an SLA policy",
-    description="First-response, next-response and resolution targets in seconds, counted"
-    " in business hours only if asked. A default policy applies to conversations whose"
-    " first clock starts after it exists: the organization's, or one channel account's,"
-    " which wins.",
-)
-async def create_policy(
-    body: PolicyCreate,
-    key: WriteKey,
-    runtime: RuntimeDep,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    return await idempotent(
-        runtime,
-        key,
-        scope="sla-policies.create",
-        idempotency_key=idempotency_key,
-        request=body.model_dump(mode="json"),
+config_routes(
+    router,
+    Config(
+        path="/sla-policies",
+        one="SLA policies",
+        id_name="policy_id",
         model=SlaPolicy,
-        work=lambda conn: config.create_policy(
-            conn=conn, organization_id=key.organization_id, data=body
-        ),
-    )
-
-
-@router.get(
-    POLICIES + "/{policy_id}",
-    response_model=SlaPolicy,
-    responses=READ_ONE,
-    tags=POLICIES_TAG,
-    summary="Get an SLA policy",
+        create_input=PolicyCreate,
+        update_input=PolicyUpdate,
+        create_doc="First-response, next-response and resolution targets in seconds, counted"
+        " in business hours only if asked. A default policy applies to conversations whose"
+        " first clock starts after it exists: the organization's, or one channel account's,"
+        " which wins. New targets apply to clocks started from then on.",
+        domain={
+            "list": config.list_policies,
+            "create": config.create_policy,
+            "get": config.get_policy,
+            "update": config.update_policy,
+            "delete": config.delete_policy,
+        },
+    ),
 )
-async def get_policy(policy_id: UUID, key: ReadKey, runtime: RuntimeDep) -> Any:
-    return await in_tx(
-        runtime,
-        key,
-        lambda conn: config.get_policy(
-            conn=conn, organization_id=key.organization_id, policy_id=policy_id
-        ),
-    )
-
-
-@router.patch(
-    POLICIES + "/{policy_id}",
-    response_model=SlaPolicy,
-    responses=WRITE,
-    tags=POLICIES_TAG,
-    summary="Update an SLA policy",
-    description="New targets apply to clocks started from then on.",
-)
-async def update_policy(
-    policy_id: UUID, body: PolicyUpdate, key: WriteKey, runtime: RuntimeDep
-) -> Any:
-    return await in_tx(
-        runtime,
-        key,
-        lambda conn: config.update_policy(
-            conn=conn, organization_id=key.organization_id, policy_id=policy_id, data=body
-        ),
-    )
-
-
-@router.delete(
-    POLICIES + "/{policy_id}",
-    status_code=204,
-    responses=WRITE,
-    tags=POLICIES_TAG,
-    summary="Delete an SLA policy",
-)
-async def delete_policy(policy_id: UUID, key: WriteKey, runtime: RuntimeDep) -> Response:
-    await in_tx(
-        runtime,
-        key,
-        lambda conn: config.delete_policy(
-            conn=conn, organization_id=key.organization_id, policy_id=policy_id
-        ),
-    )
-    return Response(status_code=204)
 
 
 # ---- a conversation's SLA -------------------------------------------------------------------

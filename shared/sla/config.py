@@ -21,6 +21,7 @@ from shared.sla.inputs import (
     PolicyUpdate,
 )
 
+HOURS, POLICY = "business hours", "SLA policy"  # as refusals name them
 HOURS_COLUMNS = (
     "id, organization_id, channel_account_id, name, timezone, weekly, holidays,"
     " created_at, updated_at"
@@ -84,29 +85,56 @@ async def _update(
     )
 
 
-# ---- business hours -------------------------------------------------------------------------
-
-
-async def list_business_hours(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
+async def _list(
+    conn: Connection, table: str, columns: str, organization_id: UUID, order: str
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"select {HOURS_COLUMNS} from public.business_hours where organization_id = $1"
-        " order by channel_account_id nulls first, created_at limit 1000",
+        f"select {columns} from public.{table} where organization_id = $1"
+        f" order by {order} limit 1000",
         organization_id,
     )
     return [dict(r) for r in rows]
 
 
+async def _get(
+    conn: Connection, table: str, columns: str, organization_id: UUID, record_id: UUID, what: str
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"select {columns} from public.{table} where organization_id = $1 and id = $2",
+        organization_id,
+        record_id,
+    )
+    if row is None:
+        raise NotFound(f"No such {what}")
+    return dict(row)
+
+
+async def _delete(
+    conn: Connection, table: str, organization_id: UUID, record_id: UUID, what: str
+) -> None:
+    deleted = await conn.fetchval(
+        f"delete from public.{table} where organization_id = $1 and id = $2 returning id",
+        organization_id,
+        record_id,
+    )
+    if deleted is None:
+        raise NotFound(f"No such {what}")
+
+
+# ---- business hours -------------------------------------------------------------------------
+
+
+async def list_business_hours(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
+    order = "channel_account_id nulls first, created_at"
+    return await _list(conn, "business_hours", HOURS_COLUMNS, organization_id, order)
+
+
 async def get_business_hours(
     *, conn: Connection, organization_id: UUID, business_hours_id: UUID
 ) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"select {HOURS_COLUMNS} from public.business_hours where organization_id = $1 and id = $2",
-        organization_id,
-        business_hours_id,
+    return await _get(
+        conn, "business_hours", HOURS_COLUMNS, organization_id, business_hours_id, HOURS
     )
-    if row is None:
-        raise NotFound("No such business hours")
-    return dict(row)
 
 
 async def create_business_hours(
@@ -139,43 +167,25 @@ async def update_business_hours(
         conn, "business_hours", HOURS_COLUMNS, organization_id, business_hours_id, values
     )
     if row is None:
-        raise NotFound("No such business hours")
+        raise NotFound(f"No such {HOURS}")
     return dict(row)
 
 
 async def delete_business_hours(
     *, conn: Connection, organization_id: UUID, business_hours_id: UUID
 ) -> None:
-    deleted = await conn.fetchval(
-        "delete from public.business_hours where organization_id = $1 and id = $2 returning id",
-        organization_id,
-        business_hours_id,
-    )
-    if deleted is None:
-        raise NotFound("No such business hours")
+    await _delete(conn, "business_hours", organization_id, business_hours_id, HOURS)
 
 
 # ---- SLA policies ---------------------------------------------------------------------------
 
 
 async def list_policies(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"select {POLICY_COLUMNS} from public.sla_policies where organization_id = $1"
-        " order by created_at, id limit 1000",
-        organization_id,
-    )
-    return [dict(r) for r in rows]
+    return await _list(conn, "sla_policies", POLICY_COLUMNS, organization_id, "created_at, id")
 
 
 async def get_policy(*, conn: Connection, organization_id: UUID, policy_id: UUID) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"select {POLICY_COLUMNS} from public.sla_policies where organization_id = $1 and id = $2",
-        organization_id,
-        policy_id,
-    )
-    if row is None:
-        raise NotFound("No such SLA policy")
-    return dict(row)
+    return await _get(conn, "sla_policies", POLICY_COLUMNS, organization_id, policy_id, POLICY)
 
 
 async def _check_default(
@@ -226,16 +236,10 @@ async def update_policy(
         await _check_default(conn, organization_id, merged, policy_id)
     row = await _update(conn, "sla_policies", POLICY_COLUMNS, organization_id, policy_id, changes)
     if row is None:
-        raise NotFound("No such SLA policy")
+        raise NotFound(f"No such {POLICY}")
     return dict(row)
 
 
 async def delete_policy(*, conn: Connection, organization_id: UUID, policy_id: UUID) -> None:
     """Conversations under it keep their clocks; new clocks follow the defaults."""
-    deleted = await conn.fetchval(
-        "delete from public.sla_policies where organization_id = $1 and id = $2 returning id",
-        organization_id,
-        policy_id,
-    )
-    if deleted is None:
-        raise NotFound("No such SLA policy")
+    await _delete(conn, "sla_policies", organization_id, policy_id, POLICY)

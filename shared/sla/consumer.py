@@ -144,6 +144,26 @@ class SlaConsumer(Consumer):
     name: ClassVar[str] = "sla"
     event_types: ClassVar[frozenset[str] | None] = EVENT_TYPES
 
+    async def fan_out(
+        self, *, conn: Connection, events: Sequence[Event]
+    ) -> list[tuple[int, UUID | None]]:
+        """Only events of organizations measuring SLAs: one with a policy, or with a
+        clock still running (its policies deleted since)."""
+        wanted = [e for e in events if self.wants(e.type)]
+        if not wanted:
+            return []
+        measuring = {
+            r["org"]
+            for r in await conn.fetch(
+                "select o as org from unnest($1::uuid[]) o"
+                " where exists (select 1 from public.sla_policies p where p.organization_id = o)"
+                " or exists (select 1 from public.sla_clocks c"
+                "            where c.organization_id = o and c.stopped_at is null)",
+                list({e.organization_id for e in wanted}),
+            )
+        }
+        return [(e.id, None) for e in wanted if e.organization_id in measuring]
+
     async def handle(
         self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
