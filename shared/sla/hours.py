@@ -84,7 +84,7 @@ def _day_spans(schedule: Schedule, day: date) -> list[tuple[datetime, datetime]]
         finish = _instant(schedule.zone, midnight + timedelta(minutes=end), last=True)
         if finish > begin:
             spans.append((begin, finish))
-    return spans
+    return sorted(spans)  # a row written past the API may list a day's intervals unordered
 
 
 def _spans(schedule: Schedule, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:

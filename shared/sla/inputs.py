@@ -110,21 +110,25 @@ class BusinessHoursUpdate(Strict):
     holidays: list[Holiday] | None = Field(None, max_length=400)
 
 
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:  # a row written past the API (the database checks the shape only)
+        return None
+
+
 def schedule_of(row: dict[str, Any]) -> Schedule:
     """A stored business-hours row as the calculator reads it."""
     weekly = {
         WEEKDAYS.index(day): tuple((minutes(i["start"]), minutes(i["end"])) for i in intervals)
         for day, intervals in row["weekly"].items()
     }
-    holidays = row["holidays"]
+    holidays = [(_day(h["date"]), h["recurring"]) for h in row["holidays"]]
     return Schedule(
         timezone=row["timezone"],
         weekly=weekly,
-        dates=frozenset(dt.date.fromisoformat(h["date"]) for h in holidays if not h["recurring"]),
-        yearly=frozenset(
-            (d.month, d.day)
-            for d in (dt.date.fromisoformat(h["date"]) for h in holidays if h["recurring"])
-        ),
+        dates=frozenset(d for d, recurring in holidays if d and not recurring),
+        yearly=frozenset((d.month, d.day) for d, recurring in holidays if d and recurring),
     )
 
 

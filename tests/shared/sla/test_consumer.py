@@ -16,10 +16,11 @@ import respx
 
 from shared.db import Connection
 from shared.events import worker
+from shared.events.base import Event
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sla.clocks import apply_sla_policy, sla_state
-from shared.sla.consumer import sweep
+from shared.sla.consumer import apply_event, sweep
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
@@ -145,7 +146,47 @@ async def test_an_agent_reply_in_time_meets_the_first_response(
         ("resolution", "met"),
         ("next_response", "cancelled"),
     ]
+    # reopened: a new resolution clock; the contact's message then waits for a next response
+    await db.execute("update conversations set status = 'open' where id = $1", conversation)
+    await worker.run(runtime)
+    await contact_writes(client, db, world, 3)
+    await worker.run(runtime)
+    running = [c["kind"] for c in await clocks_of(db, conversation, ALL) if c["outcome"] is None]
+    assert running == ["resolution", "next_response"]
     assert await breaches(db) == []
+
+
+async def test_an_event_is_applied_once_and_an_account_default_wins(
+    client: httpx.AsyncClient, runtime: Runtime, db: Connection, world
+):
+    await policy(db, world["org"])
+    mine = await policy(
+        db, world["org"], first_response_seconds=60, channel_account_id=world["account"].id
+    )
+    conversation = await contact_writes(client, db, world)
+    (event,) = await db.fetch("select * from outbox_events where event_type = 'message.received'")
+    await worker.run(runtime)
+    (first,) = await clocks_of(db, conversation)
+    assert first["due_at"] - first["started_at"] == timedelta(seconds=60)
+    assert (
+        await db.fetchval(
+            "select policy_id from conversation_sla where conversation_id = $1", conversation
+        )
+        == mine
+    )
+    # the same event handled again (a worker died before recording it) changes nothing
+    again = Event(
+        id=event["id"],
+        organization_id=event["organization_id"],
+        type=event["event_type"],
+        aggregate_id=event["aggregate_id"],
+        payload=event["payload"],
+        created_at=event["created_at"],
+    )
+    await db.execute("update sla_clocks set stopped_at = now(), outcome = 'met'")
+    async with db.transaction():
+        await apply_event(db, again)
+    assert len(await clocks_of(db, conversation, ALL)) == 2
 
 
 async def test_a_late_reply_breaches_once(
