@@ -49,43 +49,41 @@ async def _context(conn: Connection, event: Event) -> Context | None:
         return None
     conversation, account, _ = subject
     org = event.organization_id
-    state = await conn.fetchrow(
+    lock = (
         "select policy_id, last_event_id from public.conversation_sla"
-        " where organization_id = $1 and conversation_id = $2 for update",
-        org,
-        conversation,
+        " where organization_id = $1 and conversation_id = $2 for update"
     )
+    state = await conn.fetchrow(lock, org, conversation)
     if state is None:
         if event.type != "message.received":
             return None  # no clock ever started: nothing to stop
         policy = await clocks.default_policy(conn, org, account)
         if policy is None:
             return None
-        inserted = await conn.fetchval(
-            "insert into public.conversation_sla (organization_id, conversation_id, policy_id,"
-            " last_event_id) select $1, $2, $3, $4 where exists (select 1 from"
-            " public.conversations where organization_id = $1 and id = $2)"
-            " on conflict do nothing returning true",
+        # A worker making the same row at once: this waits for it, then reads its row.
+        await conn.execute(
+            "insert into public.conversation_sla (organization_id, conversation_id, policy_id)"
+            " select $1, $2, $3 where exists (select 1 from public.conversations"
+            " where organization_id = $1 and id = $2) on conflict do nothing",
             org,
             conversation,
             policy.id,
-            event.id,
         )
-        if not inserted:  # deleted, or another worker made it: the next attempt sees it
-            return None
-    else:
-        if state["last_event_id"] >= event.id:
-            return None  # applied already, or older than what was
-        await conn.execute(
-            "update public.conversation_sla set last_event_id = $3, updated_at = now()"
-            " where organization_id = $1 and conversation_id = $2",
-            org,
-            conversation,
-            event.id,
-        )
-        found = state["policy_id"] and await clocks.policy_by_id(conn, org, state["policy_id"])
-        # its policy deleted: new clocks follow the defaults
-        policy = found or await clocks.default_policy(conn, org, account)
+        state = await conn.fetchrow(lock, org, conversation)
+        if state is None:
+            return None  # the conversation is gone
+    if state["last_event_id"] >= event.id:
+        return None  # applied already, or older than what was
+    await conn.execute(
+        "update public.conversation_sla set last_event_id = $3, updated_at = now()"
+        " where organization_id = $1 and conversation_id = $2",
+        org,
+        conversation,
+        event.id,
+    )
+    found = state["policy_id"] and await clocks.policy_by_id(conn, org, state["policy_id"])
+    # its policy deleted: new clocks follow the defaults
+    policy = found or await clocks.default_policy(conn, org, account)
     return Context(
         conn=conn,
         organization_id=org,
