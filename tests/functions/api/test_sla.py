@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -214,3 +215,41 @@ async def test_a_conversations_sla_is_readable_by_its_organization_only(
     assert [c["kind"] for c in state["clocks"]] == ["resolution", "first_response"]
     theirs = await api.get(f"/v1/conversations/{conversation}/sla", headers=other.headers())
     assert theirs.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("weekly", "holidays"),
+    [
+        ({"mon": [{"start": "10:00", "end": "09:00"}]}, []),
+        ({"mon": [{"start": "25:00", "end": "26:00"}]}, []),
+        ({"funday": []}, []),
+        ({"mon": "all day"}, []),
+        ({"mon": [{"start": "09:00", "end": "17:00"}]}, [{"date": "Christmas", "recurring": True}]),
+        ({"mon": [{"start": "09:00", "end": "17:00"}]}, [{"date": "2026-12-25"}]),
+    ],
+)
+async def test_the_database_refuses_malformed_hours_written_past_the_api(
+    runtime: Runtime, tenant: Tenant, db: Connection, weekly: Any, holidays: Any
+):
+    # the owner of the organization, through PostgREST
+    with pytest.raises(asyncpg.CheckViolationError):
+        await as_(
+            runtime,
+            principal(tenant.owner),
+            "insert into business_hours (organization_id, name, timezone, weekly, holidays)"
+            " values ($1, 'x', 'UTC', $2, $3)",
+            tenant.org,
+            weekly,
+            holidays,
+        )
+    good = {"mon": [{"start": "09:00", "end": "24:00"}]}
+    made = await as_(
+        runtime,
+        principal(tenant.owner),
+        "insert into business_hours (organization_id, name, timezone, weekly, holidays)"
+        " values ($1, 'x', 'UTC', $2, $3) returning id",
+        tenant.org,
+        good,
+        [{"date": "2026-12-25", "recurring": False}],
+    )
+    assert len(made) == 1
