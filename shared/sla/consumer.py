@@ -103,17 +103,18 @@ async def apply_event(conn: Connection, event: Event) -> None:
     row = subject[2]
     if event.type == "message.received":
         at = event.created_at
-        if not await conn.fetchval(
-            "select exists (select 1 from public.sla_clocks where organization_id = $1"
-            " and conversation_id = $2 and (stopped_at is null and kind = any($3::text[])"
-            " or kind = 'first_response'))",
+        # the response clocks running, and whether the first response was ever timed
+        seen = await conn.fetch(
+            "select kind, stopped_at is null as running from public.sla_clocks"
+            " where organization_id = $1 and conversation_id = $2 and kind = any($3::text[])"
+            " and (stopped_at is null or kind = 'first_response')",
             ctx.organization_id,
             ctx.conversation_id,
             list(RESPONSES),
-        ):
-            await clocks.start(ctx, "first_response", at)
-        elif not await _running(ctx, "first_response"):
-            await clocks.start(ctx, "next_response", at)
+        )
+        if not any(r["running"] for r in seen):  # else the contact waits already
+            first = any(r["kind"] == "first_response" for r in seen)
+            await clocks.start(ctx, "next_response" if first else "first_response", at)
         await clocks.start(ctx, "resolution", at)
     elif event.type == "message.sent":
         await clocks.stop(ctx, RESPONSES, event.created_at)
@@ -124,18 +125,6 @@ async def apply_event(conn: Connection, event: Event) -> None:
             await clocks.stop(ctx, RESPONSES, event.created_at, cancel=True)
         elif previous == "resolved":
             await clocks.start(ctx, "resolution", event.created_at)
-
-
-async def _running(ctx: Context, kind: str) -> bool:
-    return bool(
-        await ctx.conn.fetchval(
-            "select exists (select 1 from public.sla_clocks where organization_id = $1"
-            " and conversation_id = $2 and kind = $3 and stopped_at is null)",
-            ctx.organization_id,
-            ctx.conversation_id,
-            kind,
-        )
-    )
 
 
 class SlaConsumer(Consumer):
