@@ -208,8 +208,9 @@ async def apply_sla_policy(
     *, conn: Connection, organization_id: UUID, conversation_id: UUID, policy_id: UUID
 ) -> dict[str, Any]:
     """Puts a conversation under a policy (automation's action): the running clocks'
-    due times follow its targets from when each started; new clocks use it. Works on
-    the caller's connection and transaction (RLS applies when it is a user's)."""
+    due times follow its targets from when each started; new clocks use it. Runs in
+    the caller's transaction, which must be the owner's (the events worker's, as
+    automation runs in it): only the worker writes SLA state, so RLS refuses users."""
     policy = await policy_by_id(conn, organization_id, policy_id)
     if policy is None:
         raise NotFound("No such SLA policy")

@@ -5,6 +5,7 @@ overlap within a day, holidays as dates, targets as positive seconds."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from typing import Annotated, Any, Literal
@@ -24,9 +25,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    # the IANA names (it reads the zone files each call: once is enough)
+    return frozenset(available_timezones())
+
+
 def _timezone(value: str) -> str:
-    # available_timezones() is the IANA list; ZoneInfo alone would also take paths
-    if value not in available_timezones():
+    # the list, not ZoneInfo alone, which would also take other files' paths
+    if value not in _zones():
         raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin")
     try:
         ZoneInfo(value)

@@ -253,3 +253,27 @@ async def test_the_database_refuses_malformed_hours_written_past_the_api(
         [{"date": "2026-12-25", "recurring": False}],
     )
     assert len(made) == 1
+
+
+async def test_bad_updates_are_refused_and_change_nothing(
+    api: httpx.AsyncClient, tenant: Tenant, db: Connection
+):
+    hours = await api.post(
+        "/v1/business-hours", json={"timezone": "UTC", "weekly": WEEK}, headers=tenant.headers()
+    )
+    policy = await api.post(
+        "/v1/sla-policies", json={"name": "P", "resolution_seconds": 60}, headers=tenant.headers()
+    )
+    overlapping = {"mon": [{"start": "09:00", "end": "10:00"}, {"start": "09:30", "end": "11:00"}]}
+    for path, body, problem in (
+        (f"/v1/business-hours/{hours.json()['id']}", {"weekly": overlapping}, "overlap"),
+        (f"/v1/business-hours/{hours.json()['id']}", {"timezone": "Europe/Atlantis"}, "timezone"),
+        (f"/v1/sla-policies/{policy.json()['id']}", {"resolution_seconds": -1}, "resolution"),
+        (f"/v1/sla-policies/{policy.json()['id']}", {"name": None}, "name"),
+    ):
+        answer = await api.patch(path, json=body, headers=tenant.headers())
+        assert answer.status_code == 422, (body, answer.text)
+        assert problem in answer.text
+    row = await db.fetchrow("select timezone, weekly from business_hours")
+    assert (row["timezone"], row["weekly"]) == ("UTC", WEEK)
+    assert await db.fetchval("select resolution_seconds from sla_policies") == 60
