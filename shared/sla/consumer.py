@@ -9,13 +9,14 @@ so two workers never interleave one conversation's clocks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 from shared.db import Connection
-from shared.events.base import Claimed, Consumer, Event, Result, retry
+from shared.events.base import RELEASED, Claimed, Consumer, Event, Result, retry
 from shared.runtime import Runtime
 from shared.sla import clocks
 from shared.sla.clocks import RESPONSES, Context
@@ -156,6 +157,9 @@ class SlaConsumer(Consumer):
     ) -> list[Result]:
         results: list[Result] = []
         for delivery in deliveries:  # in event order: one conversation's events stay ordered
+            if time.monotonic() > deadline:
+                results.append(RELEASED)  # the lease is ending: left for the next batch
+                continue
             try:
                 async with runtime.db.service_tx() as conn:
                     await apply_event(conn, delivery.event)

@@ -5,9 +5,10 @@ the database recorded and by the sweep's `now`, never by sleeping."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -16,11 +17,11 @@ import respx
 
 from shared.db import Connection
 from shared.events import worker
-from shared.events.base import Event
+from shared.events.base import RELEASED, Claimed, Event
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.sla.clocks import apply_sla_policy, sla_state
-from shared.sla.consumer import apply_event, sweep
+from shared.sla.consumer import SlaConsumer, apply_event, sweep
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
@@ -329,3 +330,36 @@ async def test_business_hours_only_skips_the_weekend(runtime: Runtime, db: Conne
         )
     with pytest.raises(Exception, match="No such conversation"):
         await sla_state(conn=db, organization_id=other, conversation_id=conversation)
+
+
+async def test_deliveries_past_the_lease_are_released_untouched(
+    client: httpx.AsyncClient, runtime: Runtime, db: Connection, world
+):
+    await policy(db, world["org"])
+    conversation = await contact_writes(client, db, world)
+    (event,) = await db.fetch("select * from outbox_events where event_type = 'message.received'")
+    claimed = Claimed(
+        id=1,
+        consumer="sla",
+        target=None,
+        attempt=1,
+        claim=uuid4(),
+        event=Event(
+            id=event["id"],
+            organization_id=event["organization_id"],
+            type=event["event_type"],
+            aggregate_id=event["aggregate_id"],
+            payload=event["payload"],
+            created_at=event["created_at"],
+        ),
+    )
+    consumer = SlaConsumer()
+    now = datetime.now(UTC)
+    late = await consumer.handle(
+        runtime=runtime, deliveries=[claimed], now=now, deadline=time.monotonic() - 1
+    )
+    assert late == [RELEASED] and await clocks_of(db, conversation, ALL) == []
+    done = await consumer.handle(
+        runtime=runtime, deliveries=[claimed], now=now, deadline=time.monotonic() + 30
+    )
+    assert [r.status for r in done] == ["done"] and len(await clocks_of(db, conversation, ALL)) == 2
