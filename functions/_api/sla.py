@@ -99,7 +99,8 @@ class Config:
     """One piece of SLA configuration served as list, create, get, update and delete."""
 
     path: str  # "/sla-policies": also the OpenAPI tag and the idempotency scope
-    one: str  # "SLA policy", in summaries
+    one: str  # "an SLA policy", in summaries
+    many: str  # "SLA policies"
     id_name: str  # the path parameter, also the domain functions' keyword
     model: type[BaseModel]
     create_input: type[BaseModel]
@@ -178,7 +179,7 @@ def config_routes(router: APIRouter, c: Config) -> None:
         response_model=listed,
         responses=READ,
         tags=tags,
-        summary=f"List {c.one}",
+        summary=f"List {c.many}",
         name=f"list_{name}",
     )
     router.add_api_route(
@@ -231,6 +232,7 @@ config_routes(
     Config(
         path="/business-hours",
         one="business hours",
+        many="business hours (the organization's and each channel account's)",
         id_name="business_hours_id",
         model=BusinessHours,
         create_input=BusinessHoursCreate,
@@ -251,7 +253,8 @@ config_routes(
     router,
     Config(
         path="/sla-policies",
-        one="SLA policies",
+        one="an SLA policy",
+        many="SLA policies",
         id_name="policy_id",
         model=SlaPolicy,
         create_input=PolicyCreate,
