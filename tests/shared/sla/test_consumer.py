@@ -95,6 +95,18 @@ async def happened_at(db: Connection, moment: datetime) -> None:
     await db.execute("update outbox_events set created_at = $1 where processed_at is null", moment)
 
 
+def event_of(row: Any) -> Event:
+    """An outbox row as the worker hands it to consumers."""
+    return Event(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        type=row["event_type"],
+        aggregate_id=row["aggregate_id"],
+        payload=row["payload"],
+        created_at=row["created_at"],
+    )
+
+
 async def breaches(db: Connection) -> list[dict[str, Any]]:
     rows = await db.fetch("select payload from outbox_events where event_type = 'sla.breached'")
     return [r["payload"] for r in rows]
@@ -176,14 +188,7 @@ async def test_an_event_is_applied_once_and_an_account_default_wins(
         == mine
     )
     # the same event handled again (a worker died before recording it) changes nothing
-    again = Event(
-        id=event["id"],
-        organization_id=event["organization_id"],
-        type=event["event_type"],
-        aggregate_id=event["aggregate_id"],
-        payload=event["payload"],
-        created_at=event["created_at"],
-    )
+    again = event_of(event)
     await db.execute("update sla_clocks set stopped_at = now(), outcome = 'met'")
     async with db.transaction():
         await apply_event(db, again)
@@ -344,14 +349,7 @@ async def test_deliveries_past_the_lease_are_released_untouched(
         target=None,
         attempt=1,
         claim=uuid4(),
-        event=Event(
-            id=event["id"],
-            organization_id=event["organization_id"],
-            type=event["event_type"],
-            aggregate_id=event["aggregate_id"],
-            payload=event["payload"],
-            created_at=event["created_at"],
-        ),
+        event=event_of(event),
     )
     consumer = SlaConsumer()
     now = datetime.now(UTC)
