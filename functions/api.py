@@ -3,6 +3,8 @@
     /v1/contacts, /v1/companies, /v1/deals, /v1/tasks, /v1/notes, /v1/tags   read and write
     /v1/pipelines (with /board), /v1/conversations (with /messages), /v1/custom-fields   read
     /v1/messages/search, /v1/contacts/search                   substring search, newest first
+    /v1/business-hours, /v1/sla-policies                       read; write keys write
+    /v1/conversations/{id}/sla                                 read: its SLA clocks
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -23,6 +25,7 @@ from functions._api import (
     notes,
     pipelines,
     search,
+    sla,
     tags,
     tasks,
 )
@@ -43,6 +46,7 @@ for resource in (
     tags,
     conversations,
     custom_fields,
+    sla,
 ):
     router.include_router(resource.router)
 

@@ -42,4 +42,9 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         cron="* * * * *",
         description="Finish outbound messages a killed server left queued or sending",
     ),
+    ScheduledJob(
+        slug="sla-sweep",
+        cron="* * * * *",
+        description="Mark SLA clocks past their due time breached, emitting sla.breached once",
+    ),
 )

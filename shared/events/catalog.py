@@ -19,5 +19,6 @@ EVENT_TYPES: dict[str, str] = {
     "deal.lost": "A deal was lost (the deal row).",
     "task.created": "A task was created (the task row).",
     "task.completed": "A task was completed (the task row).",
+    "sla.breached": "A conversation's SLA clock passed its due time unmet (the clock).",
     "webhook_endpoint.disabled": "A webhook endpoint failed for days and was disabled.",
 }

@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from shared.events.base import Consumer
 from shared.events.sender import WebhookConsumer
+from shared.sla.consumer import SlaConsumer
 
-CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(),)
+CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(), SlaConsumer())

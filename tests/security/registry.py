@@ -296,6 +296,59 @@ async def _forge_note(conn: Connection, world: World, org: UUID) -> dict[str, An
     return {"organization_id": org, "body": "forged", "contact_id": await make_contact(conn, org)}
 
 
+async def _business_hours(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.business_hours (organization_id, channel_account_id, name, timezone,"
+        " weekly) values ($1, $2, 'Hours', 'Europe/Berlin',"
+        ' \'{"mon": [{"start": "09:00", "end": "17:00"}]}\') returning id',
+        org,
+        await make_channel_account(conn, org),
+    )
+    return key
+
+
+async def _sla_policy(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.sla_policies (organization_id, name, first_response_seconds)"
+        " values ($1, 'Policy', 3600) returning id",
+        org,
+    )
+    return key
+
+
+async def _conversation_sla(conn: Connection, world: World, org: UUID) -> UUID:
+    conversation = await make_conversation(conn, org)
+    await conn.execute(
+        "insert into public.conversation_sla (organization_id, conversation_id, policy_id)"
+        " values ($1, $2, $3)",
+        org,
+        conversation,
+        await _sla_policy(conn, world, org),
+    )
+    return conversation
+
+
+async def _sla_clock(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.sla_clocks (organization_id, conversation_id, kind,"
+        " business_hours_only, started_at, due_at) values ($1, $2, 'first_response', false,"
+        " now(), now() + interval '1 hour') returning id",
+        org,
+        await make_conversation(conn, org),
+    )
+    return key
+
+
+async def _forge_sla_clock(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "conversation_id": await make_conversation(conn, org),
+        "kind": "resolution",
+        "business_hours_only": False,
+        "started_at": datetime.now(UTC),
+    }
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -395,4 +448,25 @@ TABLES: dict[str, TenantTable] = {
     ),
     "public.tasks": TenantTable(make=lambda conn, w, org: make_task(conn, org), forge=_forge_task),
     "public.notes": TenantTable(make=_note, forge=_forge_note),
+    # Managers configure business hours and SLA policies; members read them.
+    "public.business_hours": TenantTable(
+        make=_business_hours,
+        forge=values(
+            organization_id=ORG, name="forged", timezone="UTC", weekly={"sun": []}, holidays=[]
+        ),
+    ),
+    "public.sla_policies": TenantTable(
+        make=_sla_policy, forge=values(organization_id=ORG, name="forged", is_default=True)
+    ),
+    # Members read a conversation's SLA; only the events worker (the owner) writes it.
+    "public.conversation_sla": TenantTable(
+        make=_conversation_sla,
+        forge=lambda conn, w, org: _forge_conversation_sla(conn, org),
+        key="conversation_id",
+    ),
+    "public.sla_clocks": TenantTable(make=_sla_clock, forge=_forge_sla_clock),
 }
+
+
+async def _forge_conversation_sla(conn: Connection, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "conversation_id": await make_conversation(conn, org)}

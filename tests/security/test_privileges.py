@@ -66,6 +66,8 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.valid_timezone(text)": Allowed(AUTH, "check on organizations, profiles; pure"),
     "app.valid_field_options(jsonb)": Allowed(AUTH, "check on custom_field_definitions; pure"),
     "app.valid_address(jsonb)": Allowed(AUTH, "check on companies; pure"),
+    "app.valid_business_week(jsonb)": Allowed(AUTH, "check on business_hours; pure"),
+    "app.valid_holidays(jsonb)": Allowed(AUTH, "check on business_hours; pure"),
     "app.clean_custom_fields(uuid,public.custom_field_entity,jsonb,jsonb)": Allowed(
         AUTH, "custom field trigger; invoker, sees definitions under RLS"
     ),
