@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import httpx
+import pytest_asyncio
 
 from shared import api_keys
 from shared.auth import ApiKeyPrincipal, Principal, UserPrincipal, mint_access_token
@@ -148,6 +150,28 @@ def settings_for(database_url: str) -> Settings:
         public_base_url="https://connectgain.example",
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+def module_runtime_fixtures(
+    settings: Callable[[str], Settings] = settings_for,
+) -> tuple[Any, Any]:
+    """`runtime` and `db` fixtures of module scope, over the module's own database, for a
+    module that builds its world once (`runtime, db = module_runtime_fixtures()`)."""
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", name="runtime")
+    async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
+        opened = await Runtime.open(settings(module_database_url))
+        try:
+            yield opened
+        finally:
+            await opened.close()
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", name="db")
+    async def db(runtime: Runtime) -> AsyncIterator[Connection]:
+        async with runtime.db.pool.acquire() as conn:
+            yield conn
+
+    return runtime, db
 
 
 class LocalAuthNetwork(httpx.AsyncBaseTransport):

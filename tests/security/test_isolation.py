@@ -8,7 +8,6 @@ into org A, update and delete org A's rows, and move org B's rows into org A.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -21,26 +20,14 @@ from shared.db import Connection
 from shared.runtime import Runtime
 from tests.security.registry import TABLES, TenantTable
 from tests.security.world import World, build_world
-from tests.support import as_, issue_key, settings_for
+from tests.support import as_, issue_key, module_runtime_fixtures
 
 # One world for the module, built once in a database of its own, and one warm pool:
 # every test makes its own rows of A and B and checks them by key, so none sees another's.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(settings_for(module_database_url))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> AsyncIterator[Connection]:
-    async with runtime.db.pool.acquire() as conn:
-        yield conn
+runtime, db = module_runtime_fixtures()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -12,7 +12,6 @@ bench/inbox.py checks the plans the planner picks on a million messages.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +41,8 @@ from tests.support import (
     make_org,
     make_user,
     member,
+    module_runtime_fixtures,
     principal,
-    settings_for,
 )
 
 T0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
@@ -109,19 +108,7 @@ async def _fill(
     )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(settings_for(module_database_url))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> AsyncIterator[Connection]:
-    async with runtime.db.pool.acquire() as conn:
-        yield conn
+runtime, db = module_runtime_fixtures()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

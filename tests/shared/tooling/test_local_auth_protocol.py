@@ -35,29 +35,17 @@ from tests.shared.tooling.test_local_auth_errors import (
     sign_up,
     written,
 )
-from tests.support import settings_for
+from tests.support import module_runtime_fixtures
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
-    runtime = await Runtime.open(settings_for(module_database_url))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
+runtime, db = module_runtime_fixtures()
 
 
 @pytest.fixture(scope="module")
 def settings(runtime: Runtime) -> Settings:
     return runtime.settings
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> AsyncIterator[Connection]:
-    async with runtime.db.pool.acquire() as conn:
-        yield conn
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

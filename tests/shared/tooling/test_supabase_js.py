@@ -35,7 +35,7 @@ from shared.tooling.cluster import free_port
 from shared.tooling.gateway import Gateway
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import KIT
-from tests.support import make_org
+from tests.support import make_org, module_runtime_fixtures
 
 # One worker runs the whole module, so its module-wide setup runs once.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("test_supabase_js")]
@@ -156,27 +156,20 @@ async def run_flow(settings: Settings, driver: Driver) -> Flow:
     return Flow(steps, (await stderr).decode(), driver.organization)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(module_database_url: str) -> AsyncIterator[Runtime]:
-    settings = Settings(
+def served_settings(database_url: str) -> Settings:
+    """The gateway's own port in the URLs: SUPABASE_URL is this gateway, which the
+    functions call back for Auth."""
+    return Settings(
         mode="local",
-        database_url=module_database_url,
-        api_port=free_port(),  # the URLs follow: SUPABASE_URL is this gateway
+        database_url=database_url,
+        api_port=free_port(),
         db_pool_min=1,
         db_pool_max=5,
         _env_file=None,  # type: ignore[call-arg]
     )
-    runtime = await Runtime.open(settings)
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> AsyncIterator[Connection]:
-    async with runtime.db.pool.acquire() as conn:
-        yield conn
+runtime, db = module_runtime_fixtures(served_settings)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
