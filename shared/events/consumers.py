@@ -7,7 +7,8 @@ dispatched from then on, not the earlier ones."""
 
 from __future__ import annotations
 
+from shared.automation.consumer import AutomationConsumer
 from shared.events.base import Consumer
 from shared.events.sender import WebhookConsumer
 
-CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(),)
+CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(), AutomationConsumer())

@@ -56,6 +56,7 @@ TARGETS: dict[str, int] = {
     "channel-accounts": 16,
     "send-message": 10,
     "webhook-endpoints": 12,
+    "automation-rules": 12,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},
