@@ -142,7 +142,7 @@ begin
         using errcode = '42501';
     end if;
     if new.capacity is distinct from (case when tg_op = 'UPDATE' then old.capacity end)
-       and not (select app.has_role(new.organization_id, 'manager')) then
+       and new.organization_id not in (select app.org_ids_with_role('manager')) then
       raise exception 'capacity: only managers and above set an agent''s capacity'
         using errcode = '42501';
     end if;
