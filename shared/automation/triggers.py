@@ -75,6 +75,7 @@ TRIGGERS: dict[str, Trigger] = {
         Trigger("deal.tag_added", "A tag was added to a deal", "deal"),
         Trigger("task.created", "A task was created", "task"),
         Trigger("task.completed", "A task was completed", "task"),
+        Trigger("task.overdue", "An open task passed its due time", "task"),
     )
 }
 TRIGGERS_DOC = "; ".join(f"`{t.name}`: {t.doc}" for t in TRIGGERS.values())

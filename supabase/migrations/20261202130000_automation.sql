@@ -229,8 +229,43 @@ $$;
 create trigger organization_members_removed_events before delete on public.organization_members
   for each row execute function app.member_removed_events();
 
+-- task.overdue: no row change says a task became overdue, so the automation-sweep
+-- job (every minute) emits it, once per task and due time: a task given a new
+-- due time can become overdue again.
+create table private.task_overdue_marks (
+  task_id uuid primary key references public.tasks (id) on delete cascade,
+  due_at timestamptz not null
+);
+create index tasks_overdue_idx on public.tasks (due_at) where status = 'open' and due_at is not null;
+
+create function app.emit_overdue_tasks(max_tasks integer) returns integer
+language plpgsql security definer set search_path = '' as $$
+declare
+  task public.tasks;
+  emitted integer := 0;
+begin
+  for task in
+    select t.* from public.tasks t
+     where t.status = 'open' and t.due_at is not null and t.due_at <= now()
+       and not exists (select 1 from private.task_overdue_marks m
+                        where m.task_id = t.id and m.due_at = t.due_at)
+     order by t.due_at
+     limit max_tasks
+       for update of t skip locked
+  loop
+    insert into private.task_overdue_marks as m (task_id, due_at) values (task.id, task.due_at)
+    on conflict (task_id) do update set due_at = excluded.due_at;
+    perform app.emit(task.organization_id, 'task.overdue', task.id, to_jsonb(task));
+    emitted := emitted + 1;
+  end loop;
+  return emitted;
+end;
+$$;
+
 -- ---- function privileges ------------------------------------------------------------
+-- All owner-only: triggers fire without EXECUTE, and the functions' own
+-- connection (the owner) calls app.emit_overdue_tasks.
 revoke execute on function
   app.member_availability_rules(), app.tag_added_events(), app.member_availability_events(),
-  app.member_removed_events()
+  app.member_removed_events(), app.emit_overdue_tasks(integer)
   from public, anon, authenticated, service_role;

@@ -47,7 +47,12 @@ CHECKS = [
     response_schema_conformance,
 ]
 WEBHOOKS = NAMES  # every registered channel
-CRON = ("inbound-retry", "outbound-sweep", "events-worker")  # the scheduler's, with the service key
+CRON = (
+    "inbound-retry",
+    "outbound-sweep",
+    "events-worker",
+    "automation-sweep",
+)  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
     "api": 80,

@@ -3,6 +3,7 @@ a delivery handled twice, and conditions that no longer parse."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,14 @@ from tests.fixtures import load
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
 from tests.shared.automation.kit import drain, make_rule, runs_of
 from tests.support import make_contact, make_conversation, make_org, make_user, member
-from tests.support_crm import default_pipeline, define_field, make_deal, make_tag, stages_of
+from tests.support_crm import (
+    default_pipeline,
+    define_field,
+    make_deal,
+    make_tag,
+    make_task,
+    stages_of,
+)
 
 KIT = WhatsAppKit()
 GRAPH = "https://graph.facebook.com/v21.0/106540352242922/messages"
@@ -304,3 +312,35 @@ async def test_conditions_that_no_longer_parse_skip_the_rule_with_the_reason(
     assert "invalid conditions" in (await runs_of(db, rule))[-1]["reason"]
     notes = await db.fetch("select contact_id from public.notes where organization_id = $1", o)
     assert [n["contact_id"] for n in notes] == [matching] and other != matching
+
+
+async def test_an_overdue_task_triggers_its_rule_once_per_due_time(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    o = org["org"]
+    rule = await make_rule(
+        db, o, "task.overdue", [{"type": "create_task", "title": "Chase the overdue task"}]
+    )
+    late = await make_task(db, o, due_at=datetime.now(UTC) - timedelta(minutes=1))
+    await make_task(db, o, due_at=datetime.now(UTC) + timedelta(hours=1))
+    await make_task(db, o, due_at=datetime.now(UTC) - timedelta(hours=1), status="done")
+    sweep = "/functions/v1/automation-sweep"
+    assert (await client.post(sweep)).status_code == 401
+    service = {"Authorization": f"Bearer {settings.service_key}"}
+    assert (await client.post(sweep, headers=service)).json() == {"overdue": 1}
+    assert (await client.post(sweep, headers=service)).json() == {"overdue": 0}  # once
+    await drain(runtime)
+    assert [r["status"] for r in await runs_of(db, rule)] == ["ran"]
+    chasers = "select count(*) from public.tasks where title = 'Chase the overdue task'"
+    assert await db.fetchval(chasers) == 1
+    # given a new due time, it can become overdue again
+    await db.execute(
+        "update public.tasks set due_at = now() - interval '1 second' where id = $1", late
+    )
+    assert (await client.post(sweep, headers=service)).json() == {"overdue": 1}
+    await drain(runtime)
+    assert await db.fetchval(chasers) == 2
