@@ -25,16 +25,14 @@ Method = Literal["round_robin", "balanced"]
 Availability = Literal["online", "away", "offline"]
 
 _CANDIDATES = """
-select a.user_id,
-       (select count(*) from public.conversations c
-         where c.organization_id = a.organization_id and c.assignee_id = a.user_id
-           and c.status <> 'resolved') as load
+select a.user_id, l.load
   from public.member_availability a
+  cross join lateral (
+    select count(*) as load from public.conversations c
+     where c.organization_id = a.organization_id and c.assignee_id = a.user_id
+       and c.status <> 'resolved') l
  where a.organization_id = $1 and a.availability = 'online' and a.user_id <> all($2::uuid[])
-   and (a.capacity is null or a.capacity > (
-         select count(*) from public.conversations c
-          where c.organization_id = a.organization_id and c.assignee_id = a.user_id
-            and c.status <> 'resolved'))
+   and (a.capacity is null or a.capacity > l.load)
  order by a.user_id
 """
 

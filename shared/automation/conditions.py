@@ -27,11 +27,17 @@ Parsed = dict[str, tuple[Node | None, Catalog]]
 
 
 async def parse_conditions(
-    *, conn: Connection, organization_id: UUID, trigger: str, conditions: Mapping[str, Any]
+    *,
+    conn: Connection,
+    organization_id: UUID,
+    trigger: str,
+    conditions: Mapping[str, Any],
+    catalogs: dict[str, Catalog] | None = None,
 ) -> Parsed:
     """The parsed filters, or a 422 naming the entity and the place in its filter."""
     allowed = records_of(trigger)
     parsed: Parsed = {}
+    catalogs = {} if catalogs is None else catalogs
     for name, raw in conditions.items():
         if name not in allowed:
             message = (
@@ -41,8 +47,11 @@ async def parse_conditions(
             raise Unprocessable(
                 message, details=[{"field": f"conditions.{name}", "message": message}]
             )
-        entity = ENTITIES[name]
-        catalog = await catalog_of(conn=conn, organization_id=organization_id, entity=entity)
+        if name not in catalogs:  # one read of the custom fields per entity, not per rule
+            catalogs[name] = await catalog_of(
+                conn=conn, organization_id=organization_id, entity=ENTITIES[name]
+            )
+        catalog = catalogs[name]
         try:
             parsed[name] = (parse_filter(raw, catalog), catalog)
         except Unprocessable as exc:

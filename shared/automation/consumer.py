@@ -33,6 +33,7 @@ from shared.automation.triggers import TRIGGERS, resolve
 from shared.db import Connection, Database
 from shared.errors import AppError
 from shared.events.base import Claimed, Consumer, Event, Result, retry
+from shared.filters import Catalog
 from shared.inbox.sending import SendRequest, send_message
 from shared.runtime import Runtime
 
@@ -150,10 +151,11 @@ async def run_rules(runtime: Runtime, event: Event) -> None:
             else {}
         )
     depth, chain = _chain(causation)
+    catalogs: dict[str, Catalog] = {}
     for rule in rules:
         if rule["id"] in done:
             continue
-        ctx = await _run_rule(db, event, rule, records, depth, chain)
+        ctx = await _run_rule(db, event, rule, records, depth, chain, catalogs)
         if ctx is None:
             continue
         if ctx.sends:
@@ -169,6 +171,7 @@ async def _run_rule(
     records: dict[str, UUID],
     depth: int,
     chain: list[str],
+    catalogs: dict[str, Catalog],
 ) -> Context | None:
     """One rule for one event, logged; the context of its actions if they ran."""
     org = event.organization_id
@@ -186,7 +189,11 @@ async def _run_rule(
     async with db.service_tx() as conn:
         try:
             parsed = await parse_conditions(
-                conn=conn, organization_id=org, trigger=event.type, conditions=rule["conditions"]
+                conn=conn,
+                organization_id=org,
+                trigger=event.type,
+                conditions=rule["conditions"],
+                catalogs=catalogs,
             )
         except AppError as exc:  # e.g. a custom field deleted since the rule was saved
             reason = f"invalid conditions: {exc.message}"[:500]
