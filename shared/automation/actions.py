@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.automation.triggers import TAGGABLE, records_of, subject
 from shared.crm.inputs import Strict
@@ -131,6 +131,19 @@ _NEEDS = {
 }
 
 
+def parse_actions(raw: Any) -> list[Action]:
+    """Stored actions as models; a 422 naming the first problem. A row written past the
+    function (PostgREST) can hold anything."""
+    try:
+        return ACTIONS.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = "actions" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]
+        )
+        raise _refuse(place, first["msg"]) from exc
+
+
 def _refuse(place: str, message: str) -> Unprocessable:
     text = f"{place}: {message}"
     return Unprocessable(text, details=[{"field": place, "message": message}])
@@ -219,4 +232,13 @@ def describe(trigger: str, action: Action) -> dict[str, Any]:
     return shown
 
 
-__all__ = ["ACTIONS", "TAGGABLE", "Action", "Actions", "check_actions", "describe", "target_of"]
+__all__ = [
+    "ACTIONS",
+    "TAGGABLE",
+    "Action",
+    "Actions",
+    "check_actions",
+    "describe",
+    "parse_actions",
+    "target_of",
+]

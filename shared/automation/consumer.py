@@ -26,7 +26,7 @@ from uuid import UUID
 
 from shared.auth import UserPrincipal
 from shared.automation import assignment
-from shared.automation.actions import ACTIONS
+from shared.automation.actions import parse_actions
 from shared.automation.conditions import evaluate, parse_conditions
 from shared.automation.perform import Context, perform
 from shared.automation.triggers import TRIGGERS, resolve
@@ -188,6 +188,7 @@ async def _run_rule(
         return None
     async with db.service_tx() as conn:
         try:
+            actions = parse_actions(rule["actions"])
             parsed = await parse_conditions(
                 conn=conn,
                 organization_id=org,
@@ -195,8 +196,8 @@ async def _run_rule(
                 conditions=rule["conditions"],
                 catalogs=catalogs,
             )
-        except AppError as exc:  # e.g. a custom field deleted since the rule was saved
-            reason = f"invalid conditions: {exc.message}"[:500]
+        except AppError as exc:  # a custom field deleted since, a row written past the function
+            reason = f"invalid rule: {exc.message}"[:500]
             await _log(conn, event, rule, status="skipped", reason=reason, depth=depth)
             return None
         held = await evaluate(conn=conn, organization_id=org, parsed=parsed, records=records)
@@ -222,7 +223,7 @@ async def _run_rule(
             run_id=run_id,
             author=rule["created_by"],
         )
-        ctx.outcomes = await perform(conn, ctx, ACTIONS.validate_python(rule["actions"]))
+        ctx.outcomes = await perform(conn, ctx, actions)
         await conn.execute(
             "update public.automation_runs set actions = $2 where id = $1", run_id, ctx.outcomes
         )

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from shared import members
-from shared.automation.actions import ACTIONS, Actions, check_actions, describe
+from shared.automation.actions import Actions, check_actions, describe, parse_actions
 from shared.automation.conditions import evaluate, parse_conditions
 from shared.automation.triggers import ENTITIES, TRIGGERS, TRIGGERS_DOC, records_of, resolve
 from shared.crm.inputs import Strict
@@ -77,7 +77,7 @@ async def _check(
     await parse_conditions(
         conn=conn, organization_id=organization_id, trigger=trigger, conditions=rule["conditions"]
     )
-    actions = ACTIONS.validate_python(rule["actions"])
+    actions = parse_actions(rule["actions"])
     # References are checked past RLS (webhook endpoints are admins' to see), each query
     # scoped to the organization the caller manages.
     async with db.service_conn() as service:
@@ -192,7 +192,7 @@ async def dry_run(
     )
     results = await evaluate(conn=conn, organization_id=org, parsed=parsed, records=records)
     matched = all(results.values())
-    actions = ACTIONS.validate_python(rule["actions"])
+    actions = parse_actions(rule["actions"])
     return {
         "rule_id": rule_id,
         "records": records,

@@ -17,7 +17,7 @@ from shared.settings import Settings
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
-from tests.shared.automation.kit import drain, online
+from tests.shared.automation.kit import drain, make_rule, online, runs_of
 from tests.support import (
     as_,
     auth,
@@ -334,3 +334,21 @@ async def test_agents_set_their_availability_managers_capacity_admins_reassignme
         org["agent"],
     )
     assert (row["availability"], row["capacity"]) == ("online", 3)
+
+
+async def test_a_rule_written_past_the_function_is_refused_on_edit_and_skipped_when_run(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    # a manager may write the row through PostgREST, where nothing checks its actions
+    bogus = await make_rule(db, org["org"], "contact.created", [{"type": "launch", "x": 1}])
+    manager = auth(settings, org["manager"])
+    edit = await client.patch(f"{RULES}/{bogus}", json={"name": "Fixed?"}, headers=manager)
+    assert edit.status_code == 422 and "actions[0]" in edit.text
+    await make_contact(db, org["org"])
+    await drain(runtime)
+    (run,) = await runs_of(db, bogus)
+    assert run["status"] == "skipped" and run["reason"].startswith("invalid rule: actions[0]")

@@ -309,7 +309,7 @@ async def test_conditions_that_no_longer_parse_skip_the_rule_with_the_reason(
     await make_contact(db, o)
     await drain(runtime)
     assert [r["status"] for r in await runs_of(db, rule)] == ["ran", "not_matched", "skipped"]
-    assert "invalid conditions" in (await runs_of(db, rule))[-1]["reason"]
+    assert "invalid rule: conditions.contact" in (await runs_of(db, rule))[-1]["reason"]
     notes = await db.fetch("select contact_id from public.notes where organization_id = $1", o)
     assert [n["contact_id"] for n in notes] == [matching] and other != matching
 
