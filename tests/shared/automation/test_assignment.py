@@ -97,8 +97,13 @@ async def test_concurrent_workers_choose_one_after_the_other(
     async with runtime.db.service_tx() as first:
         held = await assignment.choose(conn=first, organization_id=org, method="round_robin")
         second = asyncio.create_task(choose(runtime, org, "round_robin"))
-        await asyncio.sleep(0.05)
-        assert not second.done()  # waits on the organization's cursor
+        async with asyncio.timeout(5):  # until the second worker waits on the cursor's lock
+            while not await db.fetchval(
+                "select exists (select 1 from pg_stat_activity"
+                " where wait_event_type = 'Lock' and query like '%assignment_cursors%')"
+            ):
+                await asyncio.sleep(0.005)
+        assert not second.done()
     assert (held, await second) == (team["a0"], team["a1"])
 
 
