@@ -26,9 +26,9 @@ from uuid import UUID
 
 from shared.auth import UserPrincipal
 from shared.automation import assignment
-from shared.automation.actions import parse_actions
+from shared.automation.actions import SendMessage, parse_actions
 from shared.automation.conditions import evaluate, parse_conditions
-from shared.automation.perform import Context, perform
+from shared.automation.perform import PENDING_SEND, Context, perform
 from shared.automation.triggers import TRIGGERS, resolve
 from shared.db import Connection, Database
 from shared.errors import AppError
@@ -135,9 +135,10 @@ async def run_rules(runtime: Runtime, event: Event) -> None:
             event.type,
         )
         done = {
-            r["rule_id"]
+            r["rule_id"]: r
             for r in await conn.fetch(
-                "select rule_id from public.automation_runs where event_id = $1", event.id
+                "select id, rule_id, actions from public.automation_runs where event_id = $1",
+                event.id,
             )
         }
         records = (
@@ -153,15 +154,40 @@ async def run_rules(runtime: Runtime, event: Event) -> None:
     depth, chain = _chain(causation)
     catalogs: dict[str, Catalog] = {}
     for rule in rules:
-        if rule["id"] in done:
-            continue
-        ctx = await _run_rule(db, event, rule, records, depth, chain, catalogs)
+        if rule["id"] in done:  # handled before a crash: finish its sends, honour its stop
+            ctx = _resumed(event, rule, records, done[rule["id"]])
+        else:
+            ctx = await _run_rule(db, event, rule, records, depth, chain, catalogs)
         if ctx is None:
             continue
         if ctx.sends:
             await _send(runtime, rule, ctx)
         if ctx.stop:
             return
+
+
+def _resumed(event: Event, rule: Any, records: dict[str, UUID], run: Any) -> Context | None:
+    """The context of a run already logged, with the sends it had not finished."""
+    outcomes: list[dict[str, Any]] = list(run["actions"] or [])
+    if not outcomes:
+        return None
+    ctx = Context(
+        organization_id=event.organization_id,
+        rule_id=rule["id"],
+        rule_name=rule["name"],
+        trigger=event.type,
+        event_id=event.id,
+        records=records,
+        run_id=run["id"],
+        author=rule["created_by"],
+        outcomes=outcomes,
+        stop=any(o.get("type") == "stop" and o.get("ok") for o in outcomes),
+    )
+    raw = rule["actions"] if isinstance(rule["actions"], list) else []
+    for index, outcome in enumerate(outcomes):
+        if outcome.get("detail") == PENDING_SEND and index < len(raw):
+            ctx.sends.append((index, SendMessage.model_validate(raw[index])))
+    return ctx
 
 
 async def _run_rule(

@@ -37,6 +37,9 @@ from shared.db import Connection
 from shared.errors import AppError
 
 WEBHOOK_EVENT = "automation.webhook"
+# A send_message outcome until the message is sent (after the commit): a delivery handled
+# again finds it so and sends, under the same Idempotency-Key.
+PENDING_SEND = "to be sent once the rule's changes commit"
 
 
 @dataclass
@@ -148,7 +151,7 @@ async def _one(conn: Connection, ctx: Context, index: int, action: Action) -> An
     if isinstance(action, SendMessage):
         _record(ctx, "conversation")
         ctx.sends.append((index, action))
-        return "sent after the rule's changes commit"
+        return PENDING_SEND
     if isinstance(action, AddNote):
         record = _record(ctx, target)
         note = await conn.fetchval(

@@ -98,7 +98,7 @@ async def test_concurrent_workers_choose_one_after_the_other(
         held = await assignment.choose(conn=first, organization_id=org, method="round_robin")
         second = asyncio.create_task(choose(runtime, org, "round_robin"))
         async with asyncio.timeout(5):  # until the second worker waits on the cursor's lock
-            while not await db.fetchval(
+            while not await db.fetchval(  # noqa: ASYNC110  (the database offers no event)
                 "select exists (select 1 from pg_stat_activity"
                 " where wait_event_type = 'Lock' and query like '%assignment_cursors%')"
             ):

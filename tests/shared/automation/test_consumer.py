@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 
+from shared.automation import consumer
 from shared.automation.consumer import MAX_DEPTH, run_rules
 from shared.db import Connection
 from shared.events.base import Event
@@ -344,3 +345,51 @@ async def test_an_overdue_task_triggers_its_rule_once_per_due_time(
     assert (await client.post(sweep, headers=service)).json() == {"overdue": 1}
     await drain(runtime)
     assert await db.fetchval(chasers) == 2
+
+
+async def test_a_crash_after_the_commit_sends_once_and_keeps_the_stop(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    o = org["org"]
+    greet = [{"type": "send_message", "text": "Hello!"}, {"type": "stop"}]
+    await make_rule(db, o, "message.received", greet, author=org["owner"], position=0)
+    later = await make_rule(
+        db, o, "message.received", [{"type": "add_note", "body": "x"}], position=1
+    )
+    account = await KIT.create_account(db, o)
+    with respx.mock(assert_all_called=False) as router:
+        KIT.mock_provider(router)
+        sent = router.post(GRAPH).respond(200, json=load("whatsapp", "send_text_response"))
+        first = KIT.text_message(account, sender="351922222222", message_id="wamid.C1", text="Hi")
+        assert (await post(client, KIT, account.id, first)).status_code == 200
+        await db.execute("update public.conversations set last_inbound_at = now()")
+        row = await db.fetchrow(
+            "select * from public.outbox_events where event_type = 'message.received'"
+        )
+        event = Event(
+            id=row["id"],
+            organization_id=o,
+            type=row["event_type"],
+            aggregate_id=row["aggregate_id"],
+            payload=row["payload"],
+            created_at=row["created_at"],
+        )
+
+        async def crash(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the worker died after the commit")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(consumer, "_send", crash)
+            with pytest.raises(RuntimeError):
+                await run_rules(runtime, event)
+        assert sent.call_count == 0
+        await run_rules(runtime, event)
+        await run_rules(runtime, event)
+    assert sent.call_count == 1
+    assert await runs_of(db, later) == []  # the stop still holds
+    replies = "select count(*) from public.messages where direction = 'outbound'"
+    assert await db.fetchval(replies) == 1
