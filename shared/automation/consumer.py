@@ -29,7 +29,7 @@ from shared.automation import assignment
 from shared.automation.actions import SendMessage, parse_actions
 from shared.automation.conditions import evaluate, parse_conditions
 from shared.automation.perform import PENDING_SEND, Context, perform
-from shared.automation.triggers import TRIGGERS, resolve
+from shared.automation.triggers import TRIGGERS, from_payload, resolve
 from shared.db import Connection, Database
 from shared.errors import AppError
 from shared.events.base import Claimed, Consumer, Event, Result, retry
@@ -151,6 +151,8 @@ async def run_rules(runtime: Runtime, event: Event) -> None:
             if event.aggregate_id is not None
             else {}
         )
+    if records:
+        records |= from_payload(event.type, event.payload)
     depth, chain = _chain(causation)
     catalogs: dict[str, Catalog] = {}
     for rule in rules:

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 from shared import members
 from shared.automation.actions import Actions, check_actions, describe, parse_actions
 from shared.automation.conditions import evaluate, parse_conditions
-from shared.automation.triggers import ENTITIES, TRIGGERS, TRIGGERS_DOC, records_of, resolve
+from shared.automation.triggers import ENTITIES, TRIGGERS, TRIGGERS_DOC, resolve, roots_of
 from shared.crm.inputs import Strict
 from shared.db import Connection, Database
 from shared.errors import NotFound, Unprocessable
@@ -177,7 +177,7 @@ async def dry_run(
     names another of its records."""
     rule = await get(conn=conn, rule_id=rule_id)
     org, trigger = rule["organization_id"], rule["trigger"]
-    allowed = records_of(trigger)
+    allowed = roots_of(trigger)
     root = entity or allowed[0]
     if root not in allowed:
         raise Unprocessable(

@@ -6,10 +6,12 @@ message's conversation and contact, a deal's contact …) in one query.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from shared.crm.entities import CONTACTS, CONVERSATIONS, DEALS, MESSAGES, TASKS, Entity
+from shared.crm.entities import CONTACTS, CONVERSATIONS, DEALS, MESSAGES, TAGS, TASKS, Entity
 from shared.db import Connection
 
 ENTITIES: dict[str, Entity] = {
@@ -18,6 +20,7 @@ ENTITIES: dict[str, Entity] = {
     "contact": CONTACTS,
     "deal": DEALS,
     "task": TASKS,
+    "tag": TAGS,  # the tag a *.tag_added event added
 }
 TAGGABLE = ("contact", "conversation", "deal")
 
@@ -27,6 +30,8 @@ class Trigger:
     name: str
     doc: str
     root: str  # the entity of the event's aggregate
+    # records the event's payload names beside its root: (entity, payload key)
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 _ROOT_RECORDS = {
@@ -59,6 +64,7 @@ _RESOLVE = {
          where t.organization_id = $1 and t.id = $2""",
 }
 
+_TAG = (("tag", "tag_id"),)
 TRIGGERS: dict[str, Trigger] = {
     t.name: t
     for t in (
@@ -66,13 +72,15 @@ TRIGGERS: dict[str, Trigger] = {
         Trigger("conversation.created", "A conversation was opened", "conversation"),
         Trigger("conversation.status_changed", "A conversation's status changed", "conversation"),
         Trigger("conversation.assigned", "A conversation's assignee changed", "conversation"),
-        Trigger("conversation.tag_added", "A tag was added to a conversation", "conversation"),
+        Trigger(
+            "conversation.tag_added", "A tag was added to a conversation", "conversation", _TAG
+        ),
         Trigger("contact.created", "A contact was created", "contact"),
         Trigger("contact.updated", "A contact's fields changed", "contact"),
-        Trigger("contact.tag_added", "A tag was added to a contact", "contact"),
+        Trigger("contact.tag_added", "A tag was added to a contact", "contact", _TAG),
         Trigger("deal.created", "A deal was created", "deal"),
         Trigger("deal.stage_changed", "A deal moved to another stage", "deal"),
-        Trigger("deal.tag_added", "A tag was added to a deal", "deal"),
+        Trigger("deal.tag_added", "A tag was added to a deal", "deal", _TAG),
         Trigger("task.created", "A task was created", "task"),
         Trigger("task.completed", "A task was completed", "task"),
         Trigger("task.overdue", "An open task passed its due time", "task"),
@@ -83,7 +91,24 @@ TRIGGERS_DOC = "; ".join(f"`{t.name}`: {t.doc}" for t in TRIGGERS.values())
 
 def records_of(trigger: str) -> tuple[str, ...]:
     """The entities a rule of this trigger may name in its conditions and actions."""
+    spec = TRIGGERS[trigger]
+    return _ROOT_RECORDS[spec.root] + tuple(name for name, _ in spec.extra)
+
+
+def roots_of(trigger: str) -> tuple[str, ...]:
+    """The records found from a row of the trigger's (a dry run starts from one)."""
     return _ROOT_RECORDS[TRIGGERS[trigger].root]
+
+
+def from_payload(trigger: str, payload: Mapping[str, Any]) -> dict[str, UUID]:
+    """The records an event's payload names (the tag a *.tag_added event added)."""
+    found = {}
+    for name, key in TRIGGERS[trigger].extra:
+        try:
+            found[name] = UUID(str(payload[key]))
+        except (KeyError, ValueError):
+            continue
+    return found
 
 
 def subject(trigger: str, *, taggable: bool = False) -> str:

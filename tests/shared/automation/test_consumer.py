@@ -393,3 +393,31 @@ async def test_a_crash_after_the_commit_sends_once_and_keeps_the_stop(
     assert await runs_of(db, later) == []  # the stop still holds
     replies = "select count(*) from public.messages where direction = 'outbound'"
     assert await db.fetchval(replies) == 1
+
+
+async def test_a_tag_added_rule_can_name_the_tag_that_was_added(
+    runtime: Runtime, db: Connection, org: dict[str, UUID]
+):
+    o = org["org"]
+    vip, other = await make_tag(db, o, "VIP"), await make_tag(db, o, "other")
+    rule = await make_rule(
+        db,
+        o,
+        "contact.tag_added",
+        [{"type": "add_note", "body": "A VIP!"}],
+        conditions={"tag": {"field": "name", "op": "eq", "value": "vip"}},
+    )
+    contact = await make_contact(db, o)
+    for tag_id in (other, vip):
+        await db.execute(
+            "insert into public.contact_tags (organization_id, contact_id, tag_id)"
+            " values ($1, $2, $3)",
+            o,
+            contact,
+            tag_id,
+        )
+    await drain(runtime)
+    assert [r["status"] for r in await runs_of(db, rule)] == ["not_matched", "ran"]
+    assert (
+        await db.fetchval("select count(*) from public.notes where contact_id = $1", contact) == 1
+    )
