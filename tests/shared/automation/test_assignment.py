@@ -160,3 +160,21 @@ async def test_a_member_going_offline_or_leaving_has_their_conversations_reassig
     )
     await drain(runtime)
     assert (await assignees())[:2] == [team["a2"], team["a2"]]
+
+
+async def test_an_organization_that_reassigns_can_still_be_deleted(
+    db: Connection, team: dict[str, UUID]
+):
+    org = team["org"]
+    await db.execute(
+        "update public.organizations set reassign_unavailable = 'round_robin' where id = $1", org
+    )
+    await online(db, org, team["a0"])
+    await make_conversation(db, org)
+    await db.execute("delete from public.organizations where id = $1", org)
+    assert (
+        await db.fetchval(
+            "select count(*) from public.outbox_events where organization_id = $1", org
+        )
+        == 0
+    )
