@@ -4,6 +4,13 @@ POST   /                     {organization_id, email, role}  admin+ (owner role:
 GET    /?organization_id=…                                   any member
 PATCH  /{user_id}            {organization_id, role}         admin+ (owners: owners only)
 DELETE /{user_id}?organization_id=…                          admin+, or yourself to leave
+POST   /availability         {organization_id, availability}  yourself: online, away, offline
+PUT    /{user_id}/capacity   {organization_id, capacity}      manager+: open conversations
+                                                             balanced assignment gives at most
+PUT    /assignment           {organization_id, reassign_unavailable}  admin+: off, round_robin
+                                                             or balanced reassignment of the
+                                                             open conversations of a member who
+                                                             goes offline or leaves
 GET    /invitations?organization_id=…                        admin+: open invitations
 DELETE /invitations/{invitation_id}                          admin+ (owner invitations: owners)
 POST   /invitations/accept   {token}                         the invitee, signed in as the
@@ -17,13 +24,14 @@ account changes nothing in the answer.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, EmailStr, Field
 
 from shared import invitations, members
+from shared.automation import assignment
 from shared.supabase_admin import send_invitation_email
 from shared.web import CurrentUser, RuntimeDep, function_app
 
@@ -39,6 +47,21 @@ class Invite(BaseModel):
 class RoleChange(BaseModel):
     organization_id: UUID
     role: members.Role
+
+
+class AvailabilityChange(BaseModel):
+    organization_id: UUID
+    availability: assignment.Availability
+
+
+class CapacityChange(BaseModel):
+    organization_id: UUID
+    capacity: int | None = Field(ge=0, le=10000, description="null: no limit")
+
+
+class ReassignmentChange(BaseModel):
+    organization_id: UUID
+    reassign_unavailable: Literal["off", "round_robin", "balanced"]
 
 
 class Acceptance(BaseModel):
@@ -125,6 +148,42 @@ async def remove(
     async with runtime.db.user_tx(user) as conn:
         await members.remove_member(conn=conn, organization_id=organization_id, user_id=user_id)
     return Response(status_code=204)
+
+
+@router.post("/availability")
+async def set_availability(
+    body: AvailabilityChange, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        return await assignment.set_availability(
+            conn=conn, organization_id=body.organization_id, availability=body.availability
+        )
+
+
+@router.put("/assignment")
+async def set_reassignment(
+    body: ReassignmentChange, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        await members.require_role(
+            conn=conn, organization_id=body.organization_id, at_least="admin"
+        )
+        return await assignment.set_reassignment(
+            conn=conn, organization_id=body.organization_id, reassign=body.reassign_unavailable
+        )
+
+
+@router.put("/{user_id}/capacity")
+async def set_capacity(
+    user_id: UUID, body: CapacityChange, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        await members.require_role(
+            conn=conn, organization_id=body.organization_id, at_least="manager"
+        )
+        return await assignment.set_capacity(
+            conn=conn, organization_id=body.organization_id, user_id=user_id, capacity=body.capacity
+        )
 
 
 app = function_app(router, name="members")

@@ -28,6 +28,11 @@ class ScheduledJob:
 
 SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
+        slug="automation-sweep",
+        cron="* * * * *",
+        description="Emit task.overdue for open tasks past their due time, once per due time",
+    ),
+    ScheduledJob(
         slug="events-worker",
         cron="* * * * *",
         description="Deliver domain events to their consumers (outbound webhooks), with retries",

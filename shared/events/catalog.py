@@ -19,6 +19,10 @@ EVENT_TYPES: dict[str, str] = {
     "deal.lost": "A deal was lost (the deal row).",
     "task.created": "A task was created (the task row).",
     "task.completed": "A task was completed (the task row).",
+    "task.overdue": "An open task passed its due time (the task row); once per due time.",
+    "contact.tag_added": "A tag was put on a contact ({contact_id, tag_id, tag_name}).",
+    "conversation.tag_added": "A tag was put on a conversation ({conversation_id, tag_id, tag_name}).",
+    "deal.tag_added": "A tag was put on a deal ({deal_id, tag_id, tag_name}).",
     "sla.breached": "A conversation's SLA clock passed its due time unmet (the clock).",
     "webhook_endpoint.disabled": "A webhook endpoint failed for days and was disabled.",
 }

@@ -7,8 +7,9 @@ dispatched from then on, not the earlier ones."""
 
 from __future__ import annotations
 
+from shared.automation.consumer import AutomationConsumer
 from shared.events.base import Consumer
 from shared.events.sender import WebhookConsumer
 from shared.sla.consumer import SlaConsumer
 
-CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(), SlaConsumer())
+CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(), AutomationConsumer(), SlaConsumer())

@@ -47,7 +47,13 @@ CHECKS = [
     response_schema_conformance,
 ]
 WEBHOOKS = NAMES  # every registered channel
-CRON = ("inbound-retry", "outbound-sweep", "events-worker", "sla-sweep")  # the scheduler's
+CRON = (
+    "inbound-retry",
+    "outbound-sweep",
+    "events-worker",
+    "automation-sweep",
+    "sla-sweep",
+)  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
     "api": 80,
@@ -56,6 +62,7 @@ TARGETS: dict[str, int] = {
     "channel-accounts": 16,
     "send-message": 10,
     "webhook-endpoints": 12,
+    "automation-rules": 12,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},

@@ -223,6 +223,53 @@ async def _forge_webhook_attempt(conn: Connection, world: World, org: UUID) -> d
     }
 
 
+async def _automation_rule(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.automation_rules (organization_id, name, position, trigger, actions)"
+        """ values ($1, 'r', 0, 'contact.created', '[{"type": "stop"}]') returning id""",
+        org,
+    )
+    return key
+
+
+async def _automation_run(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.automation_runs (organization_id, rule_id, event_id, event_type,"
+        " status, matched) values ($1, $2, $3, 'contact.created', 'not_matched', false)"
+        " returning id",
+        org,
+        await _automation_rule(conn, world, org),
+        await _outbox_event(conn, world, org),
+    )
+    return key
+
+
+async def _forge_automation_run(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "rule_id": await _automation_rule(conn, world, org),
+        "event_id": await _outbox_event(conn, world, org),
+        "event_type": "contact.created",
+        "status": "ran",
+        "matched": True,
+    }
+
+
+async def _availability(conn: Connection, world: World, org: UUID) -> UUID:
+    user = await member(conn, org, "agent")
+    await conn.execute(
+        "insert into public.member_availability (organization_id, user_id, availability)"
+        " values ($1, $2, 'online')",
+        org,
+        user,
+    )
+    return user
+
+
+async def _forge_availability(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "user_id": await member(conn, org, "agent"), "capacity": 1}
+
+
 async def _custom_field(conn: Connection, world: World, org: UUID) -> UUID:
     key: UUID = await conn.fetchval(
         "insert into public.custom_field_definitions (organization_id, entity, key, label, type)"
@@ -465,6 +512,21 @@ TABLES: dict[str, TenantTable] = {
         key="conversation_id",
     ),
     "public.sla_clocks": TenantTable(make=_sla_clock, forge=_forge_sla_clock),
+    "public.automation_rules": TenantTable(
+        make=_automation_rule,
+        forge=values(
+            organization_id=ORG,
+            name="forged",
+            position=0,
+            trigger="contact.created",
+            actions='[{"type": "stop"}]',
+        ),
+    ),
+    # Written by the automation consumer (the owner) only; members read them.
+    "public.automation_runs": TenantTable(make=_automation_run, forge=_forge_automation_run),
+    "public.member_availability": TenantTable(
+        make=_availability, forge=_forge_availability, key="user_id"
+    ),
 }
 
 

@@ -1,0 +1,354 @@
+"""automation-rules: a signed WhatsApp message through the worker to a rule that assigns,
+tags and sends a signed webhook; roles; refusals that save nothing; dry runs."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+import respx
+
+from shared.db import Connection
+from shared.runtime import Runtime
+from shared.settings import Settings
+from tests.channels.kit import post
+from tests.channels.whatsapp.kit import WhatsAppKit
+from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
+from tests.shared.automation.kit import drain, make_rule, online, runs_of
+from tests.support import (
+    as_,
+    auth,
+    make_contact,
+    make_conversation,
+    make_org,
+    make_user,
+    member,
+    principal,
+)
+from tests.support_crm import default_pipeline, define_field, make_tag, stages_of
+
+KIT = WhatsAppKit()
+RULES = "/functions/v1/automation-rules"
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    public_dns(monkeypatch)
+
+
+@pytest.fixture
+async def org(db: Connection) -> dict[str, UUID]:
+    owner = await make_user(db)
+    org_id = await make_org(db, owner)
+    return {
+        "org": org_id,
+        "admin": await member(db, org_id, "admin"),
+        "manager": await member(db, org_id, "manager"),
+        "agent": await member(db, org_id, "agent"),
+        "away": await member(db, org_id, "agent"),
+    }
+
+
+def rule_body(org: dict[str, UUID], **fields: Any) -> dict[str, Any]:
+    return {
+        "organization_id": str(org["org"]),
+        "name": "Pricing questions",
+        "trigger": "message.received",
+        "actions": [{"type": "stop"}],
+        **fields,
+    }
+
+
+async def test_a_whatsapp_message_is_assigned_tagged_and_sent_on_as_a_signed_webhook(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    hook = await endpoint(client, settings, org, HOOK, ["deal.won"])  # nothing else to send
+    pricing = await make_tag(db, org["org"], "pricing")
+    await online(db, org["org"], org["agent"])
+    await db.execute(
+        "insert into public.member_availability (organization_id, user_id, availability)"
+        " values ($1, $2, 'away')",
+        org["org"],
+        org["away"],
+    )
+    created = await client.post(
+        RULES,
+        json=rule_body(
+            org,
+            conditions={
+                "message": {"field": "body", "op": "contains", "value": "PRICE"},
+                "conversation": {"field": "status", "op": "eq", "value": "open"},
+            },
+            actions=[
+                {"type": "assign", "method": "round_robin"},
+                {"type": "add_tag", "tag_id": str(pricing)},
+                {"type": "send_webhook", "endpoint_id": hook["id"]},
+            ],
+        ),
+        headers=auth(settings, org["manager"]),
+    )
+    assert created.status_code == 201, created.text
+    rule = created.json()
+
+    account = await KIT.create_account(db, org["org"])
+    with respx.mock(assert_all_called=False) as router:
+        KIT.mock_provider(router)
+        route = router.post(HOOK).respond(204)
+        for n, text in enumerate(("What is the price?", "Thanks")):
+            message = KIT.text_message(
+                account, sender="351912345678", message_id=f"wamid.P{n}", text=text
+            )
+            assert (await post(client, KIT, account.id, message)).status_code == 200
+        await drain(runtime)
+
+    conversation = await db.fetchrow(
+        "select id, assignee_id from public.conversations where organization_id = $1",
+        org["org"],
+    )
+    assert conversation["assignee_id"] == org["agent"]  # the only agent online
+    tagged = await db.fetchval(
+        "select count(*) from public.conversation_tags where conversation_id = $1 and tag_id = $2",
+        conversation["id"],
+        pricing,
+    )
+    assert tagged == 1
+    (call,) = route.calls  # one webhook: the second message did not match
+    body = verified(hook["secret"], call.request)
+    assert body["type"] == "automation.webhook"
+    assert body["data"]["rule"] == {"id": rule["id"], "name": "Pricing questions"}
+    assert body["data"]["records"]["conversation"] == str(conversation["id"])
+
+    runs = await client.get(f"{RULES}/{rule['id']}/runs", headers=auth(settings, org["agent"]))
+    assert runs.status_code == 200
+    latest, first = runs.json()["data"]
+    assert (latest["status"], latest["matched"], latest["actions"]) == ("not_matched", False, [])
+    assert first["status"] == "ran"
+    assert [(a["type"], a["ok"]) for a in first["actions"]] == [
+        ("assign", True),
+        ("add_tag", True),
+        ("send_webhook", True),
+    ]
+
+
+async def test_managers_edit_everyone_reads_and_other_organizations_see_nothing(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+):
+    agent, manager = auth(settings, org["agent"]), auth(settings, org["manager"])
+    refused = await client.post(RULES, json=rule_body(org), headers=agent)
+    assert refused.status_code == 403
+    assert "manager" in refused.json()["error"]["message"]
+    rule = (await client.post(RULES, json=rule_body(org), headers=manager)).json()
+    listed = await client.get(RULES, params={"organization_id": str(org["org"])}, headers=agent)
+    assert [r["id"] for r in listed.json()["data"]] == [rule["id"]]
+    change = await client.patch(f"{RULES}/{rule['id']}", json={"enabled": False}, headers=agent)
+    assert change.status_code == 403
+    assert (await client.delete(f"{RULES}/{rule['id']}", headers=agent)).status_code == 403
+
+    stranger = await make_user(db)
+    other = await make_org(db, stranger)
+    outside = auth(settings, stranger)
+    assert (await client.get(f"{RULES}/{rule['id']}", headers=outside)).status_code == 404
+    assert (await client.get(f"{RULES}/{rule['id']}/runs", headers=outside)).status_code == 404
+    gone = await client.patch(f"{RULES}/{rule['id']}", json={"name": "x"}, headers=outside)
+    assert gone.status_code == 404
+    theirs = await client.get(RULES, params={"organization_id": str(org["org"])}, headers=outside)
+    assert theirs.status_code == 404
+    assert (
+        await client.post(RULES, json=rule_body({"org": other}), headers=outside)
+    ).status_code == 201
+
+    renamed = await client.patch(
+        f"{RULES}/{rule['id']}", json={"name": "Renamed", "enabled": False}, headers=manager
+    )
+    assert (renamed.json()["name"], renamed.json()["enabled"]) == ("Renamed", False)
+    assert (await client.delete(f"{RULES}/{rule['id']}", headers=manager)).status_code == 204
+    assert (
+        await db.fetchval(
+            "select count(*) from public.automation_rules where organization_id = $1", org["org"]
+        )
+        == 0
+    )
+
+
+async def test_bad_rules_are_refused_naming_the_problem_and_nothing_is_saved(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+):
+    manager = auth(settings, org["manager"])
+    stranger = await make_user(db)
+    other = await make_org(db, stranger)
+    their_tag = await make_tag(db, other, "theirs")
+    their_stage = next(iter((await stages_of(db, await default_pipeline(db, other))).values()))
+    their_member = await member(db, other, "agent")
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"trigger": "message.deleted"}, "unknown trigger"),
+        ({"actions": [{"type": "explode"}]}, "explode"),
+        (
+            {"conditions": {"message": {"field": "nope", "op": "eq", "value": 1}}},
+            "conditions.message",
+        ),
+        (
+            {"conditions": {"deal": {"field": "title", "op": "eq", "value": "x"}}},
+            "has no deal record",
+        ),
+        ({"actions": [{"type": "add_tag", "tag_id": str(their_tag)}]}, "actions[0].tag_id"),
+        ({"actions": [{"type": "add_tag", "tag_id": str(uuid4())}]}, "no tag"),
+        (
+            {"actions": [{"type": "assign", "method": "user", "user_id": str(their_member)}]},
+            "no member",
+        ),
+        ({"actions": [{"type": "assign", "method": "user"}]}, "user_id goes with method user"),
+        (
+            {
+                "trigger": "deal.created",
+                "actions": [{"type": "move_deal_stage", "stage_id": str(their_stage)}],
+            },
+            "no stage",
+        ),
+        ({"actions": [{"type": "move_deal_stage", "stage_id": str(their_stage)}]}, "needs a deal"),
+        ({"actions": [{"type": "send_webhook", "endpoint_id": str(uuid4())}]}, "webhook endpoint"),
+        (
+            {"actions": [{"type": "set_custom_field", "key": "tier", "value": "gold"}]},
+            "no contact custom field 'tier'",
+        ),
+    ]
+    for change, expected in cases:
+        answer = await client.post(RULES, json=rule_body(org, **change), headers=manager)
+        assert answer.status_code == 422, (change, answer.text)
+        assert expected in answer.text, (expected, answer.text)
+    assert await db.fetchval("select count(*) from public.automation_rules") == 0
+
+    # once the field exists the same rule is fine; a bad PATCH leaves it as it was
+    await define_field(db, org["org"], "contact", "tier", "text")
+    ok = rule_body(org, actions=[{"type": "set_custom_field", "key": "tier", "value": "gold"}])
+    rule = (await client.post(RULES, json=ok, headers=manager)).json()
+    assert rule["actions"][0]["key"] == "tier"
+    foreign = [{"type": "add_tag", "tag_id": str(their_tag)}]
+    bad = await client.patch(
+        f"{RULES}/{rule['id']}", json={"name": "Changed", "actions": foreign}, headers=manager
+    )
+    assert bad.status_code == 422 and "actions[0].tag_id" in bad.text
+    again = (await client.get(f"{RULES}/{rule['id']}", headers=manager)).json()
+    assert (again["name"], again["actions"]) == ("Pricing questions", rule["actions"])
+
+
+async def test_a_dry_run_evaluates_without_acting(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+):
+    vip = await make_tag(db, org["org"], "VIP")
+    rule = (
+        await client.post(
+            RULES,
+            json=rule_body(
+                org,
+                trigger="conversation.created",
+                conditions={"contact": {"field": "tags", "op": "has_tag", "value": "vip"}},
+                actions=[{"type": "set_conversation_status", "status": "pending"}],
+            ),
+            headers=auth(settings, org["manager"]),
+        )
+    ).json()
+    plain = await make_conversation(db, org["org"])
+    contact = await make_contact(db, org["org"])
+    await db.execute(
+        "insert into public.contact_tags (organization_id, contact_id, tag_id) values ($1, $2, $3)",
+        org["org"],
+        contact,
+        vip,
+    )
+    tagged = await make_conversation(db, org["org"], contact=contact)
+    agent = auth(settings, org["agent"])
+    url = f"{RULES}/{rule['id']}/dry-run"
+    no = (await client.post(url, json={"record_id": str(plain)}, headers=agent)).json()
+    assert (no["matched"], no["conditions"], no["actions"]) == (False, {"contact": False}, [])
+    yes = (await client.post(url, json={"record_id": str(tagged)}, headers=agent)).json()
+    assert yes["matched"] is True
+    assert yes["actions"] == [
+        {"type": "set_conversation_status", "status": "pending", "applies_to": "conversation"}
+    ]
+    assert (
+        await db.fetchval("select status::text from public.conversations where id = $1", tagged)
+        == "open"
+    )
+    missing = await client.post(url, json={"record_id": str(uuid4())}, headers=agent)
+    assert missing.status_code == 404
+    wrong = await client.post(url, json={"record_id": str(tagged), "entity": "deal"}, headers=agent)
+    assert wrong.status_code == 422 and "entity" in wrong.text
+
+
+async def test_agents_set_their_availability_managers_capacity_admins_reassignment(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    members = "/functions/v1/members"
+    o = str(org["org"])
+    agent = auth(settings, org["agent"])
+    mine = await client.post(
+        f"{members}/availability",
+        json={"organization_id": o, "availability": "online"},
+        headers=agent,
+    )
+    assert mine.status_code == 200 and mine.json()["availability"] == "online"
+    bad = await client.post(
+        f"{members}/availability",
+        json={"organization_id": o, "availability": "busy"},
+        headers=agent,
+    )
+    assert bad.status_code == 422
+    capacity = f"{members}/{org['agent']}/capacity"
+    assert (
+        await client.put(capacity, json={"organization_id": o, "capacity": 3}, headers=agent)
+    ).status_code == 403
+    set_ = await client.put(
+        capacity, json={"organization_id": o, "capacity": 3}, headers=auth(settings, org["manager"])
+    )
+    assert set_.status_code == 200 and set_.json()["capacity"] == 3, set_.text
+    setting = {"organization_id": o, "reassign_unavailable": "balanced"}
+    refused = await client.put(
+        f"{members}/assignment", json=setting, headers=auth(settings, org["manager"])
+    )
+    assert refused.status_code == 403
+    done = await client.put(
+        f"{members}/assignment", json=setting, headers=auth(settings, org["admin"])
+    )
+    assert done.status_code == 200 and done.json()["reassign_unavailable"] == "balanced"
+    # nobody sets another member's availability, even a manager (the table's trigger)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="their own availability"):
+        await as_(
+            runtime,
+            principal(org["manager"]),
+            "update public.member_availability set availability = 'offline' where user_id = $1",
+            org["agent"],
+        )
+    row = await db.fetchrow(
+        "select availability, capacity from public.member_availability where user_id = $1",
+        org["agent"],
+    )
+    assert (row["availability"], row["capacity"]) == ("online", 3)
+
+
+async def test_a_rule_written_past_the_function_is_refused_on_edit_and_skipped_when_run(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    # a manager may write the row through PostgREST, where nothing checks its actions
+    bogus = await make_rule(db, org["org"], "contact.created", [{"type": "launch", "x": 1}])
+    manager = auth(settings, org["manager"])
+    edit = await client.patch(f"{RULES}/{bogus}", json={"name": "Fixed?"}, headers=manager)
+    assert edit.status_code == 422 and "actions[0]" in edit.text
+    await make_contact(db, org["org"])
+    await drain(runtime)
+    (run,) = await runs_of(db, bogus)
+    assert run["status"] == "skipped" and run["reason"].startswith("invalid rule: actions[0]")
