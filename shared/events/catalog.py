@@ -21,7 +21,7 @@ EVENT_TYPES: dict[str, str] = {
     "task.completed": "A task was completed (the task row).",
     "task.overdue": "An open task passed its due time (the task row); once per due time.",
     "contact.tag_added": "A tag was put on a contact ({contact_id, tag_id, tag_name}).",
-    "conversation.tag_added": "A tag was put on a conversation ({conversation_id, tag_id, tag_name}).",
+    "conversation.tag_added": "A tag was put on a conversation ({conversation_id, tag_id, …}).",
     "deal.tag_added": "A tag was put on a deal ({deal_id, tag_id, tag_name}).",
     "sla.breached": "A conversation's SLA clock passed its due time unmet (the clock).",
     "webhook_endpoint.disabled": "A webhook endpoint failed for days and was disabled.",
