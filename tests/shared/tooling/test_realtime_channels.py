@@ -163,9 +163,9 @@ async def test_private_sends_are_checked_against_the_insert_policy(
         await quiet(listener)
 
 
-async def system_and_close(client: Raw, topic: str) -> str:
+async def system_and_close(client: Raw, topic: str, seconds: float = 2.0) -> str:
     """The end of a channel as Supabase ends one: a system error, then phx_close."""
-    system, close = await client.recv(), await client.recv()
+    system, close = await client.recv(seconds), await client.recv()
     assert (system["topic"], system["event"], system["ref"]) == (topic, "system", None)
     assert system["payload"]["extension"] == "system"
     assert system["payload"]["status"] == "error"
@@ -214,7 +214,7 @@ async def test_a_channel_closes_when_its_token_expires(
     token = token_for(settings, user, ttl_seconds=3, now=int(time.time()))
     async with raw(served, settings.local_key("anon")) as client:
         assert (await client.join(inbox, config(private=True), token))["status"] == "ok"
-        assert (await system_and_close(client, inbox)).startswith("Token has expired ")
+        assert (await system_and_close(client, inbox, 5.0)).startswith("Token has expired ")
 
 
 async def test_presence_is_tracked_diffed_and_left_as_phoenix_presence_does(
