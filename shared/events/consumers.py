@@ -10,6 +10,12 @@ from __future__ import annotations
 from shared.automation.consumer import AutomationConsumer
 from shared.events.base import Consumer
 from shared.events.sender import WebhookConsumer
+from shared.inbox.profiles import ProfileConsumer
 from shared.sla.consumer import SlaConsumer
 
-CONSUMERS: tuple[Consumer, ...] = (WebhookConsumer(), AutomationConsumer(), SlaConsumer())
+CONSUMERS: tuple[Consumer, ...] = (
+    WebhookConsumer(),
+    AutomationConsumer(),
+    SlaConsumer(),
+    ProfileConsumer(),
+)

@@ -34,7 +34,6 @@ from shared.channels.base import (
     RawEvent,
     WebhookRequest,
 )
-from shared.channels.http import ProviderClient, ProviderError
 from shared.channels.registry import channel_named
 from shared.coalesce import Coalescer
 from shared.db import Database
@@ -61,16 +60,13 @@ class Outcome:
     processed: int = 0
     ignored: int = 0
     failed: int = 0
-    new_contacts: list[tuple[Account, UUID, str]] = field(default_factory=list)
 
-    def add(self, account: Account, result: Received) -> None:
+    def add(self, result: Received) -> None:
         self.received += result.received
         self.duplicates += result.duplicates
         self.processed += result.processed
         self.ignored += result.ignored
         self.failed += result.failed
-        for contact in result.new_contacts:
-            self.new_contacts.append((account, contact.contact_id, contact.external_id))
 
     def summary(self) -> dict[str, int]:
         return {
@@ -148,8 +144,7 @@ async def _receive(
     delivery = prepare(channel, read.account, request, version=read.version)
     result = await together.deliveries.submit(delivery)
     outcome = Outcome()
-    outcome.add(read.account, result)
-    await enrich_new_contacts(runtime, outcome)
+    outcome.add(result)
     return outcome
 
 
@@ -266,36 +261,5 @@ async def retry_due(runtime: Runtime, *, limit: int = 100) -> Outcome:
                 item["parsed"],
                 item["parse_error"],
             )
-            outcome.add(account, Processed.model_validate(result).as_received())
-    await enrich_new_contacts(runtime, outcome)
+            outcome.add(Processed.model_validate(result).as_received())
     return outcome
-
-
-async def enrich_new_contacts(runtime: Runtime, outcome: Outcome) -> None:
-    """After the commit: a new contact's name and avatar from the provider's profile API.
-
-    Once per new contact; a failure only leaves the contact as the webhook described it.
-    """
-    for account, contact_id, external_id in outcome.new_contacts:
-        channel = channel_named(account.channel)
-        client = ProviderClient(runtime.http, runtime.settings)
-        try:
-            profile = await channel.fetch_profile(client, account, external_id)
-        except ProviderError as exc:
-            log.info("no profile for %s contact %s: %s", account.channel, contact_id, exc)
-            continue
-        if profile is None:
-            continue
-        try:
-            async with runtime.db.service_tx() as conn:
-                await conn.execute(
-                    "update public.contacts set name = coalesce(name, $3),"
-                    " avatar_url = coalesce(avatar_url, $4)"
-                    " where id = $1 and organization_id = $2",
-                    contact_id,
-                    account.organization_id,
-                    profile.name,
-                    profile.avatar_url,
-                )
-        except asyncpg.PostgresError as exc:
-            log.warning("could not store the profile of contact %s: %s", contact_id, exc)

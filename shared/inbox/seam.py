@@ -62,11 +62,6 @@ class Delivery(_Seam):
 EventStatus = Literal["processed", "ignored", "failed"]
 
 
-class NewContact(_Seam):
-    contact_id: UUID
-    external_id: str
-
-
 class Received(_Seam):
     """A delivery's summary (app.receive_inbound_events), or one retried event's."""
 
@@ -75,32 +70,23 @@ class Received(_Seam):
     processed: int
     ignored: int
     failed: int
-    new_contacts: list[NewContact]
 
 
 class Processed(_Seam):
     """One event's outcome from app.process_inbound_event."""
 
     status: EventStatus
-    new_contact: UUID | None = None
-    external_id: str | None = None
     reason: str | None = None  # ignored
     error: str | None = None  # failed
 
     def as_received(self) -> Received:
         """The outcome as the summary of a delivery of this one event."""
-        contacts = (
-            [NewContact(contact_id=self.new_contact, external_id=self.external_id)]
-            if self.new_contact is not None and self.external_id is not None
-            else []
-        )
         return Received(
             received=1,
             duplicates=0,
             processed=int(self.status == "processed"),
             ignored=int(self.status == "ignored"),
             failed=int(self.status == "failed"),
-            new_contacts=contacts,
         )
 
 

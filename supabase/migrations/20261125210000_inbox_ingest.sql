@@ -257,7 +257,6 @@ returns jsonb
 language plpgsql set search_path = '' as $$
 declare
   outcome jsonb := jsonb_build_object('status', 'processed');
-  recorded record;
 begin
   begin
     if parse_error is not null then
@@ -265,11 +264,7 @@ begin
     end if;
     case parsed ->> 'kind'
       when 'message' then
-        select * into recorded from app.ingest_message(account, parsed -> 'sender', parsed);
-        if recorded.new_contact then
-          outcome := outcome || jsonb_build_object(
-            'new_contact', recorded.contact_id, 'external_id', parsed -> 'sender' ->> 'external_id');
-        end if;
+        perform app.ingest_message(account, parsed -> 'sender', parsed);
       when 'status' then
         perform app.apply_message_status(account, parsed);
       when 'ignored' then
@@ -327,7 +322,6 @@ declare
   processed integer := 0;
   ignored integer := 0;
   failed integer := 0;
-  new_contacts jsonb := '[]';
 begin
   if nonce is not null then
     insert into private.webhook_nonces (channel_account_id, nonce) values (account, nonce)
@@ -359,13 +353,9 @@ begin
       when 'ignored' then ignored := ignored + 1;
       else failed := failed + 1;
     end case;
-    if outcome ? 'new_contact' then
-      new_contacts := new_contacts || jsonb_build_object(
-        'contact_id', outcome -> 'new_contact', 'external_id', outcome -> 'external_id');
-    end if;
   end loop;
   return jsonb_build_object('received', jsonb_array_length(events), 'duplicates', duplicates,
-    'processed', processed, 'ignored', ignored, 'failed', failed, 'new_contacts', new_contacts);
+    'processed', processed, 'ignored', ignored, 'failed', failed);
 end;
 $$;
 

@@ -17,6 +17,9 @@ import httpx
 import respx
 
 from shared.db import Connection
+from shared.events import worker
+from shared.inbox.profiles import ProfileConsumer
+from shared.runtime import Runtime
 
 PUBLIC_BASE_URL = "https://connectgain.example"  # settings.public_base_url in tests
 
@@ -35,6 +38,11 @@ class Account:
     id: UUID
     organization_id: UUID
     secrets: dict[str, Any]
+
+
+async def fetch_profiles(runtime: Runtime) -> worker.Summary:
+    """What the events worker does after a webhook: new contacts' provider profiles."""
+    return await worker.run(runtime, consumers=[ProfileConsumer()])
 
 
 async def insert_account(

@@ -16,7 +16,7 @@ from shared.db import Connection
 from shared.inbox import pipeline
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.channels.kit import Account, Kit, counts, post
+from tests.channels.kit import Account, Kit, counts, fetch_profiles, post
 from tests.channels.kits import KITS
 from tests.fixtures import load
 from tests.support import make_contact
@@ -333,13 +333,17 @@ async def test_a_new_contact_gets_name_and_avatar_from_the_profile_api_once(
     kit: Kit,
     account: Account,
     db: Connection,
+    runtime: Runtime,
     provider: respx.MockRouter,
 ):
     for n in ("9001", "9002"):
         delivery = kit.text_message(account, sender=SENDER, message_id=n, text=n)
         assert (await post(client, kit, account.id, delivery)).json()["processed"] == 1
     profile = provider["profile"]
-    assert profile.call_count == 1, "only a new contact is looked up"
+    assert not profile.called, "the webhook answers without waiting on the profile API"
+    assert (await fetch_profiles(runtime)).processed == 1
+    await fetch_profiles(runtime)
+    assert profile.call_count == 1, "only a new contact is looked up, once"
     assert profile.calls.last.request.url.path.endswith(f"/{kit.identity(SENDER)}")
     contact = await db.fetchrow("select name, avatar_url from contacts")
     assert contact["name"] == kit.profile_name
@@ -353,6 +357,7 @@ async def test_a_profile_api_failure_never_blocks_the_message(
     kit: Kit,
     account: Account,
     db: Connection,
+    runtime: Runtime,
     provider: respx.MockRouter,
     monkeypatch: pytest.MonkeyPatch,
     failure: str,
@@ -370,6 +375,14 @@ async def test_a_profile_api_failure_never_blocks_the_message(
     response = await post(client, kit, account.id, delivery)
     assert response.status_code == 200
     assert response.json()["processed"] == 1
-    assert profile.called
     assert await db.fetchval("select body from messages") == "still here"
+    summary = await fetch_profiles(runtime)
+    assert profile.called
     assert await db.fetchval("select name from contacts") is None
+    # A refusal stays refused; an outage is tried again later.
+    status = await db.fetchval(
+        "select status from event_deliveries where consumer = 'contact_profiles'"
+    )
+    assert (status, summary.failed) == (
+        ("cancelled", 0) if failure == "refused" else ("pending", 1)
+    )

@@ -11,8 +11,9 @@ import pytest
 import respx
 
 from shared.db import Connection
+from shared.runtime import Runtime
 from tests.channels.instagram.kit import InstagramKit
-from tests.channels.kit import Account, post
+from tests.channels.kit import Account, fetch_profiles, post
 from tests.fixtures import load, raw
 
 KIT = InstagramKit()
@@ -76,7 +77,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("fixture", sorted(EXPECTED))
 async def test_every_kind_of_message_is_stored(
-    client: httpx.AsyncClient, account: Account, db: Connection, fixture: str
+    client: httpx.AsyncClient, account: Account, db: Connection, runtime: Runtime, fixture: str
 ):
     response = await deliver(client, account, raw("instagram", fixture))
     assert response.json()["processed"] == 1, response.text
@@ -101,6 +102,7 @@ async def test_every_kind_of_message_is_stored(
     event = event_of(fixture)
     assert message["provider_message_id"] == (event.get("message") or event.get("postback"))["mid"]
     assert message["created_at"] == datetime.fromtimestamp(event["timestamp"] / 1000, UTC)
+    await fetch_profiles(runtime)
     contact = await db.fetchrow(
         "select c.name, c.avatar_url, i.external_id from contacts c"
         " join contact_identities i on i.contact_id = c.id"
@@ -110,9 +112,10 @@ async def test_every_kind_of_message_is_stored(
 
 
 async def test_the_profile_api_is_instagrams_with_the_accounts_token(
-    client: httpx.AsyncClient, account: Account, provider: respx.MockRouter
+    client: httpx.AsyncClient, account: Account, runtime: Runtime, provider: respx.MockRouter
 ):
     await deliver(client, account, raw("instagram", "text_message"))
+    await fetch_profiles(runtime)
     request = provider["profile"].calls.last.request
     assert request.url.host == "graph.instagram.com"
     assert request.url.path == f"/v21.0/{IGSID}"
@@ -121,11 +124,16 @@ async def test_the_profile_api_is_instagrams_with_the_accounts_token(
 
 
 async def test_a_profile_without_a_name_falls_back_to_the_username(
-    client: httpx.AsyncClient, account: Account, db: Connection, provider: respx.MockRouter
+    client: httpx.AsyncClient,
+    account: Account,
+    db: Connection,
+    runtime: Runtime,
+    provider: respx.MockRouter,
 ):
     profile = {k: v for k, v in load("instagram", "profile").items() if k != "name"}
     provider["profile"].respond(200, json=profile)
     await deliver(client, account, raw("instagram", "text_message"))
+    await fetch_profiles(runtime)
     assert await db.fetchval("select name from contacts") == "@joana.rsilva"
 
 

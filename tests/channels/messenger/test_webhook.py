@@ -12,7 +12,8 @@ import pytest
 import respx
 
 from shared.db import Connection
-from tests.channels.kit import Account, post
+from shared.runtime import Runtime
+from tests.channels.kit import Account, fetch_profiles, post
 from tests.channels.messenger.kit import MessengerKit
 from tests.fixtures import load, raw
 
@@ -85,7 +86,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("fixture", sorted(EXPECTED))
 async def test_every_kind_of_message_is_stored(
-    client: httpx.AsyncClient, account: Account, db: Connection, fixture: str
+    client: httpx.AsyncClient, account: Account, db: Connection, runtime: Runtime, fixture: str
 ):
     response = await deliver(client, account, raw("messenger", fixture))
     assert response.json()["processed"] == 1, response.text
@@ -111,6 +112,7 @@ async def test_every_kind_of_message_is_stored(
     mid = (item.get("message") or item.get("postback"))["mid"]
     assert message["provider_message_id"] == mid
     assert message["created_at"] == datetime.fromtimestamp(item["timestamp"] / 1000, UTC)
+    await fetch_profiles(runtime)
     contact = await db.fetchrow(
         "select c.name, c.avatar_url, i.external_id from contacts c"
         " join contact_identities i on i.contact_id = c.id"
@@ -120,9 +122,10 @@ async def test_every_kind_of_message_is_stored(
 
 
 async def test_the_profile_api_is_called_with_the_page_token(
-    client: httpx.AsyncClient, account: Account, provider: respx.MockRouter
+    client: httpx.AsyncClient, account: Account, runtime: Runtime, provider: respx.MockRouter
 ):
     await deliver(client, account, raw("messenger", "text_message"))
+    await fetch_profiles(runtime)
     request = provider["profile"].calls.last.request
     assert request.url.path == f"/v21.0/{PSID}"
     assert request.url.params["fields"] == "first_name,last_name,profile_pic"
