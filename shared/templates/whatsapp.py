@@ -6,11 +6,21 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from shared.auth import Principal
 from shared.channels.base import Account
-from shared.channels.http import ProviderClient
+from shared.channels.http import ProviderClient, ProviderError
 from shared.channels.whatsapp import templates as graph
 from shared.db import Connection
-from shared.errors import NotFound, Unprocessable
+from shared.errors import (
+    AppError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    UpstreamError,
+)
+from shared.inbox.accounts import load_account
+from shared.runtime import Runtime
 
 COLUMNS = (
     "id, organization_id, channel_account_id, provider_template_id, name, language, category,"
@@ -163,3 +173,56 @@ async def account_in_org(*, conn: Connection, organization_id: UUID, account_id:
     )
     if found is None:
         raise NotFound("No such channel account")
+
+
+# ---- the whole operations, as an endpoint runs them ---------------------------------------------
+
+
+def _provider_failed(exc: ProviderError) -> AppError:
+    """Graph's refusal (502, its message kept) or its absence (503): never a 500."""
+    if exc.outcome == "unavailable":
+        return ServiceUnavailable(
+            f"WhatsApp did not answer: {exc.message}", code="provider_unavailable"
+        )
+    return UpstreamError(f"WhatsApp refused: {exc.message}", code="provider_rejected")
+
+
+async def _account(runtime: Runtime, principal: Principal, account_id: UUID) -> Account:
+    """The caller's organization's WhatsApp account, checked as the caller (managers and
+    above), then loaded with its token as the service."""
+    async with runtime.db.user_tx(principal) as conn:
+        manager = await conn.fetchval(
+            "select organization_id in (select app.org_ids_with_role('manager'))"
+            " from public.channel_accounts where id = $1",
+            account_id,
+        )
+        if manager is None:
+            raise NotFound("No such channel account")
+        if not manager:
+            raise Forbidden("Managing templates needs the manager role or higher")
+    async with runtime.db.service_tx() as conn:
+        account = await load_account(conn=conn, account_id=account_id)
+    _whatsapp(account)
+    return account
+
+
+async def sync(runtime: Runtime, *, principal: Principal, account_id: UUID) -> dict[str, int]:
+    account = await _account(runtime, principal, account_id)
+    try:
+        listed = await fetch(ProviderClient(runtime.http, runtime.settings), account)
+    except ProviderError as exc:
+        raise _provider_failed(exc) from exc
+    async with runtime.db.user_tx(principal) as conn:
+        return await store_synced(conn=conn, account=account, templates=listed)
+
+
+async def submit_new(
+    runtime: Runtime, *, principal: Principal, account_id: UUID, template: graph.NewTemplate
+) -> dict[str, Any]:
+    account = await _account(runtime, principal, account_id)
+    try:
+        answer = await submit(ProviderClient(runtime.http, runtime.settings), account, template)
+    except ProviderError as exc:
+        raise _provider_failed(exc) from exc
+    async with runtime.db.user_tx(principal) as conn:
+        return await store_submitted(conn=conn, account=account, template=template, answer=answer)
