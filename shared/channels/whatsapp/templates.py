@@ -50,6 +50,7 @@ class NewTemplate(BaseModel):
 
 
 class MediaParameter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: Literal["image", "video", "document"]
     link: HttpUrl
     filename: str | None = Field(default=None, max_length=240)
@@ -64,7 +65,8 @@ class TemplateSend(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
     language: str = Field(min_length=2, max_length=15)
-    header: Values | MediaParameter | None = None
+    # a media header's {"type", "link"} first: it is a dict of strings too
+    header: MediaParameter | Values | None = Field(default=None, union_mode="left_to_right")
     body: Values = Field(default_factory=list)
 
 
