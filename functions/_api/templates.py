@@ -16,14 +16,26 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, errors, in_tx
+from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
 from shared.channels.whatsapp.templates import NewTemplate
+from shared.guard import describe_errors
 from shared.templates import library, render
 from shared.templates import whatsapp as wa
 from shared.web import RuntimeDep
 
 router = APIRouter()
-PROVIDER = errors(401, 403, 404, 422, 502, 503)
+# the calls to Meta: 502 when it refuses (its message kept), 503 when it did not answer
+PROVIDER = {
+    **describe_errors(
+        502,
+        503,
+        meaning={
+            502: "WhatsApp refused the call; the message is Meta's",
+            503: "WhatsApp did not answer; nothing changed, try again",
+        },
+    ),
+    **WRITE,
+}
 
 
 class WhatsAppTemplate(BaseModel):

@@ -16,7 +16,7 @@ create table public.whatsapp_templates (
   organization_id uuid not null references public.organizations (id) on delete cascade,
   channel_account_id uuid not null,
   provider_template_id text,
-  name text not null check (name ~ '^[a-z0-9_]{1,512}$'),
+  name text not null check (name ~ '^[a-z0-9_]+$' and length(name) <= 512),
   language text not null check (length(language) between 2 and 15),
   category text not null check (category in ('MARKETING', 'UTILITY', 'AUTHENTICATION')),
   status text not null check (
