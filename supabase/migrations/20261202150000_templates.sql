@@ -111,20 +111,18 @@ create table public.quick_replies (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
--- One shortcut per scope: the organization's, and each member's own. The first
--- serves prefix search too (text_pattern_ops, leading with the organization).
-create unique index quick_replies_org_shortcut_idx
-  on public.quick_replies (organization_id, shortcut text_pattern_ops)
-  where owner_user_id is null;
-create unique index quick_replies_personal_shortcut_idx
-  on public.quick_replies (organization_id, owner_user_id, shortcut text_pattern_ops)
-  where owner_user_id is not null;
+-- One shortcut per scope: the organization's (owner null), and each member's own.
+create unique index quick_replies_shortcut_key
+  on public.quick_replies (organization_id, owner_user_id, shortcut) nulls not distinct;
+-- Prefix search over both scopes at once (LIKE '/ref%'), leading with the organization.
+create index quick_replies_shortcut_prefix_idx
+  on public.quick_replies (organization_id, shortcut text_pattern_ops);
 -- Text search (ILIKE '%word%'), as the inbox's message search does.
 create index quick_replies_body_trgm_idx
   on public.quick_replies using gin (body extensions.gin_trgm_ops);
 alter table public.quick_replies enable row level security;
 create policy quick_replies_select on public.quick_replies for select to authenticated
-  using (organization_id in (select app.org_ids())
+  using (organization_id = any (array(select app.org_ids()))
          and (owner_user_id is null or owner_user_id = (select auth.uid())));
 create policy quick_replies_insert on public.quick_replies for insert to authenticated
   with check (
@@ -142,3 +140,44 @@ create policy quick_replies_delete on public.quick_replies for delete to authent
     (owner_user_id is null and organization_id in (select app.org_ids_with_role('manager')))
     or (owner_user_id = (select auth.uid()) and organization_id in (select app.org_ids())));
 
+
+-- Search as the composer asks it: `/ref` a shortcut prefix, other text a substring of
+-- the body. Under RLS neither LIKE nor ILIKE reaches an index (they are not
+-- leakproof), so, as the inbox's searches, this runs as definer after checking the
+-- caller's membership, and applies the read policy's scope itself: the
+-- organization's replies and the caller's own.
+create function public.search_quick_replies(
+  organization_id uuid, query text default null, max_rows integer default 20
+) returns setof public.quick_replies
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  term text := btrim(coalesce(query, ''));
+  scope text := 'select q.* from public.quick_replies q
+      where q.organization_id = $1
+        and (q.owner_user_id is null or q.owner_user_id = $2)';
+  ordered text := ' order by q.owner_user_id is null, q.shortcut limit least(greatest($4, 1), 100)';
+begin
+  if organization_id is null
+     or not exists (select 1 from app.org_ids() o where o = organization_id) then
+    raise exception 'Not a member of this organization' using errcode = '42501';
+  end if;
+  if length(term) > 200 then
+    raise exception 'Search for at most 200 characters' using errcode = '22023';
+  end if;
+  if term = '' then
+    return query execute scope || ordered
+      using organization_id, (select auth.uid()), null::text, max_rows;
+  elsif left(term, 1) = '/' then
+    return query execute scope || ' and q.shortcut like $3' || ordered
+      using organization_id, (select auth.uid()),
+            replace(replace(replace(lower(term), '\', '\\'), '%', '\%'), '_', '\_') || '%',
+            max_rows;
+  else
+    return query execute scope || ' and q.body ilike $3' || ordered
+      using organization_id, (select auth.uid()), app.substring_pattern(term), max_rows;
+  end if;
+end;
+$$;
+revoke execute on function public.search_quick_replies(uuid, text, integer)
+  from public, anon, authenticated, service_role;
+grant execute on function public.search_quick_replies(uuid, text, integer) to authenticated;
