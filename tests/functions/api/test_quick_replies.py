@@ -142,7 +142,8 @@ async def test_search_at_ten_thousand_replies_uses_the_indexes(
 ):
     await db.execute(
         "insert into quick_replies (organization_id, shortcut, body)"
-        " select $1, '/r' || i, 'Reply number ' || i || ' about shipping' from generate_series(1, 10000) i",
+        " select $1, '/r' || i, 'Reply number ' || i || ' about shipping'"
+        " from generate_series(1, 10000) i",
         tenant.org,
     )
     await db.execute("analyze quick_replies")
