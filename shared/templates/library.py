@@ -172,3 +172,40 @@ async def search_quick_replies(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+# ---- rendering for a conversation ---------------------------------------------------------------
+
+
+async def render_for_conversation(
+    *, conn: Connection, user_id: UUID, conversation_id: UUID, source: str
+) -> str:
+    """`source` filled for an agent's reply: the conversation's contact (custom fields
+    under contact.custom), the agent, the conversation and its organization."""
+    row = await conn.fetchrow(
+        """
+        select c.id, c.subject, c.status::text as status,
+               k.name, k.email, k.phone, k.custom_fields,
+               o.name as organization_name,
+               (select p.full_name from public.profiles p where p.id = $2) as agent_name,
+               (select p.email from public.profiles p where p.id = $2) as agent_email
+          from public.conversations c
+          join public.contacts k on k.id = c.contact_id
+          join public.organizations o on o.id = c.organization_id
+         where c.id = $1
+        """,
+        conversation_id,
+        user_id,
+    )
+    if row is None:
+        raise NotFound("No such conversation")
+    present = {
+        "agent": {"name": row["agent_name"], "email": row["agent_email"]},
+        "conversation": {"id": str(row["id"]), "subject": row["subject"], "status": row["status"]},
+        "organization": {"name": row["organization_name"]},
+    }
+    context = {
+        name: {k: v for k, v in values.items() if v is not None} for name, values in present.items()
+    }
+    context["contact"] = render.contact_context(dict(row))
+    return render.render(source, context)
