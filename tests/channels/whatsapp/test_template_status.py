@@ -68,3 +68,19 @@ async def test_a_signed_status_update_moves_the_template_it_names(
         " where event_type = 'message_template_status_update' order by received_at desc limit 1"
     )
     assert event["status"] == "ignored"  # recorded, and nothing for the inbox to store
+
+
+async def test_a_status_update_not_of_metas_shape_is_kept_failed_and_moves_nothing(
+    client: httpx.AsyncClient, db: Connection
+):
+    account = await KIT.create_account(db, await make_org(db, await make_user(db)))
+    await template(db, account)
+    body = raw("whatsapp", "template_status_rejected").replace(
+        b'"message_template_name": "order_update",', b""
+    )
+    response = await post(client, KIT, account.id, KIT.signed_raw(account, body))
+    assert response.status_code == 200
+    event = await db.fetchrow("select event_type, status, last_error from inbound_events")
+    assert (event["event_type"], event["status"]) == ("malformed", "failed")
+    assert "message_template_name" in event["last_error"]
+    assert (await states(db))["en_US"] == ("PENDING", None)
