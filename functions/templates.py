@@ -19,22 +19,12 @@ from uuid import UUID
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
-from shared.channels.whatsapp.templates import NewTemplate
 from shared.errors import NotFound
 from shared.templates import library
 from shared.templates import whatsapp as wa
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
-
-
-class SyncRequest(BaseModel):
-    channel_account_id: UUID
-
-
-class Submission(BaseModel):
-    channel_account_id: UUID
-    template: NewTemplate
 
 
 class RenderRequest(BaseModel):
@@ -52,12 +42,12 @@ class RenderRequest(BaseModel):
 
 
 @router.post("/whatsapp/sync")
-async def sync(body: SyncRequest, user: CurrentUser, runtime: RuntimeDep) -> dict[str, int]:
+async def sync(body: wa.SyncRequest, user: CurrentUser, runtime: RuntimeDep) -> dict[str, int]:
     return await wa.sync(runtime, principal=user, account_id=body.channel_account_id)
 
 
 @router.post("/whatsapp", status_code=201)
-async def submit(body: Submission, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def submit(body: wa.Submission, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     return await wa.submit_new(
         runtime, principal=user, account_id=body.channel_account_id, template=body.template
     )

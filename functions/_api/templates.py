@@ -17,7 +17,6 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
-from shared.channels.whatsapp.templates import NewTemplate
 from shared.guard import describe_errors
 from shared.templates import library, render
 from shared.templates import whatsapp as wa
@@ -53,18 +52,9 @@ class WhatsAppTemplate(BaseModel):
     updated_at: datetime
 
 
-class SyncRequest(BaseModel):
-    channel_account_id: UUID
-
-
 class SyncResult(BaseModel):
     synced: int
     removed: int
-
-
-class Submission(BaseModel):
-    channel_account_id: UUID
-    template: NewTemplate
 
 
 class TextTemplate(BaseModel):
@@ -114,7 +104,7 @@ async def list_whatsapp_templates(
     tags=["templates"],
     summary="Sync a WhatsApp account's templates from Meta",
 )
-async def sync_whatsapp_templates(body: SyncRequest, key: WriteKey, runtime: RuntimeDep) -> Any:
+async def sync_whatsapp_templates(body: wa.SyncRequest, key: WriteKey, runtime: RuntimeDep) -> Any:
     return await wa.sync(runtime, principal=key, account_id=body.channel_account_id)
 
 
@@ -126,7 +116,7 @@ async def sync_whatsapp_templates(body: SyncRequest, key: WriteKey, runtime: Run
     tags=["templates"],
     summary="Submit a WhatsApp template for approval",
 )
-async def submit_whatsapp_template(body: Submission, key: WriteKey, runtime: RuntimeDep) -> Any:
+async def submit_whatsapp_template(body: wa.Submission, key: WriteKey, runtime: RuntimeDep) -> Any:
     return await wa.submit_new(
         runtime, principal=key, account_id=body.channel_account_id, template=body.template
     )

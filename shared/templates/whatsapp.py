@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from shared.auth import Principal
 from shared.channels.base import Account
 from shared.channels.http import ProviderClient, ProviderError
@@ -21,6 +23,16 @@ from shared.errors import (
 )
 from shared.inbox.accounts import load_account
 from shared.runtime import Runtime
+
+
+class SyncRequest(BaseModel):
+    channel_account_id: UUID
+
+
+class Submission(BaseModel):
+    channel_account_id: UUID
+    template: graph.NewTemplate
+
 
 COLUMNS = (
     "id, organization_id, channel_account_id, provider_template_id, name, language, category,"
