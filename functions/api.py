@@ -5,6 +5,8 @@
     /v1/messages/search, /v1/contacts/search                   substring search, newest first
     /v1/business-hours, /v1/sla-policies                       read; write keys write
     /v1/conversations/{id}/sla                                 read: its SLA clocks
+    /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
+    /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -24,10 +26,12 @@ from functions._api import (
     deals,
     notes,
     pipelines,
+    quick_replies,
     search,
     sla,
     tags,
     tasks,
+    templates,
 )
 from shared.web import function_app
 
@@ -47,6 +51,8 @@ for resource in (
     conversations,
     custom_fields,
     sla,
+    templates,
+    quick_replies,
 ):
     router.include_router(resource.router)
 

@@ -1,6 +1,11 @@
 """POST /functions/v1/send-message — an agent's reply into a conversation.
 
-Body: {conversation_id, text?, media_url?, media_type?}. Any member may send.
+Body: {conversation_id, text?, media_url?, media_type?} or {conversation_id, template}.
+Any member may send. On WhatsApp, free-form messages are refused (422
+`outside_window`) once the contact's last message is over 24 hours old; an approved
+template — {name, language, header?, body: [values] or {name: value}} — reopens the
+conversation, checked against the template before WhatsApp is called (422
+`template_not_approved`, `template_parameters`, `unknown_template`).
 `Idempotency-Key` makes a retried request send at most once and get the same answer.
 
 201 with the sent message. Provider trouble is never a 500: 502

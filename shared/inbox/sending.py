@@ -5,6 +5,10 @@ post into that conversation); `shared.inbox.outbound` then claims it, calls the
 provider and records the outcome — `sent` with the provider's id, `failed` with
 its refusal, or `unknown` when the provider may have sent it — with every attempt.
 An `Idempotency-Key` makes a retried request send at most once.
+
+A WhatsApp template (`template`) is how a conversation is reopened outside the
+24-hour customer-service window: free-form messages are refused there, and a
+template is checked against its stored variables and status before any call.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from shared import idempotency
 from shared.auth import UserPrincipal
 from shared.channels.base import OutboundMessage, Thread
 from shared.channels.registry import channel_named
+from shared.channels.whatsapp.templates import TemplateSend, prepare_send
 from shared.errors import AppError, NotFound, Unprocessable
 from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held
 from shared.runtime import Runtime
+from shared.templates import whatsapp as wa_templates
 
 SCOPE = "send-message"
 
@@ -32,11 +38,16 @@ class SendRequest(BaseModel):
     text: str | None = Field(default=None, min_length=1, max_length=4096)
     media_url: HttpUrl | None = None
     media_type: Literal["image", "audio", "video", "document"] | None = None
+    template: TemplateSend | None = None
 
     @model_validator(mode="after")
     def _something_to_send(self) -> SendRequest:
+        if self.template is not None:
+            if self.text is not None or self.media_url is not None:
+                raise ValueError("a template is sent alone: no text or media_url with it")
+            return self
         if self.text is None and self.media_url is None:
-            raise ValueError("send text, media_url, or both")
+            raise ValueError("send text, media_url, a template, or text and media_url")
         if (self.media_url is None) != (self.media_type is None):
             raise ValueError("media_url and media_type go together")
         return self
@@ -103,8 +114,24 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
             )
         if conversation["account_status"] != "active":
             raise Unprocessable("This channel account is disabled", code="account_disabled")
-        options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
-        channel.check_outbound(text=request.text, media_type=request.media_type)
+        text, content_type = request.text, str(request.media_type or "text")
+        if request.template is not None:
+            if conversation["channel"] != "whatsapp":
+                raise Unprocessable(
+                    f"Template messages are WhatsApp's; send text on {conversation['channel']}",
+                    code="templates_not_supported",
+                )
+            template = await wa_templates.find(
+                conn=conn,
+                channel_account_id=conversation["channel_account_id"],
+                name=request.template.name,
+                language=request.template.language,
+            )
+            graph, text = prepare_send(template, request.template)
+            options, content_type = {"template": graph}, "template"
+        else:
+            options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
+            channel.check_outbound(text=request.text, media_type=request.media_type)
         recipient = await conn.fetchval(
             "select external_id from public.contact_identities"
             " where organization_id = $1 and contact_id = $2 and channel = $3"
@@ -132,8 +159,8 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
             conversation["id"],
             conversation["channel_account_id"],
             user.user_id,
-            request.media_type or "text",
-            request.text,
+            content_type,
+            text,
             attachments,
         )
 
@@ -148,7 +175,7 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
             subject=conversation["subject"],
             references=list(reversed(conversation["latest"])),
         ),
-        text=request.text,
+        text=text,
         media_url=str(request.media_url) if request.media_url else None,
         media_type=request.media_type,
         metadata=options,

@@ -61,6 +61,7 @@ TARGETS: dict[str, int] = {
     "members": 12,
     "channel-accounts": 16,
     "send-message": 10,
+    "templates": 10,
     "webhook-endpoints": 12,
     "automation-rules": 12,
     **{slug: 6 for slug in CRON},

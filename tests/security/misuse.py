@@ -283,6 +283,24 @@ async def search_messages(db: Connection, runtime: Runtime, world: World) -> Non
         assert await as_(runtime, who, sql, world.org_b) == []
 
 
+async def search_quick_replies(db: Connection, runtime: Runtime, world: World) -> None:
+    await db.execute(
+        "insert into public.quick_replies (organization_id, owner_user_id, shortcut, body)"
+        " values ($1, null, '/refund', 'A refunds'), ($2, $3, '/mine', 'B agent only')",
+        world.org_a,
+        world.org_b,
+        world.agent_b,
+    )
+    sql = "select shortcut from public.search_quick_replies($1, $2)"
+    await refused_to_b(runtime, world, "42501", sql, world.org_a, "/re")
+    assert await as_(runtime, world.key_b, sql, world.org_b, "/re") == []
+    # one member's own quick replies are not another's (nor an API key's) to find
+    mine = await as_(runtime, principal(world.agent_b), sql, world.org_b, "/")
+    assert [r["shortcut"] for r in mine] == ["/mine"]
+    for who in (principal(world.admin_b), world.key_b):
+        assert await as_(runtime, who, sql, world.org_b, "agent") == []
+
+
 async def search_contacts(db: Connection, runtime: Runtime, world: World) -> None:
     await make_contact(db, world.org_a, name="Zed Okonkwo")
     sql = "select * from public.search_contacts($1, 'okonkwo')"

@@ -396,6 +396,48 @@ async def _forge_sla_clock(conn: Connection, world: World, org: UUID) -> dict[st
     }
 
 
+async def _whatsapp_template(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.whatsapp_templates (organization_id, channel_account_id, name,"
+        " language, category, status) values ($1, $2, 'hello', 'en', 'UTILITY', 'APPROVED')"
+        " returning id",
+        org,
+        await make_channel_account(conn, org, channel="whatsapp"),
+    )
+    return key
+
+
+async def _forge_whatsapp_template(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "channel_account_id": await make_channel_account(conn, org, channel="whatsapp"),
+        "name": "forged",
+        "language": "en",
+        "category": "MARKETING",
+        "status": "APPROVED",
+    }
+
+
+async def _text_template(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.text_templates (organization_id, name, body)"
+        " values ($1, $2, 'Hi {{ contact.name }}') returning id",
+        org,
+        f"Greeting {uuid4().hex[:8]}",
+    )
+    return key
+
+
+async def _quick_reply(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.quick_replies (organization_id, shortcut, body)"
+        " values ($1, $2, 'Refunds take 5 days') returning id",
+        org,
+        f"/refund-{uuid4().hex[:8]}",
+    )
+    return key
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -526,6 +568,15 @@ TABLES: dict[str, TenantTable] = {
     "public.automation_runs": TenantTable(make=_automation_run, forge=_forge_automation_run),
     "public.member_availability": TenantTable(
         make=_availability, forge=_forge_availability, key="user_id"
+    # Templates and the organization's quick replies: members read, managers write.
+    "public.whatsapp_templates": TenantTable(
+        make=_whatsapp_template, forge=_forge_whatsapp_template
+    ),
+    "public.text_templates": TenantTable(
+        make=_text_template, forge=values(organization_id=ORG, name="forged", body="x")
+    ),
+    "public.quick_replies": TenantTable(
+        make=_quick_reply, forge=values(organization_id=ORG, shortcut="/forged", body="x")
     ),
 }
 

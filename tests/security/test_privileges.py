@@ -62,6 +62,9 @@ ALLOWLIST: dict[str, Allowed] = {
     "public.search_contacts(uuid,text,timestamp with time zone,uuid,integer)": Allowed(
         AUTH, "contact search (definer, for the trigram index); members of the org only"
     ),
+    "public.search_quick_replies(uuid,text,integer)": Allowed(
+        AUTH, "quick-reply search (definer, for the indexes); members, own and org-wide only"
+    ),
     # check constraints and invoker triggers, run as the writing role
     "app.valid_timezone(text)": Allowed(AUTH, "check on organizations, profiles; pure"),
     "app.valid_field_options(jsonb)": Allowed(AUTH, "check on custom_field_definitions; pure"),
@@ -113,6 +116,7 @@ MISUSE: dict[str, Misuse] = {
     "public.search_contacts(uuid,text,timestamp with time zone,uuid,integer)": (
         misuse.search_contacts
     ),
+    "public.search_quick_replies(uuid,text,integer)": misuse.search_quick_replies,
 }
 
 

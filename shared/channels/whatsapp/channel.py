@@ -1,4 +1,5 @@
-"""WhatsApp Cloud API: webhooks (messages, statuses) and sending through the Graph API.
+"""WhatsApp Cloud API: webhooks (messages, statuses, template statuses) and sending
+(text, media, templates) through the Graph API.
 
 Account: external_id = phone_number_id; secrets access_token, app_secret, verify_token;
 settings waba_id, display_phone_number.
@@ -58,6 +59,16 @@ class WaValue(_Loose):
 class WaChange(_Loose):
     field: str
     value: dict[str, Any]
+
+
+class WaTemplateStatus(_Loose):
+    """A `message_template_status_update` change: a template approved, rejected, paused …"""
+
+    event: str
+    message_template_id: int | str
+    message_template_name: str
+    message_template_language: str
+    reason: str | None = None
 
 
 class WaEntry(_Loose):
@@ -158,6 +169,7 @@ MESSAGE_TYPES: dict[str, Callable[[dict[str, Any]], base.Content]] = {
 }
 IGNORED_TYPES = {"reaction", "system", "ephemeral", "request_welcome"}
 STATUSES = {"sent", "delivered", "read", "failed"}
+TEMPLATE_STATUS = "message_template_status_update"
 
 
 class WhatsAppSetup(MetaSetup):
@@ -208,15 +220,38 @@ class WhatsApp(MetaChannel):
         return events
 
     def _change(self, change: WaChange) -> list[base.RawEvent]:
-        if change.field != "messages":
-            digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
-            return [
-                base.RawEvent(
-                    provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
-                    event_type=change.field,
-                    payload=change.model_dump(),
-                )
-            ]
+        handler = CHANGE_HANDLERS.get(change.field)
+        if handler is not None:
+            return handler(self, change)
+        digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
+        return [
+            base.RawEvent(
+                provider_event_id=f"{change.field}:{digest.hexdigest()[:40]}",
+                event_type=change.field,
+                payload=change.model_dump(),
+            )
+        ]
+
+    def _template_status(self, change: WaChange) -> list[base.RawEvent]:
+        # Stored as the change itself: the database applies it to the template it
+        # names as the verified event lands (app.apply_template_status).
+        try:
+            update = WaTemplateStatus.model_validate(change.value)
+        except ValidationError as exc:
+            return [base.malformed(change.value, _errors(exc), part="change")]
+        digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
+        return [
+            base.RawEvent(
+                provider_event_id=(
+                    f"template_status:{update.message_template_id}:{update.event}"
+                    f":{digest.hexdigest()[:16]}"
+                ),
+                event_type=TEMPLATE_STATUS,
+                payload=change.model_dump(),
+            )
+        ]
+
+    def _messages(self, change: WaChange) -> list[base.RawEvent]:
         try:
             value = WaValue.model_validate(change.value)
         except ValidationError as exc:
@@ -255,6 +290,12 @@ class WhatsApp(MetaChannel):
 
     def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
         payload = event.payload
+        if event.event_type == TEMPLATE_STATUS:
+            value = payload.get("value") or {}
+            return base.Ignored(
+                reason=f"template {value.get('message_template_name')}"
+                f" is {value.get('event')} (applied to the template)"
+            )
         if event.event_type not in ("message", "status"):
             return base.Ignored(reason=f"{event.event_type} notifications are not used")
         if payload.get("phone_number_id") != account.external_id:
@@ -301,7 +342,9 @@ class WhatsApp(MetaChannel):
             "recipient_type": "individual",
             "to": message.to,
         }
-        if message.media_url and message.media_type:
+        if template := message.metadata.get("template"):
+            payload |= {"type": "template", "template": template}
+        elif message.media_url and message.media_type:
             media: dict[str, Any] = {"link": message.media_url}
             if message.text and message.media_type != "audio":
                 media["caption"] = message.text
@@ -319,3 +362,11 @@ class WhatsApp(MetaChannel):
         # {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid…"}]}
         wamid, body = accepted_id(response, "messages", 0, "id")
         return base.SendResult(provider_message_id=wamid, response=body)
+
+
+# The webhook fields handled, each by its own method; any other field is stored and
+# ignored (not lost).
+CHANGE_HANDLERS: dict[str, Callable[[WhatsApp, WaChange], list[base.RawEvent]]] = {
+    "messages": WhatsApp._messages,
+    TEMPLATE_STATUS: WhatsApp._template_status,
+}

@@ -121,7 +121,7 @@ def test_a_batch_is_split_into_events_with_unique_provider_ids():
     ("fixture", "reason"),
     [
         ("reaction_message", "reaction messages are not stored"),
-        ("template_status_update", "message_template_status_update notifications are not used"),
+        ("template_status_update", "template order_update is APPROVED (applied to the template)"),
     ],
 )
 def test_what_the_inbox_does_not_use_is_ignored_with_a_reason(fixture: str, reason: str):
