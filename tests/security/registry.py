@@ -568,6 +568,7 @@ TABLES: dict[str, TenantTable] = {
     "public.automation_runs": TenantTable(make=_automation_run, forge=_forge_automation_run),
     "public.member_availability": TenantTable(
         make=_availability, forge=_forge_availability, key="user_id"
+    ),
     # Templates and the organization's quick replies: members read, managers write.
     "public.whatsapp_templates": TenantTable(
         make=_whatsapp_template, forge=_forge_whatsapp_template
