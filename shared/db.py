@@ -19,15 +19,26 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.auth import ApiKeyPrincipal, Principal
+from shared.errors import NotFound
 from shared.settings import Settings
 
 # What a transaction hands out: a pooled connection (or a plain one in tooling).
 Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+async def fetch_found(conn: Connection, missing: str, sql: str, *args: Any) -> dict[str, Any]:
+    """The one row `sql` returns, as a dict; NotFound(missing) when there is none, which
+    under RLS is also a row of another organization."""
+    row = await conn.fetchrow(sql, *args)
+    if row is None:
+        raise NotFound(missing)
+    return dict(row)
 
 
 class _Connection(asyncpg.Connection):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from shared.db import Connection
+from shared.db import Connection, fetch_found
 from shared.errors import Forbidden, NotFound
 
 Role = Literal["agent", "manager", "admin", "owner"]
@@ -53,15 +53,14 @@ def check_owner_rule(caller: str, *roles: str) -> None:
 
 
 async def get_member(*, conn: Connection, organization_id: UUID, user_id: UUID) -> dict[str, Any]:
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such member",
         f"select {MEMBER_COLUMNS} from {MEMBERS_OF}"
         " where m.organization_id = $1 and m.user_id = $2",
         organization_id,
         user_id,
     )
-    if row is None:
-        raise NotFound("No such member")
-    return dict(row)
 
 
 async def list_members(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:

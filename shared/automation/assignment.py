@@ -18,8 +18,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from shared.db import Connection
-from shared.errors import NotFound
+from shared.db import Connection, fetch_found
 
 Method = Literal["round_robin", "balanced"]
 Availability = Literal["online", "away", "offline"]
@@ -91,7 +90,9 @@ async def set_availability(
     *, conn: Connection, organization_id: UUID, availability: Availability
 ) -> dict[str, object]:
     """The caller's own availability in the organization."""
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such organization",
         """
         insert into public.member_availability (organization_id, user_id, availability)
         select $1, auth.uid(), $2
@@ -103,16 +104,15 @@ async def set_availability(
         organization_id,
         availability,
     )
-    if row is None:
-        raise NotFound("No such organization")
-    return dict(row)
 
 
 async def set_capacity(
     *, conn: Connection, organization_id: UUID, user_id: UUID, capacity: int | None
 ) -> dict[str, object]:
     """An agent's capacity (managers and above: the table's trigger refuses others)."""
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such member",
         """
         insert into public.member_availability (organization_id, user_id, capacity)
         select $1, $2, $3
@@ -125,9 +125,6 @@ async def set_capacity(
         user_id,
         capacity,
     )
-    if row is None:
-        raise NotFound("No such member")
-    return dict(row)
 
 
 async def set_reassignment(
@@ -135,12 +132,11 @@ async def set_reassignment(
 ) -> dict[str, object]:
     """Whether (and how) a member's open conversations are reassigned when they go offline
     or leave (admins: the organizations policy refuses others)."""
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such organization",
         "update public.organizations set reassign_unavailable = $2 where id = $1"
         " returning id as organization_id, reassign_unavailable",
         organization_id,
         reassign,
     )
-    if row is None:
-        raise NotFound("No such organization")
-    return dict(row)

@@ -18,7 +18,7 @@ from shared.automation.actions import Actions, check_actions, describe, parse_ac
 from shared.automation.conditions import evaluate, parse_conditions
 from shared.automation.triggers import ENTITIES, TRIGGERS, TRIGGERS_DOC, resolve, roots_of
 from shared.crm.inputs import Strict
-from shared.db import Connection, Database
+from shared.db import Connection, Database, fetch_found
 from shared.errors import NotFound, Unprocessable
 
 COLUMNS = (
@@ -123,12 +123,12 @@ async def list_rules(*, conn: Connection, organization_id: UUID) -> list[dict[st
 
 
 async def get(*, conn: Connection, rule_id: UUID) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"select {COLUMNS} from public.automation_rules where id = $1", rule_id
+    return await fetch_found(
+        conn,
+        "No such automation rule",
+        f"select {COLUMNS} from public.automation_rules where id = $1",
+        rule_id,
     )
-    if row is None:
-        raise NotFound("No such automation rule")
-    return dict(row)
 
 
 async def update(

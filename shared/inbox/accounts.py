@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.channels.base import Account, Connected
-from shared.db import Connection
+from shared.db import Connection, fetch_found
 from shared.errors import Forbidden, NotFound
 from shared.settings import Settings
 
@@ -119,12 +119,12 @@ async def list_accounts(*, conn: Connection, organization_id: UUID) -> list[dict
 
 
 async def get_account(*, conn: Connection, account_id: UUID) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        f"select {PUBLIC_COLUMNS} from public.channel_accounts where id = $1", account_id
+    return await fetch_found(
+        conn,
+        "No such channel account",
+        f"select {PUBLIC_COLUMNS} from public.channel_accounts where id = $1",
+        account_id,
     )
-    if row is None:
-        raise NotFound("No such channel account")
-    return dict(row)
 
 
 async def update_account(

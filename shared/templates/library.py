@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from shared.db import Connection
+from shared.db import Connection, fetch_found
 from shared.errors import NotFound
 from shared.templates import render
 
@@ -64,7 +64,9 @@ async def update_text_template(
 ) -> dict[str, Any]:
     if data.body is not None:
         render.check(data.body)
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such text template",
         f"update public.text_templates set name = coalesce($3, name), body = coalesce($4, body),"
         f" updated_at = now() where organization_id = $1 and id = $2 returning {TEXT_COLUMNS}",
         organization_id,
@@ -72,22 +74,18 @@ async def update_text_template(
         data.name,
         data.body,
     )
-    if row is None:
-        raise NotFound("No such text template")
-    return dict(row)
 
 
 async def get_text_template(
     *, conn: Connection, organization_id: UUID, template_id: UUID
 ) -> dict[str, Any]:
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such text template",
         f"select {TEXT_COLUMNS} from public.text_templates where organization_id = $1 and id = $2",
         organization_id,
         template_id,
     )
-    if row is None:
-        raise NotFound("No such text template")
-    return dict(row)
 
 
 async def list_text_templates(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
@@ -135,7 +133,9 @@ async def update_quick_reply(
 ) -> dict[str, Any]:
     if data.body is not None:
         render.check(data.body)
-    row = await conn.fetchrow(
+    return await fetch_found(
+        conn,
+        "No such quick reply",
         f"update public.quick_replies set shortcut = coalesce($3, shortcut),"
         f" body = coalesce($4, body), updated_at = now()"
         f" where organization_id = $1 and id = $2 returning {REPLY_COLUMNS}",
@@ -144,9 +144,6 @@ async def update_quick_reply(
         data.shortcut,
         data.body,
     )
-    if row is None:
-        raise NotFound("No such quick reply")
-    return dict(row)
 
 
 async def delete_quick_reply(*, conn: Connection, organization_id: UUID, reply_id: UUID) -> None:

@@ -7,7 +7,8 @@ import asyncpg
 import pytest
 
 from shared.auth import AnonPrincipal, UserPrincipal
-from shared.db import Connection
+from shared.db import Connection, fetch_found
+from shared.errors import NotFound
 from shared.runtime import Runtime
 
 
@@ -56,3 +57,10 @@ async def test_json_columns_round_trip_as_python_values(db: Connection):
     value = {"a": [1, 2], "b": None}
     assert await db.fetchval("select $1::jsonb", value) == value
     assert json.loads(await db.fetchval("select ($1::jsonb)::text", value)) == value
+
+
+async def test_fetch_found_is_the_row_or_a_not_found_naming_it(db: Connection):
+    sql = "select n, n * 2 as twice from generate_series(1, 3) n where n = $1"
+    assert await fetch_found(db, "No such number", sql, 2) == {"n": 2, "twice": 4}
+    with pytest.raises(NotFound, match="No such number"):
+        await fetch_found(db, "No such number", sql, 7)
