@@ -3,6 +3,7 @@ tags and sends a signed webhook; roles; refusals that save nothing; dry runs."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,6 +13,7 @@ import pytest
 import respx
 
 from shared.db import Connection
+from shared.events import worker
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.channels.kit import post
@@ -62,7 +64,7 @@ def rule_body(org: dict[str, UUID], **fields: Any) -> dict[str, Any]:
     }
 
 
-async def test_a_whatsapp_message_is_assigned_tagged_and_sent_on_as_a_signed_webhook(
+async def test_a_whatsapp_message_is_assigned_tagged_and_sent_on_as_a_signed_webhook_retried(
     client: httpx.AsyncClient,
     settings: Settings,
     runtime: Runtime,
@@ -100,13 +102,18 @@ async def test_a_whatsapp_message_is_assigned_tagged_and_sent_on_as_a_signed_web
     account = await KIT.create_account(db, org["org"])
     with respx.mock(assert_all_called=False) as router:
         KIT.mock_provider(router)
-        route = router.post(HOOK).respond(204)
+        # The external system fails the first time, then takes the retry.
+        route = router.post(HOOK)
+        route.side_effect = [httpx.Response(500), httpx.Response(204)]
         for n, text in enumerate(("What is the price?", "Thanks")):
             message = KIT.text_message(
                 account, sender="351912345678", message_id=f"wamid.P{n}", text=text
             )
             assert (await post(client, KIT, account.id, message)).status_code == 200
         await drain(runtime)
+        assert route.call_count == 1  # the retry waits its turn
+        later = await worker.run(runtime, now=datetime.now(UTC) + timedelta(minutes=1))
+        assert later.processed == 1
 
     conversation = await db.fetchrow(
         "select id, assignee_id from public.conversations where organization_id = $1",
@@ -119,7 +126,8 @@ async def test_a_whatsapp_message_is_assigned_tagged_and_sent_on_as_a_signed_web
         pricing,
     )
     assert tagged == 1
-    (call,) = route.calls  # one webhook: the second message did not match
+    failed, call = route.calls  # one webhook, twice: the second message did not match
+    assert failed.request.headers["webhook-id"] == call.request.headers["webhook-id"]
     body = verified(hook["secret"], call.request)
     assert body["type"] == "automation.webhook"
     assert body["data"]["rule"] == {"id": rule["id"], "name": "Pricing questions"}
