@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from shared.automation.triggers import TAGGABLE, records_of, subject
+from shared.channels.whatsapp.templates import TemplateSend
 from shared.crm.inputs import Strict
 from shared.db import Connection
 from shared.errors import Unprocessable
@@ -57,8 +58,17 @@ class SetPriority(Strict):
 
 
 class SendMessage(Strict):
+    """Text, or a WhatsApp template (the way back into a conversation past its window)."""
+
     type: Literal["send_message"]
-    text: str = Field(min_length=1, max_length=4096)
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    template: TemplateSend | None = None
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> SendMessage:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("send_message takes text or a template, one of them")
+        return self
 
 
 class AddNote(Strict):
@@ -188,6 +198,15 @@ async def check_actions(
         ):
             raise _refuse(place, f"no member {user} in this organization")
         await _check_row(conn, organization_id, place, action)
+        template = action.template if isinstance(action, SendMessage) else None
+        if template is not None and not await conn.fetchval(
+            "select exists (select 1 from public.whatsapp_templates"
+            " where organization_id = $1 and name = $2 and language = $3)",
+            organization_id,
+            template.name,
+            template.language,
+        ):
+            raise _refuse(place, f"no WhatsApp template {template.name} ({template.language})")
         if (
             isinstance(action, SetCustomField)
             and target is not None

@@ -268,7 +268,9 @@ async def _send(runtime: Runtime, rule: Any, ctx: Context) -> None:
             outcome.update(ok=False, error="the rule's author is gone; nobody to send as")
             continue
         user = UserPrincipal(user_id=author, claims={"sub": str(author), "role": "authenticated"})
-        request = SendRequest(conversation_id=ctx.records["conversation"], text=action.text)
+        request = SendRequest(
+            conversation_id=ctx.records["conversation"], text=action.text, template=action.template
+        )
         try:
             answer = await send_message(
                 runtime, user=user, request=request, key=f"automation:{ctx.run_id}:{index}"

@@ -3,6 +3,7 @@ tags and sends a signed webhook; roles; refusals that save nothing; dry runs."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,6 +19,8 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
+from tests.fixtures import load
+from tests.functions.test_send_template import IMAGE, with_templates
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
 from tests.shared.automation.kit import drain, make_rule, online, runs_of
 from tests.support import (
@@ -360,3 +363,44 @@ async def test_a_rule_written_past_the_function_is_refused_on_edit_and_skipped_w
     await drain(runtime)
     (run,) = await runs_of(db, bogus)
     assert run["status"] == "skipped" and run["reason"].startswith("invalid rule: actions[0]")
+
+
+async def test_a_rule_answers_with_an_approved_whatsapp_template(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    account = await KIT.create_account(db, org["org"])
+    greeting = {"name": "order_update", "language": "en_US"}
+    unknown = rule_body(
+        org, actions=[{"type": "send_message", "template": {**greeting, "name": "nope"}}]
+    )
+    refused = await client.post(RULES, json=unknown, headers=auth(settings, org["manager"]))
+    assert refused.status_code == 422
+    assert "no WhatsApp template nope (en_US)" in refused.text
+    both = rule_body(org, actions=[{"type": "send_message", "text": "Hi", "template": greeting}])
+    assert (
+        await client.post(RULES, json=both, headers=auth(settings, org["manager"]))
+    ).status_code == 422
+    assert await db.fetchval("select count(*) from public.automation_rules") == 0
+
+    await with_templates(db, {"org": org["org"], "account": account})
+    values = {"header": IMAGE, "body": ["Kerry", "A-1001"]}
+    rule = rule_body(org, actions=[{"type": "send_message", "template": greeting | values}])
+    created = await client.post(RULES, json=rule, headers=auth(settings, org["manager"]))
+    assert created.status_code == 201, created.text
+    with respx.mock(assert_all_called=False) as router:
+        KIT.mock_provider(router)
+        send = router.post(url__regex=r"^https://graph\.facebook\.com/v[\d.]+/\d+/messages$")
+        send.respond(200, json=load("whatsapp", "send_text_response"))
+        message = KIT.text_message(account, sender="351912345678", message_id="wamid.T", text="Hi")
+        assert (await post(client, KIT, account.id, message)).status_code == 200
+        await drain(runtime)
+    sent = json.loads(send.calls.last.request.content)
+    assert (sent["type"], sent["template"]["name"]) == ("template", "order_update")
+    body = await db.fetchval(
+        "select body from public.messages where content_type = 'template' and status = 'sent'"
+    )
+    assert body == "Hi Kerry, your order A-1001 ships today."
