@@ -130,3 +130,12 @@ create trigger messages_campaign_recipient_status
   after update of status, provider_message_id on public.messages
   for each row when (new.direction = 'outbound')
   execute function app.campaign_recipient_status();
+
+-- The send rate per channel account, shared by every dispatcher: the next free
+-- send slot. A dispatcher reserves n slots in one atomic update, so the slots
+-- of concurrent dispatchers never overlap and the account's cap holds overall.
+create table private.campaign_send_slots (
+  channel_account_id uuid primary key references public.channel_accounts (id) on delete cascade,
+  next_slot timestamptz not null
+);
+revoke all on private.campaign_send_slots from public, anon, authenticated;
