@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.campaigns.rate import rate_of, reserve
+from shared.campaigns.snapshot import start_campaign
 from shared.channels.base import OutboundMessage
 from shared.channels.registry import channel_named
 from shared.channels.whatsapp.templates import TemplateSend, prepare_send
@@ -31,6 +32,7 @@ from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver
 from shared.runtime import Runtime
 from shared.templates import whatsapp as wa_templates
 
+STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "excluded")
 # WhatsApp's spam rate limit (the account's messaging limit): sending on is futile.
 PAUSE_CODES = frozenset({"131048"})
 
@@ -156,11 +158,65 @@ async def dispatch(
     """One pass over the running campaigns: resume orphans, then one batch each."""
     clock = clock or Clock()
     counts = {"sent": 0, "failed": 0, "paused": 0}
+    await start_due(runtime, now=clock.now())
     async with runtime.db.service_tx() as conn:
         campaigns = await due_campaigns(conn)
     for campaign in campaigns:
         await _one_batch(runtime, campaign, batch=batch, clock=clock, counts=counts)
+        async with runtime.db.service_tx() as conn:
+            await broadcast_progress(conn, campaign.organization_id, campaign.id)
     return counts
+
+
+async def start_due(runtime: Runtime, *, now: datetime) -> None:
+    """Start the scheduled campaigns whose time has come; one whose audience is now
+    empty is cancelled with the reason."""
+    async with runtime.db.service_tx() as conn:
+        due = await conn.fetch(
+            "select organization_id, id from public.campaigns"
+            " where status = 'scheduled' and starts_at <= $1 order by starts_at",
+            now,
+        )
+    for row in due:
+        async with runtime.db.service_tx() as conn:
+            try:
+                await start_campaign(
+                    conn=conn, organization_id=row["organization_id"], campaign_id=row["id"]
+                )
+            except AppError as exc:
+                await conn.execute(
+                    "update public.campaigns set status = 'cancelled', pause_reason = $2,"
+                    " finished_at = now(), updated_at = now()"
+                    " where id = $1 and status = 'scheduled'",
+                    row["id"],
+                    exc.message,
+                )
+
+
+async def progress(conn: Connection, campaign_id: UUID) -> dict[str, int]:
+    """The campaign's recipients by status (every status present, zero or not)."""
+    rows = await conn.fetch(
+        "select status, count(*)::int as n from public.campaign_recipients"
+        " where campaign_id = $1 group by status",
+        campaign_id,
+    )
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+async def broadcast_progress(conn: Connection, organization_id: UUID, campaign_id: UUID) -> None:
+    """One Realtime event per batch on the organization's inbox topic."""
+    status = await conn.fetchval("select status from public.campaigns where id = $1", campaign_id)
+    await conn.execute(
+        "select realtime.send($1::jsonb, 'campaign.progress', $2, true)",
+        {
+            "campaign_id": str(campaign_id),
+            "status": status,
+            "counts": await progress(conn, campaign_id),
+        },
+        f"org:{organization_id}:inbox",
+    )
 
 
 async def _one_batch(

@@ -177,3 +177,50 @@ async def test_the_messaging_limit_pauses_the_campaign(
         assert row["status"] == "paused" and "131048" in row["pause_reason"]
     else:
         assert row["status"] == "running" and counts["failed"] == 3
+
+
+@respx.mock
+async def test_the_cron_function_sends_and_broadcasts_one_progress_event_per_batch(
+    client: httpx.AsyncClient, settings: Any, db: Connection
+) -> None:
+    world = await running(db, 3)
+    sent: list[tuple[str, datetime]] = []
+    respx.post(GRAPH).mock(side_effect=provider(sent))
+    assert (await client.post("/functions/v1/campaign-dispatch")).status_code == 401
+    service = {"Authorization": f"Bearer {settings.service_key}"}
+    answer = await client.post("/functions/v1/campaign-dispatch?batch=2", headers=service)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"sent": 2, "failed": 0, "paused": 0}
+    events = await db.fetch(
+        "select payload from realtime.messages where topic = $1 and event = 'campaign.progress'",
+        f"org:{world['org']}:inbox",
+    )
+    assert len(events) == 1
+    payload = events[0]["payload"]
+    payload = json.loads(payload) if isinstance(payload, str) else payload
+    assert payload["counts"]["sent"] == 2 and payload["counts"]["queued"] == 1
+    assert payload["campaign_id"] == str(world["campaign"])
+
+
+@respx.mock
+async def test_a_scheduled_campaign_starts_when_due(runtime: Runtime, db: Connection) -> None:
+    org = await make_org(db, await make_user(db))
+    account = await WhatsAppKit().create_account(db, org)
+    await make_contact(db, org, name="VIP later", phone="+4915100099999")
+    campaign = await db.fetchval(
+        "insert into campaigns (organization_id, channel_account_id, name, body, audience,"
+        " status, starts_at) values ($1, $2, 'Later', 'Hi', $3, 'scheduled', $4) returning id",
+        org,
+        account.id,
+        {"field": "name", "op": "eq", "value": "VIP later"},
+        T0 + timedelta(minutes=5),
+    )
+    sent: list[tuple[str, datetime]] = []
+    respx.post(GRAPH).mock(side_effect=provider(sent))
+    clock = FakeClock()
+    await dispatch(runtime, clock=clock)
+    assert sent == [] and await statuses(db, campaign) == {}
+    clock.at += timedelta(minutes=5)
+    await dispatch(runtime, clock=clock)
+    assert [to for to, _ in sent] == ["+4915100099999"]
+    assert await statuses(db, campaign) == {"sent": 1}
