@@ -48,10 +48,10 @@ async def start_campaign(
             raise Conflict(
                 f"campaign is {campaign['status']}; only a draft or scheduled one starts"
             )
-        catalog = await catalog_of(conn=conn, organization_id=organization_id, entity=CONTACTS)
-        node = parse_filter(campaign["audience"], catalog)
         params = Params(organization_id, campaign_id, campaign["channel"])
-        condition = compile_filter(node, catalog, params)
+        condition = await audience_condition(
+            conn=conn, organization_id=organization_id, audience=campaign["audience"], params=params
+        )
         fallback = _FALLBACK.get(campaign["channel"], "null")
         counts = await conn.fetchrow(
             f"""
@@ -95,3 +95,23 @@ async def start_campaign(
             counts["excluded"],
         )
     return {"recipients": counts["total"], "excluded": counts["excluded"]}
+
+
+async def audience_condition(
+    *, conn: Connection, organization_id: UUID, audience: Any, params: Params
+) -> str:
+    """The audience filter as a condition over contacts `c` (a 422 naming a bad filter)."""
+    catalog = await catalog_of(conn=conn, organization_id=organization_id, entity=CONTACTS)
+    return compile_filter(parse_filter(audience, catalog), catalog, params)
+
+
+async def audience_size(*, conn: Connection, organization_id: UUID, audience: Any) -> int:
+    params = Params(organization_id)
+    condition = await audience_condition(
+        conn=conn, organization_id=organization_id, audience=audience, params=params
+    )
+    size: int = await conn.fetchval(
+        f"select count(*) from public.contacts c where c.organization_id = $1 and {condition}",
+        *params.values,
+    )
+    return size
