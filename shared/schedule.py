@@ -28,14 +28,14 @@ class ScheduledJob:
 
 SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
-        slug="campaign-dispatch",
-        cron="* * * * *",
-        description="Start due campaigns and send their next recipients, within each rate cap",
-    ),
-    ScheduledJob(
         slug="automation-sweep",
         cron="* * * * *",
         description="Emit task.overdue for open tasks past their due time, once per due time",
+    ),
+    ScheduledJob(
+        slug="campaign-dispatch",
+        cron="* * * * *",
+        description="Start due campaigns and send their next recipients, within each rate cap",
     ),
     ScheduledJob(
         slug="events-worker",
