@@ -188,7 +188,7 @@ async def test_the_cron_function_sends_and_broadcasts_one_progress_event_per_bat
     respx.post(GRAPH).mock(side_effect=provider(sent))
     assert (await client.post("/functions/v1/campaign-dispatch")).status_code == 401
     service = {"Authorization": f"Bearer {settings.service_key}"}
-    answer = await client.post("/functions/v1/campaign-dispatch?batch=2", headers=service)
+    answer = await client.post("/functions/v1/campaign-dispatch?batch=2&seconds=0", headers=service)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"sent": 2, "failed": 0, "paused": 0}
     events = await db.fetch(
@@ -200,6 +200,10 @@ async def test_the_cron_function_sends_and_broadcasts_one_progress_event_per_bat
     payload = json.loads(payload) if isinstance(payload, str) else payload
     assert payload["counts"]["sent"] == 2 and payload["counts"]["queued"] == 1
     assert payload["campaign_id"] == str(world["campaign"])
+    # within its time, a call sends batch after batch until nothing is left
+    rest = await client.post("/functions/v1/campaign-dispatch?batch=2", headers=service)
+    assert rest.json() == {"sent": 1, "failed": 0, "paused": 0}
+    assert len(sent) == 3
 
 
 @respx.mock
