@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
 from shared.campaigns import manage
@@ -62,6 +62,12 @@ class Recipient(BaseModel):
     updated_at: datetime
 
 
+class Action(BaseModel):
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why: kept as a pause's or cancel's reason"
+    )
+
+
 class Recipients(BaseModel):
     data: list[Recipient]
     next_after: int | None
@@ -106,7 +112,9 @@ async def get_campaign(campaign_id: UUID, key: ReadKey, runtime: RuntimeDep) -> 
     responses=WRITE,
     summary="Start a campaign now: snapshot its audience into recipients",
 )
-async def start(campaign_id: UUID, key: WriteKey, runtime: RuntimeDep) -> Any:
+async def start(
+    campaign_id: UUID, key: WriteKey, runtime: RuntimeDep, body: Action | None = None
+) -> Any:
     await get_campaign(campaign_id, key, runtime)  # the key's own campaign, or a 404
     # Recipients are written by the service only; the organization is the key's.
     async with runtime.db.service_tx() as conn:
@@ -117,7 +125,9 @@ async def start(campaign_id: UUID, key: WriteKey, runtime: RuntimeDep) -> Any:
 
 
 def _steering(action: str, summary: str) -> None:
-    async def endpoint(campaign_id: UUID, key: WriteKey, runtime: RuntimeDep) -> Any:
+    async def endpoint(
+        campaign_id: UUID, key: WriteKey, runtime: RuntimeDep, body: Action | None = None
+    ) -> Any:
         return await in_tx(
             runtime,
             key,
@@ -126,6 +136,7 @@ def _steering(action: str, summary: str) -> None:
                 organization_id=key.organization_id,
                 campaign_id=campaign_id,
                 action=action,
+                reason=body.reason if body else None,
             ),
         )
 

@@ -258,7 +258,9 @@ async def _one_batch(
                 "update public.campaigns set status = 'completed', finished_at = now(),"
                 " updated_at = now() where id = $1 and status = 'running'"
                 " and not exists (select 1 from public.campaign_recipients r"
-                "   where r.campaign_id = $1 and r.status in ('queued', 'sending'))",
+                "   left join public.messages m on m.id = r.message_id"
+                "   where r.campaign_id = $1 and (r.status = 'queued' or m.status = 'queued'"
+                "     or (m.status = 'sending' and m.send_deadline > now())))",
                 campaign.id,
             )
             return

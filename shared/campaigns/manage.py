@@ -136,7 +136,12 @@ async def get_campaign(
 
 
 async def steer(
-    *, conn: Connection, organization_id: UUID, campaign_id: UUID, action: str
+    *,
+    conn: Connection,
+    organization_id: UUID,
+    campaign_id: UUID,
+    action: str,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """Pause, resume or cancel; a 409 naming the status it cannot move from."""
     sources, target = MOVES[action]
@@ -154,12 +159,14 @@ async def steer(
         target = "scheduled"
     await conn.execute(
         "update public.campaigns set status = $3, updated_at = now(),"
-        " pause_reason = case when $3 = 'paused' then 'paused by request' else null end,"
+        " pause_reason = case when $3 in ('paused', 'cancelled')"
+        "   then coalesce($4, 'by request') end,"
         " finished_at = case when $3 = 'cancelled' then now() else finished_at end"
         " where organization_id = $1 and id = $2",
         organization_id,
         campaign_id,
         target,
+        reason,
     )
     return await get_campaign(conn=conn, organization_id=organization_id, campaign_id=campaign_id)
 

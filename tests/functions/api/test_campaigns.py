@@ -88,7 +88,8 @@ async def test_a_campaign_from_draft_to_cancelled(
         return await api.post(f"{url}/{action}", headers=tenant.headers())
 
     assert (await move("resume")).status_code == 409  # running: nothing to resume
-    assert (await move("pause")).json()["status"] == "paused"
+    paused = await api.post(f"{url}/pause", json={"reason": "Typo"}, headers=tenant.headers())
+    assert (paused.json()["status"], paused.json()["pause_reason"]) == ("paused", "Typo")
     assert (await move("resume")).json()["status"] == "running"
     assert (await move("cancel")).json()["status"] == "cancelled"
     assert error_of(await move("pause"))["code"] == "bad_status"
