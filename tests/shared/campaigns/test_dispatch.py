@@ -177,6 +177,16 @@ async def test_the_messaging_limit_pauses_the_campaign(
         assert row["status"] == "paused" and "131048" in row["pause_reason"]
     else:
         assert row["status"] == "running" and counts["failed"] == 3
+    # the refusal is each failed recipient's log: its code and text, and when
+    failed = await db.fetch(
+        "select error, failed_at, attempts from campaign_recipients"
+        " where campaign_id = $1 and status = 'failed'",
+        world["campaign"],
+    )
+    assert len(failed) == counts["failed"]
+    assert all(
+        str(code) in str(r["error"]) and r["failed_at"] and r["attempts"] == 1 for r in failed
+    )
 
 
 @respx.mock
