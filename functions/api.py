@@ -7,6 +7,7 @@
     /v1/conversations/{id}/sla                                 read: its SLA clocks
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
+    /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -19,6 +20,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from functions._api import (
+    campaigns,
     companies,
     contacts,
     conversations,
@@ -53,6 +55,7 @@ for resource in (
     sla,
     templates,
     quick_replies,
+    campaigns,
 ):
     router.include_router(resource.router)
 

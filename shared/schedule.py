@@ -33,6 +33,11 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Emit task.overdue for open tasks past their due time, once per due time",
     ),
     ScheduledJob(
+        slug="campaign-dispatch",
+        cron="* * * * *",
+        description="Start due campaigns and send their next recipients, within each rate cap",
+    ),
+    ScheduledJob(
         slug="events-worker",
         cron="* * * * *",
         description="Deliver domain events to their consumers (outbound webhooks), with retries",

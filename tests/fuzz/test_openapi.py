@@ -53,6 +53,7 @@ CRON = (
     "events-worker",
     "automation-sweep",
     "sla-sweep",
+    "campaign-dispatch",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {

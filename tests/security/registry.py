@@ -438,6 +438,45 @@ async def _quick_reply(conn: Connection, world: World, org: UUID) -> UUID:
     return key
 
 
+async def _campaign(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.campaigns (organization_id, channel_account_id, name, body)"
+        " values ($1, $2, 'Spring sale', 'Hi!') returning id",
+        org,
+        await make_channel_account(conn, org, channel="whatsapp"),
+    )
+    return key
+
+
+async def _forge_campaign(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "channel_account_id": await make_channel_account(conn, org, channel="whatsapp"),
+        "name": "forged",
+        "body": "forged",
+    }
+
+
+async def _campaign_recipient(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.campaign_recipients (organization_id, campaign_id, contact_id,"
+        " address) values ($1, $2, $3, '+4915112345678') returning id",
+        org,
+        await _campaign(conn, world, org),
+        await make_contact(conn, org),
+    )
+    return key
+
+
+async def _forge_campaign_recipient(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "campaign_id": await _campaign(conn, world, org),
+        "contact_id": await make_contact(conn, org),
+        "address": "+4915112345678",
+    }
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -578,6 +617,11 @@ TABLES: dict[str, TenantTable] = {
     ),
     "public.quick_replies": TenantTable(
         make=_quick_reply, forge=values(organization_id=ORG, shortcut="/forged", body="x")
+    ),
+    "public.campaigns": TenantTable(make=_campaign, forge=_forge_campaign),
+    # Only the service (snapshot, dispatcher) and the status trigger write recipients.
+    "public.campaign_recipients": TenantTable(
+        make=_campaign_recipient, forge=_forge_campaign_recipient
     ),
 }
 

@@ -1,0 +1,1 @@
+"""Broadcast campaigns: the audience snapshot, dispatch and the notification log."""

@@ -1,0 +1,51 @@
+"""The send rate of a channel account, shared by every campaign dispatcher.
+
+A row per account holds the next free send slot; a dispatcher reserves `count`
+slots in one atomic upsert, getting the first slot's time. Reservations of
+concurrent dispatchers never overlap, so the account never sends faster than its
+cap however many dispatchers run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from shared.db import Connection
+
+# Messages per second: WhatsApp Cloud API's default throughput (an account may be
+# raised up to 1,000 in its settings, `campaign_rate`), Twilio's SMS long-code
+# rate, Telegram's broadcast limit; other channels a careful default.
+DEFAULT_RATES = {"whatsapp": 80.0, "sms": 1.0, "telegram": 30.0}
+MAX_RATES = {"whatsapp": 1000.0, "sms": 1.0, "telegram": 30.0}
+FALLBACK_RATE = 10.0
+
+
+def rate_of(*, channel: str, settings: Mapping[str, Any]) -> float:
+    """The account's cap in messages per second (its setting, within the channel's max)."""
+    default = DEFAULT_RATES.get(channel, FALLBACK_RATE)
+    wanted = settings.get("campaign_rate")
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
+        return min(float(wanted), MAX_RATES.get(channel, default))
+    return default
+
+
+async def reserve(
+    *, conn: Connection, channel_account_id: UUID, count: int, rate: float, now: datetime
+) -> list[datetime]:
+    """`count` send times of the account, 1/rate apart, none shared with anyone else."""
+    step = timedelta(seconds=1 / rate)
+    first: datetime = await conn.fetchval(
+        "insert into private.campaign_send_slots as s (channel_account_id, next_slot)"
+        " values ($1, $2::timestamptz + $3::interval * $4::int)"
+        " on conflict (channel_account_id) do update"
+        " set next_slot = greatest(s.next_slot, $2::timestamptz) + $3::interval * $4::int"
+        " returning next_slot - $3::interval * $4::int",
+        channel_account_id,
+        now,
+        step,
+        count,
+    )
+    return [first + step * i for i in range(count)]
