@@ -260,3 +260,13 @@ async def test_a_delivery_to_a_deleted_endpoint_is_cancelled_without_a_request(
         assert (await worker.run(runtime, now=later(seconds=10))).cancelled == 1
     row = await db.fetchrow("select status, last_error from event_deliveries")
     assert dict(row) == {"status": "cancelled", "last_error": "the endpoint was deleted"}
+
+
+async def test_replaying_a_missing_or_malformed_delivery_id_is_refused(
+    client: httpx.AsyncClient, settings: Settings, org: dict[str, UUID]
+):
+    admin = auth(settings, org["admin"])
+    url = "/functions/v1/events-worker/deliveries/{}/replay"
+    assert (await client.post(url.format(2**40), headers=admin)).status_code == 404
+    for bad in ("0", "x", str(2**63)):
+        assert (await client.post(url.format(bad), headers=admin)).status_code == 422, bad
