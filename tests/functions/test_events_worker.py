@@ -28,6 +28,7 @@ from tests.functions.webhooks_kit import (
     HOOK,
     SLOW,
     endpoint,
+    hook_and_contact,
     later,
     make_admins,
     public_dns,
@@ -117,8 +118,7 @@ async def test_spent_retries_make_a_dead_letter_an_admin_replays(
     db: Connection,
     org: dict[str, UUID],
 ):
-    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
-    await make_contact(db, org["org"])
+    hook = await hook_and_contact(client, settings, db, org)
     start, elapsed = datetime.now(UTC), timedelta()
     with respx.mock as router:
         route = router.post(HOOK).respond(503, text="x" * 5000)
@@ -225,8 +225,7 @@ async def test_a_delivery_leased_by_a_worker_that_died_is_sent_after_the_lease(
     db: Connection,
     org: dict[str, UUID],
 ):
-    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
-    await make_contact(db, org["org"])
+    hook = await hook_and_contact(client, settings, db, org)
     now = later(seconds=1)
     lease = settings.events_lease_seconds
     consumers = list(CONSUMERS)
@@ -249,8 +248,7 @@ async def test_a_delivery_to_a_deleted_endpoint_is_cancelled_without_a_request(
     db: Connection,
     org: dict[str, UUID],
 ):
-    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
-    await make_contact(db, org["org"])
+    hook = await hook_and_contact(client, settings, db, org)
     with respx.mock as router:
         router.post(HOOK).respond(500)
         assert (await worker.run(runtime, now=later(seconds=1))).failed == 1
@@ -262,3 +260,13 @@ async def test_a_delivery_to_a_deleted_endpoint_is_cancelled_without_a_request(
         assert (await worker.run(runtime, now=later(seconds=10))).cancelled == 1
     row = await db.fetchrow("select status, last_error from event_deliveries")
     assert dict(row) == {"status": "cancelled", "last_error": "the endpoint was deleted"}
+
+
+async def test_replaying_a_missing_or_malformed_delivery_id_is_refused(
+    client: httpx.AsyncClient, settings: Settings, org: dict[str, UUID]
+):
+    admin = auth(settings, org["admin"])
+    url = "/functions/v1/events-worker/deliveries/{}/replay"
+    assert (await client.post(url.format(2**40), headers=admin)).status_code == 404
+    for bad in ("0", "x", str(2**63)):
+        assert (await client.post(url.format(bad), headers=admin)).status_code == 422, bad

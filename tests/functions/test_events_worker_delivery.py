@@ -24,6 +24,7 @@ from tests.functions.webhooks_kit import (
     HOOK,
     SLOW,
     endpoint,
+    hook_and_contact,
     later,
     make_admins,
     public_dns,
@@ -164,8 +165,7 @@ async def test_an_attempt_that_could_outlive_the_lease_is_not_started(
     db: Connection,
     org: dict[str, UUID],
 ):
-    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
-    await make_contact(db, org["org"])
+    hook = await hook_and_contact(client, settings, db, org)
     roomy = runtime.settings
     # a lease that ends before an attempt's timeout could
     runtime.settings = roomy.model_copy(

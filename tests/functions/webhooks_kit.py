@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from shared.db import Connection
 from shared.events import egress
 from shared.settings import Settings
-from tests.support import auth, make_org, make_user, member
+from tests.support import auth, make_contact, make_org, make_user, member
 
 HOOK = "https://hooks.example.com/connectgain"
 SLOW = "https://slow.example.com/hook"
@@ -51,6 +51,15 @@ async def endpoint(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def hook_and_contact(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+) -> dict[str, Any]:
+    """An endpoint on HOOK for contact.created, then one contact to deliver."""
+    hook = await endpoint(client, settings, org, HOOK, ["contact.created"])
+    await make_contact(db, org["org"])
+    return hook
 
 
 def verified(secret: str, request: httpx.Request) -> Any:
