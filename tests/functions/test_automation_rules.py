@@ -22,7 +22,7 @@ from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
 from tests.functions.test_send_template import IMAGE, with_templates
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
-from tests.shared.automation.kit import drain, make_rule, online, runs_of
+from tests.shared.automation.kit import drain, make_rule, online, runs_of, team
 from tests.support import (
     as_,
     auth,
@@ -46,15 +46,7 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def org(db: Connection) -> dict[str, UUID]:
-    owner = await make_user(db)
-    org_id = await make_org(db, owner)
-    return {
-        "org": org_id,
-        "admin": await member(db, org_id, "admin"),
-        "manager": await member(db, org_id, "manager"),
-        "agent": await member(db, org_id, "agent"),
-        "away": await member(db, org_id, "agent"),
-    }
+    return await team(db, admin="admin", manager="manager", agent="agent", away="agent")
 
 
 def rule_body(org: dict[str, UUID], **fields: Any) -> dict[str, Any]:
