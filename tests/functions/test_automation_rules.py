@@ -396,3 +396,13 @@ async def test_a_rule_answers_with_an_approved_whatsapp_template(
         "select body from public.messages where content_type = 'template' and status = 'sent'"
     )
     assert body == "Hi Kerry, your order A-1001 ships today."
+
+
+async def test_without_a_token_or_with_a_forged_one_nothing_is_saved(
+    client: httpx.AsyncClient, db: Connection, org: dict[str, UUID]
+):
+    forged = {"Authorization": "Bearer not.a.jwt"}
+    assert (await client.post(RULES, json=rule_body(org))).status_code == 401
+    assert (await client.post(RULES, json=rule_body(org), headers=forged)).status_code == 401
+    saved = "select count(*) from public.automation_rules where organization_id = $1"
+    assert await db.fetchval(saved, org["org"]) == 0
