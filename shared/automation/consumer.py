@@ -73,13 +73,22 @@ class AutomationConsumer(Consumer):
         self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
         results: list[Result] = []
+        causations: dict[int, Any] = {}
+        ids = [d.event.id for d in deliveries if d.event.type not in MEMBER_EVENTS]
+        if ids:  # one read for the batch, not one an event
+            async with runtime.db.service_conn() as conn:
+                rows = await conn.fetch(
+                    "select id, causation from public.outbox_events where id = any($1::bigint[])",
+                    ids,
+                )
+            causations = {r["id"]: r["causation"] for r in rows}
         for delivery in deliveries:  # in order: rules of one record see each other's effects
             try:
                 event = delivery.event
                 if event.type in MEMBER_EVENTS:
                     await reassign(runtime, event)
                 else:
-                    await run_rules(runtime, event)
+                    await run_rules(runtime, event, causations.get(event.id))
                 results.append(Result("done"))
             except Exception as exc:  # one event's fault fails it alone, to be retried
                 log.exception("automation failed for event %s", delivery.event.id)
@@ -119,13 +128,18 @@ async def _log(conn: Connection, event: Event, rule: Any, **run: Any) -> int | N
     return run_id
 
 
-async def run_rules(runtime: Runtime, event: Event) -> None:
+_UNREAD: Any = object()
+
+
+async def run_rules(runtime: Runtime, event: Event, causation: Any = _UNREAD) -> None:
+    """The event's rules; `causation` is its outbox row's, read here when not given."""
     db = runtime.db
     org = event.organization_id
     async with db.service_conn() as conn:
-        causation = await conn.fetchval(
-            "select causation from public.outbox_events where id = $1", event.id
-        )
+        if causation is _UNREAD:
+            causation = await conn.fetchval(
+                "select causation from public.outbox_events where id = $1", event.id
+            )
         rules = await conn.fetch(
             "select id, name, trigger, conditions, actions, created_by"
             "  from public.automation_rules"

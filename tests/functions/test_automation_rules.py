@@ -22,7 +22,7 @@ from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
 from tests.functions.test_send_template import IMAGE, with_templates
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
-from tests.shared.automation.kit import drain, make_rule, online, runs_of
+from tests.shared.automation.kit import drain, make_rule, online, runs_of, team
 from tests.support import (
     as_,
     auth,
@@ -46,15 +46,7 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def org(db: Connection) -> dict[str, UUID]:
-    owner = await make_user(db)
-    org_id = await make_org(db, owner)
-    return {
-        "org": org_id,
-        "admin": await member(db, org_id, "admin"),
-        "manager": await member(db, org_id, "manager"),
-        "agent": await member(db, org_id, "agent"),
-        "away": await member(db, org_id, "agent"),
-    }
+    return await team(db, admin="admin", manager="manager", agent="agent", away="agent")
 
 
 def rule_body(org: dict[str, UUID], **fields: Any) -> dict[str, Any]:
@@ -404,3 +396,13 @@ async def test_a_rule_answers_with_an_approved_whatsapp_template(
         "select body from public.messages where content_type = 'template' and status = 'sent'"
     )
     assert body == "Hi Kerry, your order A-1001 ships today."
+
+
+async def test_without_a_token_or_with_a_forged_one_nothing_is_saved(
+    client: httpx.AsyncClient, db: Connection, org: dict[str, UUID]
+):
+    forged = {"Authorization": "Bearer not.a.jwt"}
+    assert (await client.post(RULES, json=rule_body(org))).status_code == 401
+    assert (await client.post(RULES, json=rule_body(org), headers=forged)).status_code == 401
+    saved = "select count(*) from public.automation_rules where organization_id = $1"
+    assert await db.fetchval(saved, org["org"]) == 0

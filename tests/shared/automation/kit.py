@@ -9,6 +9,17 @@ from uuid import UUID
 from shared.db import Connection
 from shared.events import worker
 from shared.runtime import Runtime
+from tests.support import make_org, make_user, member
+
+
+async def team(db: Connection, **roles: str) -> dict[str, UUID]:
+    """An organization with its owner and one member per keyword (name=role), made in order."""
+    owner = await make_user(db)
+    org_id = await make_org(db, owner)
+    people = {"org": org_id, "owner": owner}
+    for name, role in roles.items():
+        people[name] = await member(db, org_id, role)
+    return people
 
 
 async def make_rule(

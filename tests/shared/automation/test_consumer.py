@@ -21,8 +21,8 @@ from tests.channels.kit import post
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
 from tests.functions.webhooks_kit import HOOK, endpoint, public_dns, verified
-from tests.shared.automation.kit import drain, make_rule, runs_of
-from tests.support import make_contact, make_conversation, make_org, make_user, member
+from tests.shared.automation.kit import drain, make_rule, runs_of, team
+from tests.support import make_contact, make_conversation
 from tests.support_crm import (
     default_pipeline,
     define_field,
@@ -43,14 +43,7 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def org(db: Connection) -> dict[str, UUID]:
-    owner = await make_user(db)
-    org_id = await make_org(db, owner)
-    return {
-        "org": org_id,
-        "owner": owner,
-        "admin": await member(db, org_id, "admin"),
-        "agent": await member(db, org_id, "agent"),
-    }
+    return await team(db, admin="admin", agent="agent")
 
 
 async def tags_of(db: Connection, table: str, column: str, row: UUID) -> set[str]:
