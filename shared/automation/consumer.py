@@ -73,22 +73,13 @@ class AutomationConsumer(Consumer):
         self, *, runtime: Runtime, deliveries: Sequence[Claimed], now: datetime, deadline: float
     ) -> list[Result]:
         results: list[Result] = []
-        causations: dict[int, Any] = {}
-        ids = [d.event.id for d in deliveries if d.event.type not in MEMBER_EVENTS]
-        if ids:  # one read for the batch, not one an event
-            async with runtime.db.service_conn() as conn:
-                rows = await conn.fetch(
-                    "select id, causation from public.outbox_events where id = any($1::bigint[])",
-                    ids,
-                )
-            causations = {r["id"]: r["causation"] for r in rows}
         for delivery in deliveries:  # in order: rules of one record see each other's effects
             try:
                 event = delivery.event
                 if event.type in MEMBER_EVENTS:
                     await reassign(runtime, event)
                 else:
-                    await run_rules(runtime, event, causations.get(event.id))
+                    await run_rules(runtime, event)
                 results.append(Result("done"))
             except Exception as exc:  # one event's fault fails it alone, to be retried
                 log.exception("automation failed for event %s", delivery.event.id)
@@ -128,18 +119,11 @@ async def _log(conn: Connection, event: Event, rule: Any, **run: Any) -> int | N
     return run_id
 
 
-_UNREAD: Any = object()
-
-
-async def run_rules(runtime: Runtime, event: Event, causation: Any = _UNREAD) -> None:
-    """The event's rules; `causation` is its outbox row's, read here when not given."""
+async def run_rules(runtime: Runtime, event: Event) -> None:
+    """The event's rules, skipping those already in its causation chain."""
     db = runtime.db
     org = event.organization_id
     async with db.service_conn() as conn:
-        if causation is _UNREAD:
-            causation = await conn.fetchval(
-                "select causation from public.outbox_events where id = $1", event.id
-            )
         rules = await conn.fetch(
             "select id, name, trigger, conditions, actions, created_by"
             "  from public.automation_rules"
@@ -167,7 +151,7 @@ async def run_rules(runtime: Runtime, event: Event, causation: Any = _UNREAD) ->
         )
     if records:
         records |= from_payload(event.type, event.payload)
-    depth, chain = _chain(causation)
+    depth, chain = _chain(event.causation)
     catalogs: dict[str, Catalog] = {}
     for rule in rules:
         if rule["id"] in done:  # handled before a crash: finish its sends, honour its stop

@@ -29,6 +29,8 @@ class Event:
     aggregate_id: UUID | None
     payload: dict[str, Any]
     created_at: datetime
+    # The chain of automation rules that caused it ({rules, depth}), if any.
+    causation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

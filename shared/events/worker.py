@@ -63,12 +63,14 @@ def _event(row: Any) -> Event:
         aggregate_id=row["aggregate_id"],
         payload=row["payload"],
         created_at=row["created_at"],
+        causation=row["causation"],
     )
 
 
 # The unprocessed events, oldest first (outbox_events_pending_idx).
 DISPATCH = """
-select id as event_id, organization_id, event_type, aggregate_id, payload, created_at
+select id as event_id, organization_id, event_type, aggregate_id, payload, created_at,
+       causation
   from public.outbox_events
  where processed_at is null
  order by id
@@ -91,7 +93,7 @@ update public.event_deliveries d
   from due, public.outbox_events e
  where d.id = due.id and e.id = d.event_id
 returning d.id, d.consumer, d.target, d.attempts, d.claim, d.event_id,
-          e.organization_id, e.event_type, e.aggregate_id, e.payload, e.created_at
+          e.organization_id, e.event_type, e.aggregate_id, e.payload, e.created_at, e.causation
 """
 
 

@@ -275,6 +275,7 @@ async def test_a_delivery_handled_again_acts_once(
         aggregate_id=contact,
         payload=row["payload"],
         created_at=row["created_at"],
+        causation=row["causation"],
     )
     await run_rules(runtime, event)
     await run_rules(runtime, event)  # a retry after a crash past the commit
@@ -370,6 +371,7 @@ async def test_a_crash_after_the_commit_sends_once_and_keeps_the_stop(
             aggregate_id=row["aggregate_id"],
             payload=row["payload"],
             created_at=row["created_at"],
+            causation=row["causation"],
         )
 
         async def crash(*args: Any, **kwargs: Any) -> None:
