@@ -100,13 +100,13 @@ async def list_text_templates(*, conn: Connection, organization_id: UUID) -> lis
 async def delete_text_template(
     *, conn: Connection, organization_id: UUID, template_id: UUID
 ) -> None:
-    deleted = await conn.fetchval(
+    await fetch_found(
+        conn,
+        "No such text template",
         "delete from public.text_templates where organization_id = $1 and id = $2 returning id",
         organization_id,
         template_id,
     )
-    if deleted is None:
-        raise NotFound("No such text template")
 
 
 # ---- quick replies ------------------------------------------------------------------------------
@@ -147,13 +147,13 @@ async def update_quick_reply(
 
 
 async def delete_quick_reply(*, conn: Connection, organization_id: UUID, reply_id: UUID) -> None:
-    deleted = await conn.fetchval(
+    await fetch_found(
+        conn,
+        "No such quick reply",
         "delete from public.quick_replies where organization_id = $1 and id = $2 returning id",
         organization_id,
         reply_id,
     )
-    if deleted is None:
-        raise NotFound("No such quick reply")
 
 
 async def search_quick_replies(

@@ -107,6 +107,22 @@ async def test_a_graph_refusal_is_a_502_naming_it_and_changes_nothing(
 
 
 @respx.mock
+async def test_graph_out_of_reach_is_a_503_and_changes_nothing(
+    api: httpx.AsyncClient, tenant: Tenant, db: Connection
+):
+    account = await whatsapp(db, tenant)
+    respx.get(url__startswith=TEMPLATES).mock(side_effect=httpx.ConnectError("down"))
+    response = await api.post(
+        "/v1/whatsapp-templates/sync",
+        json={"channel_account_id": str(account.id)},
+        headers=tenant.headers(),
+    )
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "provider_unavailable"
+    assert await db.fetchval("select count(*) from whatsapp_templates") == 0
+
+
+@respx.mock
 async def test_a_submitted_template_is_stored_pending_as_meta_answered(
     api: httpx.AsyncClient, tenant: Tenant, db: Connection
 ):
@@ -243,3 +259,5 @@ async def test_text_templates_are_checked_on_save_and_rendered_in_the_sandbox(
         )
     gone = await api.delete(f"/v1/text-templates/{template_id}", headers=tenant.headers())
     assert gone.status_code == 204
+    again = await api.delete(f"/v1/text-templates/{template_id}", headers=tenant.headers())
+    assert again.status_code == 404
