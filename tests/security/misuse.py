@@ -307,3 +307,19 @@ async def search_contacts(db: Connection, runtime: Runtime, world: World) -> Non
     await refused_to_b(runtime, world, "42501", sql, world.org_a)
     for who in (principal(world.agent_b), world.key_b):
         assert await as_(runtime, who, sql, world.org_b) == []
+
+
+async def request_import_cancel(db: Connection, runtime: Runtime, world: World) -> None:
+    job = await db.fetchval(
+        "insert into public.import_jobs (organization_id, source, entity)"
+        " values ($1, 'csv', 'contacts') returning id",
+        world.org_a,
+    )
+    sql = "select app.request_import_cancel($1)"
+    for who in (principal(world.owner_b), principal(world.agent_b), world.key_b):
+        assert [r[0] for r in await as_(runtime, who, sql, job)] == [None]
+    assert not await db.fetchval(
+        "select cancel_requested from public.import_jobs where id = $1", job
+    )
+    # A's own owner may; the job then waits for its runner to stop it
+    assert [r[0] for r in await as_(runtime, principal(world.owner_a), sql, job)] == [True]

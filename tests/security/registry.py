@@ -477,6 +477,15 @@ async def _forge_campaign_recipient(conn: Connection, world: World, org: UUID) -
     }
 
 
+async def _import_job(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.import_jobs (organization_id, source, entity)"
+        " values ($1, 'csv', 'contacts') returning id",
+        org,
+    )
+    return key
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -622,6 +631,12 @@ TABLES: dict[str, TenantTable] = {
     # Only the service (snapshot, dispatcher) and the status trigger write recipients.
     "public.campaign_recipients": TenantTable(
         make=_campaign_recipient, forge=_forge_campaign_recipient
+    ),
+    # Admins read and create import jobs; the runners (the service) move them.
+    "public.import_jobs": TenantTable(
+        make=_import_job,
+        forge=values(organization_id=ORG, source="csv", entity="contacts"),
+        readers=ADMINS,
     ),
 }
 

@@ -53,6 +53,9 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.replay_event_delivery(bigint)": Allowed(
         AUTH, "events-worker, webhook-endpoints: admins replay a finished delivery"
     ),
+    "app.request_import_cancel(uuid)": Allowed(
+        AUTH, "imports: admins ask for a job's cancel (status stays the service's)"
+    ),
     # RPCs of the SPA (public schema, PostgREST)
     "public.create_organization(text)": Allowed(AUTH, "a signed-in user founds an org (definer)"),
     "public.move_deal(uuid,uuid,integer)": Allowed(AUTH, "kanban moves; invoker, under RLS"),
@@ -109,6 +112,7 @@ MISUSE: dict[str, Misuse] = {
     "app.member_directory(uuid)": misuse.member_directory,
     "app.set_webhook_secret(uuid,text,interval)": misuse.set_webhook_secret,
     "app.replay_event_delivery(bigint)": misuse.replay_event_delivery,
+    "app.request_import_cancel(uuid)": misuse.request_import_cancel,
     "public.create_organization(text)": misuse.create_organization,
     "public.search_messages(uuid,text,timestamp with time zone,uuid,integer)": (
         misuse.search_messages
