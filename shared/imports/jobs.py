@@ -81,7 +81,7 @@ async def start(*, conn: Connection, job_id: UUID) -> bool:
         " where id = $1 and status = 'pending' returning status",
         job_id,
     )
-    return bool(row["cancel_requested"] is False)
+    return status == "running"
 
 
 async def report_progress(
@@ -97,7 +97,7 @@ async def report_progress(
     )
     assert row is not None
     await _broadcast(conn, organization_id, job_id, row["status"], progress)
-    return not row["cancel_requested"]
+    return row["cancel_requested"] is False
 
 
 async def finish(
