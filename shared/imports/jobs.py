@@ -81,7 +81,7 @@ async def start(*, conn: Connection, job_id: UUID) -> bool:
         " where id = $1 and status = 'pending' returning status",
         job_id,
     )
-    return status == "running"
+    return bool(status == "running")
 
 
 async def report_progress(
