@@ -40,6 +40,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from _pytest.nodeid import NodeId
 
 from shared.channels import http as provider_http
 from shared.db import Connection
@@ -70,6 +71,27 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
         return 0
     return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for `--dist loadgroup`: a module that builds its world once (a
+    module-scoped fixture) runs on one worker (split between two, each built it), as
+    does a module marked `xdist_group`.
+
+    pytest-xdist names a test's group by appending `@group` to its node id, which
+    pytest 9 no longer lets it do (the id is structured now): every group was split.
+    The worker does it here, after xdist's own attempt, unless that one took."""
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        groups = {str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args}
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = info.name2fixturedefs if info is not None else {}
+        if not groups and any(defs and defs[-1].scope == "module" for defs in fixtures.values()):
+            groups = {item.nodeid.split("::")[0]}
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
 
 
 def _cluster_root() -> Path:
