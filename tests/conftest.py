@@ -27,6 +27,7 @@ xdist worker ~5 s of CPU at collection.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import queue
@@ -151,11 +152,12 @@ class DatabaseFactory:
     a test rarely waits for CREATE DATABASE; used databases are dropped there too.
 
     Closing does not wait for PostgreSQL: what is left (the databases made ahead, the
-    last ones used) goes with the cluster. It used to drop them first, and a DROP
-    DATABASE waits until every backend of the cluster has released its files (a
-    ProcSignalBarrier since PostgreSQL 15), which a backend blocked writing to a
-    client that stopped reading (a connection leaked by a closed event loop) never
-    does: the teardown then sat out the join's 30 s timeout."""
+    last ones used) goes with the cluster. It used to drop them first, and DROP
+    DATABASE waits, without a timeout, until every backend of the cluster has closed
+    its files (a checkpoint and a ProcSignalBarrier, PostgreSQL 15), which a backend
+    blocked writing to a client that stopped reading (a connection leaked from a
+    closed event loop) does not do while blocked: the likely way a teardown sat out
+    the join's 30 s. Any such wait now ends with the cluster."""
 
     def __init__(self, cluster: Cluster, template: str, ahead: int = 2) -> None:
         self.cluster, self.template = cluster, template
@@ -285,3 +287,15 @@ def provider_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(provider_http, "sleep", no_sleep)
     return recorded
+
+
+@pytest.fixture(autouse=True)
+def heap_as_found() -> Iterator[None]:
+    """A test that serves leaves the garbage collector as it found it: a gateway's
+    lifespan freezes the startup heap, as deployed, and the tests after it on the same
+    worker (in whatever order xdist hands them out) expect a process that is not."""
+    thresholds = gc.get_threshold()
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
+    gc.set_threshold(*thresholds)
