@@ -53,9 +53,15 @@ PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "bench-app-secret"
 
 
-def webhook(first: int, count: int, senders: int) -> bytes:
+# Provider time: messages are stamped as sent at this many per second, so a repeat
+# sender writes again senders / PACE seconds later (10 s for 1,000 senders: a live chat).
+PACE = 100
+
+
+def webhook(first: int, count: int, senders: int, pace: int = PACE) -> bytes:
     """Messages first … first+count-1, each from one of `senders` senders (new senders
-    first, then repeats), in one delivery as Meta batches them under load."""
+    first, then repeats), in one delivery as Meta batches them under load; message n
+    sent n / pace seconds into the run."""
     ids = [str(351910000000 + n % senders) for n in range(first, first + count)]
     body = {
         "object": "whatsapp_business_account",
@@ -65,7 +71,7 @@ def webhook(first: int, count: int, senders: int) -> bytes:
             "contacts": [{"profile": {"name": f"Sender {wa_id}"}, "wa_id": wa_id}
                          for wa_id in dict.fromkeys(ids)],
             "messages": [{"from": wa_id, "id": f"wamid.BENCH{n:08d}",
-                          "timestamp": str(1731585600 + n), "type": "text",
+                          "timestamp": str(1731585600 + n // pace), "type": "text",
                           "text": {"body": f"message {n}"}}
                          for n, wa_id in enumerate(ids, start=first)],
         }}]}],
@@ -135,9 +141,11 @@ async def bench_account(db_url: str, tag: str) -> str:
     return str(account)
 
 
-def deliveries(n: int, per_webhook: int, senders: int) -> list[tuple[bytes, dict[str, str]]]:
+def deliveries(
+    n: int, per_webhook: int, senders: int, pace: int = PACE
+) -> list[tuple[bytes, dict[str, str]]]:
     """The signed deliveries carrying n messages, `per_webhook` in each."""
-    bodies = [webhook(i, min(per_webhook, n - i), senders) for i in range(0, n, per_webhook)]
+    bodies = [webhook(i, min(per_webhook, n - i), senders, pace) for i in range(0, n, per_webhook)]
     return [
         (body, {"x-hub-signature-256": sign(body, APP_SECRET), "content-type": "application/json"})
         for body in bodies
@@ -156,11 +164,13 @@ async def check_stored(db_url: str, account: str, n: int) -> None:
         raise RuntimeError(f"{stored} messages stored, expected {n}")
 
 
-async def handler(db_url: str, n: int, concurrency: int, senders: int, per_webhook: int = 1) -> Run:
+async def handler(
+    db_url: str, n: int, concurrency: int, senders: int, per_webhook: int = 1, pace: int = PACE
+) -> Run:
     """In process: each request straight into the gateway's ASGI app."""
     account = await bench_account(db_url, f"asgi-{per_webhook}")
     path = f"/functions/v1/whatsapp-webhook/{account}"
-    jobs = deliveries(n, per_webhook, senders)
+    jobs = deliveries(n, per_webhook, senders, pace)
     settings = Settings(database_url=db_url, db_pool_min=concurrency, db_pool_max=concurrency)
     runtime = await Runtime.open(settings)
     try:
@@ -182,7 +192,7 @@ async def handler(db_url: str, n: int, concurrency: int, senders: int, per_webho
     return Run(seconds, latencies, dbcost.per_message(before, after, n), server_cpu, None)
 
 
-async def sql_alone(db_url: str, n: int, senders: int) -> tuple[float, str]:
+async def sql_alone(db_url: str, n: int, senders: int, pace: int = PACE) -> tuple[float, str]:
     """The database's part alone: the deliveries the webhook hands the database (one
     message each, 4 per call as the coalescer batches them), replayed by a loop in one
     backend, a commit per call. Neither the server nor a network is in it, and no locks
@@ -197,7 +207,7 @@ async def sql_alone(db_url: str, n: int, senders: int) -> tuple[float, str]:
         pipeline.prepare(channel, read.account, request, version=read.version).sql()
         for request in (
             WebhookRequest("POST", "https://bench/", headers, {}, body)
-            for body, headers in deliveries(n, 1, senders)
+            for body, headers in deliveries(n, 1, senders, pace)
         )
     ]
     await conn.execute("create temp table bench_calls (n integer, deliveries jsonb)")
@@ -216,11 +226,13 @@ async def sql_alone(db_url: str, n: int, senders: int) -> tuple[float, str]:
     return cpu / n * 1000, dbcost.per_message(before, after, n)
 
 
-async def over_http(db_url: str, n: int, concurrency: int, senders: int, command: str) -> Run:
+async def over_http(
+    db_url: str, n: int, concurrency: int, senders: int, command: str, pace: int = PACE
+) -> Run:
     """The server in its own process, as deployed; the load from another, over HTTP."""
     account = await bench_account(db_url, "http")
     path = f"/functions/v1/whatsapp-webhook/{account}"
-    requests = [serving.http_request(path, *d) for d in deliveries(n, 1, senders)]
+    requests = [serving.http_request(path, *d) for d in deliveries(n, 1, senders, pace)]
     async with serving.server(db_url, command=command, pool=concurrency) as server:
         before, cpu = await dbcost.read(db_url), server.cpu_seconds()
         result = await serving.load(server.port, requests, concurrency)
@@ -318,6 +330,13 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--senders", type=int, default=1000, help="distinct senders")
     parser.add_argument(
+        "--pace",
+        type=int,
+        default=PACE,
+        help="messages per second of the provider's clock (1: a repeat sender's next"
+        " message `senders` seconds later, as before)",
+    )
+    parser.add_argument(
         "--batch", type=int, default=5, help="messages per webhook in the batched run"
     )
     parser.add_argument(
@@ -334,12 +353,13 @@ async def main() -> None:
     async with bench_database(args.db_url) as db_url:
         base = await baseline(db_url, n, c)
         pers = () if args.http_only else (1, args.batch)
-        alone = None if args.http_only else await sql_alone(db_url, n, args.senders)
-        in_process = [(per, await handler(db_url, n, c, args.senders, per)) for per in pers]
-        http = [await over_http(db_url, n, c, args.senders, command) for command in servers]
+        p = args.pace
+        alone = None if args.http_only else await sql_alone(db_url, n, args.senders, p)
+        in_process = [(per, await handler(db_url, n, c, args.senders, per, p)) for per in pers]
+        http = [await over_http(db_url, n, c, args.senders, cmd, p) for cmd in servers]
     print(
-        f"messages: {n} ({args.senders} distinct senders, {n - args.senders} repeats), "
-        f"concurrency {c}"
+        f"messages: {n} ({args.senders} distinct senders, {n - args.senders} repeats,"
+        f" {args.pace} per second of provider time), concurrency {c}"
     )
     base_rate = n / base.seconds
     print(line("baseline   bare inserts, one per transaction", n, base, None))

@@ -14,14 +14,24 @@ The whole suite runs on pytest-xdist workers, one per core (`-n auto` in
 pyproject; see pytest_xdist_auto_num_workers below); each worker is a session of
 its own, with its own cluster, template and databases. The cluster lives on tmpfs
 (/dev/shm) when there is room, so cloning and checkpoints never wait on a disk.
+
+What is not under test is made cheap: the cluster trusts its loopback connections
+(no password handshake for each of the thousands of connections a run opens), JIT
+is off, and the provider client's backoff waits are recorded, not slept
+(`provider_waits`). Python may cache compiled modules and pytest its assertion
+rewrites in __pycache__ even where PYTHONDONTWRITEBYTECODE is set (tests/__init__.py,
+imported before anything of ours): rewriting every test module again cost each
+xdist worker ~5 s of CPU at collection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import queue
+import re
 import shutil
 import tempfile
 import threading
@@ -31,7 +41,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from _pytest.nodeid import NodeId
 
+from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.runtime import Runtime
 from shared.settings import PROJECT_DIR, Settings
@@ -46,8 +58,9 @@ _database_numbers = itertools.count(1)
 TMPFS = Path("/dev/shm")  # noqa: S108 (only as mkdtemp's parent: a fresh private folder)
 TMPFS_NEEDED = 1 << 30  # a template, a few clones and the WAL, with room to spare
 # Nothing in a test waits for autovacuum; in a cluster of short-lived databases it
-# only spends CPU visiting them.
-SERVER_OPTIONS = ("autovacuum=off",)
+# only spends CPU visiting them. JIT changes no result, and compiling a query whose
+# estimate crosses jit_above_cost (policies inflate them) takes longer than running it.
+SERVER_OPTIONS = ("autovacuum=off", "jit=off")
 MAX_WORKERS = 8
 
 
@@ -59,6 +72,27 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
         return 0
     return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for `--dist loadgroup`: a module that builds its world once (a
+    module-scoped fixture) runs on one worker (split between two, each built it), as
+    does a module marked `xdist_group`.
+
+    pytest-xdist names a test's group by appending `@group` to its node id, which
+    pytest 9 no longer lets it do (the id is structured now): every group was split.
+    The worker does it here, after xdist's own attempt, unless that one took."""
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        groups = {str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args}
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = info.name2fixturedefs if info is not None else {}
+        if not groups and any(defs and defs[-1].scope == "module" for defs in fixtures.values()):
+            groups = {item.nodeid.split("::")[0]}
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
 
 
 def _cluster_root() -> Path:
@@ -79,12 +113,21 @@ def pg_cluster() -> Iterator[Cluster]:
     root = _cluster_root()
     os.chmod(root, 0o755)  # the server may run as an unprivileged user
     cluster = Cluster(data_dir=root / "db", port=free_port(), durable=False, options=SERVER_OPTIONS)
+    cluster.init()
+    _trust_loopback(cluster)
     cluster.start()
     try:
         yield cluster
     finally:
         cluster.destroy()
         root.rmdir()
+
+
+def _trust_loopback(cluster: Cluster) -> None:
+    """The session's own cluster (a private folder, a free port, gone at the end) lets
+    its loopback connections in without SCRAM's handshake, ~5 ms of CPU each."""
+    hba = cluster.data_dir / "pg_hba.conf"
+    hba.write_text(re.sub(r"(?m)^(host\s.*\s)scram-sha-256$", r"\1trust", hba.read_text()))
 
 
 async def run_admin(cluster: Cluster, *statements: str) -> None:
@@ -106,12 +149,21 @@ def template_database(pg_cluster: Cluster) -> str:
 
 class DatabaseFactory:
     """Clones the template a couple of databases ahead, on a thread of its own, so
-    a test rarely waits for CREATE DATABASE; used databases are dropped there too."""
+    a test rarely waits for CREATE DATABASE; used databases are dropped there too.
+
+    Closing does not wait for PostgreSQL: what is left (the databases made ahead, the
+    last ones used) goes with the cluster. It used to drop them first, and DROP
+    DATABASE waits, without a timeout, until every backend of the cluster has closed
+    its files (a checkpoint and a ProcSignalBarrier, PostgreSQL 15), which a backend
+    blocked writing to a client that stopped reading (a connection leaked from a
+    closed event loop) does not do while blocked: the likely way a teardown sat out
+    the join's 30 s. Any such wait now ends with the cluster."""
 
     def __init__(self, cluster: Cluster, template: str, ahead: int = 2) -> None:
         self.cluster, self.template = cluster, template
         self.ready: queue.Queue[str] = queue.Queue(maxsize=ahead)
-        self.used: queue.Queue[str | None] = queue.Queue()
+        self.used: queue.Queue[str] = queue.Queue()
+        self.closing = threading.Event()
         self.failure: BaseException | None = None
         self.thread = threading.Thread(target=self._work, name="db-factory", daemon=True)
         self.thread.start()
@@ -125,7 +177,7 @@ class DatabaseFactory:
     async def _loop(self) -> None:
         conn = await asyncpg.connect(self.cluster.url("postgres"))
         try:
-            while True:
+            while not self.closing.is_set():
                 name = f"test_{os.getpid()}_{next(_database_numbers)}"
                 await self._drop_used(conn)
                 # FILE_COPY clones in a few ms; its checkpoint is cheap because the
@@ -133,9 +185,8 @@ class DatabaseFactory:
                 await conn.execute(
                     f"create database {name} template {self.template} strategy file_copy"
                 )
-                while True:
-                    if await self._drop_used(conn):
-                        return
+                while not self.closing.is_set():
+                    await self._drop_used(conn)
                     try:
                         self.ready.put(name, timeout=0.05)
                         break
@@ -144,15 +195,13 @@ class DatabaseFactory:
         finally:
             await conn.close()
 
-    async def _drop_used(self, conn: asyncpg.Connection) -> bool:
-        """Drop what tests have finished with; True once the session is over."""
-        while True:
+    async def _drop_used(self, conn: asyncpg.Connection) -> None:
+        """Drop what tests have finished with."""
+        while not self.closing.is_set():
             try:
                 name = self.used.get_nowait()
             except queue.Empty:
-                return False
-            if name is None:
-                return True
+                return
             await conn.execute(f"drop database {name} with (force)")
 
     def take(self) -> str:
@@ -165,8 +214,10 @@ class DatabaseFactory:
                 continue
 
     def close(self) -> None:
-        self.used.put(None)
-        self.thread.join(timeout=30)
+        self.closing.set()
+        # The thread ends after the statement it is in; one that takes longer than
+        # this is stuck on the server, where stopping the cluster ends it.
+        self.thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -221,3 +272,30 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=gateway)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:54321") as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def provider_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The provider client's backoff and Retry-After waits, recorded instead of slept:
+    every attempt, answer and recorded wait is as deployed, only sooner (a retried
+    send used to sleep 0.5 + 1 s). The event loop still turns at each wait."""
+    recorded: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(provider_http, "sleep", no_sleep)
+    return recorded
+
+
+@pytest.fixture(autouse=True)
+def heap_as_found() -> Iterator[None]:
+    """A test that serves leaves the garbage collector as it found it: a gateway's
+    lifespan freezes the startup heap, as deployed, and the tests after it on the same
+    worker (in whatever order xdist hands them out) expect a process that is not."""
+    thresholds = gc.get_threshold()
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
+    gc.set_threshold(*thresholds)
