@@ -43,6 +43,12 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Deliver domain events to their consumers (outbound webhooks), with retries",
     ),
     ScheduledJob(
+        slug="events-retention",
+        cron="*/10 * * * *",
+        description="Delete processed events, finished deliveries and webhook attempts past"
+        " their retention, in bounded batches",
+    ),
+    ScheduledJob(
         slug="inbound-retry",
         cron="* * * * *",
         description="Process again, with backoff, inbound events that failed or were left",
