@@ -73,12 +73,21 @@ create trigger webhook_endpoints_cap before insert on public.webhook_endpoints
 
 -- ---- retention -------------------------------------------------------------------------------
 --
--- events-retention deletes processed events past their age, oldest first, in
--- batches; their deliveries, webhook attempts and automation runs go with them
--- (on delete cascade, each by an index leading with the parent's id). The scan
--- is across organizations, so this index leads with the processing time.
-create index outbox_events_processed_idx on public.outbox_events (processed_at)
+-- events-retention deletes processed events past their age in batches, walking
+-- this index (across organizations, so it leads with the processing time) from a
+-- cursor kept below; their deliveries, webhook attempts and automation runs go
+-- with them (on delete cascade, each found by an index leading with the parent's
+-- id). Events kept (a pending delivery, an unreplayed dead letter) are stepped
+-- over by the cursor, so they never hold the walk up; a walk that reaches the
+-- end starts again from the oldest.
+create index outbox_events_processed_idx on public.outbox_events (processed_at, id)
   where processed_at is not null;
+
+create table private.events_retention_cursor (
+  singleton boolean primary key default true check (singleton),
+  processed_at timestamptz not null,
+  event_id bigint not null
+);
 
 revoke execute on function
   app.automation_rule_author(), app.webhook_endpoint_cap(uuid), app.webhook_endpoints_within_cap()
