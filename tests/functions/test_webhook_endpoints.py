@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from uuid import UUID
+import json
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 
 from shared.db import Connection
-from shared.events import egress
+from shared.events import egress, signing
+from shared.events.base import Event
+from shared.events.catalog import EVENT_TYPES
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support import auth, make_org, make_user, member
@@ -267,6 +272,30 @@ async def test_the_openapi_document_names_the_event_types(client: httpx.AsyncCli
     schema = document["components"]["schemas"]["NewEndpoint"]["properties"]["events"]
     assert "message.received" in schema["items"]["enum"]
     assert "webhook_endpoint.disabled" in schema["items"]["enum"]
+    # each payload is named under `webhooks`, and what the sender signs fits its schema
+    hooks = document["webhooks"]
+    assert set(EVENT_TYPES) | {"automation.webhook"} == set(hooks)
+    operation = hooks["deal.stage_changed"]["post"]
+    assert {p["name"] for p in operation["parameters"]} == {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+    assert "24 h" in operation["description"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    model = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    event = Event(
+        id=7,
+        organization_id=uuid4(),
+        type="deal.stage_changed",
+        aggregate_id=None,
+        payload={"id": "d", "previous_stage_id": "s"},
+        created_at=datetime.now(UTC),
+    )
+    jsonschema.validate(json.loads(signing.body(event)), model)
+    wrong = json.loads(signing.body(event)) | {"type": "deal.won"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, model)
 
 
 async def test_an_organization_has_at_most_its_cap_of_endpoints_even_at_once(
