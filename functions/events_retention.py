@@ -4,7 +4,7 @@ Service role key only; run it every ten minutes. Processed events older than
 CONNECTGAIN_EVENTS_RETENTION_DAYS (30) go with their deliveries, webhook attempts
 and automation runs; dead letters stay until replayed or
 CONNECTGAIN_DEAD_LETTER_RETENTION_DAYS (90) old. Bounded batches
-(CONNECTGAIN_EVENTS_RETENTION_BATCH × …_MAX_BATCHES per run) on an index, so a
+(CONNECTGAIN_EVENTS_RETENTION_BATCH events, up to …_MAX_BATCHES times a run) on an index, so a
 run is short whatever the table's size: see shared/events/retention.py.
 """
 

@@ -202,7 +202,7 @@ def _receiver(event_type: str, doc: str) -> Any:
     title = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
     model = create_model(
         f"{title}Event",
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
         timestamp=(datetime, Field(description="When the event happened, UTC")),
         data=(dict[str, Any], Field(description=doc)),
     )

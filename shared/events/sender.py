@@ -4,8 +4,9 @@ One delivery row per (event, endpoint), made when the event is dispatched.
 Attempts follow Standard Webhooks' schedule (at once, then 5 s, 5 min, 30 min,
 2 h, 5 h, 10 h, 10 h: about 28 hours), continued with two waits of a day, so an
 endpoint down for up to about three days (the last attempt comes 3 days 3.6
-hours after the first) still receives the event. Each is signed anew with a fresh timestamp and the same
-webhook-id, and logged (status, latency, a bounded excerpt of the answer).
+hours after the first) still receives the event. Each is signed anew with a
+fresh timestamp and the same webhook-id, and logged (status, latency, a bounded
+excerpt of the answer).
 Deliveries go out concurrently, at most `webhook_concurrency` at a time and a
 quarter of that per endpoint, each within `webhook_timeout_seconds` in all, so a
 slow endpoint holds a few slots and never the others. An attempt starts only if

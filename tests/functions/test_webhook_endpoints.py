@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # openapi-core's validator
 import pytest
 
 from shared.db import Connection
