@@ -130,6 +130,23 @@ async def _check(
         )
 
 
+def _authored(row: Any) -> dict[str, Any]:
+    """The new rule, unless it sends messages and has nobody to send them as (a key
+    whose issuer has left): then a 422, and the caller's transaction saves nothing.
+    (An existing rule whose author left can still be edited, to disable it.)"""
+    assert row is not None
+    saved = dict(row)
+    if saved["created_by"] is None:
+        for index, action in enumerate(saved["actions"]):
+            if action.get("type") == "send_message":
+                raise Unprocessable(
+                    f"actions[{index}]: send_message sends as the rule's author, and this"
+                    " API key's issuer is no longer a user; issue a new key",
+                    details=[{"field": f"actions[{index}]", "message": "no author to send as"}],
+                )
+    return saved
+
+
 async def create(
     *, db: Database, conn: Connection, organization_id: UUID, rule: RuleFields
 ) -> dict[str, Any]:
@@ -154,8 +171,7 @@ async def create(
         body["conditions"],
         body["actions"],
     )
-    assert row is not None
-    return dict(row)
+    return _authored(row)
 
 
 async def list_rules(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:

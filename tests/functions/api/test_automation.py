@@ -222,3 +222,15 @@ async def test_a_rules_author_is_the_caller_never_a_value_it_sends(
             manager,
         )
     assert by_key == tenant.owner  # the key's issuer
+
+
+async def test_a_key_whose_issuer_is_gone_cannot_save_a_rule_that_sends(
+    api: httpx.AsyncClient, tenant: Tenant, db: Connection
+):
+    await db.execute("update api_keys set created_by = null where organization_id = $1", tenant.org)
+    sends = rule(trigger="message.received", actions=[{"type": "send_message", "text": "Hi"}])
+    refused = await api.post(RULES, json=sends, headers=tenant.headers())
+    assert refused.status_code == 422 and "actions[0]" in refused.text, refused.text
+    assert await count(db, tenant.org) == 0
+    # rules that send nothing need no author
+    assert (await api.post(RULES, json=rule(), headers=tenant.headers())).status_code == 201
