@@ -8,17 +8,21 @@ GET    /{id}                      one rule                                    an
 PATCH  /{id}                      {name?, trigger?, conditions?, actions?, enabled?,
                                    position?}                                 managers+
 DELETE /{id}                                                                  managers+
-POST   /{id}/dry-run              {record_id, entity?}: would it match, what would it do;
-                                   acts on nothing                            any member
+PUT    /order                     {organization_id, rule_ids}: the whole order at once,
+                                   each of the organization's rules once      managers+
+POST   /{id}/dry-run              {record_id, entity?, payload?}: would it match, what
+                                   would it do (payload: what the event carries beyond
+                                   its record, e.g. the tag added); acts on nothing
+                                                                              any member
 GET    /{id}/runs                 its runs, newest first: matched or not, each action's
                                    outcome                                    any member
 
-Rules are configuration, so they are edited with members' tokens (a role), not
-with cg_ API keys (which have scopes, and never configure an organization). A
-rule is checked whole before it is saved: an unknown trigger or action type, a
-condition the filter language refuses, a user, tag, stage or webhook endpoint not
-of the organization, or a custom field it does not have is a 422 naming it, and
-nothing is saved. The events worker runs the rules (shared/automation/consumer.py).
+The public API serves the same rules to cg_ keys (/v1/automation-rules), through
+the same domain code (shared/automation/rules.py). A rule is checked whole before
+it is saved: an unknown trigger or action type, a condition the filter language
+refuses, a user, tag, stage or webhook endpoint not of the organization, or a
+custom field it does not have is a 422 naming it, and nothing is saved. The
+events worker runs the rules (shared/automation/consumer.py).
 """
 
 from __future__ import annotations
@@ -27,38 +31,29 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 
 from shared.automation import rules
-from shared.automation.actions import ACTION_MODELS
-from shared.automation.triggers import TRIGGERS, records_of
+from shared.automation.dry_run import DryRun, dry_run
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
 
 
-class DryRun(BaseModel):
-    record_id: UUID
-    entity: str | None = Field(
-        default=None, description="Which of the trigger's records record_id is; default its subject"
-    )
+class Order(rules.RuleOrder):
+    organization_id: UUID
 
 
 @router.get("/triggers")
 async def triggers(user: CurrentUser) -> dict[str, Any]:
-    return {
-        "data": [
-            {"name": t.name, "description": t.doc, "records": list(records_of(t.name))}
-            for t in TRIGGERS.values()
-        ],
-        "actions": {m.__name__: m.model_json_schema() for m in ACTION_MODELS},
-    }
+    return rules.catalog()
 
 
 @router.post("/", status_code=201)
 async def create(body: rules.RuleIn, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return await rules.create(db=runtime.db, conn=conn, rule=body)
+        return await rules.create(
+            db=runtime.db, conn=conn, organization_id=body.organization_id, rule=body
+        )
 
 
 @router.get("/")
@@ -67,6 +62,15 @@ async def list_rules(
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
         return {"data": await rules.list_rules(conn=conn, organization_id=organization_id)}
+
+
+@router.put("/order")
+async def reorder(body: Order, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.db.user_tx(user) as conn:
+        found = await rules.reorder(
+            conn=conn, organization_id=body.organization_id, rule_ids=body.rule_ids
+        )
+    return {"data": found}
 
 
 @router.get("/{rule_id}")
@@ -91,13 +95,11 @@ async def delete(rule_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> Respo
 
 
 @router.post("/{rule_id}/dry-run")
-async def dry_run(
+async def try_rule(
     rule_id: UUID, body: DryRun, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return await rules.dry_run(
-            conn=conn, rule_id=rule_id, record_id=body.record_id, entity=body.entity
-        )
+        return await dry_run(conn=conn, rule_id=rule_id, trial=body)
 
 
 @router.get("/{rule_id}/runs")

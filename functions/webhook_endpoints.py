@@ -15,22 +15,26 @@ GET    /{id}/attempts              the delivery attempts, newest first (with del
 
 Deliveries follow Standard Webhooks (webhook-id, webhook-timestamp,
 webhook-signature headers; body {"type", "timestamp", "data"}): see
-shared/events/sender.py. A URL must be https and resolve to public addresses
-only (CONNECTGAIN_WEBHOOK_EGRESS=local also allows http and loopback).
+shared/events/sender.py. The OpenAPI document names each event's payload under
+`webhooks`. A URL must be https and resolve to public addresses only
+(CONNECTGAIN_WEBHOOK_EGRESS=local also allows http and loopback). An organization
+has at most 20 endpoints (a 409 past that; private.webhook_endpoint_caps holds
+another cap per organization).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema, create_model
 
 from shared import members
 from shared.events import egress, subscriptions
 from shared.events.catalog import EVENT_TYPES
+from shared.events.sender import WEBHOOK_WAITS
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
@@ -173,3 +177,66 @@ async def attempts(
 
 
 app = function_app(router, name="webhook-endpoints")
+
+# ---- what a receiver gets: one webhook per event type in the OpenAPI document -----------------
+
+DELIVERED = {
+    **EVENT_TYPES,
+    "automation.webhook": "Sent by an automation rule's send_webhook action to its endpoint only"
+    " ({rule: {id, name}, trigger: {type, event_id}, records: {<entity>: <id>}}).",
+}
+
+
+def _wait(wait: timedelta) -> str:
+    seconds = int(wait.total_seconds())
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+SCHEDULE = "at once, then after " + ", ".join(_wait(w) for w in WEBHOOK_WAITS)
+
+
+def _receiver(event_type: str, doc: str) -> Any:
+    title = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
+    model = create_model(
+        f"{title}Event",
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
+        timestamp=(datetime, Field(description="When the event happened, UTC")),
+        data=(dict[str, Any], Field(description=doc)),
+    )
+
+    async def receive(
+        body: Any,
+        webhook_id: Annotated[
+            str, Header(description="msg_<event id>: the same on every attempt; dedupe on it")
+        ],
+        webhook_timestamp: Annotated[str, Header(description="Unix seconds, when signed")],
+        webhook_signature: Annotated[
+            str,
+            Header(
+                description="v1,<base64 HMAC-SHA256 of id.timestamp.body>, space-separated"
+                " while a rotated-out secret still signs"
+            ),
+        ],
+    ) -> None:
+        """Documentation only: receivers implement it."""
+
+    receive.__annotations__["body"] = model
+    return receive
+
+
+# The gateway adds these to the document of the app it serves (under `webhooks`).
+WEBHOOKS = APIRouter()
+for _type, _doc in DELIVERED.items():
+    WEBHOOKS.add_api_route(
+        _type,
+        _receiver(_type, _doc),
+        methods=["POST"],
+        summary=_type,
+        description=f"{_doc} Signed per Standard Webhooks; answer 2xx at once (within"
+        f" CONNECTGAIN_WEBHOOK_TIMEOUT_SECONDS, 10 s), else it is tried again: {SCHEDULE}.",
+        status_code=204,
+    )
+app.webhooks.include_router(WEBHOOKS)

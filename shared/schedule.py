@@ -38,6 +38,12 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Start due campaigns and send their next recipients, within each rate cap",
     ),
     ScheduledJob(
+        slug="events-retention",
+        cron="*/10 * * * *",
+        description="Delete processed events, finished deliveries and webhook attempts past"
+        " their retention, in bounded batches",
+    ),
+    ScheduledJob(
         slug="events-worker",
         cron="* * * * *",
         description="Deliver domain events to their consumers (outbound webhooks), with retries",

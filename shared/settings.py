@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(default=120.0, gt=0.0)
     # After a rotation the previous secret still signs for this long.
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0.0, le=24 * 30)
+    # events-retention: processed events (with their deliveries, webhook attempts and
+    # automation runs) older than this are deleted; dead letters are kept until replayed
+    # or this old. Deleted per batch, at most so many batches per run.
+    events_retention_days: float = Field(default=30.0, ge=1.0, le=3650.0)
+    dead_letter_retention_days: float = Field(default=90.0, ge=1.0, le=3650.0)
+    events_retention_batch: int = Field(default=1000, ge=1, le=50000)
+    events_retention_max_batches: int = Field(default=20, ge=1, le=10000)
 
     # Serving (`connectgain serve`, the image): one function's slug or "all", and
     # whether the local scheduler runs: "auto" runs it when serving all functions.

@@ -1,25 +1,28 @@
 """Saving and reading an organization's rules, inside the caller's RLS transaction.
 
-Members read; managers and above write (the policies say the same, and API keys
-are refused by trigger: rules are configuration). A rule is checked whole before
-anything is written: its trigger, its conditions against the filter language,
-and every action against the trigger and the organization's rows.
+The automation-rules function (members' tokens) and the public API (cg_ keys)
+both call these. Members and keys read; managers and write keys (which act as
+managers) write, as the policies say. A rule is checked whole before anything is
+written: its trigger, its conditions against the filter language, and every
+action against the trigger and the organization's rows. The author a rule sends
+messages as is set by the database from the caller (a key's: its issuer).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections import Counter
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from shared import members
-from shared.automation.actions import Actions, check_actions, describe, parse_actions
-from shared.automation.conditions import evaluate, parse_conditions
-from shared.automation.triggers import ENTITIES, TRIGGERS, TRIGGERS_DOC, resolve, roots_of
+from shared.automation.actions import ACTION_MODELS, Actions, check_actions, parse_actions
+from shared.automation.conditions import parse_conditions
+from shared.automation.triggers import TRIGGERS, TRIGGERS_DOC, records_of
 from shared.crm.inputs import Strict
 from shared.db import Connection, Database, fetch_found
-from shared.errors import NotFound, Unprocessable
+from shared.errors import Forbidden, NotFound, Unprocessable
 
 COLUMNS = (
     "id, organization_id, name, position, enabled, trigger, conditions, actions, created_by,"
@@ -52,14 +55,23 @@ Conditions = Annotated[
 ]
 
 
-class RuleIn(Strict):
-    organization_id: UUID
+class RuleFields(Strict):
     name: str = Field(min_length=1, max_length=200)
     trigger: TriggerName
     conditions: Conditions = Field(default_factory=dict)
     actions: Actions
     enabled: bool = True
     position: int | None = Field(default=None, ge=0, le=100000, description="Default: last")
+
+
+class RuleIn(RuleFields):
+    organization_id: UUID
+
+
+class RuleOrder(Strict):
+    rule_ids: list[UUID] = Field(
+        max_length=10000, description="Each of the organization's rules once, first to last"
+    )
 
 
 class RuleChange(Strict):
@@ -69,6 +81,38 @@ class RuleChange(Strict):
     actions: Actions | None = None
     enabled: bool | None = None
     position: int | None = Field(default=None, ge=0, le=100000)
+
+
+def catalog() -> dict[str, Any]:
+    """The triggers, the records each brings (what conditions and actions may name), and
+    the action types with their JSON schemas."""
+    return {
+        "data": [
+            {"name": t.name, "description": t.doc, "records": list(records_of(t.name))}
+            for t in TRIGGERS.values()
+        ],
+        "actions": {m.__name__: m.model_json_schema() for m in ACTION_MODELS},
+    }
+
+
+async def require(
+    *, conn: Connection, organization_id: UUID, at_least: Literal["agent", "manager"]
+) -> None:
+    """Members and keys of the organization read; managers and write keys write. Else a
+    404 (not the caller's organization) or a 403 naming what is missing."""
+    row = await conn.fetchrow(
+        "select $1 in (select app.org_ids()) as reads,"
+        " $1 in (select app.org_ids_with_role('manager')) as writes",
+        organization_id,
+    )
+    assert row is not None
+    if not row["reads"]:
+        raise NotFound("No such organization")
+    if at_least == "manager" and not row["writes"]:
+        role = await members.caller_role(conn=conn, organization_id=organization_id)
+        if role is None:
+            raise Forbidden("This API key is read-only", code="insufficient_scope")
+        raise Forbidden(f"This needs the manager role or higher; you are {role}")
 
 
 async def _check(
@@ -86,10 +130,29 @@ async def _check(
         )
 
 
-async def create(*, db: Database, conn: Connection, rule: RuleIn) -> dict[str, Any]:
-    org = rule.organization_id
-    await members.require_role(conn=conn, organization_id=org, at_least="manager")
-    body = rule.model_dump(mode="json")
+def _authored(row: Any) -> dict[str, Any]:
+    """The new rule, unless it sends messages and has nobody to send them as (a key
+    whose issuer has left): then a 422, and the caller's transaction saves nothing.
+    (An existing rule whose author left can still be edited, to disable it.)"""
+    assert row is not None
+    saved = dict(row)
+    if saved["created_by"] is None:
+        for index, action in enumerate(saved["actions"]):
+            if action.get("type") == "send_message":
+                raise Unprocessable(
+                    f"actions[{index}]: send_message sends as the rule's author, and this"
+                    " API key's issuer is no longer a user; issue a new key",
+                    details=[{"field": f"actions[{index}]", "message": "no author to send as"}],
+                )
+    return saved
+
+
+async def create(
+    *, db: Database, conn: Connection, organization_id: UUID, rule: RuleFields
+) -> dict[str, Any]:
+    org = organization_id
+    await require(conn=conn, organization_id=org, at_least="manager")
+    body = rule.model_dump(mode="json", exclude={"organization_id"})
     await _check(db, conn, org, rule.trigger, body)
     row = await conn.fetchrow(
         f"""
@@ -108,12 +171,11 @@ async def create(*, db: Database, conn: Connection, rule: RuleIn) -> dict[str, A
         body["conditions"],
         body["actions"],
     )
-    assert row is not None
-    return dict(row)
+    return _authored(row)
 
 
 async def list_rules(*, conn: Connection, organization_id: UUID) -> list[dict[str, Any]]:
-    await members.require_role(conn=conn, organization_id=organization_id, at_least="agent")
+    await require(conn=conn, organization_id=organization_id, at_least="agent")
     rows = await conn.fetch(
         f"select {COLUMNS} from public.automation_rules where organization_id = $1"
         " order by position, created_at, id",
@@ -122,21 +184,31 @@ async def list_rules(*, conn: Connection, organization_id: UUID) -> list[dict[st
     return [dict(r) for r in rows]
 
 
-async def get(*, conn: Connection, rule_id: UUID) -> dict[str, Any]:
+async def get(
+    *, conn: Connection, rule_id: UUID, organization_id: UUID | None = None
+) -> dict[str, Any]:
+    """One rule the caller can see (of `organization_id` when given: a key's)."""
     return await fetch_found(
         conn,
         "No such automation rule",
-        f"select {COLUMNS} from public.automation_rules where id = $1",
+        f"select {COLUMNS} from public.automation_rules"
+        " where id = $1 and ($2::uuid is null or organization_id = $2)",
         rule_id,
+        organization_id,
     )
 
 
 async def update(
-    *, db: Database, conn: Connection, rule_id: UUID, change: RuleChange
+    *,
+    db: Database,
+    conn: Connection,
+    rule_id: UUID,
+    change: RuleChange,
+    organization_id: UUID | None = None,
 ) -> dict[str, Any]:
-    current = await get(conn=conn, rule_id=rule_id)
+    current = await get(conn=conn, rule_id=rule_id, organization_id=organization_id)
     org = current["organization_id"]
-    await members.require_role(conn=conn, organization_id=org, at_least="manager")
+    await require(conn=conn, organization_id=org, at_least="manager")
     changes = change.model_dump(mode="json", exclude_unset=True)
     if any(changes.get(k) is None and k in changes for k in ("name", "trigger", "actions")):
         raise Unprocessable("name, trigger and actions cannot be null")
@@ -162,50 +234,61 @@ async def update(
     return dict(row)
 
 
-async def delete(*, conn: Connection, rule_id: UUID) -> None:
-    current = await get(conn=conn, rule_id=rule_id)
+async def delete(*, conn: Connection, rule_id: UUID, organization_id: UUID | None = None) -> None:
+    current = await get(conn=conn, rule_id=rule_id, organization_id=organization_id)
     org = current["organization_id"]
-    await members.require_role(conn=conn, organization_id=org, at_least="manager")
-    await conn.execute("delete from public.automation_rules where id = $1", rule_id)
-
-
-async def dry_run(
-    *, conn: Connection, rule_id: UUID, record_id: UUID, entity: str | None
-) -> dict[str, Any]:
-    """Evaluates the rule against a record, as the caller sees it; acts on nothing. The
-    record is the trigger's subject (a message for message.received) unless `entity`
-    names another of its records."""
-    rule = await get(conn=conn, rule_id=rule_id)
-    org, trigger = rule["organization_id"], rule["trigger"]
-    allowed = roots_of(trigger)
-    root = entity or allowed[0]
-    if root not in allowed:
-        raise Unprocessable(
-            f"entity: a {trigger} rule has {', '.join(allowed)} records",
-            details=[{"field": "entity", "message": f"one of {', '.join(allowed)}"}],
-        )
-    records = await resolve(conn=conn, organization_id=org, root=root, record_id=record_id)
-    if not records:
-        raise NotFound(f"No such {ENTITIES[root].name}")
-    parsed = await parse_conditions(
-        conn=conn, organization_id=org, trigger=trigger, conditions=rule["conditions"]
+    await require(conn=conn, organization_id=org, at_least="manager")
+    await conn.execute(
+        "delete from public.automation_rules where organization_id = $1 and id = $2", org, rule_id
     )
-    results = await evaluate(conn=conn, organization_id=org, parsed=parsed, records=records)
-    matched = all(results.values())
-    actions = parse_actions(rule["actions"])
-    return {
-        "rule_id": rule_id,
-        "records": records,
-        "conditions": results,
-        "matched": matched,
-        "actions": [describe(trigger, a) for a in actions] if matched else [],
-    }
+
+
+async def reorder(
+    *, conn: Connection, organization_id: UUID, rule_ids: list[UUID]
+) -> list[dict[str, Any]]:
+    """Sets the whole order at once: `rule_ids` must name each of the organization's rules
+    exactly once (a rule made meanwhile is not silently put last). Their rows are locked
+    first, so concurrent reorders apply one after the other."""
+    await require(conn=conn, organization_id=organization_id, at_least="manager")
+    rows = await conn.fetch(
+        "select id from public.automation_rules where organization_id = $1 for update",
+        organization_id,
+    )
+    have = {r["id"] for r in rows}
+    counts = Counter(rule_ids)
+    problems = [
+        f"{what}: {', '.join(map(str, ids))}"
+        for what, ids in (
+            ("named more than once", [i for i, n in counts.items() if n > 1]),
+            ("not rules of this organization", [i for i in counts if i not in have]),
+            ("missing", sorted(have - counts.keys())),
+        )
+        if ids
+    ]
+    if problems:
+        raise Unprocessable(
+            "rule_ids: " + "; ".join(problems),
+            details=[{"field": "rule_ids", "message": m} for m in problems],
+        )
+    await conn.execute(
+        "update public.automation_rules r set position = o.position - 1"
+        "  from unnest($2::uuid[]) with ordinality o(id, position)"
+        " where r.organization_id = $1 and r.id = o.id and r.position <> o.position - 1",
+        organization_id,
+        rule_ids,
+    )
+    return await list_rules(conn=conn, organization_id=organization_id)
 
 
 async def runs(
-    *, conn: Connection, rule_id: UUID, before: int | None, limit: int
+    *,
+    conn: Connection,
+    rule_id: UUID,
+    before: int | None,
+    limit: int,
+    organization_id: UUID | None = None,
 ) -> list[dict[str, Any]]:
-    rule = await get(conn=conn, rule_id=rule_id)
+    rule = await get(conn=conn, rule_id=rule_id, organization_id=organization_id)
     rows = await conn.fetch(
         f"select {RUN_COLUMNS} from public.automation_runs"
         " where organization_id = $4 and rule_id = $1"

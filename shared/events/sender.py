@@ -2,8 +2,11 @@
 
 One delivery row per (event, endpoint), made when the event is dispatched.
 Attempts follow Standard Webhooks' schedule (at once, then 5 s, 5 min, 30 min,
-2 h, 5 h, 10 h, 10 h), each signed anew with a fresh timestamp and the same
-webhook-id, and logged (status, latency, a bounded excerpt of the answer).
+2 h, 5 h, 10 h, 10 h: about 28 hours), continued with two waits of a day, so an
+endpoint down for up to about three days (the last attempt comes 3 days 3.6
+hours after the first) still receives the event. Each is signed anew with a
+fresh timestamp and the same webhook-id, and logged (status, latency, a bounded
+excerpt of the answer).
 Deliveries go out concurrently, at most `webhook_concurrency` at a time and a
 quarter of that per endpoint, each within `webhook_timeout_seconds` in all, so a
 slow endpoint holds a few slots and never the others. An attempt starts only if
@@ -53,6 +56,8 @@ STANDARD_WEBHOOKS_WAITS = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
+# Past Standard Webhooks' ~28 hours: a day at a time, to about three days.
+WEBHOOK_WAITS = (*STANDARD_WEBHOOKS_WAITS, timedelta(days=1), timedelta(days=1))
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ class WebhookConsumer(Consumer):
     event_types: ClassVar[frozenset[str] | None] = frozenset(EVENT_TYPES)
 
     def __init__(self) -> None:
-        super().__init__(retries=Retries(STANDARD_WEBHOOKS_WAITS))
+        super().__init__(retries=Retries(WEBHOOK_WAITS))
 
     async def fan_out(
         self, *, conn: Connection, events: Sequence[Event]

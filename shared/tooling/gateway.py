@@ -86,6 +86,9 @@ class Gateway:
             )
             for slug, module in self.modules.items()
         }
+        for slug, module in self.modules.items():  # calls a function makes, documented only
+            if hasattr(module, "WEBHOOKS"):
+                self.apps[slug].webhooks.include_router(module.WEBHOOKS)
 
     @property
     def slugs(self) -> list[str]:

@@ -406,3 +406,44 @@ async def test_without_a_token_or_with_a_forged_one_nothing_is_saved(
     assert (await client.post(RULES, json=rule_body(org), headers=forged)).status_code == 401
     saved = "select count(*) from public.automation_rules where organization_id = $1"
     assert await db.fetchval(saved, org["org"]) == 0
+
+
+async def test_managers_reorder_rules_in_one_call_and_a_tag_rule_dry_runs_with_its_tag(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, org: dict[str, UUID]
+):
+    manager, agent = auth(settings, org["manager"]), auth(settings, org["agent"])
+    vip = await make_tag(db, org["org"], "VIP")
+    ids = []
+    for name in ("first", "second"):
+        body = rule_body(
+            org,
+            name=name,
+            trigger="conversation.tag_added",
+            conditions={"tag": {"field": "name", "op": "eq", "value": "VIP"}},
+        )
+        ids.append((await client.post(RULES, json=body, headers=manager)).json()["id"])
+    order = {"organization_id": str(org["org"]), "rule_ids": ids[::-1]}
+    assert (await client.put(f"{RULES}/order", json=order, headers=agent)).status_code == 403
+    done = await client.put(f"{RULES}/order", json=order, headers=manager)
+    assert [r["name"] for r in done.json()["data"]] == ["second", "first"]
+    stray = str(uuid4())
+    bad = await client.put(
+        f"{RULES}/order", json={**order, "rule_ids": [ids[0], stray]}, headers=manager
+    )
+    assert bad.status_code == 422 and stray in bad.text and ids[1] in bad.text
+    outside = await make_user(db)
+    await make_org(db, outside)
+    assert (
+        await client.put(f"{RULES}/order", json=order, headers=auth(settings, outside))
+    ).status_code == 404
+    listed = await client.get(RULES, params={"organization_id": str(org["org"])}, headers=agent)
+    assert [r["name"] for r in listed.json()["data"]] == ["second", "first"]
+
+    conversation = await make_conversation(db, org["org"])
+    url = f"{RULES}/{ids[0]}/dry-run"
+    tried = await client.post(
+        url, json={"record_id": str(conversation), "payload": {"tag_id": str(vip)}}, headers=agent
+    )
+    assert tried.status_code == 200 and tried.json()["matched"] is True, tried.text
+    untagged = await client.post(url, json={"record_id": str(conversation)}, headers=agent)
+    assert untagged.status_code == 422 and "payload.tag_id" in untagged.text

@@ -19,7 +19,7 @@ import respx
 from shared.db import Connection
 from shared.events import worker
 from shared.events.consumers import CONSUMERS
-from shared.events.sender import STANDARD_WEBHOOKS_WAITS
+from shared.events.sender import STANDARD_WEBHOOKS_WAITS, WEBHOOK_WAITS
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.channels.kit import post
@@ -123,13 +123,17 @@ async def test_spent_retries_make_a_dead_letter_an_admin_replays(
     with respx.mock as router:
         route = router.post(HOOK).respond(503, text="x" * 5000)
         summaries = []
-        for wait in (timedelta(), *STANDARD_WEBHOOKS_WAITS):
+        for wait in (timedelta(), *WEBHOOK_WAITS):
             elapsed += wait
             summaries.append(await worker.run(runtime, now=start + elapsed))
-        assert [s.claimed for s in summaries] == [1] * 8
-        assert summaries[-1].dead == 1 and route.call_count == 8
-        assert elapsed < timedelta(days=2)  # Standard Webhooks' schedule: about 28 hours
+        assert [s.claimed for s in summaries] == [1] * 10
+        assert summaries[-1].dead == 1 and route.call_count == 10
+        # Standard Webhooks' schedule (about 28 hours) first, then a day at a time
+        assert WEBHOOK_WAITS[: len(STANDARD_WEBHOOKS_WAITS)] == STANDARD_WEBHOOKS_WAITS
+        assert timedelta(days=3) < elapsed < timedelta(days=3, hours=6)
         assert len({c.request.headers["webhook-id"] for c in route.calls}) == 1
+        # three days of failures are not yet "failing for days": it is still enabled
+        assert await db.fetchval("select enabled from webhook_endpoints") is True
 
         letters = "/functions/v1/events-worker/dead-letters"
         params = {"organization_id": str(org["org"])}
@@ -140,7 +144,7 @@ async def test_spent_retries_make_a_dead_letter_an_admin_replays(
         assert (letter["consumer"], letter["target"], letter["attempts"]) == (
             "webhooks",
             hook["id"],
-            8,
+            10,
         )
         assert letter["last_error"] == "HTTP 503"
         excerpt = await db.fetchval("select max(length(response_excerpt)) from webhook_attempts")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from uuid import UUID
+import json
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
+import asyncpg
 import httpx
+import jsonschema  # type: ignore[import-untyped]  # openapi-core's validator
 import pytest
 
 from shared.db import Connection
-from shared.events import egress
+from shared.events import egress, signing
+from shared.events.base import Event
+from shared.events.catalog import EVENT_TYPES
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.support import auth, make_org, make_user, member
@@ -146,6 +153,19 @@ async def test_an_admin_updates_disables_and_deletes(
         "https://hooks.example.com/v2",
         ["task.created"],
     )
+    for bad, code in (
+        ({"url": "https://intranet.example.com/x"}, "url_not_public"),
+        ({"url": "https://nowhere.invalid/x"}, "url_unresolvable"),
+        ({"events": ["deal.exploded"], "description": "x"}, "validation_error"),
+    ):
+        refused = await client.patch(f"{URL}/{endpoint}", json=bad, headers=headers)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, code), bad
+    kept = await db.fetchrow("select url, events, description from public.webhook_endpoints")
+    assert (kept["url"], kept["events"], kept["description"]) == (
+        "https://hooks.example.com/v2",
+        ["task.created"],
+        None,
+    )
     disabled = await client.post(f"{URL}/{endpoint}/disable", headers=headers)
     assert disabled.json()["status"] == "disabled"
     assert disabled.json()["disabled_reason"] == "disabled by an admin"
@@ -252,3 +272,67 @@ async def test_the_openapi_document_names_the_event_types(client: httpx.AsyncCli
     schema = document["components"]["schemas"]["NewEndpoint"]["properties"]["events"]
     assert "message.received" in schema["items"]["enum"]
     assert "webhook_endpoint.disabled" in schema["items"]["enum"]
+    # each payload is named under `webhooks`, and what the sender signs fits its schema
+    hooks = document["webhooks"]
+    assert set(EVENT_TYPES) | {"automation.webhook"} == set(hooks)
+    operation = hooks["deal.stage_changed"]["post"]
+    assert {p["name"] for p in operation["parameters"]} == {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+    assert "24 h" in operation["description"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    model = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    event = Event(
+        id=7,
+        organization_id=uuid4(),
+        type="deal.stage_changed",
+        aggregate_id=None,
+        payload={"id": "d", "previous_stage_id": "s"},
+        created_at=datetime.now(UTC),
+    )
+    jsonschema.validate(json.loads(signing.body(event)), model)
+    wrong = json.loads(signing.body(event)) | {"type": "deal.won"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, model)
+
+
+async def test_an_organization_has_at_most_its_cap_of_endpoints_even_at_once(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    db: Connection,
+    org: dict[str, UUID],
+):
+    await db.execute(
+        "insert into private.webhook_endpoint_caps (organization_id, max_endpoints) values ($1, 2)",
+        org["org"],
+    )
+    first = (await create(client, settings, org)).json()
+    assert (await create(client, settings, org)).status_code == 201
+    full = await create(client, settings, org)
+    assert full.status_code == 409, full.text
+    assert "2 of its 2 endpoints" in full.json()["error"]["message"]
+    assert await db.fetchval("select count(*) from public.webhook_endpoints") == 2
+    # other organizations have their own (default) cap
+    theirs = await db.fetchval(
+        "select organization_id from organization_members where user_id = $1", org["other_admin"]
+    )
+    assert await db.fetchval("select app.webhook_endpoint_cap($1)", theirs) == 20
+
+    # one place left, two creates at once: the second waits for the first, then is refused
+    await client.delete(f"{URL}/{first['id']}", headers=auth(settings, org["admin"]))
+    insert = (
+        "insert into public.webhook_endpoints (organization_id, url, events)"
+        " values ($1, 'https://hooks.example.com/x', '{deal.won}')"
+    )
+    async with runtime.db.pool.acquire() as one, runtime.db.pool.acquire() as two:
+        async with one.transaction():
+            await one.execute(insert, org["org"])
+            racing = asyncio.create_task(two.execute(insert, org["org"]))
+            await asyncio.sleep(0.05)
+            assert not racing.done()  # held until the first commits
+        with pytest.raises(asyncpg.PostgresError, match="delete one first"):
+            await racing
+    assert await db.fetchval("select count(*) from public.webhook_endpoints") == 2
