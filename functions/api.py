@@ -8,9 +8,11 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
+    /v1/billing/plans, /v1/billing/subscription, /v1/billing/usage            read
 
 A key acts for its own organization only (another organization's id is a
-404); read-scoped keys cannot write. Lists are cursor-paginated and take a
+404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
+campaigns and SLAs: a plan without one answers 402 `feature_unavailable`. Lists are cursor-paginated and take a
 `filter` in the filter language, `sort` and `limit` (at most 200). POSTs honour
 `Idempotency-Key`. The OpenAPI document is at /functions/v1/api/openapi.json.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from functions._api import (
+    billing,
     campaigns,
     companies,
     contacts,
@@ -56,6 +59,7 @@ for resource in (
     templates,
     quick_replies,
     campaigns,
+    billing,
 ):
     router.include_router(resource.router)
 
