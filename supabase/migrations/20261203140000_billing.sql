@@ -283,8 +283,8 @@ revoke execute on function
   private.refuse_over_limit(text, text, bigint, bigint), private.enforce_plan_limit(),
   private.count_outbound_message(), private.start_subscription()
   from public, anon, authenticated, service_role;
--- A check constraint, and pure functions the functions' reads call under RLS.
-grant execute on function app.valid_plan_limits(jsonb),
+-- Pure functions the functions' reads call under RLS (no data read).
+grant execute on function
   app.effective_plan_code(text, public.subscription_status, timestamptz),
   app.usage_period(timestamptz, timestamptz)
   to authenticated, service_role;
