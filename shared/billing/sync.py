@@ -71,10 +71,17 @@ def verify(*, settings: Settings, payload: bytes, signature: str | None) -> dict
         raise BadRequest(
             f"Stripe-Signature does not verify: {exc.user_message}", code="invalid_signature"
         ) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError):  # not a JSON object
         raise BadRequest("The body is not a Stripe event", code="invalid_event") from None
     data: dict[str, Any] = event.to_dict()
-    if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+    inner = data.get("data")
+    if not (
+        isinstance(data.get("id"), str)
+        and isinstance(data.get("type"), str)
+        and isinstance(data.get("created"), int)
+        and isinstance(inner, dict)
+        and isinstance(inner.get("object"), dict)
+    ):
         raise BadRequest("The body is not a Stripe event", code="invalid_event")
     return data
 
@@ -87,7 +94,7 @@ def _id(value: Any) -> str | None:
 
 
 def subscription_named(event: dict[str, Any]) -> str | None:
-    obj = (event.get("data") or {}).get("object") or {}
+    obj = event["data"]["object"]
     kind = event["type"]
     if kind.startswith("customer.subscription."):
         return _id(obj.get("id"))
@@ -114,7 +121,7 @@ async def handle(*, db: Database, settings: Settings, event: dict[str, Any]) -> 
             settings=settings, subscription_id=subscription_id
         )
     async with db.service_tx() as conn:
-        created = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
+        created = datetime.fromtimestamp(event["created"], UTC)
         recorded = await conn.fetchval(
             "insert into private.stripe_events (id, type, created, outcome)"
             " values ($1, $2, $3, 'ignored') on conflict (id) do nothing returning true",
