@@ -22,12 +22,24 @@ T = TypeVar("T")
 TIMEOUT_SECONDS = 10.0
 
 
+class _HttpxClient(stripe.HTTPXClient):
+    """The library's httpx client, handing its form body to httpx as `content`: httpx
+    deprecates a raw string passed as `data`, and warns on every call."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Any, post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        kwargs["content"] = kwargs.pop("data", None) or None
+        return [args, kwargs]
+
+
 @functools.cache
 def _client(secret_key: str, api_base: str, retries: int) -> stripe.StripeClient:
     return stripe.StripeClient(
         secret_key,
         base_addresses={"api": api_base},
-        http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS),
+        http_client=_HttpxClient(timeout=TIMEOUT_SECONDS),
         max_network_retries=retries,  # the library sends idempotency keys on its retries
     )
 
