@@ -12,7 +12,8 @@
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
-campaigns and SLAs: a plan without one answers 402 `feature_unavailable`. Lists are cursor-paginated and take a
+campaigns and SLAs: a plan without one answers 402 `feature_unavailable`.
+Lists are cursor-paginated and take a
 `filter` in the filter language, `sort` and `limit` (at most 200). POSTs honour
 `Idempotency-Key`. The OpenAPI document is at /functions/v1/api/openapi.json.
 """

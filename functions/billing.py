@@ -64,7 +64,9 @@ async def start_checkout(
 
 
 @router.post("/portal", status_code=201)
-async def open_portal(body: PortalRequest, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def open_portal(
+    body: PortalRequest, user: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
     return await checkout.open_portal(
         runtime=runtime, user=user, organization_id=body.organization_id
     )

@@ -20,9 +20,8 @@ in `from_postgres`, so a check in the database and one in Python look alike.
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
+from typing import Any
 
 import asyncpg
 

@@ -19,8 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The Supabase CLI's well-known local JWT secret; valid for local mode only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 # Stand-ins for Stripe's keys in local mode (the tests' fake Stripe); refused elsewhere.
-LOCAL_STRIPE_SECRET_KEY = "sk_test_connectgain_local"  # noqa: S105
-LOCAL_STRIPE_WEBHOOK_SECRET = "whsec_connectgain_local"  # noqa: S105
+LOCAL_STRIPE_SECRET_KEY = "sk_test_connectgain_local"
+LOCAL_STRIPE_WEBHOOK_SECRET = "whsec_connectgain_local"
 LOCAL_DB_PORT = 54322
 LOCAL_API_PORT = 54321
 LOCAL_DB_USER = "postgres"

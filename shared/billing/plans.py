@@ -46,7 +46,9 @@ _SUBSCRIPTION = """
 
 
 async def list_plans(*, conn: Connection) -> list[dict[str, Any]]:
-    rows = await conn.fetch(f"select {_PLAN_COLUMNS} from public.plans p order by p.position, p.code")
+    rows = await conn.fetch(
+        f"select {_PLAN_COLUMNS} from public.plans p order by p.position, p.code"
+    )
     return [dict(r) for r in rows]
 
 

@@ -134,7 +134,10 @@ async def handle(*, db: Database, settings: Settings, event: dict[str, Any]) -> 
         if state is None:
             return Outcome(event_id, kind, False, "ignored")
         org, outcome = await apply(
-            conn=conn, state=state, read_at=read_at, grace=timedelta(days=settings.billing_grace_days)
+            conn=conn,
+            state=state,
+            read_at=read_at,
+            grace=timedelta(days=settings.billing_grace_days),
         )
         await conn.execute(
             "update private.stripe_events set organization_id = $2, outcome = $3 where id = $1",

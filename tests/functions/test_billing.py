@@ -64,22 +64,34 @@ async def test_members_read_plans_subscription_and_usage(
     assert all("stripe_price_ids" not in p for p in plans)
     await put_on_plan(db, org, limits={"contacts": 10, "seats": 5})
     await make_contact(db, org)
-    sub = (await client.get(f"{BILLING}/subscription", params={"organization_id": str(org)},
-                            headers=as_(runtime, admin))).json()
+    sub = (
+        await client.get(
+            f"{BILLING}/subscription",
+            params={"organization_id": str(org)},
+            headers=as_(runtime, admin),
+        )
+    ).json()
     assert (sub["status"], sub["limits"]) == ("active", {"contacts": 10, "seats": 5})
-    usage = (await client.get(f"{BILLING}/usage", params={"organization_id": str(org)},
-                              headers=as_(runtime, admin))).json()
+    usage = (
+        await client.get(
+            f"{BILLING}/usage", params={"organization_id": str(org)}, headers=as_(runtime, admin)
+        )
+    ).json()
     assert usage["limits"]["contacts"] == {"limit": 10, "usage": 1}
     assert usage["limits"]["seats"] == {"limit": 5, "usage": 2}
     assert usage["limits"]["api_keys"] == {"limit": None, "usage": 0}
     stranger = await make_user(db)
-    other = await client.get(f"{BILLING}/usage", params={"organization_id": str(org)},
-                             headers=as_(runtime, stranger))
+    other = await client.get(
+        f"{BILLING}/usage", params={"organization_id": str(org)}, headers=as_(runtime, stranger)
+    )
     assert other.status_code == 404
 
 
 async def test_only_owners_start_checkout_and_the_flow_ends_subscribed(
-    client: httpx.AsyncClient, runtime: Runtime, db: Connection, stripe_api: FakeStripe,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    db: Connection,
+    stripe_api: FakeStripe,
     team: dict[str, Any],
 ):
     org, owner, admin = team["org"], team["owner"], team["admin"]
@@ -115,14 +127,20 @@ async def test_only_owners_start_checkout_and_the_flow_ends_subscribed(
     )
     hook = await client.post("/functions/v1/stripe-webhook", content=payload, headers=headers)
     assert hook.json()["outcome"] == "applied"
-    sub = (await client.get(f"{BILLING}/subscription", params={"organization_id": str(org)},
-                            headers=as_(runtime, owner))).json()
+    sub = (
+        await client.get(
+            f"{BILLING}/subscription",
+            params={"organization_id": str(org)},
+            headers=as_(runtime, owner),
+        )
+    ).json()
     assert (sub["plan"], sub["effective_plan"], sub["status"]) == ("pro", "pro", "active")
 
     again = await client.post(f"{BILLING}/checkout", json=body, headers=as_(runtime, owner))
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_subscribed")
-    portal = await client.post(f"{BILLING}/portal", json={"organization_id": str(org)},
-                               headers=as_(runtime, owner))
+    portal = await client.post(
+        f"{BILLING}/portal", json={"organization_id": str(org)}, headers=as_(runtime, owner)
+    )
     assert portal.status_code == 201
     assert portal.json()["url"].startswith("https://billing.stripe.com/")
     assert stripe_api.posted["/v1/billing_portal/sessions"][0]["customer"] == [customer]
@@ -132,8 +150,9 @@ async def test_portal_needs_a_billing_account_and_stripe_down_is_a_503(
     client: httpx.AsyncClient, runtime: Runtime, stripe_api: FakeStripe, team: dict[str, Any]
 ):
     org, owner = team["org"], team["owner"]
-    portal = await client.post(f"{BILLING}/portal", json={"organization_id": str(org)},
-                               headers=as_(runtime, owner))
+    portal = await client.post(
+        f"{BILLING}/portal", json={"organization_id": str(org)}, headers=as_(runtime, owner)
+    )
     assert (portal.status_code, portal.json()["error"]["code"]) == (409, "no_billing_account")
     stripe_api.down = True
     body = {"organization_id": str(org), "plan": "pro"}
@@ -164,8 +183,13 @@ async def test_a_limit_holds_through_a_function(
     assert response.json()["error"] == {
         "code": "plan_limit",
         "message": response.json()["error"]["message"],
-        "details": {"code": "plan_limit", "limit": "api_keys", "value": 1, "usage": 1,
-                    "plan": response.json()["error"]["details"]["plan"]},
+        "details": {
+            "code": "plan_limit",
+            "limit": "api_keys",
+            "value": 1,
+            "usage": 1,
+            "plan": response.json()["error"]["details"]["plan"],
+        },
     }
 
 
@@ -187,8 +211,10 @@ async def test_a_limit_holds_through_the_public_api(
     response = await race(runtime, db, owner, by_sql, by_api)
     assert response.status_code == 402, response.text
     assert response.json()["error"]["details"]["limit"] == "contacts"
-    assert await db.fetchval("select count(*) from public.contacts where organization_id = $1",
-                             org) == 1
+    assert (
+        await db.fetchval("select count(*) from public.contacts where organization_id = $1", org)
+        == 1
+    )
 
 
 async def test_features_off_for_the_plan_are_refused(

@@ -35,7 +35,9 @@ URL = "/functions/v1/stripe-webhook"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def db(runtime: Runtime) -> Any:
     async with runtime.db.pool.acquire() as conn:
-        await conn.execute("update public.plans set stripe_price_ids = $1 where code = 'pro'", [PRICE])
+        await conn.execute(
+            "update public.plans set stripe_price_ids = $1 where code = 'pro'", [PRICE]
+        )
         yield conn
 
 
@@ -96,7 +98,9 @@ async def test_checkout_completed_subscribes_the_organization(
 
     # the same delivery again: acknowledged, not applied, Stripe not asked again
     calls = stripe_api.router.calls.call_count
-    await db.execute("update public.subscriptions set status = 'unpaid' where organization_id = $1", org)
+    await db.execute(
+        "update public.subscriptions set status = 'unpaid' where organization_id = $1", org
+    )
     again = await deliver(client, runtime, event)
     assert again.status_code == 200
     assert again.json()["duplicate"] is True
@@ -112,8 +116,13 @@ async def test_checkout_completed_subscribes_the_organization(
     ],
 )
 async def test_a_forged_or_stale_signature_is_refused_and_nothing_is_stored(
-    why: str, options: dict[str, Any], client: httpx.AsyncClient, runtime: Runtime,
-    db: Connection, stripe_api: FakeStripe, customer,
+    why: str,
+    options: dict[str, Any],
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    db: Connection,
+    stripe_api: FakeStripe,
+    customer,
 ):
     org, ids = customer
     stripe_api.set_state(ids, "active")
@@ -123,7 +132,9 @@ async def test_a_forged_or_stale_signature_is_refused_and_nothing_is_stored(
     assert response.status_code == 400, why
     assert response.json()["error"]["code"] == "invalid_signature"
     assert await subscription(db, org) == before
-    assert not await db.fetchval("select true from private.stripe_events where id = $1", event["id"])
+    assert not await db.fetchval(
+        "select true from private.stripe_events where id = $1", event["id"]
+    )
     assert stripe_api.router.calls.call_count == 0
 
 
@@ -133,7 +144,8 @@ async def test_no_signature_or_a_body_that_is_no_event_is_a_400(
     missing = await client.post(URL, content=b"{}", headers={"Content-Type": "application/json"})
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "invalid_signature"
-    for not_an_event in ([], {"id": "evt_1", "type": "invoice.paid", "data": 3}):
+    not_events: list[Any] = [[], {"id": "evt_1", "type": "invoice.paid", "data": 3}]
+    for not_an_event in not_events:
         body, headers = signed(not_an_event, secret(runtime))
         refused = await client.post(URL, content=body, headers=headers)
         assert refused.status_code == 400
@@ -205,14 +217,16 @@ async def test_other_events_and_unknown_customers_are_acknowledged(
 async def test_stripe_down_is_a_503_and_the_event_waits_for_stripes_retry(
     client: httpx.AsyncClient, runtime: Runtime, db: Connection, stripe_api: FakeStripe, customer
 ):
-    org, ids = customer
+    _, ids = customer
     stripe_api.set_state(ids, "active")
     stripe_api.down = True
     event = fixture("customer.subscription.updated", **ids, event=f"evt_down_{ids['customer']}")
     response = await deliver(client, runtime, event)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "stripe_unavailable"
-    assert not await db.fetchval("select true from private.stripe_events where id = $1", event["id"])
+    assert not await db.fetchval(
+        "select true from private.stripe_events where id = $1", event["id"]
+    )
 
 
 async def test_an_older_read_or_an_old_subscriptions_end_never_wins(db: Connection, customer):
@@ -222,7 +236,9 @@ async def test_an_older_read_or_an_old_subscriptions_end_never_wins(db: Connecti
     grace = timedelta(days=7)
     assert (await sync.apply(conn=db, state=state, read_at=now, grace=grace))[1] == "applied"
     stale = {**state, "status": "unpaid"}
-    outcome = await sync.apply(conn=db, state=stale, read_at=now - timedelta(seconds=1), grace=grace)
+    outcome = await sync.apply(
+        conn=db, state=stale, read_at=now - timedelta(seconds=1), grace=grace
+    )
     assert outcome == (org, "stale")
     old = {**state, "id": "sub_an_old_one", "status": "canceled"}
     later = now + timedelta(seconds=1)

@@ -22,8 +22,13 @@ import pytest_asyncio
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.shared.billing.kit import as_user, put_on_plan, race
-from tests.support import make_channel_account, make_contact, make_org, make_user
-from tests.support import module_runtime_fixtures
+from tests.support import (
+    make_channel_account,
+    make_contact,
+    make_org,
+    make_user,
+    module_runtime_fixtures,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 runtime, db = module_runtime_fixtures()
@@ -193,8 +198,9 @@ async def test_status_decides_whose_limits_apply(
             org,
             datetime.now(UTC) + grace,
         )
-    free_api_keys = await db.fetchval("select (limits ->> 'api_keys')::int from public.plans"
-                                      " where code = 'free'")
+    free_api_keys = await db.fetchval(
+        "select (limits ->> 'api_keys')::int from public.plans where code = 'free'"
+    )
     assert free_api_keys == 0
     async with db.transaction():
         await as_user(db, owner)
@@ -208,19 +214,25 @@ async def test_status_decides_whose_limits_apply(
         assert json.loads(refused.detail)["plan"] == "free"
 
 
+class Rollback(Exception):
+    pass
+
+
 async def test_a_new_organization_starts_on_the_plan_for_new_organizations(db: Connection):
-    async with db.transaction():
-        await db.execute("update public.plans set for_new_organizations = false")
-        await db.execute(
-            "update public.plans set for_new_organizations = true where code = 'free'"
-        )
-        owner = await make_user(db)
-        org = await make_org(db, owner)
-        row = await db.fetchrow("select * from public.subscriptions where organization_id = $1", org)
-        await db.execute("update public.plans set for_new_organizations = (code = 'enterprise')")
-        raise_to_roll_back = row
-    assert raise_to_roll_back["plan_code"] == "free"
-    assert raise_to_roll_back["status"] == "active"
+    with pytest.raises(Rollback):
+        async with db.transaction():  # the module's database keeps its unlimited default
+            await db.execute("update public.plans set for_new_organizations = false")
+            await db.execute(
+                "update public.plans set for_new_organizations = true where code = 'free'"
+            )
+            org = await make_org(db, await make_user(db))
+            row = await db.fetchrow(
+                "select plan_code, status from public.subscriptions where organization_id = $1",
+                org,
+            )
+            assert row is not None
+            assert (row["plan_code"], row["status"]) == ("free", "active")
+            raise Rollback
 
 
 async def test_outbound_messages_are_counted_exactly_and_per_period(

@@ -60,6 +60,7 @@ async def race(
     second (by default the same write, as `user` through SQL) starts and must wait; the
     first commits. Returns what the second got: its result or its exception."""
     async with runtime.db.pool.acquire() as first, runtime.db.pool.acquire() as other:
+
         async def default_second() -> Any:
             async with other.transaction():
                 await as_user(other, user)
