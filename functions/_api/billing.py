@@ -60,7 +60,7 @@ def requires(feature: Feature) -> Any:
     """A router dependency: 402 `feature_unavailable` unless the key's plan has `feature`."""
 
     async def check(key: ReadKey, runtime: RuntimeDep) -> None:
-        async with runtime.db.service_tx() as conn:
+        async with runtime.db.service_conn() as conn:  # one statement: no BEGIN/COMMIT
             await require_feature(conn=conn, organization_id=key.organization_id, feature=feature)
 
     return Depends(check)
