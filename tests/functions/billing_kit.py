@@ -17,6 +17,7 @@ import pytest_asyncio
 import respx
 import stripe
 
+from shared.db import Connection
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.gateway import Gateway
@@ -122,6 +123,16 @@ async def billing_runtime(module_database_url: str) -> AsyncIterator[Runtime]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="db")
+async def priced_db(runtime: Runtime) -> AsyncIterator[Connection]:
+    """The owner's connection, with the pro plan sold at the fixtures' Stripe Price."""
+    async with runtime.db.pool.acquire() as conn:
+        await conn.execute(
+            "update public.plans set stripe_price_ids = $1 where code = 'pro'", [PRICE]
+        )
+        yield conn
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", name="client")

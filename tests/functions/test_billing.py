@@ -19,24 +19,16 @@ from tests.functions.billing_kit import (
     billing_runtime,
     fake_stripe,
     fixture,
+    priced_db,
     signed,
 )
 from tests.shared.billing.kit import put_on_plan, race
 from tests.support import auth, issue_key, make_contact, make_org, make_user, member
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-runtime, client, stripe_api = billing_runtime, billing_client, fake_stripe
+runtime, client, stripe_api, db = billing_runtime, billing_client, fake_stripe, priced_db
 BILLING = "/functions/v1/billing"
 API = "/functions/v1/api/v1"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> Any:
-    async with runtime.db.pool.acquire() as conn:
-        await conn.execute(
-            "update public.plans set stripe_price_ids = $1 where code = 'pro'", [PRICE]
-        )
-        yield conn
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -16,29 +16,20 @@ from shared.billing import sync
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.functions.billing_kit import (
-    PRICE,
     FakeStripe,
     billing_client,
     billing_runtime,
     fake_stripe,
     fixture,
     new_ids,
+    priced_db,
     signed,
 )
 from tests.support import make_org, make_user
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-runtime, client, stripe_api = billing_runtime, billing_client, fake_stripe
+runtime, client, stripe_api, db = billing_runtime, billing_client, fake_stripe, priced_db
 URL = "/functions/v1/stripe-webhook"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(runtime: Runtime) -> Any:
-    async with runtime.db.pool.acquire() as conn:
-        await conn.execute(
-            "update public.plans set stripe_price_ids = $1 where code = 'pro'", [PRICE]
-        )
-        yield conn
 
 
 @pytest_asyncio.fixture(loop_scope="module")
