@@ -285,3 +285,30 @@ async def test_outbound_messages_are_counted_exactly_and_per_period(
         org,
     )
     assert counts == [12, 1]
+
+
+async def test_an_owner_cannot_choose_their_plan_or_usage_through_postgrest(
+    db: Connection, owner_org: tuple[UUID, UUID]
+):
+    owner, org = owner_org
+    async with db.transaction():
+        await as_user(db, owner)
+        assert (
+            await db.fetchval(
+                "select plan_code from public.subscriptions where organization_id = $1", org
+            )
+        ) == "enterprise"  # members read it
+        changed = await db.fetch(
+            "update public.subscriptions set plan_code = 'pro', status = 'active'"
+            " where organization_id = $1 returning 1",
+            org,
+        )
+        assert changed == []
+        assert await db.fetch("update public.plans set limits = '{}' returning 1") == []
+        assert await db.fetch("delete from public.usage_counters returning 1") == []
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await db.execute(
+                "insert into public.usage_counters (organization_id, metric, period_start)"
+                " values ($1, 'outbound_messages', now() - interval '1 year')",
+                org,
+            )
