@@ -65,7 +65,7 @@ TARGETS: dict[str, int] = {
     "templates": 10,
     "webhook-endpoints": 12,
     "automation-rules": 12,
-    "billing": 10,
+    "billing": 6,
     "stripe-webhook": 6,
     **{slug: 6 for slug in CRON},
     "health": 3,
