@@ -9,9 +9,12 @@
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
     /v1/automation-rules (with /order, /triggers, /{id}/dry-run, /{id}/runs)  read; write keys write
+    /v1/billing/plans, /v1/billing/subscription, /v1/billing/usage            read
 
 A key acts for its own organization only (another organization's id is a
-404); read-scoped keys cannot write. Lists are cursor-paginated and take a
+404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
+campaigns and SLAs: a plan without one answers 402 `feature_unavailable`.
+Lists are cursor-paginated and take a
 `filter` in the filter language, `sort` and `limit` (at most 200). POSTs honour
 `Idempotency-Key`. The OpenAPI document is at /functions/v1/api/openapi.json.
 """
@@ -22,6 +25,7 @@ from fastapi import APIRouter
 
 from functions._api import (
     automation,
+    billing,
     campaigns,
     companies,
     contacts,
@@ -59,6 +63,7 @@ for resource in (
     quick_replies,
     campaigns,
     automation,
+    billing,
 ):
     router.include_router(resource.router)
 

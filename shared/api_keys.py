@@ -8,6 +8,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from shared.auth import ApiKeyPrincipal
+from shared.billing import require_feature
 from shared.db import Connection, Database
 from shared.errors import Forbidden, NotFound, Unauthorized
 
@@ -106,6 +107,8 @@ async def authenticate(db: Database, key: str) -> ApiKeyPrincipal:
             """,
             hash_key(key),
         )
+        if row is not None:  # keys are the public API: the plan must include it
+            await require_feature(conn=conn, organization_id=row["organization_id"], feature="api")
     if row is None:
         raise Unauthorized("The API key is unknown or revoked", code="invalid_api_key")
     return ApiKeyPrincipal(

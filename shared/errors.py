@@ -6,6 +6,7 @@
     ├── Forbidden                 403 forbidden          (authenticated, not allowed)
     ├── NotFound                  404 not_found          (also: another organization's row)
     ├── Conflict                  409 conflict           (state forbids it: last owner, duplicate)
+    ├── PaymentRequired           402 plan_limit, feature_unavailable (the plan does not allow it)
     ├── PayloadTooLarge           413 payload_too_large
     ├── Unprocessable             422 validation_error   (well-formed but invalid input)
     ├── RateLimited               429 rate_limited
@@ -19,6 +20,7 @@ in `from_postgres`, so a check in the database and one in Python look alike.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -61,6 +63,10 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class PaymentRequired(AppError):
+    code = "payment_required"
+
+
 class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
@@ -88,6 +94,7 @@ HTTP_STATUS: dict[type[AppError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    PaymentRequired: 402,
     PayloadTooLarge: 413,
     Unprocessable: 422,
     RateLimited: 429,
@@ -122,6 +129,8 @@ _POSTGRES_ERRORS: dict[str, tuple[type[AppError], str]] = {
     "CG404": (NotFound, "not_found"),
     "CG409": (Conflict, "conflict"),
     "CG422": (Unprocessable, "validation_error"),
+    # A plan limit (private.enforce_plan_limit): PostgREST answers PTxyz with HTTP xyz.
+    "PT402": (PaymentRequired, "plan_limit"),
 }
 
 
@@ -131,9 +140,19 @@ def from_postgres(exc: asyncpg.PostgresError) -> AppError | None:
     if mapped is None:
         return None
     cls, code = mapped
+    if exc.sqlstate == "PT402":  # its detail is the limit as JSON: {limit, value, usage, plan}
+        return cls(str(exc.args[0]), details=_json_detail(exc), code=code)
     details: dict[str, Any] = {}
     for attr in ("detail", "hint", "column_name", "constraint_name"):
         value = getattr(exc, attr, None)
         if value:
             details[attr.removesuffix("_name")] = value
     return cls(str(exc.args[0]) if exc.args else str(exc), details=details or None, code=code)
+
+
+def _json_detail(exc: asyncpg.PostgresError) -> Any:
+    detail = getattr(exc, "detail", None)
+    try:
+        return json.loads(detail) if detail else None
+    except ValueError:
+        return {"detail": detail}

@@ -189,10 +189,12 @@ def describe_errors(
 _MEANING = {
     400: "The body is not what the endpoint reads",
     401: "No credentials, or wrong or expired ones",
+    402: "The plan does not allow it: `plan_limit` (limit, value, usage) or `feature_unavailable`",
     403: "Authenticated, not allowed",
     404: "Not found (also: another organization's record)",
     409: "A conflict: a duplicate, or the state forbids it",
     413: "The request body is too large",
     422: "Invalid input; the details name the field",
     502: "A provider failed",
+    503: "A dependency did not act; try again later",
 }

@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The Supabase CLI's well-known local JWT secret; valid for local mode only.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+# Stand-ins for Stripe's keys in local mode (the tests' fake Stripe); refused elsewhere.
+LOCAL_STRIPE_SECRET_KEY = "sk_test_connectgain_local"
+LOCAL_STRIPE_WEBHOOK_SECRET = "whsec_connectgain_local"
 LOCAL_DB_PORT = 54322
 LOCAL_API_PORT = 54321
 LOCAL_DB_USER = "postgres"
@@ -135,6 +138,18 @@ class Settings(BaseSettings):
     # Supabase Auth sends one e-mail per address a minute; so do we, known or unknown.
     invitation_resend_seconds: int = Field(default=60, ge=0)
 
+    # Billing (Stripe). Unset outside local mode, checkout, portal and the webhook
+    # answer 503; the local stand-ins are refused there.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    # How old a Stripe-Signature timestamp may be (Stripe's libraries default to 300 s).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    # past_due keeps the plan this long after the first failed payment, then free limits.
+    billing_grace_days: float = Field(default=7.0, ge=0.0, le=60.0)
+    # Where Checkout and the Customer Portal send the owner back (the SPA's billing page).
+    billing_return_url: str = "http://127.0.0.1:3000/billing"
+
     _port_followers: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("function", mode="before")
@@ -175,7 +190,22 @@ class Settings(BaseSettings):
     def _refuse_local_secrets_outside_local(self) -> Settings:
         if self.mode == "local" and self.jwt_secret is None:
             self.jwt_secret = SecretStr(LOCAL_JWT_SECRET)
+        if self.mode == "local":
+            self.stripe_secret_key = self.stripe_secret_key or SecretStr(LOCAL_STRIPE_SECRET_KEY)
+            self.stripe_webhook_secret = self.stripe_webhook_secret or SecretStr(
+                LOCAL_STRIPE_WEBHOOK_SECRET
+            )
         if self.mode != "local":
+            for name, local in (
+                ("stripe_secret_key", LOCAL_STRIPE_SECRET_KEY),
+                ("stripe_webhook_secret", LOCAL_STRIPE_WEBHOOK_SECRET),
+            ):
+                secret = getattr(self, name)
+                if secret is not None and secret.get_secret_value() == local:
+                    raise ValueError(
+                        f"CONNECTGAIN_{name.upper()} is the public local default;"
+                        " set the Stripe account's"
+                    )
             if (
                 self.jwt_secret is not None
                 and self.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET

@@ -185,7 +185,7 @@ def function_app(
     openapi: bool = True,
     max_body_bytes: int | None = None,
     signed_bodies: bool = False,
-    error_statuses: tuple[int, ...] = (400, 401, 403, 404, 409, 502),
+    error_statuses: tuple[int, ...] = (400, 401, 402, 403, 404, 409, 502),
     cors_origins: Sequence[str] | None = None,
 ) -> FastAPI:
     """The app of one function; owns its Runtime unless one is handed in.

@@ -130,9 +130,10 @@ def _trust_loopback(cluster: Cluster) -> None:
     hba.write_text(re.sub(r"(?m)^(host\s.*\s)scram-sha-256$", r"\1trust", hba.read_text()))
 
 
-async def run_admin(cluster: Cluster, *statements: str) -> None:
-    """Runs `statements` on the cluster's maintenance database (create/drop database)."""
-    conn = await asyncpg.connect(cluster.url("postgres"))
+async def run_admin(cluster: Cluster, *statements: str, database: str = "postgres") -> None:
+    """Runs `statements` on the cluster's maintenance database (create/drop database),
+    or on `database`."""
+    conn = await asyncpg.connect(cluster.url(database))
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -140,10 +141,19 @@ async def run_admin(cluster: Cluster, *statements: str) -> None:
         await conn.close()
 
 
+UNLIMITED_FOR_NEW_ORGANIZATIONS = (
+    "update public.plans set for_new_organizations = false;"
+    " update public.plans set for_new_organizations = true where code = 'enterprise'"
+)
+
+
 @pytest.fixture(scope="session")
 def template_database(pg_cluster: Cluster) -> str:
     asyncio.run(run_admin(pg_cluster, f"create database {TEMPLATE}"))
     asyncio.run(migrate(pg_cluster.url(TEMPLATE), SUPABASE_DIR, include_local=True))
+    # Test organizations start unlimited, so suites that make many rows never meet a
+    # plan limit; the billing tests put their organizations on the plans they test.
+    asyncio.run(run_admin(pg_cluster, UNLIMITED_FOR_NEW_ORGANIZATIONS, database=TEMPLATE))
     return TEMPLATE
 
 

@@ -15,12 +15,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from functions._api.billing import requires
 from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
 from shared.campaigns import manage
 from shared.campaigns.snapshot import start_campaign
 from shared.web import RuntimeDep
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[requires("campaigns")])
 Status = Literal["queued", "sending", "sent", "delivered", "read", "failed", "excluded"]
 
 

@@ -184,6 +184,7 @@ async def idempotent(
 
 _MEANING = {
     401: "No API key, or an unknown or revoked one",
+    402: "The plan does not allow it: `plan_limit` (limit, value, usage) or `feature_unavailable`",
     403: "The key may not do this (a read-only key writing)",
     404: "No such record in the key's organization",
     409: "A conflict: a duplicate, or a request with this Idempotency-Key still running",
@@ -196,6 +197,6 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return describe_errors(*codes, meaning=_MEANING)
 
 
-READ = errors(401, 422)
-READ_ONE = errors(401, 404, 422)
-WRITE = errors(401, 403, 404, 409, 413, 422)
+READ = errors(401, 402, 422)
+READ_ONE = errors(401, 402, 404, 422)
+WRITE = errors(401, 402, 403, 404, 409, 413, 422)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, create_model
 
+from functions._api.billing import requires
 from functions._api.common import (
     READ,
     READ_ONE,
@@ -41,7 +42,7 @@ from shared.sla.inputs import (
 )
 from shared.web import RuntimeDep
 
-router = APIRouter()
+router = APIRouter(dependencies=[requires("sla")])
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 

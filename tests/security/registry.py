@@ -486,6 +486,30 @@ async def _import_job(conn: Connection, world: World, org: UUID) -> UUID:
     return key
 
 
+async def _private_plan(conn: Connection, world: World, org: UUID) -> str:
+    """A plan only its subscriber sees (a negotiated deal), put on the organization."""
+    code = f"deal_{uuid4().hex[:12]}"
+    await conn.execute(
+        "insert into public.plans (code, name, is_public, features)"
+        " values ($1, 'Deal', false, '{api,bots,campaigns,sla,imports}')",
+        code,
+    )
+    await conn.execute(
+        "update public.subscriptions set plan_code = $2 where organization_id = $1", org, code
+    )
+    return code
+
+
+async def _usage_counter(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.usage_counters (organization_id, metric, period_start, count)"
+        " values ($1, 'outbound_messages', now() - random() * interval '9000 days', 1)"
+        " returning id",
+        org,
+    )
+    return key
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -637,6 +661,26 @@ TABLES: dict[str, TenantTable] = {
         make=_import_job,
         forge=values(organization_id=ORG, source="csv", entity="contacts"),
         readers=ADMINS,
+    ),
+    # Billing: members read; only the service writes (Stripe's webhook, checkout).
+    # Public plans are everyone's; a private one only its subscriber's.
+    "public.plans": TenantTable(
+        make=_private_plan,
+        forge=values(code="forged", name="Forged", limits="{}"),
+        scope=None,
+        key="code",
+        touch="name",
+    ),
+    "public.subscriptions": TenantTable(
+        make=lambda conn, w, org: _organization(conn, w, org),
+        forge=values(organization_id=ORG, plan_code="enterprise", status="active"),
+        key="organization_id",
+    ),
+    "public.usage_counters": TenantTable(
+        make=_usage_counter,
+        forge=values(
+            organization_id=ORG, metric="outbound_messages", period_start=datetime.now(UTC)
+        ),
     ),
 }
 

@@ -84,6 +84,12 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.next_deal_position(uuid,uuid)": Allowed(AUTH, "deal trigger; invoker, RLS"),
     "app.lock_stage(uuid)": Allowed(AUTH, "deal trigger, move_deal; a transaction advisory lock"),
     "app.organization_is_going(uuid)": Allowed(AUTH, "pipeline/stage delete triggers; RLS"),
+    "app.effective_plan_code(text,public.subscription_status,timestamp with time zone)": Allowed(
+        AUTH, "billing reads under RLS: the plan a status gives; pure, reads no data"
+    ),
+    "app.usage_period(timestamp with time zone,timestamp with time zone)": Allowed(
+        AUTH, "billing reads under RLS: the usage period's start; pure, reads no data"
+    ),
     # Supabase's own (supabase/local stands in); granted by Supabase, not by us
     "auth.uid()": Allowed(BOTH, "Supabase: the JWT's subject"),
     "auth.role()": Allowed(BOTH, "Supabase: the JWT's role"),
