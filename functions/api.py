@@ -8,6 +8,8 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
+    /v1/bot-flows (with /{id}/publish, /versions, /simulate, /start), /v1/bot-sessions
+                                                                (with /steps)    read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -20,6 +22,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from functions._api import (
+    bots,
     campaigns,
     companies,
     contacts,
@@ -56,6 +59,7 @@ for resource in (
     templates,
     quick_replies,
     campaigns,
+    bots,
 ):
     router.include_router(resource.router)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 
@@ -24,7 +25,7 @@ def chain(*nodes: dict[str, Any], **variables: str) -> dict[str, Any]:
     everything = [node("start", "start"), *nodes]
     return graph(
         everything,
-        [edge(a["id"], b["id"]) for a, b in zip(everything, everything[1:], strict=False)],
+        [edge(a["id"], b["id"]) for a, b in itertools.pairwise(everything)],
         **variables,
     )
 
