@@ -8,6 +8,7 @@ compiler as every other filter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,7 @@ from shared.sql import Params
 _KINDS = {"text": Kind.TEXT, "number": Kind.NUMBER, "boolean": Kind.BOOLEAN, "date": Kind.DATE}
 
 
-def variables_catalog(types: dict[str, str]) -> Catalog:
+def variables_catalog(types: Mapping[str, str]) -> Catalog:
     fields = {
         f"variables.{name}": Field(name=f"variables.{name}", kind=_KINDS[kind], custom_key=name)
         for name, kind in types.items()
@@ -34,7 +35,7 @@ async def holds(
     contact: Any,
     conversation: Any,
     variables_filter: Any,
-    types: dict[str, str],
+    types: Mapping[str, str],
     variables: dict[str, Any],
     records: dict[str, UUID],
 ) -> bool:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from shared.bots.answers import accept
 from shared.bots.graph import (
@@ -294,7 +295,7 @@ class Engine:
 
     async def _http(self, node: Http, state: State, step: Step, index: int) -> None:
         variables = state.variables
-        url = interpolate(node.url, variables)
+        url = interpolate(node.url, variables, lambda v: quote(v, safe=""))
         body = _fill(node.body, variables)
         step.input = {"method": node.method, "url": url, "body": body}
         answer = await self.host.http(node, url, body, index)

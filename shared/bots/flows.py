@@ -92,7 +92,8 @@ async def _organization_problems(conn: Connection, org: UUID, graph: Graph) -> l
                 found.append({"node": node.id, "field": "conditions", "message": exc.message})
         if isinstance(node, Handoff) and node.user_id is not None:
             known = await conn.fetchval(
-                "select exists (select 1 from public.organization_members where organization_id = $1"
+                "select exists (select 1 from public.organization_members where organization_id"
+                " = $1"
                 " and user_id::text = $2)",
                 org,
                 node.user_id,
@@ -213,7 +214,8 @@ async def publish(*, conn: Connection, flow_id: UUID) -> dict[str, Any]:
     )
     assert version is not None
     await conn.execute(
-        "update public.bot_flows set published_version_id = $2, published_version = $3 where id = $1",
+        "update public.bot_flows set published_version_id = $2, published_version = $3 where id"
+        " = $1",
         flow_id,
         version["id"],
         version["version"],
@@ -235,7 +237,8 @@ async def version(*, conn: Connection, flow_id: UUID, number: int) -> dict[str, 
     return await fetch_found(
         conn,
         "No such version",
-        f"select {VERSION_COLUMNS} from public.bot_flow_versions where flow_id = $1 and version = $2",
+        f"select {VERSION_COLUMNS} from public.bot_flow_versions where flow_id = $1 and version"
+        " = $2",
         flow_id,
         number,
     )

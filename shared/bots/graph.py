@@ -13,6 +13,7 @@ node (`shared.bots.validate`), so one bad node never hides the problems of other
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -40,16 +41,19 @@ def reads_of(text: str | None) -> set[str]:
     return set(_READS.findall(text or ""))
 
 
-def interpolate(text: str, variables: dict[str, Any]) -> str:
+def interpolate(text: str, variables: dict[str, Any], escape: Callable[[str], str] = str) -> str:
+    """`{{ name }}` replaced by the variable (nothing when unset), through `escape`."""
+
     def value(match: re.Match[str]) -> str:
         found = variables.get(match.group(1))
-        return "" if found is None else str(found)
+        return "" if found is None else escape(str(found))
 
     return _READS.sub(value, text)
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: str
     ports: ClassVar[tuple[str, ...]] = ("next",)
     # Waits for the customer or the clock: cycles must pass through one of these.
     waits: ClassVar[bool] = False
@@ -308,7 +312,7 @@ class Graph(BaseModel):
     """A checked graph (shared.bots.validate.check makes one)."""
 
     model_config = ConfigDict(frozen=True)
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     variables: dict[str, VariableType] = Field(default_factory=dict)
     nodes: dict[str, Settings]
     edges: list[Edge]

@@ -106,7 +106,8 @@ class LiveHost:
 
     @property
     def org(self) -> UUID:
-        return self.conversation["organization_id"]
+        org: UUID = self.conversation["organization_id"]
+        return org
 
     async def send(self, node_id: str, message: Outgoing) -> Any:
         conv = self.conversation
@@ -152,7 +153,7 @@ class LiveHost:
             thread=Thread(key=conv["thread_key"], subject=conv["subject"]),
             text=text,
             media_url=message.media_url,
-            media_type=message.media_type,  # type: ignore[arg-type]
+            media_type=message.media_type,
             metadata={**options, **extra},
         )
         self.jobs.append(Outbound(message=row, channel=channel, account=account, outbound=outbound))
@@ -175,7 +176,8 @@ class LiveHost:
 
     async def set_contact_field(self, key: str, value: Any) -> Any:
         changed = await self.conn.fetchval(
-            "update public.contacts set custom_fields = custom_fields || jsonb_build_object($3::text, $4::jsonb)"
+            "update public.contacts set custom_fields = custom_fields ||"
+            " jsonb_build_object($3::text, $4::jsonb)"
             " where organization_id = $1 and id = $2 and exists (select 1 from"
             " public.custom_field_definitions d where d.organization_id = $1"
             " and d.entity = 'contact' and d.key = $3) returning true",
@@ -206,7 +208,10 @@ class LiveHost:
                 " on conflict do nothing returning true"
             )
         else:
-            sql = f"delete from {table} where organization_id = $1 and {column} = $2 and tag_id = $3 returning true"
+            sql = (
+                f"delete from {table} where organization_id = $1 and {column} = $2"
+                " and tag_id = $3 returning true"
+            )
         changed = await self.conn.fetchval(sql, self.org, record, tag_id)
         return {"changed": bool(changed), "tag_id": str(tag_id)}
 
@@ -214,8 +219,10 @@ class LiveHost:
         keys: list[str] = []
         if node.signing_endpoint_id:
             row = await self.conn.fetchrow(
-                "select s.secret, case when s.previous_until > now() then s.previous_secret end as previous"
-                "  from public.webhook_endpoints e join private.webhook_secrets s on s.endpoint_id = e.id"
+                "select s.secret, case when s.previous_until > now() then s.previous_secret end"
+                " as previous"
+                "  from public.webhook_endpoints e join private.webhook_secrets s on"
+                " s.endpoint_id = e.id"
                 " where e.organization_id = $1 and e.id::text = $2",
                 self.org,
                 node.signing_endpoint_id,
@@ -233,7 +240,9 @@ class LiveHost:
         user = UUID(node.user_id) if node.user_id else None
         if user is None:
             user = await assignment.choose(
-                conn=self.conn, organization_id=self.org, method=node.method
+                conn=self.conn,
+                organization_id=self.org,
+                method="balanced" if node.method == "balanced" else "round_robin",
             )
         if user is None:
             return {"assignee_id": None, "note": "no available agent under capacity"}

@@ -10,8 +10,9 @@ and with it every earlier unhandled message of the conversation, in order.
 
 What a conversation held when its session began is marked handled then: a
 greeting's own trigger is never taken for an answer. Messages are taken in the
-provider's order (their timestamps; within one second, in no defined order). Its bot messages are stored in the
-transaction and sent after the commit, in order, through the inbox's send path.
+provider's order (their timestamps; within one second, in no defined order).
+Bot messages are stored in the transaction and sent after the commit, in order,
+through the inbox's send path.
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ async def handle_message(runtime: Runtime, *, organization_id: UUID, message_id:
                where m.organization_id = $1 and m.conversation_id = $2 and m.direction = 'inbound'
                  and m.created_at >= $3::timestamptz - interval '{BACKLOG}'
                  and (m.created_at, m.id) <= ($3, $4)
-                 and not exists (select 1 from private.bot_handled_messages h where h.message_id = m.id)
+                 and not exists (select 1 from private.bot_handled_messages h
+                                  where h.message_id = m.id)
             ), marked as (
               insert into private.bot_handled_messages (message_id) select id from due
               on conflict do nothing
@@ -258,8 +260,9 @@ async def _one(
     if session is not None:
         engine, _ = await _engine(runtime, conn, session, conversation, jobs)
         state = _state(session)
-        metadata = message["metadata"] or {}
-        reply = metadata.get("reply") if isinstance(metadata.get("reply"), dict) else {}
+        metadata: dict[str, Any] = message["metadata"] or {}
+        found = metadata.get("reply")
+        reply: dict[str, Any] = found if isinstance(found, dict) else {}
         inbound = Inbound(
             text=message["body"],
             reply_id=reply.get("id") or metadata.get("payload"),
@@ -383,7 +386,8 @@ async def sweep(
             )
         )
         forgotten = await conn.execute(
-            "delete from private.bot_handled_messages where handled_at < $1::timestamptz - interval '1 day'",
+            "delete from private.bot_handled_messages where handled_at < $1::timestamptz -"
+            " interval '1 day'",
             at,
         )
         counts["forgotten"] = int(forgotten.split()[-1])

@@ -307,7 +307,7 @@ def _definitions(graph: Graph) -> list[Problem]:
     changed = True
     while changed:
         changed = False
-        for node_id, node in graph.nodes.items():
+        for node_id in graph.nodes:
             if node_id == start:
                 continue
             sets = [entry[p] | _written(graph.nodes[p], port) for p, port in predecessors[node_id]]

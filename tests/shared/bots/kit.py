@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import time
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -148,14 +148,16 @@ def sent_texts(route: respx.Route) -> list[str]:
 
 async def session_of(db: Connection, org: UUID) -> Any:
     return await db.fetchrow(
-        "select * from public.bot_sessions where organization_id = $1 order by started_at desc limit 1",
+        "select * from public.bot_sessions where organization_id = $1 order by started_at desc"
+        " limit 1",
         org,
     )
 
 
 async def conversation_of(db: Connection, org: UUID) -> UUID:
     found: UUID = await db.fetchval(
-        "select id from public.conversations where organization_id = $1 order by created_at desc limit 1",
+        "select id from public.conversations where organization_id = $1 order by created_at desc"
+        " limit 1",
         org,
     )
     return found

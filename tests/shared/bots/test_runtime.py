@@ -72,7 +72,8 @@ async def test_a_keyword_starts_a_flow_and_answers_are_taken_in_order(
     )
     assert {(r["sender_type"], r["status"]) for r in statuses} == {("bot", "sent")}
     steps = await db.fetch(
-        "select node_id, variables_changed from bot_session_steps where session_id = $1 order by id",
+        "select node_id, variables_changed from bot_session_steps where session_id = $1 order by"
+        " id",
         session["id"],
     )
     assert [s["node_id"] for s in steps] == ["start", "hi", "q1", "q1", "q1", "q2", "q2", "done"]
@@ -239,7 +240,8 @@ async def test_the_worker_handles_what_the_inline_pass_did_not(
         contact,
     )
     conversation = await db.fetchval(
-        "insert into conversations (organization_id, contact_id, channel_account_id, last_inbound_at)"
+        "insert into conversations (organization_id, contact_id, channel_account_id,"
+        " last_inbound_at)"
         " values ($1, $2, $3, now()) returning id",
         w.org,
         contact,
@@ -247,7 +249,8 @@ async def test_the_worker_handles_what_the_inline_pass_did_not(
     )
     await db.execute(
         "insert into messages (organization_id, conversation_id, channel_account_id, direction,"
-        " sender_type, body, status) values ($1, $2, $3, 'inbound', 'contact', 'start', 'received')",
+        " sender_type, body, status) values ($1, $2, $3, 'inbound', 'contact', 'start',"
+        " 'received')",
         w.org,
         conversation,
         w.account.id,
@@ -339,3 +342,38 @@ async def test_graph_edges_and_regex_trigger(client: httpx.AsyncClient, db: Conn
         await say(client, w, "order 12x")
         await say(client, w, "Order #1234")
     assert sent_texts(sends) == ["open"]
+
+
+async def test_an_http_node_in_a_live_session(client: httpx.AsyncClient, db: Connection) -> None:
+    """Through the guarded client to a mocked system: success maps, failure branches."""
+    w = await world(db)
+    flow = graph(
+        [
+            node("s", "start"),
+            node(
+                "h",
+                "http",
+                url="https://crm.example.com/lead?q={{ contact_phone }}",
+                method="GET",
+                save={"tier": "tier"},
+            ),
+            node("ok", "send_message", text="tier {{ tier }}"),
+            node("ko", "send_message", text="no crm"),
+        ],
+        [edge("s", "h"), edge("h", "ok", "success"), edge("h", "ko", "failure")],
+        tier="text",
+    )
+    await make_flow(db, w.org, flow, triggers=keyword("crm"))
+    with respx.mock as router:
+        sends = mock_sends(router)
+        crm = router.get(url__startswith="https://crm.example.com/lead").mock(
+            side_effect=[httpx.Response(200, json={"tier": "gold"}), httpx.Response(503)]
+        )
+        await say(client, w, "crm")
+        await say(client, w, "crm")
+    assert crm.calls[0].request.url.params["q"] == "+15551230001"
+    assert sent_texts(sends) == ["tier gold", "no crm"]
+    steps = await db.fetch(
+        "select node_id, error from bot_session_steps where node_id = 'h' order by id"
+    )
+    assert [s["error"] for s in steps] == [None, "HTTP 503"]
