@@ -22,7 +22,7 @@ from shared.automation import assignment
 from shared.bots.conditions import holds
 from shared.bots.engine import HttpAnswer, Outgoing, Stop
 from shared.bots.graph import Condition, Graph, Handoff, Http, Tag
-from shared.channels.base import OutboundMessage, Thread
+from shared.channels.base import Account, OutboundMessage, Thread
 from shared.channels.registry import channel_named
 from shared.db import Connection
 from shared.errors import AppError
@@ -103,6 +103,7 @@ class LiveHost:
     session_id: UUID
     conversation: Any
     jobs: list[Outbound] = field(default_factory=list)
+    account: Account | None = None
 
     @property
     def org(self) -> UUID:
@@ -144,7 +145,9 @@ class LiveHost:
             {"bot": {"session_id": str(self.session_id), "node": node_id}},
         )
         assert row is not None
-        account = await load_account(conn=self.conn, account_id=conv["channel_account_id"])
+        if self.account is None:  # one read of the secrets per conversation's pass
+            self.account = await load_account(conn=self.conn, account_id=conv["channel_account_id"])
+        account = self.account
         outbound = OutboundMessage(
             to=conv["recipient"],
             callback_url=webhook_url(

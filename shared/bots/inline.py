@@ -27,7 +27,7 @@ from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.bots")
 BATCH = 500
-CONCURRENCY = 8
+CONCURRENCY = 32  # conversations at once; each holds a pooled connection while it runs
 
 NEW_MESSAGES = """
 select e.id, e.organization_id, e.aggregate_id as message_id,
