@@ -131,9 +131,11 @@ async def delete(flow_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> Respo
 
 
 @router.post("/{flow_id}/publish", status_code=201)
-async def publish(flow_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+async def publish(
+    flow_id: UUID, user: CurrentUser, runtime: RuntimeDep, body: flows.PublishIn | None = None
+) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return await flows.publish(conn=conn, flow_id=flow_id)
+        return await flows.publish(conn=conn, flow_id=flow_id, request=body)
 
 
 @router.get("/{flow_id}/versions")

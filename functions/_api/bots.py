@@ -166,8 +166,12 @@ async def delete_flow(flow_id: FlowId, key: WriteKey, runtime: RuntimeDep) -> Re
     responses=WRITE,
     summary="Publish the draft as the next version",
 )
-async def publish(flow_id: FlowId, key: WriteKey, runtime: RuntimeDep) -> Any:
-    return await in_tx(runtime, key, lambda conn: flows.publish(conn=conn, flow_id=flow_id))
+async def publish(
+    flow_id: FlowId, key: WriteKey, runtime: RuntimeDep, body: flows.PublishIn | None = None
+) -> Any:
+    return await in_tx(
+        runtime, key, lambda conn: flows.publish(conn=conn, flow_id=flow_id, request=body)
+    )
 
 
 @router.get(

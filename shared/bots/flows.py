@@ -10,6 +10,7 @@ flow's row lock, so two publishes never take one number.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,7 @@ from shared.bots.triggers import Trigger, check_triggers
 from shared.bots.validate import Problem, check, parse, refusal
 from shared.crm.inputs import Strict
 from shared.db import Connection, fetch_found
-from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.runtime import Runtime
 
 COLUMNS = (
@@ -196,10 +197,23 @@ async def delete(*, conn: Connection, flow_id: UUID) -> None:
     await conn.execute("delete from public.bot_flows where id = $1", flow_id)
 
 
-async def publish(*, conn: Connection, flow_id: UUID) -> dict[str, Any]:
+class PublishIn(Strict):
+    draft_updated_at: datetime | None = Field(
+        default=None,
+        description="The flow's updated_at as the builder loaded it: publishing fails with a"
+        " 409 if the draft changed since",
+    )
+
+
+async def publish(
+    *, conn: Connection, flow_id: UUID, request: PublishIn | None = None
+) -> dict[str, Any]:
     """The draft, checked again (a row written past the function can hold anything), as
     the next version; the flow's triggers then start that version."""
     flow = await _writable(conn, flow_id)
+    seen = request.draft_updated_at if request is not None else None
+    if seen is not None and seen != flow["updated_at"]:
+        raise Conflict("The draft changed since it was loaded", code="draft_changed")
     await checked(conn, flow["organization_id"], flow["draft"])
     version = await conn.fetchrow(
         f"""

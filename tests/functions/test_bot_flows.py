@@ -228,3 +228,21 @@ async def test_the_public_api(client: httpx.AsyncClient, runtime: Runtime, db: C
     assert (
         deleted.status_code == 204 and await db.fetchval("select count(*) from bot_sessions") == 0
     )
+
+
+async def test_publishing_a_draft_changed_since_it_was_loaded(
+    client: httpx.AsyncClient, settings: Settings, db: Connection
+) -> None:
+    people = await team(db)
+    owner = auth(settings, people["owner"])
+    flow = (
+        await client.post(f"{FLOWS}/", json=body(people["org"], lead_flow()), headers=owner)
+    ).json()
+    await client.patch(f"{FLOWS}/{flow['id']}", json={"name": "renamed"}, headers=owner)
+    stale = await client.post(
+        f"{FLOWS}/{flow['id']}/publish",
+        json={"draft_updated_at": flow["updated_at"]},
+        headers=owner,
+    )
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "draft_changed"
+    assert await db.fetchval("select count(*) from bot_flow_versions") == 0
