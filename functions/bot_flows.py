@@ -29,8 +29,7 @@ details name each node and problem; a graph over the size limits is 422
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response
@@ -42,15 +41,10 @@ from shared.bots.validate import problems
 from shared.web import CurrentUser, RuntimeDep, function_app
 
 router = APIRouter()
-SessionStatus = Literal["active", "waiting", "handed_off", "completed", "timed_out", "failed"]
 
 
 class GraphIn(BaseModel):
     graph: dict[str, Any]
-
-
-class StartIn(BaseModel):
-    conversation_id: UUID
 
 
 @router.post("/", status_code=201)
@@ -76,24 +70,12 @@ async def validate(body: GraphIn, user: CurrentUser) -> dict[str, Any]:
 @router.get("/sessions")
 async def sessions(
     organization_id: UUID,
+    query: Annotated[flows.SessionFilter, Query()],
     user: CurrentUser,
     runtime: RuntimeDep,
-    flow_id: UUID | None = None,
-    conversation_id: UUID | None = None,
-    status: SessionStatus | None = None,
-    before: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        data = await flows.sessions(
-            conn=conn,
-            organization_id=organization_id,
-            flow_id=flow_id,
-            conversation_id=conversation_id,
-            status=status,
-            before=before,
-            limit=limit,
-        )
+        data = await flows.sessions(conn=conn, organization_id=organization_id, filter=query)
     return {"data": data}
 
 
@@ -165,7 +147,7 @@ async def simulate(
 
 @router.post("/{flow_id}/start", status_code=201)
 async def start(
-    flow_id: UUID, body: StartIn, user: CurrentUser, runtime: RuntimeDep
+    flow_id: UUID, body: flows.StartIn, user: CurrentUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
         return await flows.start_in(

@@ -9,7 +9,7 @@ is saved: an invalid one is a 422 whose details name each node and problem
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response
@@ -22,7 +22,6 @@ from shared.bots.triggers import Trigger
 from shared.web import RuntimeDep
 
 router = APIRouter(tags=["bot-flows"])
-SessionStatus = Literal["active", "waiting", "handed_off", "completed", "timed_out", "failed"]
 
 
 class BotFlow(BaseModel):
@@ -58,7 +57,7 @@ class BotSession(BaseModel):
     flow_version_id: UUID
     conversation_id: UUID
     contact_id: UUID | None
-    status: SessionStatus
+    status: flows.SessionStatus
     current_node: str | None
     variables: dict[str, Any]
     retries: int
@@ -102,10 +101,6 @@ class FlowCreate(BaseModel):
     graph: dict[str, Any] = Field(description=flows.GRAPH_DOC)
     triggers: list[Trigger] = Field(default_factory=list, max_length=20)
     timeout_seconds: int = Field(default=86400, ge=60, le=2592000)
-
-
-class StartIn(BaseModel):
-    conversation_id: UUID
 
 
 FlowId = Annotated[UUID, Path()]
@@ -205,7 +200,7 @@ async def simulate(flow_id: FlowId, body: SimulateIn, key: ReadKey, runtime: Run
     responses=WRITE,
     summary="Start the published version in a conversation (409 if one is live there)",
 )
-async def start(flow_id: FlowId, body: StartIn, key: WriteKey, runtime: RuntimeDep) -> Any:
+async def start(flow_id: FlowId, body: flows.StartIn, key: WriteKey, runtime: RuntimeDep) -> Any:
     return await in_tx(
         runtime,
         key,
@@ -223,26 +218,12 @@ async def start(flow_id: FlowId, body: StartIn, key: WriteKey, runtime: RuntimeD
     "/bot-sessions", response_model=list[BotSession], responses=READ, summary="List bot sessions"
 )
 async def list_sessions(
-    key: ReadKey,
-    runtime: RuntimeDep,
-    flow_id: UUID | None = None,
-    conversation_id: UUID | None = None,
-    status: SessionStatus | None = None,
-    before: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    key: ReadKey, runtime: RuntimeDep, query: Annotated[flows.SessionFilter, Query()]
 ) -> Any:
     return await in_tx(
         runtime,
         key,
-        lambda conn: flows.sessions(
-            conn=conn,
-            organization_id=key.organization_id,
-            flow_id=flow_id,
-            conversation_id=conversation_id,
-            status=status,
-            before=before,
-            limit=limit,
-        ),
+        lambda conn: flows.sessions(conn=conn, organization_id=key.organization_id, filter=query),
     )
 
 

@@ -11,14 +11,14 @@ flow's row lock, so two publishes never take one number.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from shared.automation.conditions import parse_conditions
 from shared.bots.graph import Condition, Graph, Handoff, Http
-from shared.bots.runtime import start
+from shared.bots.runtime import SESSION_COLUMNS, start
 from shared.bots.simulate import SimulateIn, simulate
 from shared.bots.triggers import Trigger, check_triggers
 from shared.bots.validate import Problem, check, parse, refusal
@@ -32,11 +32,6 @@ COLUMNS = (
     " published_version_id, published_version, created_by, created_at, updated_at"
 )
 VERSION_COLUMNS = "id, organization_id, flow_id, version, graph, published_by, created_at"
-SESSION_COLUMNS = (
-    "id, organization_id, flow_id, flow_version_id, conversation_id, contact_id, status,"
-    " current_node, variables, retries, resume_at, timeout_seconds, last_activity_at,"
-    " expires_at, started_by, started_at, ended_at, end_reason"
-)
 STEP_COLUMNS = (
     "id, session_id, node_id, kind, input, output, variables_changed, error, started_at,"
     " duration_ms"
@@ -45,6 +40,23 @@ GRAPH_DOC = (
     "The flow's graph: {schema_version: 1, variables: {name: text|number|boolean|date},"
     " nodes: [{id, kind, …settings}], edges: [{from, to, port?}]}"
 )
+
+
+SessionStatus = Literal["active", "waiting", "handed_off", "completed", "timed_out", "failed"]
+
+
+class SessionFilter(BaseModel):
+    """Which sessions to list, newest first (query parameters)."""
+
+    flow_id: UUID | None = None
+    conversation_id: UUID | None = None
+    status: SessionStatus | None = None
+    before: datetime | None = Field(default=None, description="Sessions started before this")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class StartIn(Strict):
+    conversation_id: UUID
 
 
 class FlowIn(Strict):
@@ -259,14 +271,7 @@ async def version(*, conn: Connection, flow_id: UUID, number: int) -> dict[str, 
 
 
 async def sessions(
-    *,
-    conn: Connection,
-    organization_id: UUID,
-    flow_id: UUID | None,
-    conversation_id: UUID | None,
-    status: str | None,
-    before: Any,
-    limit: int,
+    *, conn: Connection, organization_id: UUID, filter: SessionFilter
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""
@@ -277,11 +282,11 @@ async def sessions(
          order by started_at desc, id limit $6
         """,
         organization_id,
-        flow_id,
-        conversation_id,
-        status,
-        before,
-        limit,
+        filter.flow_id,
+        filter.conversation_id,
+        filter.status,
+        filter.before,
+        filter.limit,
     )
     return [dict(r) for r in rows]
 
