@@ -5,12 +5,14 @@ The webhook's response is sent first (a background task of the response), then
 the pending `message.received` outbox events after a watermark, on the outbox's
 pending index — and hands those a bot may act on to
 `shared.bots.runtime.handle_message`, at most CONCURRENCY at a time per process.
-Reads take turns (one watermark per process); handling does not wait for other
-deliveries' handling, and a conversation's messages stay in order because the
-handler takes the conversation's lock and handles every earlier message first.
-What this misses (another process's messages, a crash, a transaction that
-committed behind the watermark) the events worker's `bots` consumer handles on its
-next tick; a message is handled once either way.
+Reads take turns (one watermark per process) and look MARGIN ids behind it, skipping
+the ids already seen: concurrent webhook transactions commit out of id order, and one
+that commits after a later one was read is still found. Handling does not wait for
+other deliveries' handling, and a conversation's messages stay in order because the
+handler takes the conversation's lock and handles every earlier message first. What
+this misses (another process's messages, a crash, a commit further behind) the
+events worker's `bots` consumer handles on its next tick; a message is handled once
+either way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.bots")
 BATCH = 500
+MARGIN = 1000  # outbox ids looked at again behind the watermark
 CONCURRENCY = 32  # messages handled at once; each holds a pooled connection while it runs
 
 NEW_MESSAGES = """
@@ -39,6 +42,7 @@ select e.id, e.organization_id, e.aggregate_id as message_id,
                      and s.status in ('active', 'waiting')) as wanted
   from public.outbox_events e
  where e.processed_at is null and e.id > $1 and e.event_type = 'message.received'
+   and e.id <> all($3::bigint[])
  order by e.id limit $2
 """
 
@@ -46,6 +50,7 @@ select e.id, e.organization_id, e.aggregate_id as message_id,
 @dataclass
 class _Reader:
     watermark: int = 0
+    seen: set[int] = field(default_factory=set)  # message.received ids within MARGIN
     reading: asyncio.Lock = field(default_factory=asyncio.Lock)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
 
@@ -69,11 +74,14 @@ async def _new(runtime: Runtime, reader: _Reader) -> list[Any]:
     found: list[Any] = []
     async with reader.reading:
         while True:
+            low = reader.watermark - MARGIN
+            reader.seen = {i for i in reader.seen if i > low}
             async with runtime.db.service_conn() as conn:
-                rows = await conn.fetch(NEW_MESSAGES, reader.watermark, BATCH)
+                rows = await conn.fetch(NEW_MESSAGES, low, BATCH, list(reader.seen))
             if not rows:
                 return found
             reader.watermark = max(reader.watermark, rows[-1]["id"])
+            reader.seen.update(r["id"] for r in rows)
             found += rows
             if len(rows) < BATCH:
                 return found
