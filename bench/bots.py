@@ -158,10 +158,11 @@ def delivery(phone_id: str, sender: str, text: str, n: int) -> tuple[bytes, dict
 
 
 async def phase(
-    http: httpx.AsyncClient, fake: FakeGraph, path: str, phone_id: str, text: str,
+    fake: FakeGraph, path: str, phone_id: str, text: str,
     reply: str | None, senders: list[str], first: int,
 ) -> tuple[list[float], list[float]]:  # fmt: skip
-    """Every sender writes at once; (webhook latencies, reply latencies) in ms."""
+    """Every sender writes at once, each on a connection of its own (fresh for the phase:
+    the server closes idle keep-alive connections); (webhook, reply latencies) in ms."""
     webhook: list[float] = []
     replies: list[float] = []
 
@@ -180,7 +181,9 @@ async def phase(
                 return
             replies.append((arrived - started) * 1000)
 
-    await asyncio.gather(*(one(i, s) for i, s in enumerate(senders)))
+    limits = httpx.Limits(max_connections=len(senders), max_keepalive_connections=len(senders))
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        await asyncio.gather(*(one(i, s) for i, s in enumerate(senders)))
     return webhook, replies
 
 
@@ -201,27 +204,19 @@ async def main(args: argparse.Namespace) -> None:
         await conn.close()
         async with serving.server(db_url, command=serving.SERVE, pool=20) as server:
             base = f"http://127.0.0.1:{server.port}/functions/v1/whatsapp-webhook"
-            limits = httpx.Limits(
-                max_connections=args.sessions, max_keepalive_connections=args.sessions
+            senders = [f"4915100{i:05d}" for i in range(args.sessions)]
+            n = args.sessions
+            plain_url, bot_url = f"{base}/{plain}", f"{base}/{botted}"
+            plain_id, bot_id = "109000000000001", "109000000000002"
+            await phase(fake, plain_url, plain_id, "warm", None, senders[:5], 10**6)
+            cpu = [server.cpu_seconds()]
+            plain_hooks, _ = await phase(fake, plain_url, plain_id, "hello", None, senders, 0)
+            cpu.append(server.cpu_seconds())
+            start_hooks, start = await phase(fake, bot_url, bot_id, "hi", "Your name?", senders, n)
+            answer_hooks, answer = await phase(
+                fake, bot_url, bot_id, "Ann", "Thanks, Ann.", senders, 2 * n
             )
-            async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-                senders = [f"4915100{i:05d}" for i in range(args.sessions)]
-                n = args.sessions
-                plain_url, bot_url = f"{base}/{plain}", f"{base}/{botted}"
-                plain_id, bot_id = "109000000000001", "109000000000002"
-                await phase(http, fake, plain_url, plain_id, "warm", None, senders[:5], 10**6)
-                cpu = [server.cpu_seconds()]
-                plain_hooks, _ = await phase(
-                    http, fake, plain_url, plain_id, "hello", None, senders, 0
-                )
-                cpu.append(server.cpu_seconds())
-                start_hooks, start = await phase(
-                    http, fake, bot_url, bot_id, "hi", "Your name?", senders, n
-                )
-                answer_hooks, answer = await phase(
-                    http, fake, bot_url, bot_id, "Ann", "Thanks, Ann.", senders, 2 * n
-                )
-                cpu.append(server.cpu_seconds())
+            cpu.append(server.cpu_seconds())
     fake_server.close()
     load = os.getloadavg()
     print(
