@@ -149,10 +149,22 @@ def _state(session: Any) -> State:
 
 async def _engine(
     runtime: Runtime, conn: Connection, session: Any, conversation: Any, jobs: list[Outbound]
-) -> tuple[Engine, LiveHost]:
-    graph = await graph_of(conn, session["flow_version_id"])
-    host = LiveHost(runtime, conn, graph, session["id"], conversation, jobs)
-    return Engine(graph, host), host
+) -> Engine | None:
+    """The session's engine; None, with the session failed, when its version's graph does
+    not check (a row written past the functions)."""
+    try:
+        graph = await graph_of(conn, session["flow_version_id"])
+    except AppError as exc:
+        reason = f"the flow's version is invalid: {exc.message}"[:1000]
+        state = State(
+            node=session["current_node"],
+            variables=dict(session["variables"]),
+            status="failed",
+            end_reason=reason,
+        )
+        await _save(conn, session, state, [])
+        return None
+    return Engine(graph, LiveHost(runtime, conn, graph, session["id"], conversation, jobs))
 
 
 async def begin(
@@ -198,7 +210,9 @@ async def begin(
         conversation["organization_id"],
         conversation["id"],
     )
-    engine, _ = await _engine(runtime, conn, session, conversation, jobs)
+    engine = await _engine(runtime, conn, session, conversation, jobs)
+    if engine is None:
+        return session
     state = _state(session)
     steps = await engine.begin(state)
     await _save(conn, session, state, steps)
@@ -258,7 +272,9 @@ async def _one(
     org = conversation["organization_id"]
     session = await _live(conn, org, conversation["id"])
     if session is not None:
-        engine, _ = await _engine(runtime, conn, session, conversation, jobs)
+        engine = await _engine(runtime, conn, session, conversation, jobs)
+        if engine is None:
+            return
         state = _state(session)
         metadata: dict[str, Any] = message["metadata"] or {}
         found = metadata.get("reply")
@@ -412,7 +428,9 @@ async def _resume(runtime: Runtime, row: Any, at: datetime) -> int:
         conversation = await conn.fetchrow(
             CONVERSATION, row["organization_id"], row["conversation_id"]
         )
-        engine, _ = await _engine(runtime, conn, session, conversation, jobs)
+        engine = await _engine(runtime, conn, session, conversation, jobs)
+        if engine is None:
+            return 0
         state = _state(session)
         steps = await engine.resume(state, at)
         if not steps:

@@ -119,9 +119,15 @@ async def matching(
             else:
                 patterns.append(trigger.pattern)
         if patterns and text is not None:
-            hit = await conn.fetchval(
-                "select p from unnest($2::text[]) p where $1 ~* p limit 1", text[:4096], patterns
-            )
+            try:
+                async with conn.transaction():  # a pattern written past the function
+                    hit = await conn.fetchval(
+                        "select p from unnest($2::text[]) p where $1 ~* p limit 1",
+                        text[:4096],
+                        patterns,
+                    )
+            except asyncpg.PostgresError:
+                continue
             if hit is not None:
                 return flow, {"type": "regex", "pattern": hit}
     return None

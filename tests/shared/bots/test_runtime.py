@@ -407,3 +407,29 @@ async def test_the_inline_pass_finds_a_message_that_committed_behind_its_waterma
         await inline.after_delivery(runtime)
     assert sent_texts(sends)[1:] == ["Your age?"]
     assert late in inline._READERS[runtime.db].seen
+
+
+async def test_rows_written_past_the_functions_fail_alone(
+    client: httpx.AsyncClient, db: Connection
+) -> None:
+    """A broken version fails its session; a pattern PostgreSQL refuses matches nothing;
+    the organization's other flows still run."""
+    w = await world(db)
+    await make_flow(db, w.org, {"nodes": []}, triggers=keyword("broken"))
+    await make_flow(
+        db,
+        w.org,
+        chain(node("hi", "send_message", text="fine")),
+        triggers=[{"type": "regex", "pattern": "(("}, {"type": "keyword", "keywords": ["fine"]}],
+    )
+    with respx.mock as router:
+        sends = mock_sends(router)
+        await say(client, w, "broken")
+        await say(client, w, "fine", sender="15551230009")
+    failed = await db.fetchrow(
+        "select status, end_reason from bot_sessions order by started_at limit 1"
+    )
+    assert failed["status"] == "failed" and failed["end_reason"].startswith(
+        "the flow's version is invalid"
+    )
+    assert sent_texts(sends) == ["fine"]
