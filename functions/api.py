@@ -10,6 +10,8 @@
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
     /v1/automation-rules (with /order, /triggers, /{id}/dry-run, /{id}/runs)  read; write keys write
     /v1/billing/plans, /v1/billing/subscription, /v1/billing/usage            read
+    /v1/bot-flows (with /{id}/publish, /versions, /simulate, /start),
+    /v1/bot-sessions (with /{id}/steps)                         read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
@@ -26,6 +28,7 @@ from fastapi import APIRouter
 from functions._api import (
     automation,
     billing,
+    bots,
     campaigns,
     companies,
     contacts,
@@ -64,6 +67,7 @@ for resource in (
     campaigns,
     automation,
     billing,
+    bots,
 ):
     router.include_router(resource.router)
 

@@ -33,6 +33,11 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Emit task.overdue for open tasks past their due time, once per due time",
     ),
     ScheduledJob(
+        slug="bot-sweep",
+        cron="* * * * *",
+        description="Resume bot sessions whose delay ran out; time out idle ones",
+    ),
+    ScheduledJob(
         slug="campaign-dispatch",
         cron="* * * * *",
         description="Start due campaigns and send their next recipients, within each rate cap",

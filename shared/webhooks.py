@@ -16,9 +16,11 @@ from uuid import UUID
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.bots.inline import after_delivery
 from shared.channels.base import Channel, WebhookRequest
 from shared.channels.registry import CHANNELS, channel_named
 from shared.errors import BadRequest, NotFound
@@ -153,7 +155,9 @@ def webhook_router(channel_name: str) -> APIRouter:
             account_id=_account_id(request.path_params["account_id"]),
             request=await webhook_request(request, runtime.settings.public_base_url),
         )
-        return JSONResponse(outcome.summary())
+        # Bot replies run once the provider has its answer (shared/bots/inline.py).
+        after = BackgroundTask(after_delivery, runtime) if outcome.processed else None
+        return JSONResponse(outcome.summary(), background=after)
 
     return router
 

@@ -99,6 +99,14 @@ class Stop(Strict):
     type: Literal["stop"]
 
 
+class StartBotFlow(Strict):
+    """Starts the flow's published version in the conversation (shared/bots), after the
+    rule's changes commit: a `bot.start_requested` event for the bots consumer."""
+
+    type: Literal["start_bot_flow"]
+    flow_id: UUID
+
+
 ACTION_MODELS = (
     Assign,
     AddTag,
@@ -112,6 +120,7 @@ ACTION_MODELS = (
     MoveDeal,
     SendWebhook,
     Stop,
+    StartBotFlow,
 )
 Action = Annotated[
     Assign
@@ -125,7 +134,8 @@ Action = Annotated[
     | CreateTask
     | MoveDeal
     | SendWebhook
-    | Stop,
+    | Stop
+    | StartBotFlow,
     Field(discriminator="type"),
 ]
 Actions = Annotated[list[Action], Field(min_length=1, max_length=20)]
@@ -138,6 +148,7 @@ _NEEDS = {
     "set_conversation_priority": "conversation",
     "send_message": "conversation",
     "move_deal_stage": "deal",
+    "start_bot_flow": "conversation",
 }
 
 
@@ -226,6 +237,7 @@ _ROWS: dict[type, tuple[str, str, str]] = {
     RemoveTag: ("tag_id", "public.tags", "tag"),
     MoveDeal: ("stage_id", "public.stages", "stage"),
     SendWebhook: ("endpoint_id", "public.webhook_endpoints", "webhook endpoint"),
+    StartBotFlow: ("flow_id", "public.bot_flows", "bot flow"),
 }
 
 

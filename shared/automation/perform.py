@@ -29,6 +29,7 @@ from shared.automation.actions import (
     SetCustomField,
     SetPriority,
     SetStatus,
+    StartBotFlow,
     Stop,
     target_of,
 )
@@ -193,6 +194,16 @@ async def _one(conn: Connection, ctx: Context, index: int, action: Action) -> An
         if not moved:
             raise Skipped("the stage is gone")
         return {"stage_id": str(action.stage_id)}
+    if isinstance(action, StartBotFlow):
+        conversation = _record(ctx, "conversation")
+        await conn.execute(
+            "insert into public.outbox_events (organization_id, event_type, aggregate_id, payload)"
+            " values ($1, 'bot.start_requested', $2, $3)",
+            org,
+            conversation,
+            {"flow_id": str(action.flow_id), "rule_id": str(ctx.rule_id)},
+        )
+        return {"flow_id": str(action.flow_id), "conversation_id": str(conversation)}
     assert isinstance(action, SendWebhook)
     return await _enqueue_webhook(conn, ctx, action.endpoint_id)
 

@@ -24,6 +24,7 @@ USAGE_SQL: dict[str, str] = {
     "active_campaigns": "select count(*) from public.campaigns where organization_id = $1"
     " and status in ('scheduled', 'running')",
     "automation_rules": "select count(*) from public.automation_rules where organization_id = $1",
+    "bot_flows": "select count(*) from public.bot_flows where organization_id = $1",
     "api_keys": "select count(*) from public.api_keys where organization_id = $1"
     " and revoked_at is null",
 }

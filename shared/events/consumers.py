@@ -8,6 +8,7 @@ dispatched from then on, not the earlier ones."""
 from __future__ import annotations
 
 from shared.automation.consumer import AutomationConsumer
+from shared.bots.consumer import BotConsumer
 from shared.events.base import Consumer
 from shared.events.sender import WebhookConsumer
 from shared.inbox.profiles import ProfileConsumer
@@ -18,4 +19,5 @@ CONSUMERS: tuple[Consumer, ...] = (
     AutomationConsumer(),
     SlaConsumer(),
     ProfileConsumer(),
+    BotConsumer(),
 )

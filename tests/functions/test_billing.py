@@ -219,12 +219,16 @@ async def test_features_off_for_the_plan_are_refused(
     usage = await client.get(f"{API}/billing/usage", headers=headers)
     assert usage.status_code == 200
     assert set(usage.json()["limits"]) >= {"contacts", "seats", "outbound_messages_per_period"}
-    for path, feature in (("/campaigns", "campaigns"), ("/sla-policies", "sla")):
+    for path, feature in (
+        ("/campaigns", "campaigns"),
+        ("/sla-policies", "sla"),
+        ("/bot-flows", "bots"),
+    ):
         refused = await client.get(f"{API}{path}", headers=headers)
         assert refused.status_code == 402, path
         assert refused.json()["error"]["code"] == "feature_unavailable"
         assert refused.json()["error"]["details"]["feature"] == feature
-    await put_on_plan(db, org, features=("campaigns", "sla"))
+    await put_on_plan(db, org, features=("campaigns", "sla", "bots"))
     no_api = await client.get(f"{API}/billing/subscription", headers=headers)
     assert (no_api.status_code, no_api.json()["error"]["code"]) == (402, "feature_unavailable")
     assert no_api.json()["error"]["details"]["feature"] == "api"

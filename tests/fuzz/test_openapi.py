@@ -55,6 +55,7 @@ CRON = (
     "sla-sweep",
     "campaign-dispatch",
     "events-retention",
+    "bot-sweep",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
@@ -68,6 +69,7 @@ TARGETS: dict[str, int] = {
     "automation-rules": 12,
     "billing": 6,
     "stripe-webhook": 6,
+    "bot-flows": 12,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},

@@ -682,8 +682,101 @@ TABLES: dict[str, TenantTable] = {
             organization_id=ORG, metric="outbound_messages", period_start=datetime.now(UTC)
         ),
     ),
+    # Bot flows and their versions: members read, managers write (versions never change).
+    "public.bot_flows": TenantTable(
+        make=lambda conn, w, org: _bot_flow(conn, org),
+        forge=values(organization_id=ORG, name="forged", draft='{"nodes": []}'),
+    ),
+    "public.bot_flow_versions": TenantTable(
+        make=lambda conn, w, org: _bot_flow_version(conn, org),
+        forge=lambda conn, w, org: _forge_bot_flow_version(conn, org),
+    ),
+    # Only the bot runtime (the owner) writes sessions and their steps; members read them.
+    "public.bot_sessions": TenantTable(
+        make=lambda conn, w, org: _bot_session(conn, org),
+        forge=lambda conn, w, org: _forge_bot_session(conn, org),
+    ),
+    "public.bot_session_steps": TenantTable(
+        make=lambda conn, w, org: _bot_step(conn, org),
+        forge=lambda conn, w, org: _forge_bot_step(conn, org),
+    ),
 }
 
 
 async def _forge_conversation_sla(conn: Connection, org: UUID) -> dict[str, Any]:
     return {"organization_id": org, "conversation_id": await make_conversation(conn, org)}
+
+
+async def _bot_flow(conn: Connection, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.bot_flows (organization_id, name, draft)"
+        """ values ($1, 'f', '{"nodes": []}') returning id""",
+        org,
+    )
+    return key
+
+
+async def _bot_flow_version(conn: Connection, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.bot_flow_versions (organization_id, flow_id, version, graph)"
+        """ values ($1, $2, 1, '{"nodes": []}') returning id""",
+        org,
+        await _bot_flow(conn, org),
+    )
+    return key
+
+
+async def _forge_bot_flow_version(conn: Connection, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "flow_id": await _bot_flow(conn, org),
+        "version": 7,
+        "graph": '{"nodes": []}',
+    }
+
+
+async def _bot_session_row(conn: Connection, org: UUID) -> dict[str, Any]:
+    version = await _bot_flow_version(conn, org)
+    flow = await conn.fetchval(
+        "select flow_id from public.bot_flow_versions where id = $1", version
+    )
+    return {
+        "organization_id": org,
+        "flow_id": flow,
+        "flow_version_id": version,
+        "conversation_id": await make_conversation(conn, org),
+        "timeout_seconds": 60,
+    }
+
+
+async def _bot_session(conn: Connection, org: UUID) -> UUID:
+    row = await _bot_session_row(conn, org)
+    key: UUID = await conn.fetchval(
+        "insert into public.bot_sessions (organization_id, flow_id, flow_version_id,"
+        " conversation_id, timeout_seconds) values ($1, $2, $3, $4, $5) returning id",
+        *row.values(),
+    )
+    return key
+
+
+async def _forge_bot_session(conn: Connection, org: UUID) -> dict[str, Any]:
+    return await _bot_session_row(conn, org)
+
+
+async def _bot_step(conn: Connection, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "insert into public.bot_session_steps (organization_id, session_id, node_id, kind)"
+        " values ($1, $2, 'n', 'end') returning id",
+        org,
+        await _bot_session(conn, org),
+    )
+    return key
+
+
+async def _forge_bot_step(conn: Connection, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "session_id": await _bot_session(conn, org),
+        "node_id": "n",
+        "kind": "end",
+    }

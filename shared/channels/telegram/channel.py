@@ -199,6 +199,8 @@ class Telegram(base.Channel):
         else:
             method = "sendMessage"
             payload["text"] = message.text
+        if keyboard := message.metadata.get("reply_markup"):  # a bot's options
+            payload["reply_markup"] = keyboard
         result = await self._call(client, token, method, payload, at_most_once=True)
         chat, number = http.dig(result, "chat", "id"), http.dig(result, "message_id")
         if not isinstance(chat, int) or not isinstance(number, int):

@@ -344,6 +344,8 @@ class WhatsApp(MetaChannel):
         }
         if template := message.metadata.get("template"):
             payload |= {"type": "template", "template": template}
+        elif interactive := message.metadata.get("interactive"):  # a bot's buttons or list
+            payload |= {"type": "interactive", "interactive": interactive}
         elif message.media_url and message.media_type:
             media: dict[str, Any] = {"link": message.media_url}
             if message.text and message.media_type != "audio":
