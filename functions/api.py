@@ -8,6 +8,7 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
+    /v1/imports/kommo (connect, jobs, cancel, report)           signed-in admins (access token)
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -26,6 +27,7 @@ from functions._api import (
     conversations,
     custom_fields,
     deals,
+    kommo,
     notes,
     pipelines,
     quick_replies,
@@ -56,6 +58,7 @@ for resource in (
     templates,
     quick_replies,
     campaigns,
+    kommo,
 ):
     router.include_router(resource.router)
 

@@ -54,6 +54,7 @@ CRON = (
     "automation-sweep",
     "sla-sweep",
     "campaign-dispatch",
+    "kommo-import",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
