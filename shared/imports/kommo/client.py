@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import Field
@@ -53,26 +53,39 @@ def normalize_subdomain(value: str) -> str | None:
 
 @dataclass
 class TokenBucket:
-    """`rate` requests a second on average, bursts of at most `rate`. The clock and the
-    sleep are injectable, so tests run it without waiting."""
+    """`rate` requests a second. `burst` tokens at most: at 1 (the default) requests are
+    evenly spaced, so no second, however it is cut, holds more than `rate`. The clock
+    and the sleep are injectable, so tests run it without waiting."""
 
     rate: float = RATE_PER_SECOND
+    burst: float = 1.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    _tokens: float = field(default=-1.0, init=False)
+    _tokens: float | None = field(default=None, init=False)
     _at: float = field(default=0.0, init=False)
 
     async def take(self) -> None:
         now = self.clock()
-        if self._tokens < 0:
-            self._tokens, self._at = self.rate, now
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        tokens = self.burst if self._tokens is None else self._tokens
+        tokens = min(self.burst, tokens + (now - self._at) * self.rate)
         self._at = now
-        if self._tokens < 1:
-            wait = (1 - self._tokens) / self.rate
+        if tokens < 1:
+            wait = (1 - tokens) / self.rate
             await self.sleep(wait)
-            self._tokens, self._at = 1.0, self._at + wait
-        self._tokens -= 1
+            tokens, self._at = 1.0, now + wait
+        self._tokens = tokens - 1
+
+
+@dataclass
+class _Paced:
+    """The HTTP client, each request (a retry too) after a token from the bucket."""
+
+    http: httpx.AsyncClient
+    bucket: TokenBucket
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        await self.bucket.take()
+        return await self.http.request(method, url, **kwargs)
 
 
 def _not_processed(response: httpx.Response) -> bool:
@@ -87,7 +100,6 @@ class KommoClient:
     subdomain: str
     token: str
     bucket: TokenBucket = field(default_factory=TokenBucket)
-    requests: int = 0
 
     async def get(
         self, path: str, *, params: dict[str, Any] | None = None, since: datetime | None = None
@@ -96,9 +108,8 @@ class KommoClient:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/hal+json"}
         if since is not None:
             headers["If-Modified-Since"] = format_datetime(since.astimezone(UTC), usegmt=True)
-        provider = ProviderClient(self.http, self.settings)
-        await self.bucket.take()
-        self.requests += 1
+        paced = _Paced(self.http, self.bucket)
+        provider = ProviderClient(cast(httpx.AsyncClient, paced), self.settings)
         response = await provider.request(
             "GET",
             f"{base_url(self.subdomain)}/api/v4/{path}",

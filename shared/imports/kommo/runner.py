@@ -21,7 +21,7 @@ from shared.runtime import Runtime
 CLAIM = """
 with candidate as (
   select j.id, j.organization_id from public.import_jobs j
-   where j.source = 'kommo' and j.status in ('pending', 'running')
+   where j.source = 'kommo' and j.status in ('pending', 'running') and j.id <> all($3::uuid[])
      and not exists (select 1 from private.kommo_import_leases l
                       where l.job_id = j.id and l.lease_until > now())
    order by j.created_at, j.id
@@ -35,11 +35,13 @@ returning job_id
 """
 
 
-async def claim(runtime: Runtime, *, lease_seconds: float) -> tuple[UUID, UUID] | None:
-    """(job, claim token) of the oldest Kommo job nobody holds, or None."""
+async def claim(
+    runtime: Runtime, *, lease_seconds: float, besides: list[UUID]
+) -> tuple[UUID, UUID] | None:
+    """(job, claim token) of the oldest Kommo job nobody holds (other than `besides`)."""
     token = uuid.uuid4()
     async with runtime.db.service_tx() as conn:
-        job: UUID | None = await conn.fetchval(CLAIM, token, lease_seconds)
+        job: UUID | None = await conn.fetchval(CLAIM, token, lease_seconds, besides)
     return (job, token) if job is not None else None
 
 
@@ -53,13 +55,13 @@ async def run(
     """Run claimed jobs for about `seconds`; how each ended (or that it goes on)."""
     deadline = time.monotonic() + seconds
     summary = {"claimed": 0, "completed": 0, "failed": 0, "cancelled": 0, "running": 0}
-    seen: set[UUID] = set()
+    seen: list[UUID] = []  # each job once per run: one Kommo left waiting is not retried hot
     while time.monotonic() < deadline:
-        claimed = await claim(runtime, lease_seconds=lease_seconds)
-        if claimed is None or claimed[0] in seen:
+        claimed = await claim(runtime, lease_seconds=lease_seconds, besides=seen)
+        if claimed is None:
             break
         job, token = claimed
-        seen.add(job)
+        seen.append(job)
         summary["claimed"] += 1
         status = await run_kommo_import(
             runtime=runtime,

@@ -84,12 +84,17 @@ async def _run(
         return Written(ids={}, created=0, updated=0)
     for n, row in enumerate(rows):
         row["ord"] = n
-    found = await conn.fetch(sql, org, rows, job)
+    found = await conn.fetch(sql, org, _plain(rows), job)
     return Written(
         ids={r["ext"]: r["id"] for r in found},
         created=sum(1 for r in found if r["is_new"]),
         updated=found[0]["updated"],
     )
+
+
+def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as JSON takes them (ids as text), for jsonb_to_recordset."""
+    return [{k: str(v) if isinstance(v, UUID) else v for k, v in row.items()} for row in rows]
 
 
 CF_MERGE = "t.custom_fields || i.custom_fields"
@@ -384,7 +389,7 @@ async def tag(
 ) -> None:
     """Tag records by name ({id, tag} pairs), creating the tags the organization lacks."""
     if links:
-        await conn.execute(TAGS.format(table=table, column=column), org, links)
+        await conn.execute(TAGS.format(table=table, column=column), org, _plain(links))
 
 
 async def members_by_email(conn: Connection, *, org: UUID, emails: list[str]) -> dict[str, UUID]:
