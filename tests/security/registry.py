@@ -508,7 +508,8 @@ async def _import_ref(conn: Connection, world: World, org: UUID) -> UUID:
 
 async def _kommo_job(conn: Connection, org: UUID) -> UUID:
     key: UUID = await conn.fetchval(
-        "insert into public.import_jobs (organization_id, source) values ($1, 'kommo') returning id",
+        "insert into public.import_jobs (organization_id, source) values ($1, 'kommo')"
+        " returning id",
         org,
     )
     return key

@@ -190,7 +190,7 @@ async def test_pipelines_stages_users_and_fields(imported: Imported, db: Connect
         for t in ("legal_entity", "smart_address", "file", "chained_list", "tracking_data")
     } | {("contacts", "category"), ("contacts", "linked_entity")}
     assert job["progress"]["users"] == {"matched": 2, "unmatched": 1}
-    types = dict(
+    types: dict[str, str] = dict(
         await db.fetch(
             "select key, type::text from custom_field_definitions where organization_id = $1",
             org,
