@@ -11,6 +11,8 @@ left out and reported.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +39,9 @@ FIELD_TYPES: dict[str, str] = {
 }
 ENTITY_OF = {"leads": "deal", "contacts": "contact", "companies": "company"}
 MAX_TEXT = 10_000
+# the database's own checks (custom field URLs, company domains)
+URL = re.compile(r"^https?://[^\s/?#]+\S*$")
+DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 WON, LOST = 142, 143
 TASK_TYPES = {1: "Follow-up", 2: "Meeting"}
 
@@ -125,6 +130,8 @@ def field_value(definition: FieldDef, values: list[dict[str, Any]]) -> Any:
                 number = float(str(first).replace(",", "."))
             except ValueError:
                 return None
+            if not math.isfinite(number):
+                return None
             return int(number) if number.is_integer() and abs(number) < 2**53 else number
         case "boolean":
             return first if isinstance(first, bool) else str(first).lower() in ("1", "true", "yes")
@@ -143,8 +150,7 @@ def field_value(definition: FieldDef, values: list[dict[str, Any]]) -> Any:
             text = str(first).strip()
             if "://" not in text:
                 text = f"https://{text}"
-            ok = text.startswith(("http://", "https://")) and " " not in text and len(text) <= 2048
-            return text if ok else None
+            return text if URL.match(text) and len(text) <= 2048 else None
     if definition.kommo_type == "multitext":
         text = "; ".join(
             f"{_render(v.get('value'))} ({v['enum_code']})"
@@ -231,7 +237,7 @@ def domain(record: dict[str, Any]) -> str | None:
                 text = str(v.get("value") or "").strip().lower() if isinstance(v, dict) else ""
                 host = text.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
                 host = host.removeprefix("www.")
-                if "." in host and all(part.isalnum() or "-" in part for part in host.split(".")):
+                if DOMAIN.match(host) and len(host) <= 253:
                     return host
     return None
 
@@ -247,7 +253,7 @@ def embedded_ids(record: dict[str, Any], key: str) -> list[int]:
 
 def tags(record: dict[str, Any]) -> list[str]:
     names = [
-        str(t.get("name") or "").strip()[:50]
+        str(t.get("name") or "").strip()[:50].strip()
         for t in (record.get("_embedded") or {}).get("tags") or []
         if isinstance(t, dict)
     ]

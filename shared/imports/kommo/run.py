@@ -229,7 +229,7 @@ async def run_kommo_import(
     except Exception as exc:  # a bug must not leave the job running forever
         log.exception("kommo import %s failed", job_id)
         return await _fail(
-            runtime, job, progress, {"code": "internal_error", "message": type(exc).__name__}
+            runtime, job, progress, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:500]}
         )
     async with runtime.db.service_tx() as conn:
         report = await _report(conn, ctx, progress, summary, since)

@@ -92,9 +92,22 @@ async def _run(
     )
 
 
+def _storable(value: Any) -> Any:
+    """A value as jsonb takes it: ids as text; no NUL, no lone surrogate (which jsonb
+    refuses, and which would fail the whole page)."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows as JSON takes them (ids as text), for jsonb_to_recordset."""
-    return [{k: str(v) if isinstance(v, UUID) else v for k, v in row.items()} for row in rows]
+    return [{k: _storable(v) for k, v in row.items()} for row in rows]
 
 
 CF_MERGE = "t.custom_fields || i.custom_fields"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 import pytest_asyncio
 import respx
@@ -358,3 +359,59 @@ async def test_a_re_run_updates_what_changed_and_duplicates_nothing(
     progress = (await _job(db, job))["progress"]
     assert progress["contacts"] == {"created": 0, "updated": 1, "skipped": 1}  # her phone
     assert "leads" not in progress or progress["leads"]["created"] == 0
+
+
+class Killed(BaseException):
+    """The server dying mid-run: nothing in the importer catches it."""
+
+
+async def test_a_runner_killed_mid_run_leaves_its_job_to_the_next_once_the_lease_ends(
+    imported: Imported, runtime: Runtime, db: Connection
+) -> None:
+    counts = "select (select count(*) from contacts where organization_id = $1),"
+    counts += " (select count(*) from deals where organization_id = $1)"
+    before = tuple(await db.fetchrow(counts, imported.org))
+    job = await new_job(db, imported.org, imported.owner, full=True)
+    kommo = imported.kommo
+
+    def bucket() -> TokenBucket:
+        return TokenBucket(clock=imported.clock, sleep=imported.clock.sleep)
+
+    with respx.mock:
+        route = kommo.install()
+        original = route.side_effect
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/contacts") and request.url.params.get("page") == "2":
+                raise Killed
+            return kommo.answer(request)
+
+        route.side_effect = answer
+        with pytest.raises(Killed):
+            await runner.run(runtime, seconds=50, bucket=bucket())
+        # its lease still holds: nobody else takes the job meanwhile
+        assert await runner.run(runtime, seconds=50, bucket=bucket()) == {
+            "claimed": 0,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "running": 0,
+        }
+        page = await db.fetchval(
+            "select next_page from kommo_import_checkpoints where job_id = $1"
+            " and entity = 'contacts'",
+            job,
+        )
+        assert page == 2  # page 1 was committed before the death
+        await db.execute(
+            "update private.kommo_import_leases set lease_until = now() - interval '1 second'"
+            " where job_id = $1",
+            job,
+        )
+        route.side_effect = original
+        kommo.requests.clear()
+        summary = await runner.run(runtime, seconds=50, bucket=bucket())
+    assert summary["completed"] == 1
+    assert ("contacts", 1) not in kommo.paths() and ("contacts", 2) in kommo.paths()
+    assert tuple(await db.fetchrow(counts, imported.org)) == before
+    assert (await _job(db, job))["status"] == "completed"
