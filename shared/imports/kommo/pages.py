@@ -6,6 +6,7 @@ Each writer turns the page into rows (mapping.py), writes them set-based
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -44,6 +45,25 @@ def _id(record: dict[str, Any]) -> str | None:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _with_ids(
+    items: list[dict[str, Any]], result: PageResult
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(Kommo id, record) of the page's records; one without an id is skipped."""
+    for item in items:
+        if (ext := _id(item)) is None:
+            result.skip(item, "no id")
+        else:
+            yield ext, item
+
+
+async def _tag(
+    conn: Connection, ctx: Context, written: store.Written, tags: dict[str, list[str]], table: str
+) -> None:
+    links = [{"id": written.ids[e], "tag": t} for e, names in tags.items() for t in names]
+    column = {"contact_tags": "contact_id", "deal_tags": "deal_id"}[table]
+    await store.tag(conn, org=ctx.org, table=table, column=column, links=links)
+
+
 def _fields(
     ctx: Context, entity: str, record: dict[str, Any], result: PageResult
 ) -> dict[str, Any]:
@@ -80,10 +100,7 @@ async def _write(
 async def companies(conn: Connection, ctx: Context, items: list[dict[str, Any]]) -> PageResult:
     result = PageResult()
     rows = []
-    for item in items:
-        if (ext := _id(item)) is None:
-            result.skip(item, "no id")
-            continue
+    for ext, item in _with_ids(items, result):
         rows.append(
             {
                 "ext": ext,
@@ -103,10 +120,7 @@ async def contacts(conn: Connection, ctx: Context, items: list[dict[str, Any]]) 
     result = PageResult()
     rows = []
     tags: dict[str, list[str]] = {}
-    for item in items:
-        if (ext := _id(item)) is None:
-            result.skip(item, "no id")
-            continue
+    for ext, item in _with_ids(items, result):
         phones = mapping.multitext(item, "PHONE")
         number = mapping.first_phone(item, ctx.region)
         if phones and number is None:
@@ -130,8 +144,7 @@ async def contacts(conn: Connection, ctx: Context, items: list[dict[str, Any]]) 
         tags[ext] = mapping.tags(item)
     _unique(rows, "email", "phone")
     written = await _write(conn, ctx, "contact", rows, result)
-    links = [{"id": written.ids[e], "tag": t} for e, names in tags.items() for t in names]
-    await store.tag(conn, org=ctx.org, table="contact_tags", column="contact_id", links=links)
+    await _tag(conn, ctx, written, tags, "contact_tags")
     return result
 
 
@@ -139,10 +152,7 @@ async def leads(conn: Connection, ctx: Context, items: list[dict[str, Any]]) -> 
     result = PageResult()
     rows = []
     tags: dict[str, list[str]] = {}
-    for item in items:
-        if (ext := _id(item)) is None:
-            result.skip(item, "no id")
-            continue
+    for ext, item in _with_ids(items, result):
         status = item.get("status_id")
         stage = ctx.stages.get(f"{item.get('pipeline_id')}:{status}")
         if stage is None:
@@ -171,8 +181,7 @@ async def leads(conn: Connection, ctx: Context, items: list[dict[str, Any]]) -> 
         )
         tags[ext] = mapping.tags(item)
     written = await _write(conn, ctx, "lead", rows, result)
-    links = [{"id": written.ids[e], "tag": t} for e, names in tags.items() for t in names]
-    await store.tag(conn, org=ctx.org, table="deal_tags", column="deal_id", links=links)
+    await _tag(conn, ctx, written, tags, "deal_tags")
     return result
 
 
@@ -197,10 +206,7 @@ async def notes(
         ids=[str(i.get("entity_id")) for i in items if i.get("entity_id")],
     )
     rows = []
-    for item in items:
-        if (ext := _id(item)) is None:
-            result.skip(item, "no id")
-            continue
+    for ext, item in _with_ids(items, result):
         parent = parents.get(str(item.get("entity_id")))
         body = mapping.note_body(item)
         if body is None:
@@ -240,10 +246,7 @@ async def tasks(conn: Connection, ctx: Context, items: list[dict[str, Any]]) -> 
         conn, org=ctx.org, entity="contact", table="contacts", ids=wanted["contacts"]
     )
     rows = []
-    for item in items:
-        if (ext := _id(item)) is None:
-            result.skip(item, "no id")
-            continue
+    for ext, item in _with_ids(items, result):
         title, kind = mapping.task_title(item, ctx.task_types)
         done = bool(item.get("is_completed"))
         target = str(item.get("entity_id"))

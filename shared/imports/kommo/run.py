@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from shared.channels.http import ProviderError
@@ -114,19 +114,29 @@ def _add(progress: dict[str, Any], entity: str, result: PageResult) -> None:
     counts["skipped"] += len(result.skipped)
 
 
+async def _end(
+    conn: Connection,
+    job: dict[str, Any],
+    status: Literal["failed", "cancelled"],
+    progress: dict[str, Any],
+    error: dict[str, Any] | None = None,
+) -> str:
+    await jobs.finish(
+        conn=conn,
+        organization_id=job["organization_id"],
+        job_id=job["id"],
+        status=status,
+        progress=progress,
+        error=error,
+    )
+    return status
+
+
 async def _fail(
     runtime: Runtime, job: dict[str, Any], progress: dict[str, Any], error: dict[str, Any]
 ) -> str:
     async with runtime.db.service_tx() as conn:
-        await jobs.finish(
-            conn=conn,
-            organization_id=job["organization_id"],
-            job_id=job["id"],
-            status="failed",
-            progress=progress,
-            error=error,
-        )
-    return "failed"
+        return await _end(conn, job, "failed", progress, error)
 
 
 async def run_kommo_import(
@@ -192,7 +202,7 @@ async def run_kommo_import(
             if not await jobs.report_progress(
                 conn=conn, organization_id=org, job_id=job_id, progress=progress
             ):
-                return await _cancel(conn, job, progress)
+                return await _end(conn, job, "cancelled", progress)
         for name, path, key, params, write in ENTITIES:
             if name in done and done[name] is None:
                 continue
@@ -207,7 +217,7 @@ async def run_kommo_import(
                     if not await jobs.report_progress(
                         conn=conn, organization_id=org, job_id=job_id, progress=progress
                     ):
-                        return await _cancel(conn, job, progress)
+                        return await _end(conn, job, "cancelled", progress)
                 if (
                     deadline is not None
                     and time.monotonic() >= deadline
@@ -229,7 +239,10 @@ async def run_kommo_import(
     except Exception as exc:  # a bug must not leave the job running forever
         log.exception("kommo import %s failed", job_id)
         return await _fail(
-            runtime, job, progress, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:500]}
+            runtime,
+            job,
+            progress,
+            {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:500]},
         )
     async with runtime.db.service_tx() as conn:
         report = await _report(conn, ctx, progress, summary, since)
@@ -243,17 +256,6 @@ async def run_kommo_import(
         )
         await conn.execute("delete from private.kommo_import_leases where job_id = $1", job_id)
     return "completed"
-
-
-async def _cancel(conn: Connection, job: dict[str, Any], progress: dict[str, Any]) -> str:
-    await jobs.finish(
-        conn=conn,
-        organization_id=job["organization_id"],
-        job_id=job["id"],
-        status="cancelled",
-        progress=progress,
-    )
-    return "cancelled"
 
 
 async def _unavailable(
