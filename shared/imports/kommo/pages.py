@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.db import Connection
-from shared.imports.kommo import mapping, store
+from shared.imports.kommo import activity, mapping, store
 from shared.imports.kommo.mapping import FieldDef
 
 
@@ -27,7 +27,7 @@ class Context:
     stages: dict[str, tuple[UUID, UUID]] = field(default_factory=dict)  # "pid:sid" → ids
     currency: str = "USD"
     region: str | None = None
-    task_types: dict[int, str] = field(default_factory=lambda: dict(mapping.TASK_TYPES))
+    task_types: dict[int, str] = field(default_factory=lambda: dict(activity.TASK_TYPES))
 
 
 @dataclass
@@ -208,7 +208,7 @@ async def notes(
     rows = []
     for ext, item in _with_ids(items, result):
         parent = parents.get(str(item.get("entity_id")))
-        body = mapping.note_body(item)
+        body = activity.note_body(item)
         if body is None:
             result.skip(item, f"note type {item.get('note_type')!r} is not imported")
         elif not body:
@@ -247,14 +247,14 @@ async def tasks(conn: Connection, ctx: Context, items: list[dict[str, Any]]) -> 
     )
     rows = []
     for ext, item in _with_ids(items, result):
-        title, kind = mapping.task_title(item, ctx.task_types)
+        title, kind = activity.task_title(item, ctx.task_types)
         done = bool(item.get("is_completed"))
         target = str(item.get("entity_id"))
         rows.append(
             {
                 "ext": ext,
                 "title": title,
-                "description": mapping.task_description(item, kind),
+                "description": activity.task_description(item, kind),
                 "due_at": mapping.moment(item.get("complete_till")),
                 "status": "done" if done else "open",
                 "assignee_id": _user(ctx, item.get("responsible_user_id")),
