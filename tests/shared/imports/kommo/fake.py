@@ -100,6 +100,18 @@ def throttled(seconds: int) -> httpx.Response:
     )
 
 
+def blocked() -> httpx.Response:
+    return httpx.Response(
+        403,
+        json={
+            "title": "Forbidden",
+            "type": "https://httpstatus.es/403",
+            "status": 403,
+            "detail": "Forbidden",
+        },
+    )
+
+
 def unavailable() -> httpx.Response:
     return httpx.Response(503, text="Service Unavailable")
 

@@ -22,7 +22,13 @@ from shared.imports import jobs
 from shared.imports.kommo import runner
 from shared.imports.kommo.client import TokenBucket
 from shared.runtime import Runtime
-from tests.shared.imports.kommo.fake import FakeClock, FakeKommo, throttled, unavailable
+from tests.shared.imports.kommo.fake import (
+    FakeClock,
+    FakeKommo,
+    blocked,
+    throttled,
+    unavailable,
+)
 from tests.support import make_org, make_user, member, module_runtime_fixtures
 
 runtime, db = module_runtime_fixtures()
@@ -91,6 +97,7 @@ async def imported(runtime: Runtime, db: Connection) -> AsyncIterator[Imported]:
         waits.append(seconds)
         clock.now += seconds
 
+    kommo.failures[("companies", 1)] = [blocked()]  # Kommo's 403 after repeated overruns
     kommo.failures[("contacts", 1)] = [throttled(2)]
     kommo.failures[("leads", 1)] = [unavailable() for _ in range(3)]  # every attempt
     with pytest.MonkeyPatch.context() as patch, respx.mock:
@@ -123,8 +130,8 @@ async def test_an_outage_mid_run_leaves_the_job_running_and_the_next_run_resumes
         "running": 1,
     }
     assert imported.second["completed"] == 1, imported.second
-    # the 429 was waited out as Kommo asked, the 503s with backoff
-    assert imported.waits[0] == 2 and len(imported.waits) == 3
+    # the 403 and the 503s were retried with backoff, the 429 after the wait Kommo asked
+    assert imported.waits == [0.5, 2, 0.5, 1]
     # the resumed run read the setup again, then only what was not committed yet
     assert ("companies", 1) not in imported.resumed
     assert ("contacts", 1) not in imported.resumed and ("contacts", 2) not in imported.resumed
