@@ -19,7 +19,7 @@ import respx
 from shared.channels import http as provider_http
 from shared.db import Connection
 from shared.imports import jobs
-from shared.imports.kommo import runner
+from shared.imports.kommo import run_kommo_import, runner
 from shared.imports.kommo.client import TokenBucket
 from shared.runtime import Runtime
 from tests.shared.imports.kommo.fake import (
@@ -29,7 +29,7 @@ from tests.shared.imports.kommo.fake import (
     throttled,
     unavailable,
 )
-from tests.support import make_org, make_user, member, module_runtime_fixtures
+from tests.support import make_org, make_user, member, module_runtime_fixtures, principal
 
 runtime, db = module_runtime_fixtures()
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("kommo_run")]
@@ -422,3 +422,25 @@ async def test_a_runner_killed_mid_run_leaves_its_job_to_the_next_once_the_lease
     assert ("contacts", 1) not in kommo.paths() and ("contacts", 2) in kommo.paths()
     assert tuple(await db.fetchrow(counts, imported.org)) == before
     assert (await _job(db, job))["status"] == "completed"
+
+
+async def test_a_cancel_asked_for_mid_run_stops_it_at_the_next_page(
+    imported: Imported, runtime: Runtime, db: Connection
+) -> None:
+    job = await new_job(db, imported.org, imported.owner, full=True)
+    assert await jobs.start(conn=db, job_id=job)
+    async with runtime.db.user_tx(principal(imported.admin)) as conn:
+        await jobs.request_cancel(conn=conn, job_id=job)
+    with respx.mock:
+        imported.kommo.install()
+        status = await run_kommo_import(
+            runtime=runtime,
+            job_id=job,
+            bucket=TokenBucket(clock=imported.clock, sleep=imported.clock.sleep),
+        )
+    assert status == "cancelled"
+    assert (await _job(db, job))["status"] == "cancelled"
+    assert (
+        await db.fetchval("select count(*) from kommo_import_checkpoints where job_id = $1", job)
+        == 0
+    )
