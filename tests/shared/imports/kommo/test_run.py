@@ -2,7 +2,7 @@
 (after a 429 it waited out), resumed from its checkpoints by the next cron run,
 then re-run to update rather than duplicate. The module's world (an organization
 whose owner and admin are Kommo users, one Kommo user who is not a member) and
-the first import are built once; the re-run comes last."""
+the first import are built once; the tests that start more jobs come last."""
 
 from __future__ import annotations
 
