@@ -12,6 +12,7 @@
     /v1/billing/plans, /v1/billing/subscription, /v1/billing/usage            read
     /v1/bot-flows (with /{id}/publish, /versions, /simulate, /start),
     /v1/bot-sessions (with /{id}/steps)                         read; write keys write
+    /v1/imports/kommo (connect, jobs, cancel, report)           signed-in admins (access token)
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
@@ -35,6 +36,7 @@ from functions._api import (
     conversations,
     custom_fields,
     deals,
+    kommo,
     notes,
     pipelines,
     quick_replies,
@@ -68,6 +70,7 @@ for resource in (
     automation,
     billing,
     bots,
+    kommo,
 ):
     router.include_router(resource.router)
 

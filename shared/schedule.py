@@ -59,6 +59,11 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Process again, with backoff, inbound events that failed or were left",
     ),
     ScheduledJob(
+        slug="kommo-import",
+        cron="* * * * *",
+        description="Run waiting Kommo imports, resuming interrupted ones from their checkpoints",
+    ),
+    ScheduledJob(
         slug="outbound-sweep",
         cron="* * * * *",
         description="Finish outbound messages a killed server left queued or sending",

@@ -56,6 +56,7 @@ CRON = (
     "campaign-dispatch",
     "events-retention",
     "bot-sweep",
+    "kommo-import",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {

@@ -510,6 +510,50 @@ async def _usage_counter(conn: Connection, world: World, org: UUID) -> int:
     return key
 
 
+async def _kommo_connection(conn: Connection, world: World, org: UUID) -> UUID:
+    await conn.execute(
+        "insert into public.kommo_connections (organization_id, subdomain, account_id,"
+        " account_name) values ($1, 'acme', 30123456, 'Acme') on conflict do nothing",
+        org,
+    )
+    return org
+
+
+async def _import_ref(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.import_external_refs (organization_id, source, entity, external_id,"
+        " internal_id) values ($1, 'kommo', 'contact', $2, $3) returning internal_id",
+        org,
+        uuid4().hex,
+        await make_contact(conn, org),
+    )
+    return key
+
+
+async def _kommo_job(conn: Connection, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.import_jobs (organization_id, source) values ($1, 'kommo')"
+        " returning id",
+        org,
+    )
+    return key
+
+
+async def _kommo_checkpoint(conn: Connection, world: World, org: UUID) -> UUID:
+    job = await _kommo_job(conn, org)
+    await conn.execute(
+        "insert into public.kommo_import_checkpoints (organization_id, job_id, entity)"
+        " values ($1, $2, 'contacts')",
+        org,
+        job,
+    )
+    return job
+
+
+async def _forge_kommo_checkpoint(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {"organization_id": org, "job_id": await _kommo_job(conn, org), "entity": "contacts"}
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -699,6 +743,30 @@ TABLES: dict[str, TenantTable] = {
     "public.bot_session_steps": TenantTable(
         make=lambda conn, w, org: _bot_step(conn, org),
         forge=lambda conn, w, org: _forge_bot_step(conn, org),
+    ),
+    # Kommo imports: admins read the connection (never its token, in private), the
+    # references and the checkpoints; only the importer (the service) writes them.
+    "public.kommo_connections": TenantTable(
+        make=_kommo_connection,
+        forge=values(organization_id=ORG, subdomain="forged", account_id=1, account_name="x"),
+        key="organization_id",
+        touch="subdomain",
+        readers=ADMINS,
+    ),
+    "public.import_external_refs": TenantTable(
+        make=_import_ref,
+        forge=values(
+            organization_id=ORG,
+            source="kommo",
+            entity="contact",
+            external_id="1",
+            internal_id=uuid4(),
+        ),
+        key="internal_id",
+        readers=ADMINS,
+    ),
+    "public.kommo_import_checkpoints": TenantTable(
+        make=_kommo_checkpoint, forge=_forge_kommo_checkpoint, key="job_id", readers=ADMINS
     ),
 }
 

@@ -67,7 +67,8 @@ LIMITED: dict[str, str] = {
     "automation_rules": "insert into public.automation_rules (organization_id, name, position,"
     """ trigger, actions) values ($1, $2, 0, 'contact.created', '[{"type": "stop"}]')""",
     "api_keys": "select app.create_api_key($1, 'k', '{read}', 'cg_x', decode(md5($2), 'hex'))",
-    "bot_flows": "insert into public.bot_flows (organization_id, name, draft) values ($1, $2, '{}')",
+    "bot_flows": "insert into public.bot_flows (organization_id, name, draft)"
+    " values ($1, $2, '{}')",
 }
 
 
