@@ -8,6 +8,7 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
+    /v1/dashboards (with /widgets, /widgets/{id}/data), /v1/metrics/{metric}   read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -25,6 +26,7 @@ from functions._api import (
     contacts,
     conversations,
     custom_fields,
+    dashboards,
     deals,
     notes,
     pipelines,
@@ -56,6 +58,7 @@ for resource in (
     templates,
     quick_replies,
     campaigns,
+    dashboards,
 ):
     router.include_router(resource.router)
 
