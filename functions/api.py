@@ -8,7 +8,8 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
-    /v1/dashboards (with /widgets, /widgets/{id}/data), /v1/metrics/{metric}   read; write keys write
+    /v1/dashboards (with /widgets, /widgets/{id}/data), /v1/metrics/{metric}
+                                                               read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a

@@ -110,7 +110,9 @@ async def ad_hoc(body: AdHoc, user: CurrentUser, runtime: RuntimeDep) -> dict[st
 @router.put("/settings")
 async def team_setting(body: TeamSetting, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        await members.require_role(conn=conn, organization_id=body.organization_id, at_least="admin")
+        await members.require_role(
+            conn=conn, organization_id=body.organization_id, at_least="admin"
+        )
         await conn.execute(
             "update public.organizations set agents_see_team_metrics = $2 where id = $1",
             body.organization_id,

@@ -248,7 +248,11 @@ async def add_widget(
     summary="Change a widget",
 )
 async def update_widget(
-    dashboard_id: UUID, widget_id: UUID, body: store.WidgetChange, key: WriteKey, runtime: RuntimeDep
+    dashboard_id: UUID,
+    widget_id: UUID,
+    body: store.WidgetChange,
+    key: WriteKey,
+    runtime: RuntimeDep,
 ) -> Any:
     return await in_tx(
         runtime,

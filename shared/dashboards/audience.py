@@ -75,5 +75,9 @@ def new_contacts(q: Query) -> str:
     if q.spec.dimension == "agent":
         where += ["c.assignee_id is not null", q.only_user("c.assignee_id")]
     return q.grouped(
-        source="public.contacts c", where=where, ts="c.created_at", value="count(*)", dims=CONTACT_DIMS
+        source="public.contacts c",
+        where=where,
+        ts="c.created_at",
+        value="count(*)",
+        dims=CONTACT_DIMS,
     )

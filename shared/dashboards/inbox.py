@@ -90,9 +90,17 @@ def open_load(q: Query) -> str:
 def _messages(q: Query, direction: str, *, replies: bool = False) -> str:
     agent = replies or q.spec.dimension == "agent"
     if q.spec.filter is None and q.spec.rollups:
-        where = ["r.organization_id = $1::uuid", q.in_range("r.bucket"), f"r.direction = '{direction}'"]
+        where = [
+            "r.organization_id = $1::uuid",
+            q.in_range("r.bucket"),
+            f"r.direction = '{direction}'",
+        ]
         if agent:
-            where += ["r.sender_type = 'user'", f"r.sender_id <> '{NIL_UUID}'", q.only_user("r.sender_id")]
+            where += [
+                "r.sender_type = 'user'",
+                f"r.sender_id <> '{NIL_UUID}'",
+                q.only_user("r.sender_id"),
+            ]
         return q.grouped(
             source="public.message_rollups r",
             where=where,
@@ -192,7 +200,11 @@ def _clocks(q: Query, kinds: str, value: str, extra: str = "true") -> str:
     if q.spec.dimension == "agent":
         where += ["cv.assignee_id is not null", q.only_user("cv.assignee_id")]
     return q.grouped(
-        source="public.sla_clocks k", where=where, ts="k.stopped_at", value=value, dims=_clock_dims()
+        source="public.sla_clocks k",
+        where=where,
+        ts="k.stopped_at",
+        value=value,
+        dims=_clock_dims(),
     )
 
 

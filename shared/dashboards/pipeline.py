@@ -2,7 +2,7 @@
 covering indexes (open deals by expected close date, won and lost deals by when).
 
 open_deal_value, deal_age_by_stage   now (the range does not apply)
-weighted_forecast                   open deals' value × probability by expected close date
+weighted_forecast                   open deals' value x probability by expected close date
 win_rate                            won ÷ (won + lost), decided in the range
 deals_won_lost                      decided deals by outcome and lost reason
 stage_funnel                        deals created in the range: how many reached each open
@@ -49,7 +49,7 @@ def deal_age_by_stage(q: Query) -> str:
 
 
 def weighted_forecast(q: Query) -> str:
-    """Open deals' value × probability, bucketed by their expected close date (a date:
+    """Open deals' value x probability, bucketed by their expected close date (a date:
     no zone)."""
     bucket = (
         f"date_trunc('{q.spec.grain}', d.expected_close_date::timestamp)"
@@ -82,7 +82,11 @@ def _decided(q: Query) -> str:
 
 def win_rate(q: Query) -> str:
     return q.grouped(
-        source=_decided(q), where=["true"], ts="d.at", value="avg(d.won::int)::float8", dims=DEAL_DIMS
+        source=_decided(q),
+        where=["true"],
+        ts="d.at",
+        value="avg(d.won::int)::float8",
+        dims=DEAL_DIMS,
     )
 
 
@@ -105,9 +109,7 @@ def stage_funnel(q: Query) -> str:
         else "(select p.id from public.pipelines p where p.organization_id = $1::uuid"
         " and p.is_default)"
     )
-    deals = " and ".join(
-        _deals(q, f"d.pipeline_id = {pipeline}", q.in_range("d.created_at"))
-    )
+    deals = " and ".join(_deals(q, f"d.pipeline_id = {pipeline}", q.in_range("d.created_at")))
     return f"""
     with d as (
       select d.id, d.stage_id, d.status from public.deals d where {deals}

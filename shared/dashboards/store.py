@@ -154,7 +154,9 @@ async def update_dashboard(
     *, conn: Connection, dashboard_id: UUID, user_id: UUID | None, change: DashboardChange,
     organization_id: UUID | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    current = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    current = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     await _may_write(conn, current, user_id)
     values = change.model_dump(exclude_unset=True)
     if values.get("columns") is not None:
@@ -172,9 +174,15 @@ async def update_dashboard(
 
 
 async def delete_dashboard(
-    *, conn: Connection, dashboard_id: UUID, user_id: UUID | None, organization_id: UUID | None = None
+    *,
+    conn: Connection,
+    dashboard_id: UUID,
+    user_id: UUID | None,
+    organization_id: UUID | None = None,
 ) -> None:
-    current = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    current = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     await _may_write(conn, current, user_id)
     await conn.execute("delete from public.dashboards where id = $1", dashboard_id)
 
@@ -198,7 +206,9 @@ async def add_widget(
     *, conn: Connection, dashboard_id: UUID, user_id: UUID | None, widget: WidgetIn,
     organization_id: UUID | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    dashboard = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    dashboard = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     await _may_write(conn, dashboard, user_id)
     body = widget.model_dump(mode="json")
     question = await _checked(conn, dashboard, body)
@@ -210,7 +220,10 @@ async def add_widget(
         dashboard["organization_id"],
         dashboard_id,
         body["title"],
-        *(question[k] for k in ("metric", "visualization", "filter", "date_range", "grouping", "options")),
+        *(
+            question[k]
+            for k in ("metric", "visualization", "filter", "date_range", "grouping", "options")
+        ),
         *(body[k] for k in ("x", "y", "w", "h")),
     )
     assert row is not None
@@ -228,7 +241,9 @@ async def update_widget(
     *, conn: Connection, dashboard_id: UUID, widget_id: UUID, user_id: UUID | None,
     change: WidgetChange, organization_id: UUID | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    dashboard = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    dashboard = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     current = await _widget(conn, dashboard, widget_id)
     await _may_write(conn, dashboard, user_id)
     merged = {**current, **change.model_dump(exclude_unset=True)}
@@ -243,7 +258,10 @@ async def update_widget(
         dashboard["organization_id"],
         widget_id,
         merged["title"],
-        *(question[k] for k in ("metric", "visualization", "filter", "date_range", "grouping", "options")),
+        *(
+            question[k]
+            for k in ("metric", "visualization", "filter", "date_range", "grouping", "options")
+        ),
         *(merged[k] for k in ("x", "y", "w", "h")),
     )
     assert row is not None
@@ -254,7 +272,9 @@ async def delete_widget(
     *, conn: Connection, dashboard_id: UUID, widget_id: UUID, user_id: UUID | None,
     organization_id: UUID | None = None,
 ) -> None:  # fmt: skip
-    dashboard = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    dashboard = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     await _widget(conn, dashboard, widget_id)
     await _may_write(conn, dashboard, user_id)
     await conn.execute(
@@ -268,7 +288,9 @@ async def widget_data(
     *, conn: Connection, dashboard_id: UUID, widget_id: UUID, user_id: UUID | None,
     organization_id: UUID | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    dashboard = await get_dashboard(conn=conn, dashboard_id=dashboard_id, organization_id=organization_id)
+    dashboard = await get_dashboard(
+        conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
+    )
     widget = await _widget(conn, dashboard, widget_id)
     question = widgets.question_of(widget)
     answer = await widgets.data(

@@ -67,7 +67,9 @@ def question_of(raw: dict[str, Any]) -> WidgetQuestion:
     """A widget's question from a stored row or query parameters; a 422 naming the first
     problem (a row written through PostgREST can hold anything)."""
     try:
-        return WidgetQuestion.model_validate({k: raw[k] for k in WidgetQuestion.model_fields if k in raw})
+        return WidgetQuestion.model_validate(
+            {k: raw[k] for k in WidgetQuestion.model_fields if k in raw}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         place = ".".join(str(p) for p in first["loc"]) or "widget"
@@ -121,7 +123,9 @@ def _options(metric: Metric, visualization: str, raw: dict[str, Any]) -> dict[st
     dimension = options.get("dimension")
     if dimension is not None and dimension not in metric.dimensions:
         known = ", ".join(metric.dimensions) or "none"
-        raise _bad("options.dimension", f"{metric.name} has no dimension {dimension!r}; known: {known}")
+        raise _bad(
+            "options.dimension", f"{metric.name} has no dimension {dimension!r}; known: {known}"
+        )
     if visualization in ("bar", "leaderboard", "table", "funnel") and dimension is None:
         options["dimension"] = metric.default_dimension
     if visualization == "leaderboard" and options["dimension"] != "agent":
@@ -138,7 +142,9 @@ async def check(
     metric = METRICS.get(question.metric)
     if metric is None:
         raise _bad(
-            "metric", f"unknown metric {question.metric!r}; known: {', '.join(METRICS)}", "unknown_metric"
+            "metric",
+            f"unknown metric {question.metric!r}; known: {', '.join(METRICS)}",
+            "unknown_metric",
         )
     if question.visualization not in metric.visualizations:
         raise _bad(
@@ -324,7 +330,9 @@ def _ranked(
         }
         for r in rows
     ]
-    if visualization == "funnel" or spec.dimension == "stage" and "won" in {i["key"] for i in items}:
+    if visualization == "funnel" or (
+        spec.dimension == "stage" and "won" in {i["key"] for i in items}
+    ):
         items.sort(key=lambda i: labels.get(i["key"], {}).get("position", 1 << 30))
         for before, step in zip([None, *items], items, strict=False):
             step["conversion"] = (

@@ -703,9 +703,7 @@ TABLES: dict[str, TenantTable] = {
     "public.dashboards": TenantTable(
         make=_dashboard, forge=values(organization_id=ORG, name="forged")
     ),
-    "public.dashboard_widgets": TenantTable(
-        make=_dashboard_widget, forge=_forge_dashboard_widget
-    ),
+    "public.dashboard_widgets": TenantTable(make=_dashboard_widget, forge=_forge_dashboard_widget),
     # Kept by triggers only; members read them.
     "public.message_rollups": TenantTable(
         make=_message_rollup, forge=_forge_message_rollup, key="bucket"

@@ -18,8 +18,15 @@ async def test_shared_dashboards_widgets_and_their_figures(
 ):
     listed = await api.get("/v1/dashboards", headers=tenant.headers(read_only=True))
     assert listed.status_code == 200, listed.text
-    assert {d["default_for_role"] for d in listed.json()["data"]} == {"agent", "manager", "admin", "owner"}
-    refused = await api.post("/v1/dashboards", json={"name": "Ops"}, headers=tenant.headers(read_only=True))
+    assert {d["default_for_role"] for d in listed.json()["data"]} == {
+        "agent",
+        "manager",
+        "admin",
+        "owner",
+    }
+    refused = await api.post(
+        "/v1/dashboards", json={"name": "Ops"}, headers=tenant.headers(read_only=True)
+    )
     assert refused.status_code == 403
     created = await api.post("/v1/dashboards", json={"name": "Ops"}, headers=tenant.headers())
     assert created.status_code == 201, created.text
@@ -35,12 +42,19 @@ async def test_shared_dashboards_widgets_and_their_figures(
     )
     added = await api.post(
         f"/v1/dashboards/{board}/widgets",
-        json={"metric": "messages_received", "visualization": "bar", "date_range": {"preset": "today"},
-              "options": {"dimension": "channel"}, "w": 6},
+        json={
+            "metric": "messages_received",
+            "visualization": "bar",
+            "date_range": {"preset": "today"},
+            "options": {"dimension": "channel"},
+            "w": 6,
+        },
         headers=tenant.headers(),
-    )  # fmt: skip
+    )
     assert added.status_code == 201, added.text
-    data = await api.get(f"/v1/dashboards/{board}/widgets/{added.json()['id']}/data", headers=tenant.headers())
+    data = await api.get(
+        f"/v1/dashboards/{board}/widgets/{added.json()['id']}/data", headers=tenant.headers()
+    )
     assert data.status_code == 200, data.text
     assert data.json()["data"] == [{"key": "whatsapp", "label": "whatsapp", "value": 1}]
 
@@ -57,17 +71,31 @@ async def test_shared_dashboards_widgets_and_their_figures(
     )
     assert theirs.json()["data"]["value"] == 0  # their own organization only
     assert (await api.get(f"/v1/dashboards/{board}", headers=other.headers())).status_code == 404
-    gone = await api.delete(f"/v1/dashboards/{board}/widgets/{added.json()['id']}", headers=other.headers())
+    gone = await api.delete(
+        f"/v1/dashboards/{board}/widgets/{added.json()['id']}", headers=other.headers()
+    )
     assert gone.status_code == 404
-    names = {m["name"] for m in (await api.get("/v1/metrics", headers=tenant.headers())).json()["data"]}
+    names = {
+        m["name"] for m in (await api.get("/v1/metrics", headers=tenant.headers())).json()["data"]
+    }
     assert {"first_response_time", "stage_funnel", "campaign_replied_rate", "new_contacts"} <= names
 
 
-async def test_bad_metric_questions_are_422s_naming_the_problem(api: httpx.AsyncClient, tenant: Tenant):
+async def test_bad_metric_questions_are_422s_naming_the_problem(
+    api: httpx.AsyncClient, tenant: Tenant
+):
     cases = [
         ("/v1/metrics/moon_phase", {}, "metric"),
-        ("/v1/metrics/replies", {"visualization": "timeseries", "from": "2023-01-01", "to": "2026-01-01"}, "date_range"),
-        ("/v1/metrics/replies", {"filter": json.dumps({"field": "nope", "op": "eq", "value": 1})}, "filter"),
+        (
+            "/v1/metrics/replies",
+            {"visualization": "timeseries", "from": "2023-01-01", "to": "2026-01-01"},
+            "date_range",
+        ),
+        (
+            "/v1/metrics/replies",
+            {"filter": json.dumps({"field": "nope", "op": "eq", "value": 1})},
+            "filter",
+        ),
         ("/v1/metrics/replies", {"filter": "{not json"}, "filter"),
         ("/v1/metrics/replies", {"grouping": "hour"}, "grouping"),
         ("/v1/metrics/replies", {"from": "2026-13-01", "to": "2026-12-01"}, "date_range.from"),

@@ -35,7 +35,9 @@ async def built(db: Connection) -> dict[str, Any]:
 
 async def answer(runtime: Runtime, org: world.Org, zone: str, **question: Any) -> dict[Any, Any]:
     async with runtime.db.pool.acquire() as conn:
-        await conn.execute("update public.organizations set timezone = $2 where id = $1", org.id, zone)
+        await conn.execute(
+            "update public.organizations set timezone = $2 where id = $1", org.id, zone
+        )
     question.setdefault("date_range", WINDOW)
     async with runtime.db.user_tx(principal(org.owner)) as conn:
         result = await widgets.data(
@@ -52,11 +54,19 @@ async def answer(runtime: Runtime, org: world.Org, zone: str, **question: Any) -
         for series in result["data"]:
             for point in series["points"]:
                 if point["value"] not in (0, None):
-                    out[(datetime.fromisoformat(point["bucket"]).date(), series["key"])] = point["value"]
+                    out[(datetime.fromisoformat(point["bucket"]).date(), series["key"])] = point[
+                        "value"
+                    ]
     elif result["visualization"] == "heatmap":
-        out = {(None, f"{c['weekday']}:{c['hour']}"): c["value"] for c in result["data"] if c["value"]}
+        out = {
+            (None, f"{c['weekday']}:{c['hour']}"): c["value"] for c in result["data"] if c["value"]
+        }
     else:
-        out = {(None, row["key"]): row["value"] for row in result["data"] if row["value"] not in (0, None)}
+        out = {
+            (None, row["key"]): row["value"]
+            for row in result["data"]
+            if row["value"] not in (0, None)
+        }
     return out
 
 
@@ -74,90 +84,239 @@ def transitions(raw: dict[str, Any], keep: Callable[[dict[str, Any]], bool], key
 
 
 def messages(raw: dict[str, Any], keep: Callable[[dict[str, Any]], bool], key: str | None):
-    return [(m["created_at"], as_text(m[key]) if key else None, 1) for m in raw["messages"] if keep(m)]
+    return [
+        (m["created_at"], as_text(m[key]) if key else None, 1) for m in raw["messages"] if keep(m)
+    ]
 
 
-def clocks(raw: dict[str, Any], kinds: tuple[str, ...], key: str | None, column: str = "wall_seconds"):
+def clocks(
+    raw: dict[str, Any], kinds: tuple[str, ...], key: str | None, column: str = "wall_seconds"
+):
     return [
         (k["stopped_at"], as_text(k[key]) if key else None, k[column])
         for k in raw["clocks"]
-        if k["kind"] in kinds and k["outcome"] in ("met", "breached")
+        if k["kind"] in kinds
+        and k["outcome"] in ("met", "breached")
         and (key != "assignee_id" or k["assignee_id"] is not None)
-    ]  # fmt: skip
+    ]
 
 
-IN, OUT = (lambda m: m["direction"] == "inbound"), (lambda m: m["direction"] == "outbound")
-USER = lambda m: m["direction"] == "outbound" and m["sender_type"] == "user"  # noqa: E731
+def IN(m: dict[str, Any]) -> bool:
+    return bool(m["direction"] == "inbound")
+
+
+def OUT(m: dict[str, Any]) -> bool:
+    return bool(m["direction"] == "outbound")
+
+
+def USER(m: dict[str, Any]) -> bool:
+    return bool(m["direction"] == "outbound" and m["sender_type"] == "user")
+
+
 # (question, brute force: raw → (items, aggregate), grain)
 CASES: list[tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[list[Any], Any]]]] = [
-    ({"metric": "conversations_opened", "visualization": "timeseries", "options": {"dimension": "channel"}},
-     lambda r: (transitions(r, lambda t: t["from_status"] is None, "channel"), "count")),
-    ({"metric": "conversations_resolved", "visualization": "bar", "options": {"dimension": "agent"}},
-     lambda r: (transitions(r, lambda t: t["to_status"] == "resolved" and t["assignee_id"], "assignee_id"), "count")),
-    ({"metric": "conversations_reopened", "visualization": "timeseries", "grouping": "week"},
-     lambda r: (transitions(r, lambda t: t["from_status"] == "resolved" and t["to_status"] != "resolved", None), "count")),
-    ({"metric": "conversations_handled", "visualization": "table"},
-     lambda r: (transitions(r, lambda t: t["to_status"] == "resolved" and t["assignee_id"], "assignee_id"), "count")),
-    ({"metric": "messages_received", "visualization": "timeseries", "options": {"dimension": "channel"}},
-     lambda r: (messages(r, IN, "channel"), "count")),
-    ({"metric": "messages_sent", "visualization": "bar", "options": {"dimension": "sender_type"}},
-     lambda r: (messages(r, OUT, "sender_type"), "count")),
-    ({"metric": "replies", "visualization": "leaderboard"},
-     lambda r: (messages(r, USER, "sender_id"), "count")),
-    ({"metric": "messages_sent", "visualization": "timeseries", "grouping": "month"},
-     lambda r: (messages(r, OUT, None), "count")),
-    ({"metric": "first_response_time", "visualization": "bar"},
-     lambda r: (clocks(r, ("first_response",), "channel"), "median")),
-    ({"metric": "first_response_time", "visualization": "timeseries",
-      "options": {"statistic": "p90", "basis": "business"}},
-     lambda r: (clocks(r, ("first_response",), None, "business_seconds"), "p90")),
-    ({"metric": "resolution_time", "visualization": "bar",
-      "options": {"statistic": "average", "basis": "business", "dimension": "agent"}},
-     lambda r: (clocks(r, ("resolution",), "assignee_id", "business_seconds"), "average")),
-    ({"metric": "sla_hit_rate", "visualization": "bar"},
-     lambda r: ([(k["stopped_at"], k["kind"], int(k["outcome"] == "met")) for k in r["clocks"]
-                 if k["due_at"] is not None and k["outcome"] in ("met", "breached")], "average")),
-    ({"metric": "new_contacts", "visualization": "bar"},
-     lambda r: ([(c["created_at"], c["source"] or "(none)", 1) for c in r["contacts"]], "count")),
-    ({"metric": "new_contacts", "visualization": "timeseries", "options": {"dimension": "channel"}},
-     lambda r: ([(c["created_at"], c["channel"] or "(none)", 1) for c in r["contacts"]], "count")),
-    ({"metric": "win_rate", "visualization": "timeseries", "grouping": "week"},
-     lambda r: ([(d["won_at"] or d["lost_at"], None, int(d["status"] == "won")) for d in r["deals"]
-                 if d["status"] != "open"], "average")),
-    ({"metric": "deals_won_lost", "visualization": "bar"},
-     lambda r: ([(d["won_at"] or d["lost_at"], "won" if d["status"] == "won" else d["lost_reason"] or "(no reason)", 1)
-                 for d in r["deals"] if d["status"] != "open"], "count")),
-]  # fmt: skip
+    (
+        {
+            "metric": "conversations_opened",
+            "visualization": "timeseries",
+            "options": {"dimension": "channel"},
+        },
+        lambda r: (transitions(r, lambda t: t["from_status"] is None, "channel"), "count"),
+    ),
+    (
+        {
+            "metric": "conversations_resolved",
+            "visualization": "bar",
+            "options": {"dimension": "agent"},
+        },
+        lambda r: (
+            transitions(
+                r, lambda t: t["to_status"] == "resolved" and t["assignee_id"], "assignee_id"
+            ),
+            "count",
+        ),
+    ),
+    (
+        {"metric": "conversations_reopened", "visualization": "timeseries", "grouping": "week"},
+        lambda r: (
+            transitions(
+                r, lambda t: t["from_status"] == "resolved" and t["to_status"] != "resolved", None
+            ),
+            "count",
+        ),
+    ),
+    (
+        {"metric": "conversations_handled", "visualization": "table"},
+        lambda r: (
+            transitions(
+                r, lambda t: t["to_status"] == "resolved" and t["assignee_id"], "assignee_id"
+            ),
+            "count",
+        ),
+    ),
+    (
+        {
+            "metric": "messages_received",
+            "visualization": "timeseries",
+            "options": {"dimension": "channel"},
+        },
+        lambda r: (messages(r, IN, "channel"), "count"),
+    ),
+    (
+        {
+            "metric": "messages_sent",
+            "visualization": "bar",
+            "options": {"dimension": "sender_type"},
+        },
+        lambda r: (messages(r, OUT, "sender_type"), "count"),
+    ),
+    (
+        {"metric": "replies", "visualization": "leaderboard"},
+        lambda r: (messages(r, USER, "sender_id"), "count"),
+    ),
+    (
+        {"metric": "messages_sent", "visualization": "timeseries", "grouping": "month"},
+        lambda r: (messages(r, OUT, None), "count"),
+    ),
+    (
+        {"metric": "first_response_time", "visualization": "bar"},
+        lambda r: (clocks(r, ("first_response",), "channel"), "median"),
+    ),
+    (
+        {
+            "metric": "first_response_time",
+            "visualization": "timeseries",
+            "options": {"statistic": "p90", "basis": "business"},
+        },
+        lambda r: (clocks(r, ("first_response",), None, "business_seconds"), "p90"),
+    ),
+    (
+        {
+            "metric": "resolution_time",
+            "visualization": "bar",
+            "options": {"statistic": "average", "basis": "business", "dimension": "agent"},
+        },
+        lambda r: (clocks(r, ("resolution",), "assignee_id", "business_seconds"), "average"),
+    ),
+    (
+        {"metric": "sla_hit_rate", "visualization": "bar"},
+        lambda r: (
+            [
+                (k["stopped_at"], k["kind"], int(k["outcome"] == "met"))
+                for k in r["clocks"]
+                if k["due_at"] is not None and k["outcome"] in ("met", "breached")
+            ],
+            "average",
+        ),
+    ),
+    (
+        {"metric": "new_contacts", "visualization": "bar"},
+        lambda r: ([(c["created_at"], c["source"] or "(none)", 1) for c in r["contacts"]], "count"),
+    ),
+    (
+        {
+            "metric": "new_contacts",
+            "visualization": "timeseries",
+            "options": {"dimension": "channel"},
+        },
+        lambda r: (
+            [(c["created_at"], c["channel"] or "(none)", 1) for c in r["contacts"]],
+            "count",
+        ),
+    ),
+    (
+        {"metric": "win_rate", "visualization": "timeseries", "grouping": "week"},
+        lambda r: (
+            [
+                (d["won_at"] or d["lost_at"], None, int(d["status"] == "won"))
+                for d in r["deals"]
+                if d["status"] != "open"
+            ],
+            "average",
+        ),
+    ),
+    (
+        {"metric": "deals_won_lost", "visualization": "bar"},
+        lambda r: (
+            [
+                (
+                    d["won_at"] or d["lost_at"],
+                    "won" if d["status"] == "won" else d["lost_reason"] or "(no reason)",
+                    1,
+                )
+                for d in r["deals"]
+                if d["status"] != "open"
+            ],
+            "count",
+        ),
+    ),
+]
 
 
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize("case", range(len(CASES)))
-async def test_each_metric_equals_the_brute_force(runtime: Runtime, built: dict[str, Any], zone: str, case: int):
+async def test_each_metric_equals_the_brute_force(
+    runtime: Runtime, built: dict[str, Any], zone: str, case: int
+):
     question, brute = CASES[case]
     got = await answer(runtime, built["org"], zone, **question)
     items, aggregate = brute(built["raw"])
     grain = question.get("grouping", "day") if question["visualization"] == "timeseries" else None
-    want = grouped(items, tz=zone, start=world.START, end=world.END, grain=grain, aggregate=aggregate)
+    want = grouped(
+        items, tz=zone, start=world.START, end=world.END, grain=grain, aggregate=aggregate
+    )
     close(got, want)
 
 
 @pytest.mark.parametrize("zone", ZONES)
-async def test_busiest_hours_and_a_kpi_with_its_previous_period(runtime: Runtime, built: dict[str, Any], zone: str):
+async def test_busiest_hours_and_a_kpi_with_its_previous_period(
+    runtime: Runtime, built: dict[str, Any], zone: str
+):
     org, raw = built["org"], built["raw"]
     from zoneinfo import ZoneInfo
 
     local = ZoneInfo(zone)
-    heat = [(m["created_at"], "{}:{}".format(m["created_at"].astimezone(local).isoweekday(),
-             m["created_at"].astimezone(local).hour), 1) for m in raw["messages"] if IN(m)]  # fmt: skip
+    heat = [
+        (
+            m["created_at"],
+            "{}:{}".format(
+                m["created_at"].astimezone(local).isoweekday(),
+                m["created_at"].astimezone(local).hour,
+            ),
+            1,
+        )
+        for m in raw["messages"]
+        if IN(m)
+    ]
     got = await answer(runtime, org, zone, metric="busiest_hours", visualization="heatmap")
-    close(got, grouped(heat, tz=zone, start=world.START, end=world.END, grain=None, aggregate="count"))
+    close(
+        got, grouped(heat, tz=zone, start=world.START, end=world.END, grain=None, aggregate="count")
+    )
 
-    kpi = await answer(runtime, org, zone, metric="messages_received", visualization="kpi",
-                       date_range={"from": "2026-11-01", "to": "2026-11-07"})  # fmt: skip
-    week = grouped(messages(raw, IN, None), tz=zone, start=world.END - timedelta(days=6),
-                   end=world.END, grain=None, aggregate="count")  # fmt: skip
-    before = grouped(messages(raw, IN, None), tz=zone, start=world.END - timedelta(days=13),
-                     end=world.END - timedelta(days=7), grain=None, aggregate="count")  # fmt: skip
+    kpi = await answer(
+        runtime,
+        org,
+        zone,
+        metric="messages_received",
+        visualization="kpi",
+        date_range={"from": "2026-11-01", "to": "2026-11-07"},
+    )
+    week = grouped(
+        messages(raw, IN, None),
+        tz=zone,
+        start=world.END - timedelta(days=6),
+        end=world.END,
+        grain=None,
+        aggregate="count",
+    )
+    before = grouped(
+        messages(raw, IN, None),
+        tz=zone,
+        start=world.END - timedelta(days=13),
+        end=world.END - timedelta(days=7),
+        grain=None,
+        aggregate="count",
+    )
     assert kpi[(None, None)] == week[(None, None)]
     assert kpi["previous"] == before[(None, None)]
 
@@ -165,11 +324,27 @@ async def test_busiest_hours_and_a_kpi_with_its_previous_period(runtime: Runtime
 async def test_a_filter_reads_the_raw_rows_and_agrees(runtime: Runtime, built: dict[str, Any]):
     org, raw = built["org"], built["raw"]
     status = {c["id"]: c["status"] for c in raw["conversations"]}
-    got = await answer(runtime, org, "America/New_York", metric="messages_received",
-                       visualization="bar", options={"dimension": "channel"},
-                       filter={"field": "status", "op": "eq", "value": "resolved"})  # fmt: skip
+    got = await answer(
+        runtime,
+        org,
+        "America/New_York",
+        metric="messages_received",
+        visualization="bar",
+        options={"dimension": "channel"},
+        filter={"field": "status", "op": "eq", "value": "resolved"},
+    )
     items = messages(raw, lambda m: IN(m) and status[m["conversation_id"]] == "resolved", "channel")
-    close(got, grouped(items, tz="America/New_York", start=world.START, end=world.END, grain=None, aggregate="count"))
+    close(
+        got,
+        grouped(
+            items,
+            tz="America/New_York",
+            start=world.START,
+            end=world.END,
+            grain=None,
+            aggregate="count",
+        ),
+    )
 
 
 async def test_pipeline_metrics_of_now_and_the_funnel(runtime: Runtime, built: dict[str, Any]):
@@ -179,24 +354,38 @@ async def test_pipeline_metrics_of_now_and_the_funnel(runtime: Runtime, built: d
     got = await answer(runtime, org, zone, metric="open_deal_value", visualization="bar")
     want: dict[Any, float] = {}
     for d in open_deals:
-        want[(None, str(d["stage_id"]))] = want.get((None, str(d["stage_id"])), 0) + float(d["value"] or 0)
+        want[(None, str(d["stage_id"]))] = want.get((None, str(d["stage_id"])), 0) + float(
+            d["value"] or 0
+        )
     close(got, want)
 
     got = await answer(runtime, org, zone, metric="deal_age_by_stage", visualization="bar")
     now = datetime.now(UTC)
     ages: dict[Any, list[float]] = {}
     for d in open_deals:
-        ages.setdefault((None, str(d["stage_id"])), []).append((now - d["created_at"]).total_seconds() / 86400)
+        ages.setdefault((None, str(d["stage_id"])), []).append(
+            (now - d["created_at"]).total_seconds() / 86400
+        )
     assert got.keys() == ages.keys()
     for key, values in ages.items():
         assert got[key] == pytest.approx(AGGREGATES["average"](values), abs=0.01)
 
-    got = await answer(runtime, org, zone, metric="weighted_forecast", visualization="timeseries",
-                       grouping="month", date_range={"from": "2026-10-01", "to": "2027-01-31"})  # fmt: skip
+    got = await answer(
+        runtime,
+        org,
+        zone,
+        metric="weighted_forecast",
+        visualization="timeseries",
+        grouping="month",
+        date_range={"from": "2026-10-01", "to": "2027-01-31"},
+    )
     forecast: dict[Any, float] = {}
     for d in open_deals:
         close_date = d["expected_close_date"]
-        if close_date and datetime(2026, 10, 1).date() <= close_date <= datetime(2027, 1, 31).date():
+        if (
+            close_date
+            and datetime(2026, 10, 1).date() <= close_date <= datetime(2027, 1, 31).date()
+        ):
             key = (close_date.replace(day=1), None)
             forecast[key] = forecast.get(key, 0) + float(d["value"] or 0) * d["probability"] / 100
     close(got, forecast)
@@ -226,14 +415,20 @@ async def test_campaign_rates(runtime: Runtime, built: dict[str, Any], metric: s
     by_conversation = {m["id"]: m for m in raw["messages"]}
     want = {}
     for c in raw["campaigns"]:
-        rows = [r for r in raw["recipients"] if r["campaign_id"] == c["id"] and r["status"] != "excluded"]
+        rows = [
+            r
+            for r in raw["recipients"]
+            if r["campaign_id"] == c["id"] and r["status"] != "excluded"
+        ]
 
         def replied(r: dict[str, Any]) -> bool:
             sent = by_conversation.get(r["message_id"])
             return sent is not None and any(
-                m["conversation_id"] == sent["conversation_id"] and m["direction"] == "inbound"
-                and m["created_at"] > sent["created_at"] for m in raw["messages"]
-            )  # fmt: skip
+                m["conversation_id"] == sent["conversation_id"]
+                and m["direction"] == "inbound"
+                and m["created_at"] > sent["created_at"]
+                for m in raw["messages"]
+            )
 
         counts = {
             "targeted": len(rows),
@@ -243,9 +438,13 @@ async def test_campaign_rates(runtime: Runtime, built: dict[str, Any], metric: s
             "failed": sum(r["status"] == "failed" for r in rows),
             "replied": sum(r["sent_at"] is not None and replied(r) for r in rows),
         }
-        part, whole = {"sent": ("sent", "targeted"), "delivered": ("delivered", "sent"),
-                       "read": ("read", "sent"), "failed": ("failed", "targeted"),
-                       "replied": ("replied", "sent")}[metric]  # fmt: skip
+        part, whole = {
+            "sent": ("sent", "targeted"),
+            "delivered": ("delivered", "sent"),
+            "read": ("read", "sent"),
+            "failed": ("failed", "targeted"),
+            "replied": ("replied", "sent"),
+        }[metric]
         low, high = world.bounds_of("America/New_York")
         if low <= c["started_at"] < high:
             want[(None, str(c["id"]))] = ratio([(counts[part], counts[whole])])
@@ -256,13 +455,13 @@ async def test_the_rollup_equals_a_recount_of_the_messages(db: Connection, built
     recount = """
       select organization_id, bucket, channel_account_id, direction::text, sender_type::text,
              sender_id, sum(messages)::bigint as n from (
-        select organization_id, bucket, channel_account_id, direction, sender_type, sender_id, messages
-          from public.message_rollups
+        select organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
+               messages from public.message_rollups
         union all
-        select organization_id, date_trunc('hour', created_at, 'UTC'), channel_account_id, direction,
-               sender_type, case when sender_type = 'user' then coalesce(sender_id,
-               '00000000-0000-0000-0000-000000000000') else '00000000-0000-0000-0000-000000000000' end,
-               -1 from public.messages) x
+        select organization_id, date_trunc('hour', created_at, 'UTC'), channel_account_id,
+               direction, sender_type, case when sender_type = 'user'
+               then coalesce(sender_id, '00000000-0000-0000-0000-000000000000')
+               else '00000000-0000-0000-0000-000000000000' end, -1 from public.messages) x
        group by 1, 2, 3, 4, 5, 6 having sum(messages) <> 0"""
     assert await db.fetch(recount) == []
     assert await db.fetchval("select count(*) from public.message_rollups") > 0
@@ -278,15 +477,24 @@ async def test_status_changes_are_logged_with_the_assignee(db: Connection, built
         org.agents[0],
     )
     last = await db.fetchrow(
-        "select from_status::text, to_status::text, assignee_id from public.conversation_transitions"
-        " where conversation_id = $1 order by id desc limit 1",
+        "select from_status::text, to_status::text, assignee_id"
+        " from public.conversation_transitions where conversation_id = $1 order by id desc limit 1",
         conversation,
     )
-    assert dict(last) == {"from_status": "open", "to_status": "resolved", "assignee_id": org.agents[0]}
+    assert dict(last) == {
+        "from_status": "open",
+        "to_status": "resolved",
+        "assignee_id": org.agents[0],
+    }
     unchanged = await db.fetchval(
-        "select count(*) from public.conversation_transitions where conversation_id = $1", conversation
+        "select count(*) from public.conversation_transitions where conversation_id = $1",
+        conversation,
     )
     await db.execute("update public.conversations set unread_count = 3 where id = $1", conversation)
-    assert await db.fetchval(
-        "select count(*) from public.conversation_transitions where conversation_id = $1", conversation
-    ) == unchanged
+    assert (
+        await db.fetchval(
+            "select count(*) from public.conversation_transitions where conversation_id = $1",
+            conversation,
+        )
+        == unchanged
+    )
