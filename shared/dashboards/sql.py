@@ -19,8 +19,6 @@ from shared.dashboards.ranges import Window
 from shared.filters import Catalog, Node, compile_filter
 from shared.sql import Params
 
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
 
 @dataclass(frozen=True)
 class Spec:

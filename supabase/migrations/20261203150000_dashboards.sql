@@ -4,8 +4,9 @@
 --   dashboards, dashboard_widgets   members read their own and the organization's
 --                                   shared ones; each member writes their own, managers
 --                                   (and write keys) the shared ones
---   message_rollups                 messages per UTC hour, channel account, direction
---                                   and sender; kept by statement triggers on messages
+--   message_rollups, reply_rollups  messages per UTC hour, channel account and direction;
+--                                   agents' replies per UTC hour; kept by statement
+--                                   triggers on messages
 --   conversation_transitions        every conversation's opening and status change,
 --                                   appended by triggers on conversations
 --   organizations.agents_see_team_metrics   whether agents see their teammates' figures
@@ -13,8 +14,8 @@
 -- How the rollups stay exact: every insert, delete and update of the rolled-up columns
 -- of messages runs, in the same statement's transaction, one upsert per group of the
 -- statement's rows (a transition table), adding or subtracting; they commit or roll
--- back with the change. Rows are striped by backend (`shard`) so concurrent ingest
--- transactions never wait on one counter row; readers sum the stripes.
+-- back with the change. Rows are striped by backend (`shard`, 4 stripes) so concurrent
+-- ingest transactions seldom wait on one counter row; readers sum the stripes.
 
 -- ---- the organization's choice -------------------------------------------------------------
 
@@ -164,89 +165,92 @@ create trigger dashboard_widgets_keep_org before update on public.dashboard_widg
 
 -- ---- messages per hour ------------------------------------------------------------------------
 
+-- Messages per UTC hour, channel account and direction; agents' replies per UTC hour and
+-- agent. Hourly UTC buckets serve every zone whose offset is whole hours; the functions
+-- read raw messages for the others (and when a widget has a filter).
 create table public.message_rollups (
   organization_id uuid not null references public.organizations (id) on delete cascade,
-  bucket timestamptz not null,  -- the UTC hour the messages were created in
+  bucket timestamptz not null,
   channel_account_id uuid not null,
   direction public.message_direction not null,
-  sender_type public.sender_type not null,
-  -- the user who sent them (outbound by an agent), else the nil uuid
-  sender_id uuid not null,
   shard smallint not null,
   messages bigint not null,
-  primary key (organization_id, bucket, channel_account_id, direction, sender_type, sender_id, shard)
+  primary key (organization_id, bucket, channel_account_id, direction, shard)
 );
 alter table public.message_rollups enable row level security;
 create policy message_rollups_select on public.message_rollups for select to authenticated
   using (organization_id = any (array(select app.org_ids())));
 
-create function app.message_rollup_add() returns trigger
+create table public.reply_rollups (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  bucket timestamptz not null,
+  sender_id uuid not null,  -- the agent (outbound messages a user sent)
+  shard smallint not null,
+  messages bigint not null,
+  primary key (organization_id, bucket, sender_id, shard)
+);
+alter table public.reply_rollups enable row level security;
+create policy reply_rollups_select on public.reply_rollups for select to authenticated
+  using (organization_id = any (array(select app.org_ids())));
+
+-- The statement's inserted (or deleted) rows, `changed`, added (or subtracted) per group:
+-- one upsert per table and statement, whatever the number of rows (a COPY too).
+create function app.message_rollup() returns trigger
 language plpgsql security definer set search_path = '' as $$
+declare
+  sign integer := case when tg_op = 'DELETE' then -1 else 1 end;
 begin
   insert into public.message_rollups as r
-         (organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
-          shard, messages)
+         (organization_id, bucket, channel_account_id, direction, shard, messages)
   select m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.channel_account_id,
-         m.direction, m.sender_type,
-         case when m.sender_type = 'user' then coalesce(m.sender_id, '00000000-0000-0000-0000-000000000000')
-              else '00000000-0000-0000-0000-000000000000' end,
-         pg_backend_pid() % 8, count(*)
-    from new_rows m
-   group by 1, 2, 3, 4, 5, 6
-  on conflict (organization_id, bucket, channel_account_id, direction, sender_type, sender_id, shard)
+         m.direction, pg_backend_pid() % 4, sign * count(*)
+    from changed m
+   -- a cascade from a deleted organization: its rollups go with it
+   where tg_op = 'INSERT' or exists (select 1 from public.organizations o where o.id = m.organization_id)
+   group by 1, 2, 3, 4
+  on conflict (organization_id, bucket, channel_account_id, direction, shard)
+  do update set messages = r.messages + excluded.messages;
+  insert into public.reply_rollups as r (organization_id, bucket, sender_id, shard, messages)
+  select m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.sender_id,
+         pg_backend_pid() % 4, sign * count(*)
+    from changed m
+   where m.direction = 'outbound' and m.sender_type = 'user' and m.sender_id is not null
+     and (tg_op = 'INSERT' or exists (select 1 from public.organizations o where o.id = m.organization_id))
+   group by 1, 2, 3
+  on conflict (organization_id, bucket, sender_id, shard)
   do update set messages = r.messages + excluded.messages;
   return null;
 end;
 $$;
-
-create function app.message_rollup_subtract() returns trigger
-language plpgsql security definer set search_path = '' as $$
-begin
-  -- the organization may be going (a cascade): its rollups go with it
-  insert into public.message_rollups as r
-         (organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
-          shard, messages)
-  select m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.channel_account_id,
-         m.direction, m.sender_type,
-         case when m.sender_type = 'user' then coalesce(m.sender_id, '00000000-0000-0000-0000-000000000000')
-              else '00000000-0000-0000-0000-000000000000' end,
-         pg_backend_pid() % 8, -count(*)
-    from old_rows m
-   where exists (select 1 from public.organizations o where o.id = m.organization_id)
-   group by 1, 2, 3, 4, 5, 6
-  on conflict (organization_id, bucket, channel_account_id, direction, sender_type, sender_id, shard)
-  do update set messages = r.messages + excluded.messages;
-  return null;
-end;
-$$;
-
 create trigger messages_rollup_insert after insert on public.messages
-  referencing new table as new_rows for each statement execute function app.message_rollup_add();
+  referencing new table as changed for each statement execute function app.message_rollup();
 create trigger messages_rollup_delete after delete on public.messages
-  referencing old table as old_rows for each statement execute function app.message_rollup_subtract();
--- Updates of the rolled-up columns (none of the app's paths makes them) move the count:
--- a row trigger, since transition tables cannot name columns, and status updates must
--- not pay for this.
+  referencing old table as changed for each statement execute function app.message_rollup();
+
+-- Updates of the rolled-up columns (none of the app's paths makes them) move the counts:
+-- a row trigger, since transition tables cannot name columns and status updates must not
+-- pay for this.
 create function app.message_rollup_move() returns trigger
 language plpgsql security definer set search_path = '' as $$
 declare
-  row public.messages;
+  m public.messages;
   delta integer;
 begin
   foreach delta in array array[-1, 1] loop
-    row := case when delta < 0 then old else new end;
+    m := case when delta < 0 then old else new end;
     insert into public.message_rollups as r
-           (organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
-            shard, messages)
-    values (row.organization_id, date_trunc('hour', row.created_at, 'UTC'),
-            row.channel_account_id, row.direction, row.sender_type,
-            case when row.sender_type = 'user'
-                 then coalesce(row.sender_id, '00000000-0000-0000-0000-000000000000')
-                 else '00000000-0000-0000-0000-000000000000' end,
-            pg_backend_pid() % 8, delta)
-    on conflict (organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
-                 shard)
+           (organization_id, bucket, channel_account_id, direction, shard, messages)
+    values (m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.channel_account_id,
+            m.direction, pg_backend_pid() % 4, delta)
+    on conflict (organization_id, bucket, channel_account_id, direction, shard)
     do update set messages = r.messages + excluded.messages;
+    if m.direction = 'outbound' and m.sender_type = 'user' and m.sender_id is not null then
+      insert into public.reply_rollups as r (organization_id, bucket, sender_id, shard, messages)
+      values (m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.sender_id,
+              pg_backend_pid() % 4, delta)
+      on conflict (organization_id, bucket, sender_id, shard)
+      do update set messages = r.messages + excluded.messages;
+    end if;
   end loop;
   return null;
 end;
@@ -309,20 +313,25 @@ create index deals_org_won_idx on public.deals (organization_id, won_at)
   include (value, pipeline_id, assignee_id) where won_at is not null;
 create index deals_org_lost_idx on public.deals (organization_id, lost_at)
   include (value, pipeline_id, assignee_id, lost_reason) where lost_at is not null;
+-- the funnel reads the stage changes of the deals created in its range
+create index deal_stage_changes_org_changed_idx on public.deal_stage_changes
+  (organization_id, changed_at) include (deal_id, to_stage_id);
 create index deals_org_open_idx on public.deals (organization_id, expected_close_date)
   include (value, probability, pipeline_id, stage_id, assignee_id, created_at) where status = 'open';
 
 -- ---- what exists already --------------------------------------------------------------------------
 
 insert into public.message_rollups
-       (organization_id, bucket, channel_account_id, direction, sender_type, sender_id, shard, messages)
-select m.organization_id, date_trunc('hour', m.created_at, 'UTC'), m.channel_account_id,
-       m.direction, m.sender_type,
-       case when m.sender_type = 'user' then coalesce(m.sender_id, '00000000-0000-0000-0000-000000000000')
-            else '00000000-0000-0000-0000-000000000000' end,
-       0, count(*)
-  from public.messages m
- group by 1, 2, 3, 4, 5, 6;
+       (organization_id, bucket, channel_account_id, direction, shard, messages)
+select organization_id, date_trunc('hour', created_at, 'UTC'), channel_account_id, direction, 0,
+       count(*)
+  from public.messages
+ group by 1, 2, 3, 4;
+insert into public.reply_rollups (organization_id, bucket, sender_id, shard, messages)
+select organization_id, date_trunc('hour', created_at, 'UTC'), sender_id, 0, count(*)
+  from public.messages
+ where direction = 'outbound' and sender_type = 'user' and sender_id is not null
+ group by 1, 2, 3;
 
 -- History before this migration is unknown: each conversation was opened when it was
 -- created, and one resolved now was resolved at its last update.
@@ -336,6 +345,6 @@ select organization_id, id, channel_account_id, 'open', 'resolved', assignee_id,
   from public.conversations where status = 'resolved';
 
 -- ---- function privileges ----------------------------------------------------------------------
-revoke execute on function app.keep_dashboard_owner(), app.message_rollup_add(),
-  app.message_rollup_subtract(), app.message_rollup_move(), app.conversation_transition()
+revoke execute on function app.keep_dashboard_owner(), app.message_rollup(),
+  app.message_rollup_move(), app.conversation_transition()
   from public, anon, authenticated, service_role;

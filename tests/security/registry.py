@@ -508,8 +508,7 @@ async def _message_rollup(conn: Connection, world: World, org: UUID) -> datetime
     bucket = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=int(uuid4().int % 100000))
     await conn.execute(
         "insert into public.message_rollups (organization_id, bucket, channel_account_id,"
-        " direction, sender_type, sender_id, shard, messages)"
-        " values ($1, $2, $3, 'inbound', 'contact', '00000000-0000-0000-0000-000000000000', 0, 1)",
+        " direction, shard, messages) values ($1, $2, $3, 'inbound', 0, 1)",
         org,
         bucket,
         await make_channel_account(conn, org),
@@ -523,11 +522,21 @@ async def _forge_message_rollup(conn: Connection, world: World, org: UUID) -> di
         "bucket": datetime(2020, 1, 1, tzinfo=UTC),
         "channel_account_id": await make_channel_account(conn, org),
         "direction": "inbound",
-        "sender_type": "contact",
-        "sender_id": uuid4(),
         "shard": 0,
         "messages": 1000,
     }
+
+
+async def _reply_rollup(conn: Connection, world: World, org: UUID) -> datetime:
+    bucket = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=int(uuid4().int % 100000))
+    await conn.execute(
+        "insert into public.reply_rollups (organization_id, bucket, sender_id, shard, messages)"
+        " values ($1, $2, $3, 0, 1)",
+        org,
+        bucket,
+        uuid4(),
+    )
+    return bucket
 
 
 async def _transition(conn: Connection, world: World, org: UUID) -> int:
@@ -707,6 +716,17 @@ TABLES: dict[str, TenantTable] = {
     # Kept by triggers only; members read them.
     "public.message_rollups": TenantTable(
         make=_message_rollup, forge=_forge_message_rollup, key="bucket"
+    ),
+    "public.reply_rollups": TenantTable(
+        make=_reply_rollup,
+        forge=values(
+            organization_id=ORG,
+            bucket=datetime(2020, 1, 1, tzinfo=UTC),
+            sender_id=uuid4(),
+            shard=0,
+            messages=1000,
+        ),
+        key="bucket",
     ),
     "public.conversation_transitions": TenantTable(make=_transition, forge=_forge_transition),
 }

@@ -166,9 +166,9 @@ CASES: list[tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[list[Any], An
         {
             "metric": "messages_sent",
             "visualization": "bar",
-            "options": {"dimension": "sender_type"},
+            "options": {"dimension": "channel_account"},
         },
-        lambda r: (messages(r, OUT, "sender_type"), "count"),
+        lambda r: (messages(r, OUT, "channel_account_id"), "count"),
     ),
     (
         {"metric": "replies", "visualization": "leaderboard"},
@@ -451,20 +451,32 @@ async def test_campaign_rates(runtime: Runtime, built: dict[str, Any], metric: s
     close(got, want)
 
 
-async def test_the_rollup_equals_a_recount_of_the_messages(db: Connection, built: dict[str, Any]):
-    recount = """
-      select organization_id, bucket, channel_account_id, direction::text, sender_type::text,
-             sender_id, sum(messages)::bigint as n from (
-        select organization_id, bucket, channel_account_id, direction, sender_type, sender_id,
-               messages from public.message_rollups
-        union all
-        select organization_id, date_trunc('hour', created_at, 'UTC'), channel_account_id,
-               direction, sender_type, case when sender_type = 'user'
-               then coalesce(sender_id, '00000000-0000-0000-0000-000000000000')
-               else '00000000-0000-0000-0000-000000000000' end, -1 from public.messages) x
-       group by 1, 2, 3, 4, 5, 6 having sum(messages) <> 0"""
-    assert await db.fetch(recount) == []
-    assert await db.fetchval("select count(*) from public.message_rollups") > 0
+RECOUNTS = {
+    "message_rollups": (
+        "organization_id, bucket, channel_account_id, direction::text",
+        "select organization_id, date_trunc('hour', created_at, 'UTC'), channel_account_id,"
+        " direction::text, -1 from public.messages",
+    ),
+    "reply_rollups": (
+        "organization_id, bucket, sender_id",
+        "select organization_id, date_trunc('hour', created_at, 'UTC'), sender_id, -1"
+        " from public.messages where direction = 'outbound' and sender_type = 'user'"
+        " and sender_id is not null",
+    ),
+}
+
+
+@pytest.mark.parametrize("table", sorted(RECOUNTS))
+async def test_the_rollups_equal_a_recount_of_the_messages(
+    db: Connection, built: dict[str, Any], table: str
+):
+    columns, raw = RECOUNTS[table]
+    differences = await db.fetch(
+        f"select {columns}, sum(n) from (select {columns}, messages as n from public.{table}"
+        f" union all {raw}) x group by {columns} having sum(n) <> 0"
+    )
+    assert differences == []
+    assert await db.fetchval(f"select count(*) from public.{table}") > 0
 
 
 async def test_status_changes_are_logged_with_the_assignee(db: Connection, built: dict[str, Any]):
