@@ -41,32 +41,26 @@ create table public.dashboards (
     references public.organization_members (organization_id, user_id) on delete cascade
 );
 alter table public.dashboards enable row level security;
+
+-- Who may write a dashboard (and its widgets): its owner, or for a shared one managers and
+-- up (write keys act as managers). Invoker: it calls the definer helpers only.
+create function app.may_write_dashboard(org uuid, owner uuid) returns boolean
+language sql stable set search_path = '' as $$
+  select case when owner is null then org = any (array(select app.org_ids_with_role('manager')))
+              else owner = (select auth.uid())
+                   and org = any (array(select app.org_ids_with_role('agent'))) end
+$$;
+
 create policy dashboards_select on public.dashboards for select to authenticated
   using (organization_id = any (array(select app.org_ids()))
          and (owner_user_id is null or owner_user_id = (select auth.uid())));
 create policy dashboards_insert on public.dashboards for insert to authenticated
-  with check (
-    (owner_user_id = (select auth.uid())
-      and organization_id = any (array(select app.org_ids_with_role('agent'))))
-    or (owner_user_id is null
-      and organization_id = any (array(select app.org_ids_with_role('manager')))));
+  with check (app.may_write_dashboard(organization_id, owner_user_id));
 create policy dashboards_update on public.dashboards for update to authenticated
-  using (
-    (owner_user_id = (select auth.uid())
-      and organization_id = any (array(select app.org_ids_with_role('agent'))))
-    or (owner_user_id is null
-      and organization_id = any (array(select app.org_ids_with_role('manager')))))
-  with check (
-    (owner_user_id = (select auth.uid())
-      and organization_id = any (array(select app.org_ids_with_role('agent'))))
-    or (owner_user_id is null
-      and organization_id = any (array(select app.org_ids_with_role('manager')))));
+  using (app.may_write_dashboard(organization_id, owner_user_id))
+  with check (app.may_write_dashboard(organization_id, owner_user_id));
 create policy dashboards_delete on public.dashboards for delete to authenticated
-  using (
-    (owner_user_id = (select auth.uid())
-      and organization_id = any (array(select app.org_ids_with_role('agent'))))
-    or (owner_user_id is null
-      and organization_id = any (array(select app.org_ids_with_role('manager')))));
+  using (app.may_write_dashboard(organization_id, owner_user_id));
 create index dashboards_org_idx on public.dashboards (organization_id, owner_user_id, created_at);
 create unique index dashboards_role_default_key on public.dashboards (organization_id, default_for_role)
   where default_for_role is not null;
@@ -122,40 +116,24 @@ create policy dashboard_widgets_select on public.dashboard_widgets for select to
                       where d.organization_id = dashboard_widgets.organization_id
                         and d.id = dashboard_widgets.dashboard_id));
 create policy dashboard_widgets_insert on public.dashboard_widgets for insert to authenticated
-  with check (exists (
-    select 1 from public.dashboards d
-     where d.organization_id = dashboard_widgets.organization_id
-       and d.id = dashboard_widgets.dashboard_id
-       and ((d.owner_user_id = (select auth.uid())
-             and d.organization_id = any (array(select app.org_ids_with_role('agent'))))
-         or (d.owner_user_id is null
-             and d.organization_id = any (array(select app.org_ids_with_role('manager')))))));
+  with check (exists (select 1 from public.dashboards d
+                       where d.organization_id = dashboard_widgets.organization_id
+                         and d.id = dashboard_widgets.dashboard_id
+                         and app.may_write_dashboard(d.organization_id, d.owner_user_id)));
 create policy dashboard_widgets_update on public.dashboard_widgets for update to authenticated
-  using (exists (
-    select 1 from public.dashboards d
-     where d.organization_id = dashboard_widgets.organization_id
-       and d.id = dashboard_widgets.dashboard_id
-       and ((d.owner_user_id = (select auth.uid())
-             and d.organization_id = any (array(select app.org_ids_with_role('agent'))))
-         or (d.owner_user_id is null
-             and d.organization_id = any (array(select app.org_ids_with_role('manager')))))))
-  with check (exists (
-    select 1 from public.dashboards d
-     where d.organization_id = dashboard_widgets.organization_id
-       and d.id = dashboard_widgets.dashboard_id
-       and ((d.owner_user_id = (select auth.uid())
-             and d.organization_id = any (array(select app.org_ids_with_role('agent'))))
-         or (d.owner_user_id is null
-             and d.organization_id = any (array(select app.org_ids_with_role('manager')))))));
+  using (exists (select 1 from public.dashboards d
+                  where d.organization_id = dashboard_widgets.organization_id
+                    and d.id = dashboard_widgets.dashboard_id
+                    and app.may_write_dashboard(d.organization_id, d.owner_user_id)))
+  with check (exists (select 1 from public.dashboards d
+                       where d.organization_id = dashboard_widgets.organization_id
+                         and d.id = dashboard_widgets.dashboard_id
+                         and app.may_write_dashboard(d.organization_id, d.owner_user_id)));
 create policy dashboard_widgets_delete on public.dashboard_widgets for delete to authenticated
-  using (exists (
-    select 1 from public.dashboards d
-     where d.organization_id = dashboard_widgets.organization_id
-       and d.id = dashboard_widgets.dashboard_id
-       and ((d.owner_user_id = (select auth.uid())
-             and d.organization_id = any (array(select app.org_ids_with_role('agent'))))
-         or (d.owner_user_id is null
-             and d.organization_id = any (array(select app.org_ids_with_role('manager')))))));
+  using (exists (select 1 from public.dashboards d
+                  where d.organization_id = dashboard_widgets.organization_id
+                    and d.id = dashboard_widgets.dashboard_id
+                    and app.may_write_dashboard(d.organization_id, d.owner_user_id)));
 create index dashboard_widgets_dashboard_idx
   on public.dashboard_widgets (organization_id, dashboard_id, y, x);
 create trigger dashboard_widgets_touch before update on public.dashboard_widgets
@@ -346,5 +324,7 @@ select organization_id, id, channel_account_id, 'open', 'resolved', assignee_id,
 
 -- ---- function privileges ----------------------------------------------------------------------
 revoke execute on function app.keep_dashboard_owner(), app.message_rollup(),
-  app.message_rollup_move(), app.conversation_transition()
+  app.message_rollup_move(), app.conversation_transition(), app.may_write_dashboard(uuid, uuid)
   from public, anon, authenticated, service_role;
+-- the policies run it as the querying role
+grant execute on function app.may_write_dashboard(uuid, uuid) to authenticated;

@@ -81,6 +81,7 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.next_deal_position(uuid,uuid)": Allowed(AUTH, "deal trigger; invoker, RLS"),
     "app.lock_stage(uuid)": Allowed(AUTH, "deal trigger, move_deal; a transaction advisory lock"),
     "app.organization_is_going(uuid)": Allowed(AUTH, "pipeline/stage delete triggers; RLS"),
+    "app.may_write_dashboard(uuid,uuid)": Allowed(AUTH, "dashboards policies; invoker, pure"),
     # Supabase's own (supabase/local stands in); granted by Supabase, not by us
     "auth.uid()": Allowed(BOTH, "Supabase: the JWT's subject"),
     "auth.role()": Allowed(BOTH, "Supabase: the JWT's role"),
