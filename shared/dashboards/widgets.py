@@ -291,7 +291,7 @@ async def data(
             for h in range(24)
         ]
     else:
-        answer["data"] = _ranked(rows, spec, plan.visualization, labels)
+        answer["data"] = _ranked(rows, spec, plan.visualization, labels, metric)
     return answer
 
 
@@ -320,7 +320,11 @@ def _series(
 
 
 def _ranked(
-    rows: list[Any], spec: Spec, visualization: str, labels: dict[str, dict[str, Any]]
+    rows: list[Any],
+    spec: Spec,
+    visualization: str,
+    labels: dict[str, dict[str, Any]],
+    metric: Metric,
 ) -> list[dict[str, Any]]:
     items = [
         {
@@ -339,7 +343,9 @@ def _ranked(
                 step["value"] / before["value"] if before and before["value"] else None
             )
         return items
-    items.sort(key=lambda i: (-(i["value"] or 0), str(i["key"])))
+    # the most first; for times the quickest first (no figure last either way)
+    sign = 1 if metric.unit in ("seconds", "days") else -1
+    items.sort(key=lambda i: (i["value"] is None, sign * (i["value"] or 0), str(i["key"])))
     if visualization == "leaderboard":
         items = items[: spec.options.get("limit", 10)]
     return items

@@ -65,7 +65,7 @@ TARGETS: dict[str, int] = {
     "templates": 10,
     "webhook-endpoints": 12,
     "automation-rules": 12,
-    "dashboards": 12,
+    "dashboards": 8,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},
