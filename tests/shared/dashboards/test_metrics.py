@@ -510,3 +510,23 @@ async def test_status_changes_are_logged_with_the_assignee(db: Connection, built
         )
         == unchanged
     )
+
+
+async def test_a_deleted_conversation_takes_its_messages_out_of_the_rollups(
+    db: Connection, built: dict[str, Any]
+):
+    other: world.Org = built["other"]
+    before = await db.fetchval(
+        "select sum(messages) from public.message_rollups where organization_id = $1", other.id
+    )
+    gone = await db.fetchval(
+        "select count(*) from public.messages where conversation_id = $1", other.conversations[1]
+    )
+    await db.execute("delete from public.conversations where id = $1", other.conversations[1])
+    after = await db.fetchval(
+        "select sum(messages) from public.message_rollups where organization_id = $1", other.id
+    )
+    assert gone > 0
+    assert before - after == gone
+    for table in RECOUNTS:
+        await test_the_rollups_equal_a_recount_of_the_messages(db, built, table)
