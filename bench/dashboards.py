@@ -507,6 +507,13 @@ async def one(
         return (time.perf_counter() - started) * 1000, answer["data"]
 
 
+def cpu_ms(pid: int) -> float:
+    """The server process's CPU so far (user + system), in ms: steadier than wall-clock
+    time on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def same(a: Any, b: Any) -> bool:
     """Equal answers; numbers within a millionth (a deal's age moves with now())."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -522,6 +529,7 @@ async def measure(url: str, tenant: dict[str, Any], runs: int) -> bool:
     pool = await asyncpg.create_pool(url, min_size=1, max_size=1, init=_init)
     assert pool is not None
     async with pool.acquire() as conn:
+        backend = await conn.fetchval("select pg_backend_pid()")
         settings = [
             tuple(r["s"].split("=", 1))
             for r in await conn.fetch(  # type: ignore[misc]
@@ -530,19 +538,25 @@ async def measure(url: str, tenant: dict[str, Any], runs: int) -> bool:
             )
         ]
     ok = True
-    say(f"\n{'widget':<58}{'RLS p50/p95 ms':>16}{'owner p50/p95 ms':>18}{'ratio':>7}   load")
+    say(
+        f"\n{'widget':<58}{'RLS p50/p95 ms':>16}{'owner p50/p95 ms':>18}{'ratio':>7}"
+        f"{'server CPU/query RLS, owner':>30}   load"
+    )
     try:
         for label, raw in WIDGETS:
             question = widgets.WidgetQuestion.model_validate(raw)
             rls: list[float] = []
             owner: list[float] = []
             first: dict[bool, Any] = {}
+            cpu = {True: 0.0, False: 0.0}
             for i in range(runs + 3):  # the first rounds warm caches and plans
                 for as_agent in [True, False] if i % 2 else [False, True]:
+                    before = cpu_ms(backend)
                     ms, data = await one(pool, settings, tenant, question, rls=as_agent)
                     first.setdefault(as_agent, data)
                     if i >= 3:
                         (rls if as_agent else owner).append(ms)
+                        cpu[as_agent] += cpu_ms(backend) - before
             assert same(first[True], first[False]), f"{label}: RLS and owner answers differ"
             r95, o95 = percentile(rls, 95), percentile(owner, 95)
             ratio = r95 / o95
@@ -550,7 +564,8 @@ async def measure(url: str, tenant: dict[str, Any], runs: int) -> bool:
             ok &= met
             say(
                 f"{label:<58}{percentile(rls, 50):7.1f}{r95:8.1f}{percentile(owner, 50):10.1f}"
-                f"{o95:8.1f}{ratio:7.2f}  {'meets' if met else 'MISSES'}  {os.getloadavg()[0]:.1f}"
+                f"{o95:8.1f}{ratio:7.2f}{cpu[True] / runs:14.1f}{cpu[False] / runs:8.1f} ms"
+                f"  {'meets' if met else 'MISSES'}  {os.getloadavg()[0]:.1f}"
             )
     finally:
         await pool.close()
@@ -560,37 +575,48 @@ async def measure(url: str, tenant: dict[str, Any], runs: int) -> bool:
 
 # ---- what the rollup trigger adds to each message -------------------------------------------
 
-ROLLUP_TRIGGERS = ("messages_rollup_insert",)
+PROCEDURE = """
+create procedure bench_insert(conversation uuid, n integer)
+language plpgsql as $f$
+begin
+  for i in 1..n loop  -- one message per transaction, as the ingest stores a delivery
+    insert into messages (organization_id, conversation_id, channel_account_id, direction,
+           sender_type, body, status)
+    select organization_id, id, channel_account_id, 'inbound', 'contact', 'hello', 'received'
+      from conversations where id = conversation;
+    commit;
+  end loop;
+end $f$"""
 
 
-async def _insert_messages(url: str, conversation: uuid.UUID, n: int, writers: int) -> float:
-    """n messages, one per transaction (as the ingest stores one delivery), from `writers`
-    connections at once; the seconds it took."""
-
-    async def writer(count: int) -> None:
-        # no fsync wait per commit: the trigger's work, not the disk's, is what is measured
-        conn = await asyncpg.connect(url, server_settings={"synchronous_commit": "off"})
-        try:
-            for _ in range(count):
-                await conn.execute(
-                    "insert into messages (organization_id, conversation_id, channel_account_id,"
-                    " direction, sender_type, body, status) select organization_id, id,"
-                    " channel_account_id, 'inbound', 'contact', 'hello', 'received'"
-                    " from conversations where id = $1",
-                    conversation,
-                )
-        finally:
-            await conn.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(writer(n // writers) for _ in range(writers)))
-    return time.perf_counter() - started
+async def _insert_messages(
+    url: str, conversation: uuid.UUID, n: int, writers: int
+) -> tuple[float, float]:
+    """n messages from `writers` server-side loops at once (no client round trips; no
+    fsync wait per commit): (wall ms, server CPU ms) per message."""
+    conns = [
+        await asyncpg.connect(url, server_settings={"synchronous_commit": "off"})
+        for _ in range(writers)
+    ]
+    try:
+        pids = [await c.fetchval("select pg_backend_pid()") for c in conns]
+        cpu = sum(cpu_ms(p) for p in pids)
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(c.execute("call bench_insert($1, $2)", conversation, n // writers) for c in conns)
+        )
+        wall = (time.perf_counter() - started) * 1000
+        return wall / n, (sum(cpu_ms(p) for p in pids) - cpu) / n
+    finally:
+        for c in conns:
+            await c.close()
 
 
 async def trigger_cost(n: int, rounds: int) -> None:
-    """Messages inserted with the rollup trigger on and off, interleaved, in a fresh database:
-    time per message (1 writer and 4 at once, same organization, account and hour: the
-    striped counter rows keep them from waiting on each other) and WAL per message."""
+    """Messages inserted with the rollup trigger on and off, interleaved, in a fresh
+    database, one writer and four at once (same organization, account and hour: the
+    striped counters keep them from waiting on each other): per message, wall time, the
+    server's CPU and WAL."""
     from bench.database import bench_database
 
     async with bench_database() as url:
@@ -611,44 +637,25 @@ async def trigger_cost(n: int, rounds: int) -> None:
             contact,
             account,
         )
-        await conn.execute("""
-            create function app_bench_insert(conversation uuid, n integer) returns float8
-            language plpgsql as $f$
-            declare started timestamptz := clock_timestamp();
-            begin
-              for i in 1..n loop
-                insert into messages (organization_id, conversation_id, channel_account_id,
-                       direction, sender_type, body, status)
-                select organization_id, id, channel_account_id, 'inbound', 'contact', 'hello',
-                       'received' from conversations where id = conversation;
-              end loop;
-              return extract(epoch from clock_timestamp() - started) * 1000;
-            end $f$""")
-        figures: dict[tuple[bool, int], list[tuple[float, float]]] = {}
+        await conn.execute(PROCEDURE)
+        figures: dict[tuple[bool, int], list[tuple[float, float, float]]] = {}
         for _ in range(rounds):
             for on in (True, False):
                 verb = "enable" if on else "disable"
-                for name in ROLLUP_TRIGGERS:
-                    await conn.execute(f"alter table messages {verb} trigger {name}")
-                # in the server, no client: n inserts, each its own statement
-                took = await conn.fetchval("select app_bench_insert($1, $2)", conversation, n)
-                figures.setdefault((on, 0), []).append((took / n, 0.0))
+                await conn.execute(f"alter table messages {verb} trigger messages_rollup_insert")
                 for writers in (1, 4):
                     wal = await conn.fetchval("select pg_current_wal_lsn()")
-                    seconds = await _insert_messages(url, conversation, n, writers)
+                    wall, cpu = await _insert_messages(url, conversation, n, writers)
                     grown = await conn.fetchval("select pg_current_wal_lsn() - $1::pg_lsn", wal)
-                    figures.setdefault((on, writers), []).append((seconds / n * 1000, grown / n))
+                    figures.setdefault((on, writers), []).append((wall, cpu, float(grown) / n))
         await conn.execute("alter table messages enable trigger messages_rollup_insert")
         await conn.close()
-    say(f"\nPer message, {n:,} one-row transactions, median of {rounds} interleaved rounds:")
+    say(f"\nPer message, {n:,} one-message transactions, medians of {rounds} interleaved rounds:")
     for (on, writers), runs in sorted(figures.items()):
-        ms = sorted(r[0] for r in runs)[len(runs) // 2]
-        wal = sorted(r[1] for r in runs)[len(runs) // 2]
-        who = f"{writers} writer(s)" if writers else "in the server, no client"
+        wall, cpu, wal = (sorted(r[i] for r in runs)[len(runs) // 2] for i in range(3))
         say(
-            f"  rollup trigger {'on ' if on else 'off'}, {who}: {ms:.3f} ms"
-            + (f", WAL {wal:,.0f} B" if writers else "")
-            + f"  (load {os.getloadavg()[0]:.1f})"
+            f"  rollup trigger {'on ' if on else 'off'}, {writers} writer(s): {wall:.3f} ms,"
+            f" server CPU {cpu:.3f} ms, WAL {wal:,.0f} B  (load {os.getloadavg()[0]:.1f})"
         )
 
 
