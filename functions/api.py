@@ -13,6 +13,8 @@
     /v1/bot-flows (with /{id}/publish, /versions, /simulate, /start),
     /v1/bot-sessions (with /{id}/steps)                         read; write keys write
     /v1/imports/kommo (connect, jobs, cancel, report)           signed-in admins (access token)
+    /v1/dashboards (with /widgets, /widgets/{id}/data), /v1/metrics/{metric}
+                                                               read; write keys write
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
@@ -35,6 +37,7 @@ from functions._api import (
     contacts,
     conversations,
     custom_fields,
+    dashboards,
     deals,
     kommo,
     notes,
@@ -71,6 +74,7 @@ for resource in (
     billing,
     bots,
     kommo,
+    dashboards,
 ):
     router.include_router(resource.router)
 

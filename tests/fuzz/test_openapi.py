@@ -71,6 +71,7 @@ TARGETS: dict[str, int] = {
     "billing": 6,
     "stripe-webhook": 6,
     "bot-flows": 12,
+    "dashboards": 8,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -554,6 +554,90 @@ async def _forge_kommo_checkpoint(conn: Connection, world: World, org: UUID) -> 
     return {"organization_id": org, "job_id": await _kommo_job(conn, org), "entity": "contacts"}
 
 
+async def _dashboard(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.dashboards (organization_id, name) values ($1, 'Shared') returning id",
+        org,
+    )
+    return key
+
+
+async def _dashboard_widget(conn: Connection, world: World, org: UUID) -> UUID:
+    key: UUID = await conn.fetchval(
+        "insert into public.dashboard_widgets (organization_id, dashboard_id, metric,"
+        " visualization) values ($1, $2, 'replies', 'kpi') returning id",
+        org,
+        await _dashboard(conn, world, org),
+    )
+    return key
+
+
+async def _forge_dashboard_widget(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "dashboard_id": await _dashboard(conn, world, org),
+        "metric": "replies",
+        "visualization": "kpi",
+    }
+
+
+async def _message_rollup(conn: Connection, world: World, org: UUID) -> datetime:
+    bucket = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=int(uuid4().int % 100000))
+    await conn.execute(
+        "insert into public.message_rollups (organization_id, bucket, channel_account_id,"
+        " direction, shard, messages) values ($1, $2, $3, 'inbound', 0, 1)",
+        org,
+        bucket,
+        await make_channel_account(conn, org),
+    )
+    return bucket
+
+
+async def _forge_message_rollup(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "bucket": datetime(2020, 1, 1, tzinfo=UTC),
+        "channel_account_id": await make_channel_account(conn, org),
+        "direction": "inbound",
+        "shard": 0,
+        "messages": 1000,
+    }
+
+
+async def _reply_rollup(conn: Connection, world: World, org: UUID) -> datetime:
+    bucket = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=int(uuid4().int % 100000))
+    await conn.execute(
+        "insert into public.reply_rollups (organization_id, bucket, sender_id, shard, messages)"
+        " values ($1, $2, $3, 0, 1)",
+        org,
+        bucket,
+        uuid4(),
+    )
+    return bucket
+
+
+async def _transition(conn: Connection, world: World, org: UUID) -> int:
+    key: int = await conn.fetchval(
+        "select max(id) from public.conversation_transitions where conversation_id = $1",
+        await make_conversation(conn, org),
+    )
+    return key
+
+
+async def _forge_transition(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    conversation = await make_conversation(conn, org)
+    account = await conn.fetchval(
+        "select channel_account_id from public.conversations where id = $1", conversation
+    )
+    return {
+        "organization_id": org,
+        "conversation_id": conversation,
+        "channel_account_id": account,
+        "to_status": "resolved",
+        "at": datetime.now(UTC),
+    }
+
+
 TABLES: dict[str, TenantTable] = {
     "public.organizations": TenantTable(
         make=_organization,
@@ -768,6 +852,28 @@ TABLES: dict[str, TenantTable] = {
     "public.kommo_import_checkpoints": TenantTable(
         make=_kommo_checkpoint, forge=_forge_kommo_checkpoint, key="job_id", readers=ADMINS
     ),
+    # Shared dashboards: members read, managers (and write keys) write; each member's own
+    # are theirs alone (tests/functions/test_dashboards.py).
+    "public.dashboards": TenantTable(
+        make=_dashboard, forge=values(organization_id=ORG, name="forged")
+    ),
+    "public.dashboard_widgets": TenantTable(make=_dashboard_widget, forge=_forge_dashboard_widget),
+    # Kept by triggers only; members read them.
+    "public.message_rollups": TenantTable(
+        make=_message_rollup, forge=_forge_message_rollup, key="bucket"
+    ),
+    "public.reply_rollups": TenantTable(
+        make=_reply_rollup,
+        forge=values(
+            organization_id=ORG,
+            bucket=datetime(2020, 1, 1, tzinfo=UTC),
+            sender_id=uuid4(),
+            shard=0,
+            messages=1000,
+        ),
+        key="bucket",
+    ),
+    "public.conversation_transitions": TenantTable(make=_transition, forge=_forge_transition),
 }
 
 

@@ -90,6 +90,7 @@ ALLOWLIST: dict[str, Allowed] = {
     "app.usage_period(timestamp with time zone,timestamp with time zone)": Allowed(
         AUTH, "billing reads under RLS: the usage period's start; pure, reads no data"
     ),
+    "app.may_write_dashboard(uuid,uuid)": Allowed(AUTH, "dashboards policies; invoker, pure"),
     # Supabase's own (supabase/local stands in); granted by Supabase, not by us
     "auth.uid()": Allowed(BOTH, "Supabase: the JWT's subject"),
     "auth.role()": Allowed(BOTH, "Supabase: the JWT's role"),
