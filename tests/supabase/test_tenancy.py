@@ -10,7 +10,7 @@ import pytest
 from shared.auth import AnonPrincipal
 from shared.db import Connection
 from shared.runtime import Runtime
-from tests.support import issue_key, make_org, make_user, member, principal
+from tests.support import issue_key, make_conversation, make_org, make_user, member, principal
 
 
 async def test_create_organization_makes_the_caller_owner_with_a_unique_slug(
@@ -67,6 +67,24 @@ async def test_an_organization_always_keeps_an_owner_but_can_be_deleted(
             "select count(*) from organization_members where organization_id = $1", org
         )
         == 0
+    )
+
+
+async def test_an_organization_with_assigned_conversations_can_be_deleted(
+    db: Connection, runtime: Runtime
+):
+    """The cascade clears assignees and would emit `conversation.assigned` for an
+    organization already gone: events of a vanishing organization are dropped."""
+    owner = await make_user(db)
+    org = await make_org(db, owner)
+    agent = await member(db, org, "agent")
+    conversation = await make_conversation(db, org)
+    await db.execute("update conversations set assignee_id = $2 where id = $1", conversation, agent)
+    async with runtime.db.user_tx(principal(owner)) as conn:
+        deleted = await conn.fetch("delete from organizations where id = $1 returning id", org)
+    assert len(deleted) == 1
+    assert (
+        await db.fetchval("select count(*) from outbox_events where organization_id = $1", org) == 0
     )
 
 
