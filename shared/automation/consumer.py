@@ -50,7 +50,9 @@ class AutomationConsumer(Consumer):
     async def fan_out(
         self, *, conn: Connection, events: Sequence[Event]
     ) -> list[tuple[int, UUID | None]]:
-        wanted = [e for e in events if self.wants(e.type)]
+        # Rows an import writes are the customer's existing data, not news: rules that
+        # greet or assign must not fire for a whole CRM moved in (webhooks still get them).
+        wanted = [e for e in events if self.wants(e.type) and not imported(e.causation)]
         if not wanted:
             return []
         rows = await conn.fetch(
@@ -85,6 +87,11 @@ class AutomationConsumer(Consumer):
                 log.exception("automation failed for event %s", delivery.event.id)
                 results.append(retry(f"{type(exc).__name__}: {exc}"))
         return results
+
+
+def imported(causation: Any) -> bool:
+    """Whether the event was written by an import (`app.causation` {"import": job id})."""
+    return isinstance(causation, dict) and causation.get("import") is not None
 
 
 def _chain(causation: Any) -> tuple[int, list[str]]:

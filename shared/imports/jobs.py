@@ -9,6 +9,7 @@ between chunks, and finishes the job with its report.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 from uuid import UUID
 
@@ -121,6 +122,14 @@ async def finish(
         error,
     )
     await _broadcast(conn, organization_id, job_id, status, progress)
+
+
+async def mark_transaction(*, conn: Connection, job_id: UUID) -> None:
+    """Every event the transaction writes carries the import as its causation, so
+    automation rules leave imported rows alone (outbound webhooks still send them)."""
+    await conn.execute(
+        "select set_config('app.causation', $1, true)", json.dumps({"import": str(job_id)})
+    )
 
 
 async def _broadcast(

@@ -197,6 +197,7 @@ async def run_kommo_import(
         found = await setup.read(client)
         async with runtime.db.service_tx() as conn:
             await _renew(conn, job_id, claim, lease_seconds)
+            await jobs.mark_transaction(conn=conn, job_id=job_id)
             summary = await setup.apply(conn, ctx, found)
             progress.update(summary["counts"])
             if not await jobs.report_progress(
@@ -211,6 +212,7 @@ async def run_kommo_import(
             ):
                 async with runtime.db.service_tx() as conn:
                     await _renew(conn, job_id, claim, lease_seconds)
+                    await jobs.mark_transaction(conn=conn, job_id=job_id)
                     result = await write(conn, ctx, items)
                     await _record_page(conn, ctx, name, page, more, result)
                     _add(progress, name, result)

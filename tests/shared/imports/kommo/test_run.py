@@ -16,8 +16,10 @@ import pytest
 import pytest_asyncio
 import respx
 
+from shared.automation.consumer import AutomationConsumer
 from shared.channels import http as provider_http
 from shared.db import Connection
+from shared.events.base import Event
 from shared.imports import jobs
 from shared.imports.kommo import run_kommo_import, runner
 from shared.imports.kommo.client import TokenBucket
@@ -444,3 +446,27 @@ async def test_a_cancel_asked_for_mid_run_stops_it_at_the_next_page(
         await db.fetchval("select count(*) from kommo_import_checkpoints where job_id = $1", job)
         == 0
     )
+
+
+async def test_imported_rows_carry_the_import_and_wake_no_automation_rule(
+    imported: Imported, db: Connection
+) -> None:
+    await db.execute(
+        "insert into automation_rules (organization_id, name, position, trigger, actions)"
+        """ values ($1, 'Greet', 0, 'contact.created', '[{"type": "stop"}]')""",
+        imported.org,
+    )
+    rows = await db.fetch(
+        "select e.id, e.organization_id, e.event_type as type, e.aggregate_id, e.payload,"
+        " e.created_at, e.causation, c.email"
+        " from outbox_events e join contacts c on c.id = e.aggregate_id"
+        " where e.organization_id = $1 and e.event_type = 'contact.created' order by e.id",
+        imported.org,
+    )
+    inbox = [r["id"] for r in rows if r["email"] == "john.smith@globex.example"]
+    by_import = [r["id"] for r in rows if r["causation"] == {"import": str(imported.job)}]
+    assert len(inbox) == 1 and len(by_import) >= 2
+    assert sorted(inbox + by_import) == [r["id"] for r in rows]
+    events = [Event(**{k: r[k] for k in r.keys() if k != "email"}) for r in rows]
+    fanned = await AutomationConsumer().fan_out(conn=db, events=events)
+    assert [event for event, _ in fanned] == inbox  # the contact that wrote in, alone
