@@ -81,7 +81,9 @@ create temp table if not exists import_groups (
 ) on commit drop;
 """
 
-_RANGE = "s.job_id = $1 and s.line >= $3 and s.line < $4 and s.error is null"
+_RANGE = (
+    "s.job_id = $1 and s.organization_id = $2 and s.line >= $3 and s.line < $4 and s.error is null"
+)
 
 # A company by domain when the row has one, else by name (the oldest of that name).
 _COMPANY_ID = """coalesce(
@@ -136,7 +138,8 @@ insert into import_chunk (line, name, email, phone, domain, company_id, custom_f
 select m.line, m.name, m.email, m.phone, m.domain, m.company_id, m.custom_fields,
        m.target, m.conflict, least({leaders + ", " if leaders else ""}m.line)
   from (select s.line, s.name, s.email, s.phone, s.domain, {company} as company_id,
-               coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields, {target} as target, {conflict or "false"} as conflict
+               coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields,
+               {target} as target, {conflict or "false"} as conflict
           from private.import_rows s {" ".join(joins)}
          where {_RANGE}) m
 """

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -116,7 +117,7 @@ def _custom(field: FieldDef, region: str | None) -> Callable[[str], Any]:
 
     def choice(text: str) -> str:
         if field.options and text not in field.options:
-            raise RowError(f"{where}: must be one of {field.options}")
+            raise RowError(f"{where}: must be one of {json.dumps(field.options)}")
         return text
 
     def choices(text: str) -> list[str]:
@@ -124,7 +125,7 @@ def _custom(field: FieldDef, region: str | None) -> Callable[[str], Any]:
         values = [v.strip() for v in text.split(sep) if v.strip()]
         bad = [v for v in values if field.options and v not in field.options]
         if bad:
-            raise RowError(f"{where}: {bad} are not options of {field.options}")
+            raise RowError(f"{where}: must be a list of options from {json.dumps(field.options)}")
         return values
 
     def date(text: str) -> str:

@@ -112,7 +112,7 @@ async def upload_csv(
         if options.dry_run:
             preview = await upload.dry_run(
                 db=runtime.db,
-                claims=user.claims,
+                user_id=user.user_id,
                 organization_id=organization_id,
                 file=file,
                 options=options,
@@ -121,7 +121,6 @@ async def upload_csv(
         job = await upload.start_import(
             db=runtime.db,
             user_id=user.user_id,
-            claims=user.claims,
             organization_id=organization_id,
             file=file,
             options=options,
