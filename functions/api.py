@@ -8,6 +8,7 @@
     /v1/whatsapp-templates (with /sync), /v1/text-templates (with /{id}/render),
     /v1/quick-replies (?q= shortcut prefix or text)            read; write keys write
     /v1/campaigns (with /{id}/start, /pause, /resume, /cancel, /recipients)   read; write keys write
+    /v1/imports/csv (with /{id}, /{id}/cancel, /{id}/rejected.csv)   admins' access tokens only
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. Lists are cursor-paginated and take a
@@ -26,6 +27,7 @@ from functions._api import (
     conversations,
     custom_fields,
     deals,
+    imports,
     notes,
     pipelines,
     quick_replies,
@@ -56,7 +58,15 @@ for resource in (
     templates,
     quick_replies,
     campaigns,
+    imports,
 ):
     router.include_router(resource.router)
+STREAMED_BODIES = imports.STREAMED  # a CSV file up to 100 MB, read as it arrives
 
-app = function_app(router, name="api", openapi=OPENAPI, error_statuses=ERROR_STATUSES)
+app = function_app(
+    router,
+    name="api",
+    openapi=OPENAPI,
+    error_statuses=ERROR_STATUSES,
+    streamed_bodies=STREAMED_BODIES,
+)

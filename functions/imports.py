@@ -36,23 +36,7 @@ Options = Annotated[str | None, Query(max_length=20_000, description=imports.OPT
     response_model=ImportJob,
     responses={200: {"model": imports.DryRun, "description": "A dry run's preview"}},
     description=imports.UPLOAD_DOC,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "text/csv": {"schema": {"type": "string", "format": "binary"}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "options": {"type": "string"},
-                        },
-                        "required": ["file"],
-                    }
-                },
-            }
-        }
-    },
+    openapi_extra=imports.UPLOAD_BODY,
 )
 async def upload(
     request: Request,

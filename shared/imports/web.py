@@ -41,6 +41,26 @@ progress is broadcast as `import.progress` on `org:<id>:inbox`. A file that is n
 CSV (422 `not_csv`) or a mapping to an unknown field (422) stores nothing."""
 
 
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "options": {"type": "string", "description": OPTIONS_DOC},
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
 class ImportJob(BaseModel):
     id: UUID
     organization_id: UUID
@@ -90,8 +110,12 @@ async def _spool(request: Request) -> tuple[IO[bytes], str | None]:
     if content_type.startswith("application/json"):
         raise BadRequest("Send the CSV file itself (Content-Type: text/csv), not JSON")
     spooled = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller)
-    async for chunk in request.stream():
-        spooled.write(chunk)
+    try:
+        async for chunk in request.stream():
+            spooled.write(chunk)
+    except BaseException:
+        spooled.close()  # over the limit, or the client left
+        raise
     spooled.seek(0)
     return spooled, None
 

@@ -54,6 +54,7 @@ CRON = (
     "automation-sweep",
     "sla-sweep",
     "campaign-dispatch",
+    "import-runner",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
@@ -65,6 +66,7 @@ TARGETS: dict[str, int] = {
     "templates": 10,
     "webhook-endpoints": 12,
     "automation-rules": 12,
+    "imports": 10,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},
