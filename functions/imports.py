@@ -69,7 +69,12 @@ async def get_job(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[
     return await imports.get_job(runtime, user, job_id)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=ImportJob)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=ImportJob,
+    openapi_extra=imports.NO_BODY,
+)
 async def cancel(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     return await imports.cancel(runtime, user, job_id)
 

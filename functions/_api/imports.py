@@ -65,6 +65,7 @@ async def get_job(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[
     response_model=ImportJob,
     responses=_ERRORS,
     description=_ADMIN,
+    openapi_extra=imports.NO_BODY,
 )
 async def cancel(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     return await imports.cancel(runtime, user, job_id)

@@ -61,6 +61,15 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
+# A cancel takes no input; documented as an optional empty object, as POSTs here are.
+NO_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+    }
+}
+
+
 class ImportJob(BaseModel):
     id: UUID
     organization_id: UUID
