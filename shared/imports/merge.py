@@ -75,9 +75,9 @@ create temp table if not exists import_chunk (
   custom_fields jsonb, target uuid, conflict boolean, leader integer
 ) on commit drop;
 create temp table if not exists import_groups (
-  new_id uuid not null default gen_random_uuid(), target uuid, leader integer, lines integer[],
-  name text, email text, phone text, domain text, company_id uuid, custom_fields jsonb,
-  outcome text
+  new_id uuid not null default private.time_ordered_uuid(), target uuid, leader integer,
+  lines integer[], name text, email text, phone text, domain text, company_id uuid,
+  custom_fields jsonb, outcome text
 ) on commit drop;
 """
 
