@@ -48,24 +48,45 @@ def write_csv(path: Path, rows: int, salt: str) -> int:
     return path.stat().st_size
 
 
+def cpu_of(pid: int) -> float:
+    """CPU seconds process `pid` has used (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backends(conn: asyncpg.Connection) -> list[int]:
+    rows = await conn.fetch(
+        "select pid from pg_stat_activity where datname = current_database()"
+        " and backend_type = 'client backend' and pid <> pg_backend_pid()"
+    )
+    return [r["pid"] for r in rows]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def raw_copy(conn: asyncpg.Connection, path: Path) -> float:
+async def raw_copy(conn: asyncpg.Connection, path: Path) -> tuple[float, float]:
+    """(seconds, the backend's CPU seconds) of a raw COPY into a bare table."""
     await conn.execute(
         "drop table if exists bench_raw; create table bench_raw (name text, email text,"
         " phone text, city text)"
     )
+    pid = await conn.fetchval("select pg_backend_pid()")
+    cpu = cpu_of(pid)
     began = time.perf_counter()
     with path.open("rb") as source:
         await conn.copy_to_table("bench_raw", source=source, format="csv", header=True)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, cpu_of(pid) - cpu
 
 
 async def import_file(
     runtime: Runtime, conn: asyncpg.Connection, path: Path
-) -> tuple[float, float]:
+) -> tuple[float, float, float, float]:
+    """(upload s, merge s, this process's CPU s, PostgreSQL backends' CPU s)."""
     owner = await new_user(conn, f"{uuid.uuid4().hex}@bench.example")
     org = await new_org(conn, owner, "Bench")
     await conn.execute(
@@ -73,6 +94,8 @@ async def import_file(
         " values ($1, 'contact', 'city', 'City', 'text')",
         org,
     )
+    before = {pid: cpu_of(pid) for pid in await backends(conn)}
+    own_cpu = time.process_time()
     began = time.perf_counter()
     with path.open("rb") as file:
         job = await upload.start_import(
@@ -89,7 +112,10 @@ async def import_file(
         await conn.fetchval("select report from import_jobs where id = $1", job["id"])
     )
     assert report and report["created"] == job["options"]["rows"], report
-    return staged - began, done - staged
+    own_cpu = time.process_time() - own_cpu
+    # the pool's backends (kept open by the runtime): their CPU since before
+    db_cpu = sum(cpu_of(pid) - before.get(pid, 0.0) for pid in await backends(conn))
+    return staged - began, done - staged, own_cpu, db_cpu
 
 
 async def main() -> None:
@@ -107,14 +133,17 @@ async def main() -> None:
                 for rows in (args.small, args.rows):
                     path = Path(folder) / f"contacts-{rows}.csv"
                     size = write_csv(path, rows, uuid.uuid4().hex[:8])
-                    copy_s = await raw_copy(conn, path)
-                    upload_s, merge_s = await import_file(runtime, conn, path)
+                    copy_s, copy_cpu = await raw_copy(conn, path)
+                    upload_s, merge_s, own_cpu, db_cpu = await import_file(runtime, conn, path)
                     total = upload_s + merge_s
+                    us = 1e6 / rows
                     print(
                         f"{rows:,} rows ({size / 2**20:.0f} MB): raw COPY {copy_s:.2f} s"
-                        f" = {rows / copy_s:,.0f} rows/s; import {total:.2f} s"
-                        f" (upload {upload_s:.2f} + merge {merge_s:.2f})"
-                        f" = {rows / total:,.0f} rows/s, {copy_s / total:.2f} of COPY;"
+                        f" = {rows / copy_s:,.0f} rows/s ({copy_cpu * us:.1f} µs CPU/row);"
+                        f" import {total:.2f} s (upload {upload_s:.2f} + merge {merge_s:.2f})"
+                        f" = {rows / total:,.0f} rows/s, {copy_s / total:.3f} of COPY"
+                        f" (CPU/row: PostgreSQL {db_cpu * us:.1f} µs, Python {own_cpu * us:.1f}"
+                        f" µs; CPU ratio {copy_cpu / (db_cpu + own_cpu):.3f});"
                         f" peak RSS {peak_rss_mb():.0f} MB"
                     )
                     path.unlink()
