@@ -16,7 +16,9 @@ private.import_rows as it is read, so memory stays flat whatever the file's size
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from itertools import islice
 from typing import IO, Any, Literal
 from uuid import UUID, uuid4
@@ -154,13 +156,9 @@ async def start_import(
     options: CsvImportOptions,
 ) -> dict[str, Any]:
     """Stage the whole file and create its job (pending); the runner merges it."""
-    keys = options.keys()
-    _refuse_tags_for_companies(options)
-    fmt = sniff(file)
     job_id = uuid4()
-    async with db.service_tx() as conn:
-        await _require_admin(conn, organization_id, user_id)
-        mapping, normalizer = await _mapping(conn, organization_id, options, fmt)
+    async with _prepared(db, user_id, organization_id, file, options) as (conn, fmt, mapping):
+        normalizer, keys = mapping.normalizer, options.keys()
         tag_ids = await resolve_tags(conn=conn, organization_id=organization_id, refs=options.tags)
         staged = await _stage(conn, _rows(file, fmt, normalizer, job_id, organization_id))
         return await jobs.create_job(
@@ -178,7 +176,7 @@ async def start_import(
                 "default_region": options.default_region,
                 "tags": options.tags,
                 "tag_ids": [str(t) for t in tag_ids],
-                "companies": _names_companies(mapping),
+                "companies": _names_companies(mapping.mapping),
                 "rows": staged,
             },
             created_by=user_id,
@@ -195,13 +193,9 @@ async def dry_run(
     options: CsvImportOptions,
 ) -> dict[str, Any]:
     """The first `preview` rows as they would be stored; everything is rolled back."""
-    keys = options.keys()
-    _refuse_tags_for_companies(options)
-    fmt = sniff(file)
     job_id = uuid4()
-    async with db.service_tx() as conn:
-        await _require_admin(conn, organization_id, user_id)
-        mapping, normalizer = await _mapping(conn, organization_id, options, fmt)
+    async with _prepared(db, user_id, organization_id, file, options) as (conn, fmt, mapping):
+        normalizer, keys = mapping.normalizer, options.keys()
         undo = conn.transaction()  # a savepoint: everything below is rolled back
         await undo.start()
         try:
@@ -218,7 +212,7 @@ async def dry_run(
                 mode=options.dedupe,
                 keys=keys,
                 tag_ids=tag_ids,
-                companies=_names_companies(mapping),
+                companies=_names_companies(mapping.mapping),
                 keep_lines=True,
             )
             await merger.merge(0, 2**31 - 1)
@@ -271,17 +265,34 @@ async def _preview(
     return preview
 
 
-async def _mapping(
-    conn: Connection, org: UUID, options: CsvImportOptions, fmt: CsvFormat
-) -> tuple[Mapping, Normalizer]:
-    fields = await field_defs(conn=conn, organization_id=org, entity=options.entity)
-    mapping = resolve(
-        entity=options.entity, header=fmt.header, fields=fields, override=options.mapping
-    )
-    normalizer = Normalizer(
-        entity=options.entity, mapping=mapping, fields=fields, region=options.default_region
-    )
-    return mapping, normalizer
+@dataclass(frozen=True)
+class _Mapped:
+    mapping: Mapping
+    normalizer: Normalizer
+
+    def as_json(self) -> dict[str, str | None]:
+        return self.mapping.as_json()
+
+
+@asynccontextmanager
+async def _prepared(
+    db: Database, user_id: UUID, org: UUID, file: IO[bytes], options: CsvImportOptions
+) -> AsyncIterator[tuple[Connection, CsvFormat, _Mapped]]:
+    """The checks both an import and a dry run make, in the service transaction that
+    stages: options, the file's format, the caller an admin, the mapping."""
+    options.keys()
+    _refuse_tags_for_companies(options)
+    fmt = sniff(file)
+    async with db.service_tx() as conn:
+        await _require_admin(conn, org, user_id)
+        fields = await field_defs(conn=conn, organization_id=org, entity=options.entity)
+        mapping = resolve(
+            entity=options.entity, header=fmt.header, fields=fields, override=options.mapping
+        )
+        normalizer = Normalizer(
+            entity=options.entity, mapping=mapping, fields=fields, region=options.default_region
+        )
+        yield conn, fmt, _Mapped(mapping, normalizer)
 
 
 def _names_companies(mapping: Mapping) -> bool:

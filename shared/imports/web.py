@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import tempfile
 from datetime import datetime
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from shared.auth import UserPrincipal
 from shared.errors import BadRequest, NotFound
+from shared.guard import describe_errors
 from shared.imports import jobs, runner, upload
 from shared.runtime import Runtime
+from shared.web import CurrentUser, RuntimeDep
 
-STREAMED = {"/imports/csv": upload.MAX_FILE_BYTES}
+STREAMED = {"/csv": upload.MAX_FILE_BYTES}  # path suffix → limit (the guard streams it)
 OPTIONS_DOC = (
     "The import's options as JSON: entity (contacts | companies), mapping {header: target |"
     " null}, dedupe (skip | update_empty | overwrite), match ([email, phone] or [domain,"
@@ -196,3 +198,76 @@ async def rejected_rows(runtime: Runtime, user: UserPrincipal, job_id: UUID) -> 
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{job_id}-rejected.csv"'},
     )
+
+
+# ---- the routes (the `imports` function; the public API mounts them at /v1/imports) -----------
+
+router = APIRouter()
+_ERRORS = describe_errors(
+    401, 403, 404, 409, 413, 422, meaning={403: "Not an admin of the organization, or a cg_ key"}
+)
+OrganizationId = Annotated[UUID, Query(description="The organization that imports")]
+Options = Annotated[str | None, Query(max_length=20_000, description=OPTIONS_DOC)]
+
+
+@router.post(
+    "/csv",
+    status_code=202,
+    response_model=ImportJob,
+    responses={200: {"model": DryRun, "description": "A dry run's preview"}, **_ERRORS},
+    description=UPLOAD_DOC,
+    openapi_extra=UPLOAD_BODY,
+)
+async def upload_route(
+    request: Request,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    organization_id: OrganizationId,
+    background: BackgroundTasks,
+    options: Options = None,
+) -> JSONResponse:
+    return await upload_csv(
+        request=request,
+        runtime=runtime,
+        user=user,
+        organization_id=organization_id,
+        options_text=options,
+        background=background,
+    )
+
+
+@router.get("/", response_model=list[ImportJob], responses=_ERRORS)
+async def list_route(
+    user: CurrentUser, runtime: RuntimeDep, organization_id: OrganizationId
+) -> list[dict[str, Any]]:
+    """The organization's import jobs (CSV and Kommo), newest first."""
+    async with runtime.db.user_tx(user) as conn:
+        return await jobs.list_jobs(conn=conn, organization_id=organization_id)
+
+
+@router.get("/{job_id}", response_model=ImportJob, responses=_ERRORS)
+async def get_route(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    """One job: status, progress, report."""
+    return await get_job(runtime, user, job_id)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=ImportJob,
+    responses=_ERRORS,
+    openapi_extra=NO_BODY,
+)
+async def cancel_route(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
+    """Stop the job before its next chunk; what was merged stays (409 once finished)."""
+    return await cancel(runtime, user, job_id)
+
+
+@router.get(
+    "/{job_id}/rejected.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **_ERRORS},
+)
+async def rejected_route(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> StreamingResponse:
+    """The rejected rows with their reasons, as CSV: line, the fields as read, error."""
+    return await rejected_rows(runtime, user, job_id)
