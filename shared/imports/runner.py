@@ -94,7 +94,7 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
     options, progress = job["options"], dict(job["progress"])
     org, job_id = job["organization_id"], job["id"]
     counts = Counter({k: progress.get(k, 0) for k in OUTCOMES[:-1]})
-    line = progress.get("next_line", 0)
+    line, processed = progress.get("next_line", 0), progress.get("processed", 0)
     total = options.get("rows", 0)
     async with runtime.db.service_tx() as conn:
         if total and not await conn.fetchval(
@@ -138,7 +138,7 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             if end is None:
                 await _finish(conn, job, counts, "completed", line)
                 return "completed"
-            processed = await _processed(conn, job_id, line)
+            processed += CHUNK_ROWS  # [line, end) held exactly CHUNK_ROWS rows
             await jobs.report_progress(
                 conn=conn,
                 organization_id=org,
