@@ -11,7 +11,8 @@ is short and its answer predictable):
 
 Delimiter: `,` `;` or tab, the one that splits the header into the most columns
 and the first records into as many (ties: `,`). Records are read by the csv
-module, so quoted fields may hold delimiters, quotes ("") and newlines.
+module (strict), so quoted fields may hold delimiters, quotes ("") and newlines,
+and a malformed quote is an error naming its line.
 
 A file that is not text (NUL or other control bytes, an undefined byte), has no
 header, or repeats a header name is refused whole (NotCsv), before anything is
@@ -135,7 +136,9 @@ def records(file: IO[bytes], fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]:
     record or text the encoding cannot read raises NotCsv naming the line."""
     file.seek(0)
     text = _text(file, fmt.encoding)
-    reader = csv.reader(text, delimiter=fmt.delimiter)
+    # strict: a stray quote or a quote left open at the end is an error naming the line,
+    # not a field that silently swallows the rest of the file
+    reader = csv.reader(text, delimiter=fmt.delimiter, strict=True)
     line = 1
     try:
         next(reader, None)

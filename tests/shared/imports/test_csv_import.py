@@ -373,3 +373,44 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
     assert done["status"] == "completed"
     assert (done["report"]["created"], done["report"]["skipped"]) == (5, 1)
     assert len(await _contacts(db, org)) == 5
+
+
+async def test_companies_import_matches_on_domain_then_name(
+    runtime: Runtime, db: Connection
+) -> None:
+    org, owner = await _org(db)
+    await define_field(db, org, "company", "industries", "multiselect", options=["saas", "retail"])
+    await define_field(db, org, "company", "public", "boolean")
+    acme = await make_company(db, org, name="Acme", domain="acme.com")
+    initech = await make_company(db, org, name="Initech")
+    data = (
+        b"Company,Website,Industries,Public\n"
+        b"Acme Corp,http://www.ACME.com,retail|saas,yes\n"  # by domain
+        b"INITECH,initech.example,saas,no\n"  # by name (no company has the domain)
+        b"Hooli,hooli.example,,maybe\n"  # not a boolean
+        b",nameless.example,,\n"  # a company needs a name
+    )
+    job = await _import(runtime, org, owner, data, entity="companies", dedupe="overwrite")
+    assert job["status"] == "completed"
+    assert (job["report"]["updated"], job["report"]["rejected"]) == (2, 2)
+    rows = await db.fetch(
+        "select id, name, domain, custom_fields from companies where organization_id = $1"
+        " order by name",
+        org,
+    )
+    assert [dict(r) for r in rows] == [
+        {
+            "id": acme,
+            "name": "Acme Corp",
+            "domain": "acme.com",
+            "custom_fields": {"industries": ["saas", "retail"], "public": True},
+        },
+        {
+            "id": initech,
+            "name": "INITECH",
+            "domain": "initech.example",
+            "custom_fields": {"industries": ["saas"], "public": False},
+        },
+    ]
+    with pytest.raises(Unprocessable):
+        await _import(runtime, org, owner, data, entity="companies", tags=["x"])
