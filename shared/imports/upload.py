@@ -25,7 +25,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import phonenumbers
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from shared.auth import Principal
 from shared.crm.inputs import Strict, TagRefs
@@ -88,10 +88,17 @@ def parse_options(text: str | None) -> CsvImportOptions:
     if not text:
         return CsvImportOptions()
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise Unprocessable("options: must be a JSON object") from exc
-    return CsvImportOptions.model_validate(data)
+        return CsvImportOptions.model_validate_json(text)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(["options", *map(str, e["loc"])]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise Unprocessable(
+            "The options are invalid: "
+            + "; ".join(f"{d['field']}: {d['message']}" for d in details),
+            details=details,
+        ) from None
 
 
 async def field_defs(

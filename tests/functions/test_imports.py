@@ -92,6 +92,22 @@ async def test_refusals_store_nothing(
         headers=admin,
     )
     assert unknown.status_code == 422 and "fax" in unknown.json()["error"]["message"]
+    bad_options = await client.post(
+        f"{URL}/csv",
+        params=params | {"options": json.dumps({"dedupe": "sometimes", "preview": 0})},
+        content=FILE,
+        headers=admin,
+    )
+    assert bad_options.status_code == 422
+    assert {d["field"] for d in bad_options.json()["error"]["details"]} == {
+        "options.dedupe",
+        "options.preview",
+    }
+    assert (
+        await client.post(
+            f"{URL}/csv", params=params | {"options": "{"}, content=FILE, headers=admin
+        )
+    ).status_code == 422
     as_json = await client.post(
         f"{URL}/csv", params=params, json={"a": 1}, headers=auth(settings, owner)
     )
