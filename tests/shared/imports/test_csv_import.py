@@ -14,8 +14,9 @@ import pytest
 
 from shared.db import Connection
 from shared.errors import Forbidden, Unprocessable
-from shared.imports import runner, upload
+from shared.imports import jobs, runner, upload
 from shared.imports.csvfile import NotCsv
+from shared.imports.merge import OUTCOMES
 from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
 from tests.support import make_contact, make_org, make_user, member, module_runtime_fixtures
@@ -160,7 +161,7 @@ async def test_dedupe_modes_within_the_file_and_against_existing(
         counts = {"created": 1, "updated": 2}
     job = await _import(runtime, org, owner, FILE, dedupe=mode)
     assert job["status"] == "completed"
-    assert {k: v for k, v in job["report"].items() if v and k in runner.OUTCOMES} == counts
+    assert {k: v for k, v in job["report"].items() if v and k in OUTCOMES} == counts
     assert [(c["name"], c["email"], c["phone"]) for c in await _contacts(db, org)] == contacts
 
 
@@ -312,7 +313,7 @@ async def test_a_cancel_stops_before_the_next_chunk(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
-    report = runner.jobs.report_progress
+    report = jobs.report_progress
 
     async def cancel_meanwhile(*, conn: Connection, **kwargs: Any) -> bool:
         await conn.execute(
@@ -320,7 +321,7 @@ async def test_a_cancel_stops_before_the_next_chunk(
         )
         return await report(conn=conn, **kwargs)
 
-    monkeypatch.setattr(runner.jobs, "report_progress", cancel_meanwhile)
+    monkeypatch.setattr(jobs, "report_progress", cancel_meanwhile)
     org, owner = await _org(db)
     data = "Email\n" + "".join(f"p{i}@x.com\n" for i in range(6))
     job = await _import(runtime, org, owner, data.encode())
@@ -336,7 +337,7 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
-    report = runner.jobs.report_progress
+    report = jobs.report_progress
     calls = 0
 
     async def crash_on_second(**kwargs: Any) -> bool:
@@ -346,7 +347,7 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
             raise KeyboardInterrupt  # the process dies: nothing of this chunk commits
         return await report(**kwargs)
 
-    monkeypatch.setattr(runner.jobs, "report_progress", crash_on_second)
+    monkeypatch.setattr(jobs, "report_progress", crash_on_second)
     org, owner = await _org(db)
     data = "Email\n" + "".join(f"p{i}@x.com\n" for i in range(5)) + "p0@x.com\n"
     with pytest.raises(KeyboardInterrupt):
@@ -363,7 +364,7 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
     await db.execute(
         "update import_jobs set updated_at = now() - interval '1 hour' where id = $1", job["id"]
     )
-    monkeypatch.setattr(runner.jobs, "report_progress", report)
+    monkeypatch.setattr(jobs, "report_progress", report)
     assert await runner.run_pending(runtime, seconds=5) == {
         "completed": 1,
         "cancelled": 0,
