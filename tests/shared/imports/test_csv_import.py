@@ -415,3 +415,22 @@ async def test_companies_import_matches_on_domain_then_name(
     ]
     with pytest.raises(Unprocessable):
         await _import(runtime, org, owner, data, entity="companies", tags=["x"])
+
+
+async def test_a_job_whose_staged_rows_were_lost_fails_with_the_reason(
+    runtime: Runtime, db: Connection
+) -> None:
+    org, owner = await _org(db)
+    job = await upload.start_import(
+        db=runtime.db,
+        user_id=owner,
+        organization_id=org,
+        file=io.BytesIO(FILE),
+        options=CsvImportOptions(),
+    )
+    # what a database crash does to the unlogged staging table
+    await db.execute("delete from private.import_rows where job_id = $1", job["id"])
+    assert await runner.run_job(runtime, job["id"])
+    row = await db.fetchrow("select status, error from import_jobs where id = $1", job["id"])
+    assert row["status"] == "failed" and row["error"]["code"] == "staged_rows_lost"
+    assert await _contacts(db, org) == []
