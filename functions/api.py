@@ -15,6 +15,7 @@
     /v1/imports/kommo (connect, jobs, cancel, report)           signed-in admins (access token)
     /v1/dashboards (with /widgets, /widgets/{id}/data), /v1/metrics/{metric}
                                                                read; write keys write
+    /v1/imports/csv (with /{id}, /{id}/cancel, /{id}/rejected.csv)   admins' access tokens only
 
 A key acts for its own organization only (another organization's id is a
 404); read-scoped keys cannot write. The API is a plan feature (`api`), as are
@@ -39,6 +40,7 @@ from functions._api import (
     custom_fields,
     dashboards,
     deals,
+    imports,
     kommo,
     notes,
     pipelines,
@@ -75,7 +77,15 @@ for resource in (
     bots,
     kommo,
     dashboards,
+    imports,
 ):
     router.include_router(resource.router)
+STREAMED_BODIES = imports.STREAMED  # a CSV file up to 100 MB, read as it arrives
 
-app = function_app(router, name="api", openapi=OPENAPI, error_statuses=ERROR_STATUSES)
+app = function_app(
+    router,
+    name="api",
+    openapi=OPENAPI,
+    error_statuses=ERROR_STATUSES,
+    streamed_bodies=STREAMED_BODIES,
+)

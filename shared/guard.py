@@ -76,10 +76,29 @@ def _unstorable_input(body: bytes) -> Unprocessable | None:
 
 
 class InputGuard:
-    """Reads the body (up to `limit`), checks the request and replays the body."""
+    """Reads the body (up to `limit`), checks the request and replays the body.
 
-    def __init__(self, app: ASGIApp, limit: int, api_bodies: bool) -> None:
+    `streamed` names routes (a path suffix) that take a large non-JSON body (a CSV
+    upload) with their own limit: such a body is passed on as it arrives, never held
+    in memory here, and reading past the limit raises PayloadTooLarge in the reader."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int, api_bodies: bool, streamed: Mapping[str, int] | None = None
+    ) -> None:
         self.app, self.limit, self.api_bodies = app, limit, api_bodies
+        self.streamed = dict(streamed or {})
+
+    def _stream_limit(self, scope: Scope) -> int | None:
+        if scope.get("method") != "POST":
+            return None
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if content_type.startswith(b"application/json"):
+            return None
+        path: str = scope.get("path", "")
+        for suffix, limit in self.streamed.items():
+            if path.rstrip("/").endswith(suffix):
+                return limit
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +109,12 @@ class InputGuard:
             return
         too_large = functools.partial(self._too_large, scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
+        if (stream_limit := self._stream_limit(scope)) is not None:
+            if declared is not None and declared.isdigit() and int(declared) > stream_limit:
+                await self._too_large(scope, receive, send, stream_limit)
+                return
+            await self.app(scope, _counted(receive, stream_limit), send)
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await too_large()
             return
@@ -122,8 +147,10 @@ class InputGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refused = PayloadTooLarge(f"The request body is larger than {self.limit} bytes")
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, limit: int | None = None
+    ) -> None:
+        refused = PayloadTooLarge(f"The request body is larger than {limit or self.limit} bytes")
         await error_response(refused)(scope, receive, send)
 
     def _check_body(self, body: bytes) -> Unprocessable | None:
@@ -132,6 +159,21 @@ class InputGuard:
         if too_deep(body):
             return invalid("body", f"nests deeper than {MAX_DEPTH} levels", "too_deep")
         return _unstorable_input(body) if self.api_bodies else None
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising PayloadTooLarge once more than `limit` bytes have come."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+        return message
+
+    return counted
 
 
 class KeepAlive:

@@ -54,6 +54,11 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Deliver domain events to their consumers (outbound webhooks), with retries",
     ),
     ScheduledJob(
+        slug="import-runner",
+        cron="* * * * *",
+        description="Run CSV import jobs nobody runs: waiting ones, and those of a dead runner",
+    ),
+    ScheduledJob(
         slug="inbound-retry",
         cron="* * * * *",
         description="Process again, with backoff, inbound events that failed or were left",

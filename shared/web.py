@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -187,6 +187,7 @@ def function_app(
     signed_bodies: bool = False,
     error_statuses: tuple[int, ...] = (400, 401, 402, 403, 404, 409, 502),
     cors_origins: Sequence[str] | None = None,
+    streamed_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """The app of one function; owns its Runtime unless one is handed in.
 
@@ -198,6 +199,8 @@ def function_app(
     `signed_bodies` (or a SignedRouter): the body is a provider's signed delivery,
     kept whatever it holds, not an API input (shared/guard.py).
     `cors_origins` replaces settings.cors_origins (the gateway passes its own).
+    `streamed_bodies`: routes (path suffix → limit) whose large bodies are read as they
+    arrive rather than held by the guard (a module says so with STREAMED_BODIES).
     """
 
     @asynccontextmanager
@@ -231,7 +234,7 @@ def function_app(
     app.add_exception_handler(Exception, _unexpected_error)
     limit = max_body_bytes or settings.max_body_bytes
     signed = signed_bodies or any(isinstance(r, SignedRouter) for r in routers)
-    app.add_middleware(InputGuard, limit=limit, api_bodies=not signed)
+    app.add_middleware(InputGuard, limit=limit, api_bodies=not signed, streamed=streamed_bodies)
     return app
 
 

@@ -31,6 +31,7 @@ from shared.web import CurrentUser, RuntimeDep
 
 ERRORS = describe_errors(
     401,
+    402,
     403,
     404,
     409,
@@ -38,6 +39,7 @@ ERRORS = describe_errors(
     502,
     503,
     meaning={
+        402: "The organization's plan does not include imports",
         403: "Not an admin of the organization, or an API key (imports need a signed-in admin)",
         422: "Invalid input, a token Kommo refused or an unknown subdomain; the code says which",
         503: "Kommo did not answer; nothing changed, try again",

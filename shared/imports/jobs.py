@@ -33,15 +33,18 @@ async def create_job(
     entity: Entity | None,
     options: dict[str, Any],
     created_by: UUID | None,
+    job_id: UUID | None = None,
 ) -> dict[str, Any]:
+    """`job_id`: an id chosen beforehand (the CSV import stages its rows under it first)."""
     row = await conn.fetchrow(
-        "insert into public.import_jobs (organization_id, source, entity, options, created_by)"
-        f" values ($1, $2, $3, $4, $5) returning {_COLUMNS}",
+        "insert into public.import_jobs (id, organization_id, source, entity, options, created_by)"
+        f" values (coalesce($6, gen_random_uuid()), $1, $2, $3, $4, $5) returning {_COLUMNS}",
         organization_id,
         source,
         entity,
         options,
         created_by,
+        job_id,
     )
     assert row is not None
     return dict(row)

@@ -77,6 +77,7 @@ class Gateway:
                 runtime=runtime,
                 openapi=getattr(module, "OPENAPI", True),
                 max_body_bytes=getattr(module, "MAX_BODY_BYTES", None),
+                streamed_bodies=getattr(module, "STREAMED_BODIES", None),
                 cors_origins=settings.cors_origins,
                 **(
                     {"error_statuses": module.ERROR_STATUSES}

@@ -18,6 +18,7 @@ from shared.imports.kommo import run as kommo_run
 from shared.imports.kommo.client import TokenBucket
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tests.shared.billing.kit import put_on_plan
 from tests.shared.imports.kommo.fake import FakeClock, FakeKommo
 from tests.support import as_, auth, issue_key, make_org, make_user, member
 from tests.support import principal as user
@@ -167,3 +168,8 @@ async def test_admins_start_follow_cancel_and_read_a_report_the_cron_produced(
     assert status.json()["status"] == "cancelled"
     late = await client.post(f"{URL}/jobs/{second['id']}/cancel", headers=admin)
     assert late.status_code == 409
+    # a plan without imports starts none
+    await put_on_plan(db, team["org"], features=("api",))
+    unpaid = await client.post(f"{URL}/jobs", json=org, headers=admin)
+    assert unpaid.status_code == 402, unpaid.text
+    assert unpaid.json()["error"]["details"]["feature"] == "imports"

@@ -57,6 +57,7 @@ CRON = (
     "events-retention",
     "bot-sweep",
     "kommo-import",
+    "import-runner",
 )  # the scheduler's, with the service key
 # slug → examples; the API has most operations and gets the most.
 TARGETS: dict[str, int] = {
@@ -72,6 +73,7 @@ TARGETS: dict[str, int] = {
     "stripe-webhook": 6,
     "bot-flows": 12,
     "dashboards": 8,
+    "imports": 10,
     **{slug: 6 for slug in CRON},
     "health": 3,
     **{f"{channel}-webhook": 8 for channel in WEBHOOKS},

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from shared import members
 from shared.auth import UserPrincipal
+from shared.billing import require_feature
 from shared.channels.http import ProviderError
 from shared.db import Connection
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
@@ -124,6 +125,7 @@ async def start_import(
 ) -> dict[str, Any]:
     """A pending Kommo job (the kommo-import cron runs it); one at a time per organization."""
     await get_connection(conn=conn, organization_id=organization_id)
+    await require_feature(conn=conn, organization_id=organization_id, feature="imports")
     active = await conn.fetchval(
         "select id from public.import_jobs where organization_id = $1 and source = 'kommo'"
         " and status in ('pending', 'running') limit 1",

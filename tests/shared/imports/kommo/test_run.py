@@ -467,6 +467,6 @@ async def test_imported_rows_carry_the_import_and_wake_no_automation_rule(
     by_import = [r["id"] for r in rows if r["causation"] == {"import": str(imported.job)}]
     assert len(inbox) == 1 and len(by_import) >= 2
     assert sorted(inbox + by_import) == [r["id"] for r in rows]
-    events = [Event(**{k: r[k] for k in r.keys() if k != "email"}) for r in rows]
+    events = [Event(**{k: v for k, v in r.items() if k != "email"}) for r in rows]
     fanned = await AutomationConsumer().fan_out(conn=db, events=events)
     assert [event for event, _ in fanned] == inbox  # the contact that wrote in, alone

@@ -1,0 +1,216 @@
+"""Running CSV import jobs: chunk after chunk of staged rows, resumable, cancelable.
+
+A job is run right after its upload answers (a background task of the upload
+request) and, should that process die, by `import-runner` (cron, every minute),
+which takes pending jobs and running ones whose runner has been silent longer
+than LEASE_SECONDS. Each chunk (CHUNK_ROWS staged rows, by line) is merged in
+one transaction together with the job's progress, which holds the counts and
+the next line: a crash loses at most the chunk under way, which the next runner
+merges again from the checkpoint. Every chunk commits and is broadcast
+(`import.progress`).
+
+A cancel is checked before each chunk: what earlier chunks merged stays (their
+counts are in the job's report), nothing of the rest is merged. When the job
+ends, staged rows are deleted except the rejected ones, which the error report
+(`rejected_csv`) streams with their reasons.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from shared.db import Connection
+from shared.imports import jobs
+from shared.imports.merge import OUTCOMES, Merger, as_counts
+from shared.runtime import Runtime
+
+log = logging.getLogger("connectgain.imports")
+
+CHUNK_ROWS = 20_000
+LEASE_SECONDS = 120
+_LOST = "The staged rows are gone (the database restarted during the import); upload the file again"
+
+_CLAIM = f"""
+update public.import_jobs j
+   set status = 'running', updated_at = now(), started_at = coalesce(j.started_at, now())
+ where j.id = (
+   select id from public.import_jobs
+    where source = 'csv' and ($1::uuid is null or id = $1)
+      and (status = 'pending'
+           or (status = 'running' and updated_at < now() - interval '{LEASE_SECONDS} seconds'))
+    order by created_at limit 1 for update skip locked)
+returning j.id, j.organization_id, j.entity, j.options, j.progress, j.cancel_requested
+"""
+
+
+async def run_job(runtime: Runtime, job_id: UUID) -> bool:
+    """Run one job if it waits (or its runner died); False when another runner has it."""
+    async with runtime.db.service_tx() as conn:
+        job = await conn.fetchrow(_CLAIM, job_id)
+    if job is None:
+        return False
+    await _run(runtime, dict(job))
+    return True
+
+
+async def run_pending(runtime: Runtime, *, seconds: float) -> dict[str, int]:
+    """Run waiting jobs one after another for up to `seconds` (the cron's entry)."""
+    deadline = time.monotonic() + seconds
+    done: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        async with runtime.db.service_tx() as conn:
+            job = await conn.fetchrow(_CLAIM, None)
+        if job is None:
+            break
+        done[await _run(runtime, dict(job))] += 1
+    return {status: done.get(status, 0) for status in ("completed", "cancelled", "failed")}
+
+
+async def _run(runtime: Runtime, job: dict[str, Any]) -> str:
+    try:
+        return await _merge_all(runtime, job)
+    except Exception as exc:  # a bug or an outage: fail the job rather than retry it forever
+        log.exception("import %s failed", job["id"])
+        async with runtime.db.service_tx() as conn:
+            await jobs.finish(
+                conn=conn,
+                organization_id=job["organization_id"],
+                job_id=job["id"],
+                status="failed",
+                progress=dict(job["progress"]),
+                error={"code": "internal_error", "message": type(exc).__name__},
+            )
+        return "failed"
+
+
+async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
+    options, progress = job["options"], dict(job["progress"])
+    org, job_id = job["organization_id"], job["id"]
+    counts = Counter({k: progress.get(k, 0) for k in OUTCOMES[:-1]})
+    line, processed = progress.get("next_line", 0), progress.get("processed", 0)
+    total = options.get("rows", 0)
+    async with runtime.db.service_tx() as conn:
+        if total and not await conn.fetchval(
+            "select exists (select 1 from private.import_rows where job_id = $1)", job_id
+        ):
+            await jobs.finish(
+                conn=conn,
+                organization_id=org,
+                job_id=job_id,
+                status="failed",
+                progress=progress,
+                error={"code": "staged_rows_lost", "message": _LOST},
+            )
+            return "failed"
+    while True:
+        async with runtime.db.service_tx() as conn:
+            if await _cancelled(conn, job_id):
+                await _finish(conn, job, counts, "cancelled", line)
+                return "cancelled"
+            end = await conn.fetchval(
+                "select line from private.import_rows where job_id = $1 and line >= $2"
+                " order by line offset $3 limit 1",
+                job_id,
+                line,
+                CHUNK_ROWS,
+            )
+            hi = end if end is not None else 2**31 - 1
+            await jobs.mark_transaction(conn=conn, job_id=job_id)
+            merger = Merger(
+                conn=conn,
+                job_id=job_id,
+                organization_id=org,
+                entity=job["entity"],
+                mode=options["dedupe"],
+                keys=options["match"],
+                tag_ids=[UUID(t) for t in options.get("tag_ids", [])],
+                companies=options.get("companies", False),
+            )
+            merger.counts = counts
+            await merger.merge(line, hi)
+            line = hi
+            if end is None:
+                await _finish(conn, job, counts, "completed", line)
+                return "completed"
+            processed += CHUNK_ROWS  # [line, end) held exactly CHUNK_ROWS rows
+            await jobs.report_progress(
+                conn=conn,
+                organization_id=org,
+                job_id=job_id,
+                progress=dict(counts) | {"next_line": line, "processed": processed, "total": total},
+            )
+
+
+async def _cancelled(conn: Connection, job_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "select cancel_requested from public.import_jobs where id = $1 for update", job_id
+        )
+    )
+
+
+async def _processed(conn: Connection, job_id: UUID, before: int) -> int:
+    return int(
+        await conn.fetchval(
+            "select count(*) from private.import_rows where job_id = $1 and line < $2",
+            job_id,
+            before,
+        )
+    )
+
+
+async def _finish(
+    conn: Connection, job: dict[str, Any], counts: Counter[str], status: str, line: int
+) -> None:
+    job_id, org = job["id"], job["organization_id"]
+    processed = await _processed(conn, job_id, line)
+    rejected = await conn.fetchval(
+        "select count(*) from private.import_rows where job_id = $1 and line < $2"
+        " and error is not null",
+        job_id,
+        line,
+    )
+    await conn.execute(
+        "delete from private.import_rows where job_id = $1 and (error is null or line >= $2)",
+        job_id,
+        line,
+    )
+    total = job["options"].get("rows", 0)
+    report = as_counts(counts, int(rejected)) | {"processed": processed, "total": total}
+    await jobs.finish(
+        conn=conn,
+        organization_id=org,
+        job_id=job_id,
+        status="completed" if status == "completed" else "cancelled",
+        progress=report | {"next_line": line},
+        report=report,
+    )
+
+
+async def rejected_csv(
+    conn: Connection, *, job_id: UUID, organization_id: UUID, columns: list[str]
+) -> AsyncIterator[bytes]:
+    """The rejected rows as CSV (UTF-8): their line, their fields as read, the reason.
+    `conn` must be in a transaction (a cursor streams the rows)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["line", *columns, "error"])
+    async for row in conn.cursor(
+        "select line, raw, error from private.import_rows"
+        " where job_id = $1 and organization_id = $2 and error is not null order by line",
+        job_id,
+        organization_id,
+    ):
+        writer.writerow([row["line"], *row["raw"], row["error"]])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
