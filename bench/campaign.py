@@ -75,9 +75,7 @@ async def campaign(conn: asyncpg.Connection, n: int, rate: float) -> tuple[uuid.
         " values ($1, $2, 'Bench', $3::jsonb) returning id",
         org,
         account,
-        json.dumps(
-            {"name": "bench_sale", "language": "en", "body": ["{{ contact.first_name }}"]}
-        ),
+        json.dumps({"name": "bench_sale", "language": "en", "body": ["{{ contact.first_name }}"]}),
     )
     return org, made
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -36,11 +36,15 @@ from shared.inbox.seam import attempts_sql
 
 @dataclass(frozen=True)
 class Job:
+    contact_id: UUID
     message: Record
     address: str
     text: str
     options: dict[str, Any]
     slot: datetime
+
+
+_M_COLUMNS = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
 async def _quiet(conn: Connection) -> None:
@@ -50,9 +54,11 @@ async def _quiet(conn: Connection) -> None:
     await conn.execute("select set_config('connectgain.broadcast', 'off', true)")
 
 
-async def _orphans(conn: Connection, campaign_id: UUID, *, before: datetime, limit: int) -> list[Job]:
+async def _orphans(
+    conn: Connection, campaign_id: UUID, *, before: datetime, limit: int
+) -> list[Job]:
     rows = await conn.fetch(
-        f"select r.address, {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))}"
+        f"select r.contact_id, r.address, {_M_COLUMNS}"
         " from public.campaign_recipients r"
         " join public.messages m on m.organization_id = r.organization_id and m.id = r.message_id"
         " where r.campaign_id = $1 and r.status = 'sending' and m.status = 'queued'"
@@ -63,7 +69,7 @@ async def _orphans(conn: Connection, campaign_id: UUID, *, before: datetime, lim
         limit,
     )
     return [
-        Job(r, r["address"], r["body"], dict(r["metadata"].get("options") or {}), before)
+        Job(r["contact_id"], r, r["address"], r["body"], r["metadata"].get("options") or {}, before)
         for r in rows
     ]
 
@@ -136,18 +142,16 @@ async def claim_batch(
         rate=rate,
         now=clock() + timedelta(seconds=lead),
     )
-    jobs = [
-        Job(j.message, j.address, j.text, j.options, slot)
-        for j, slot in zip(jobs, slots, strict=True)
-    ]
+    jobs = [replace(j, slot=slot) for j, slot in zip(jobs, slots, strict=True)]
     await conn.execute(
         "update public.campaign_recipients r set status = 'sending', message_id = s.message_id,"
         " slot_at = s.slot, updated_at = now(),"
         # a resumed orphan was never sent: its one attempt is still the first
         " attempts = r.attempts + (r.status = 'queued')::int"
-        " from unnest($2::uuid[], $3::timestamptz[]) as s(message_id, slot)"
-        " where r.campaign_id = $1 and r.message_id = s.message_id",
+        " from unnest($2::uuid[], $3::uuid[], $4::timestamptz[]) as s(contact_id, message_id, slot)"
+        " where r.campaign_id = $1 and r.contact_id = s.contact_id",
         campaign.id,
+        [j.contact_id for j in jobs],
         [j.message["id"] for j in jobs],
         slots,
     )
@@ -156,7 +160,7 @@ async def claim_batch(
 
 async def _queue(conn: Connection, campaign: Any, filled: dict[UUID, Any]) -> list[Job]:
     """Insert the filled recipients' messages `queued` into their open conversations
-    (opened where there is none) and link each recipient to its message."""
+    (opened where there is none)."""
     contacts = list(filled)
     threads = await conn.fetch(
         "with opened as ("
@@ -178,8 +182,8 @@ async def _queue(conn: Connection, campaign: Any, filled: dict[UUID, Any]) -> li
     messages = await conn.fetch(
         f"insert into public.messages (organization_id, conversation_id, channel_account_id,"
         f" direction, sender_type, content_type, body, metadata, status)"
-        f" select $1, m.conversation_id, $2, 'outbound', 'system', m.content_type::public.content_type,"
-        f"   m.body, m.metadata, 'queued'"
+        f" select $1, m.conversation_id, $2, 'outbound', 'system',"
+        f"   m.content_type::public.content_type, m.body, m.metadata, 'queued'"
         f" from unnest($3::uuid[], $4::text[], $5::text[], $6::jsonb[])"
         f"   as m(conversation_id, content_type, body, metadata)"
         f" returning {MESSAGE_COLUMNS}",
@@ -190,18 +194,17 @@ async def _queue(conn: Connection, campaign: Any, filled: dict[UUID, Any]) -> li
         [p.body for p in parts],
         [{"campaign_id": str(campaign.id), "options": p.options} for p in parts],
     )
-    by_contact = {contact_of[m["conversation_id"]]: m for m in messages}
-    await conn.execute(
-        "update public.campaign_recipients r set message_id = m.id"
-        " from unnest($2::uuid[], $3::uuid[]) as m(contact_id, id)"
-        " where r.campaign_id = $1 and r.contact_id = m.contact_id",
-        campaign.id,
-        list(by_contact),
-        [m["id"] for m in by_contact.values()],
-    )
     return [
-        Job(message, filled[contact][0]["address"], message["body"], filled[contact][1].options, message["created_at"])
-        for contact, message in by_contact.items()
+        Job(
+            contact,
+            m,
+            filled[contact][0]["address"],
+            m["body"],
+            filled[contact][1].options,
+            m["created_at"],
+        )
+        for m in messages
+        for contact in (contact_of[m["conversation_id"]],)
     ]
 
 

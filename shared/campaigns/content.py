@@ -64,7 +64,9 @@ def _fill_values(values: MediaParameter | Values | None, context: dict[str, Any]
     if isinstance(values, list):
         return [render.render(v, context) if render.is_template(v) else v for v in values]
     if isinstance(values, dict):
-        return {k: render.render(v, context) if render.is_template(v) else v for k, v in values.items()}
+        return {
+            k: render.render(v, context) if render.is_template(v) else v for k, v in values.items()
+        }
     return values
 
 

@@ -118,7 +118,11 @@ class Dispatcher:
                     campaign.organization_id,
                 )
             channel = channel_named(campaign.channel)
-            send = None if campaign.template is None else TemplateSend.model_validate(campaign.template)
+            send = (
+                None
+                if campaign.template is None
+                else TemplateSend.model_validate(campaign.template)
+            )
             self.prepared[campaign.id] = Prepared(
                 Content(channel, campaign.body, template, send, {"name": organization}),
                 channel,
@@ -181,7 +185,8 @@ class Dispatcher:
             )
             async with limit:
                 call = await call_provider(
-                    self.runtime, Outbound(job.message, prepared.channel, prepared.account, outbound)
+                    self.runtime,
+                    Outbound(job.message, prepared.channel, prepared.account, outbound),
                 )
             if call.error is not None and str(call.error.code) in PAUSE_CODES:
                 stop.set()
@@ -209,7 +214,10 @@ class Dispatcher:
                     f"WhatsApp messaging limit reached (error {limited.code})",
                 )
                 self.counts["paused"] += 1
-            if time.monotonic() - self.broadcast_at.get(campaign.id, self.started) >= PROGRESS_EVERY:
+            if (
+                time.monotonic() - self.broadcast_at.get(campaign.id, self.started)
+                >= PROGRESS_EVERY
+            ):
                 self.broadcast_at[campaign.id] = time.monotonic()
                 await broadcast_progress(conn, campaign.organization_id, campaign.id)
         self.counts["sent"] += sum(1 for _, c in outcomes if c.error is None)

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from shared.db import Connection
@@ -69,7 +69,7 @@ async def next_free(*, conn: Connection, channel_account_id: UUID) -> datetime |
 class Window:
     """This process's sends of one account over the last second: at most the cap."""
 
-    _all: dict[UUID, Window] = {}
+    _all: ClassVar[dict[UUID, Window]] = {}
 
     def __init__(self, rate: float) -> None:
         # as the slots: a send measured a moment after it passed here stays within the cap

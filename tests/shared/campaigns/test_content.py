@@ -63,9 +63,7 @@ async def test_contact_variables_fill_each_message_and_a_missing_one_fails_only_
         " ($1, 'VIP None', '+4915100000002', '{}')",
         world["org"],
     )
-    await start_campaign(
-        conn=db, organization_id=world["org"], campaign_id=world["campaign"]
-    )
+    await start_campaign(conn=db, organization_id=world["org"], campaign_id=world["campaign"])
     sent: list[dict[str, Any]] = []
     respx.post(GRAPH).mock(side_effect=provider(sent))
     counts = await dispatch(runtime, batch=10)
@@ -138,7 +136,9 @@ async def test_cancel_marks_every_recipient_not_yet_sent_cancelled_in_its_transa
         )
         assert cancelled["progress"] | {} == cancelled["progress"] | {"cancelled": 3, "sent": 1}
     assert await statuses(db, world["campaign"]) == {"cancelled": 3, "sent": 1}
-    message = await db.fetchrow("select status::text, error from messages where id = $1", jobs[0].message["id"])
+    message = await db.fetchrow(
+        "select status::text, error from messages where id = $1", jobs[0].message["id"]
+    )
     assert message["status"] == "failed" and message["error"]["code"] == "campaign_cancelled"
     with respx.mock:  # nothing is left to send
         assert await dispatch(runtime, batch=10) == {"sent": 0, "failed": 0, "paused": 0}
@@ -164,7 +164,7 @@ async def test_a_reply_within_7_days_is_linked_to_the_campaign_and_counted(
     )
 
     async def reply(row: Any, conversation: Any = None) -> dict[str, Any]:
-        return await db.fetchval(
+        metadata: dict[str, Any] = await db.fetchval(
             "insert into messages (organization_id, conversation_id, channel_account_id,"
             " direction, sender_type, body, status) values ($1, $2, $3, 'inbound', 'contact',"
             " 'Yes please', 'received') returning metadata",
@@ -172,6 +172,7 @@ async def test_a_reply_within_7_days_is_linked_to_the_campaign_and_counted(
             conversation or row["conversation_id"],
             row["channel_account_id"],
         )
+        return metadata
 
     assert (await reply(rows[0]))["campaign_id"] == str(world["campaign"])
     await reply(rows[0])  # a second reply keeps the first one's time

@@ -65,9 +65,7 @@ async def test_concurrent_dispatchers_send_each_recipient_once_with_its_own_valu
     respx.post(GRAPH).mock(side_effect=provider(sent))
     await asyncio.gather(*(run(runtime, batch=2, seconds=5) for _ in range(3)))
     assert sorted(s["to"] for s in sent) == [f"+49151000{i:05d}" for i in range(9)]
-    first_names = {
-        s["to"]: s["template"]["components"][0]["parameters"][0]["text"] for s in sent
-    }
+    first_names = {s["to"]: s["template"]["components"][0]["parameters"][0]["text"] for s in sent}
     assert first_names["+4915100000004"] == "VIP4"
     assert await statuses(db, world["campaign"]) == {"sent": 9}
     status = await db.fetchval("select status from campaigns where id = $1", world["campaign"])
