@@ -23,7 +23,7 @@ from shared.errors import Unprocessable
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 # The names a template may use at its top level.
-ROOTS = ("contact", "agent", "conversation", "organization")
+ROOTS = ("contact", "agent", "conversation", "organization", "values")
 
 
 def check(source: str, *, field: str = "body") -> None:
