@@ -21,11 +21,13 @@ import asyncio
 import bisect
 import io
 import json
+import os
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -80,6 +82,37 @@ async def campaign(conn: asyncpg.Connection, n: int, rate: float) -> tuple[uuid.
     return org, made
 
 
+def server_cpu(db_url: str) -> float:
+    """CPU seconds the PostgreSQL server serving `db_url` has used (its postmaster, the
+    backends that ended, the live ones); 0 when it is not a local server we can read."""
+    port = str(urlsplit(db_url).port)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: str) -> list[str]:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+    total, master = 0.0, None
+    for proc in Path("/proc").iterdir():
+        try:
+            if master is None and proc.name.isdigit():
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"port=" + port.encode() in cmd and b"-D" in cmd:
+                    master = proc.name
+        except OSError:
+            continue
+    if master is None:
+        return 0.0
+    fields = stat(master)  # utime, stime, cutime, cstime: fields 14-17, here 11-14
+    total += sum(int(f) for f in fields[11:15]) / tick
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and stat(proc.name)[1] == master:
+                total += sum(int(f) for f in stat(proc.name)[11:13]) / tick
+        except OSError:
+            continue
+    return total
+
+
 def peak(times: list[float]) -> int:
     times = sorted(times)
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
@@ -111,6 +144,7 @@ async def once(runtime: Runtime, db_url: str, args: argparse.Namespace, kill: bo
         with respx.mock(assert_all_called=False) as router:
             router.post(GRAPH).mock(side_effect=reply)
             began = time.monotonic()
+            cpu = (time.process_time(), server_cpu(db_url))
 
             async def dispatcher() -> None:
                 while await conn_status(db_url, made) == "running":
@@ -124,6 +158,7 @@ async def once(runtime: Runtime, db_url: str, args: argparse.Namespace, kill: bo
                 tasks[0].cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             elapsed = time.monotonic() - began
+            ours, server = time.process_time() - cpu[0], server_cpu(db_url) - cpu[1]
         times = [t for _, t in sent]
         counts = Counter(to for to, _ in sent)
         lost = await conn.fetchval(
@@ -138,7 +173,9 @@ async def once(runtime: Runtime, db_url: str, args: argparse.Namespace, kill: bo
             f" in all) = {len(sent) / span:.0f}/s, {len(sent) / span / args.rate:.3f} of the cap"
             f" {args.rate:.0f}/s; peak 1-s window {peak(times)};"
             f" duplicates {sum(c - 1 for c in counts.values())};"
-            f" not sent (taken by the killed one, never sent twice; or failed) {lost}",
+            f" not sent (taken by the killed one, never sent twice; or failed) {lost};"
+            f" CPU per send: dispatchers {1000 * ours / len(sent):.2f} ms,"
+            f" PostgreSQL {1000 * server / len(sent):.2f} ms",
             flush=True,
         )
     finally:

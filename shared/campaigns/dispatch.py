@@ -44,7 +44,8 @@ from shared.templates import whatsapp as wa_templates
 PAUSE_CODES = frozenset({"131048"})
 BATCH_SPAN = 0.25  # seconds of the cap one batch holds (at least one recipient)
 HORIZON = 1.0  # seconds ahead an account's slots may be reserved
-LEAD = 0.05  # a batch's messages are taken this long before its first slot
+LEAD = 0.05  # a wave's messages are taken this long before its first slot
+WAVE = 0.05  # seconds of a batch's slots taken for sending at once
 IN_FLIGHT = 256  # provider calls under way at once, per batch
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
 NOT_MADE = NEVER_STARTED.model_copy(
@@ -159,18 +160,6 @@ class Dispatcher:
         return 0.0
 
     async def _send(self, campaign: Campaign, prepared: Prepared, jobs: list[Job]) -> None:
-        await self.clock.until(min(j.slot for j in jobs) - timedelta(seconds=LEAD))
-        async with self.runtime.db.service_tx() as conn:
-            taken = await take(
-                conn,
-                campaign_id=campaign.id,
-                jobs=jobs,
-                claim_seconds=self.runtime.settings.claim_seconds,
-            )
-        # Jobs not taken wait: the campaign was paused or cancelled meanwhile.
-        jobs = [j for j in jobs if j.message["id"] in taken]
-        if not jobs:
-            return
         stop, limit = asyncio.Event(), asyncio.Semaphore(IN_FLIGHT)
         window = Window.of(campaign.channel_account_id, campaign.rate)
 
@@ -192,7 +181,28 @@ class Dispatcher:
                 stop.set()
             return call
 
-        calls = await asyncio.gather(*(one(j) for j in jobs))
+        sending: list[tuple[Job, asyncio.Task[Call]]] = []
+        # the sends of a batch stop with it (a dispatcher killed stops its sends)
+        async with asyncio.TaskGroup() as group:
+            for wave in _waves(jobs):
+                await self.clock.until(wave[0].slot - timedelta(seconds=LEAD))
+                if stop.is_set():
+                    break  # not taken: queued again when resumed (an orphan then)
+                async with self.runtime.db.service_tx() as conn:
+                    taken = await take(
+                        conn,
+                        campaign_id=campaign.id,
+                        jobs=wave,
+                        claim_seconds=self.runtime.settings.claim_seconds,
+                    )
+                # jobs not taken wait: the campaign was paused or cancelled meanwhile
+                sending += [
+                    (j, group.create_task(one(j))) for j in wave if j.message["id"] in taken
+                ]
+                await asyncio.sleep(0)  # the wave's sends start waiting for their slots
+        if not sending:
+            return
+        jobs, calls = [j for j, _ in sending], [t.result() for _, t in sending]
         outcomes = [(j.message["id"], c) for j, c in zip(jobs, calls, strict=True)]
         unmade = [message_id for message_id, c in outcomes if c.error is NOT_MADE]
         limited = next(
@@ -226,6 +236,18 @@ class Dispatcher:
     async def drain(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
+
+
+def _waves(jobs: list[Job]) -> list[list[Job]]:
+    """The batch's jobs in slot order, cut every WAVE seconds: each wave's messages are
+    taken just before it, so a dispatcher killed holds at most a wave taken unsent."""
+    waves: list[list[Job]] = []
+    for job in sorted(jobs, key=lambda j: j.slot):
+        if waves and (job.slot - waves[-1][0].slot).total_seconds() < WAVE:
+            waves[-1].append(job)
+        else:
+            waves.append([job])
+    return waves
 
 
 async def due_campaigns(conn: Any) -> list[Campaign]:
