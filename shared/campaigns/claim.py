@@ -10,7 +10,9 @@
 2. `take`: just before the batch's first slot, its messages move queued → sending in
    one UPDATE … WHERE status = 'queued', only while the campaign runs. That per-row
    claim is what makes a second copy impossible: a message is sent only by the one
-   transaction whose UPDATE moved it, and a message never goes back to queued.
+   transaction whose UPDATE moved it, and a message never goes back to queued. When
+   the campaign was paused meanwhile, the messages fail as never sent and their
+   recipients are queued again (so no sweeper fails them while it waits).
 3. `record`: every outcome of the batch in one transaction (the messages' status
    trigger moves each recipient's log along).
 """
@@ -30,7 +32,7 @@ from shared.campaigns.content import Content
 from shared.campaigns.rate import reserve
 from shared.db import Connection
 from shared.errors import Unprocessable
-from shared.inbox.outbound import MESSAGE_COLUMNS, Call
+from shared.inbox.outbound import MESSAGE_COLUMNS, NEVER_STARTED, Call
 from shared.inbox.seam import attempts_sql
 
 
@@ -44,6 +46,9 @@ class Job:
     slot: datetime
 
 
+NOT_MADE = NEVER_STARTED.model_copy(
+    update={"message": "The campaign was paused before this send", "code": "campaign_paused"}
+)
 _M_COLUMNS = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
 
 
@@ -226,7 +231,31 @@ async def take(
         [j.slot for j in jobs],
         claim_seconds,
     )
-    return {r["id"] for r in rows}
+    taken = {r["id"] for r in rows}
+    untaken = [j.message["id"] for j in jobs if j.message["id"] not in taken]
+    if untaken and await conn.fetchval(
+        "select status = 'paused' from public.campaigns where id = $1", campaign_id
+    ):  # never sent: fail these messages, and queue their recipients again for a resume
+        unsent = await conn.fetch(
+            "update public.messages set status = 'failed', error = $2"
+            " where id = any($1::uuid[]) and status = 'queued' returning id",
+            untaken,
+            NOT_MADE.sql(),
+        )
+        await requeue(conn, campaign_id=campaign_id, message_ids=[r["id"] for r in unsent])
+    return taken
+
+
+async def requeue(conn: Connection, *, campaign_id: UUID, message_ids: list[UUID]) -> None:
+    """The recipients of these messages, never sent (the campaign paused), queued again."""
+    if message_ids:
+        await conn.execute(
+            "update public.campaign_recipients set status = 'queued', message_id = null,"
+            " slot_at = null, error = null, failed_at = null, attempts = attempts - 1,"
+            " updated_at = now() where campaign_id = $1 and message_id = any($2::uuid[])",
+            campaign_id,
+            message_ids,
+        )
 
 
 async def record(
@@ -235,11 +264,9 @@ async def record(
     organization_id: UUID,
     channel_account_id: UUID,
     outcomes: list[tuple[UUID, Call]],
-    requeue: list[UUID],
 ) -> None:
     """Every outcome of a batch at once, as app.record_send does one: a stored echo of
-    the same provider id gives way, the conversation's last_message_at moves. The
-    recipients of `requeue` (messages never sent: the campaign paused) queue again."""
+    the same provider id gives way, the conversation's last_message_at moves."""
     await _quiet(conn)
     ids = [message_id for message_id, _ in outcomes]
     provider_ids = [call.provider_id for _, call in outcomes]
@@ -271,11 +298,3 @@ async def record(
         # as text: a list per row would read as one more array dimension
         [json.dumps(attempts_sql(call.attempts)) for _, call in outcomes],
     )
-    if requeue:
-        await conn.execute(
-            "update public.campaign_recipients set status = 'queued', message_id = null,"
-            " slot_at = null, error = null, failed_at = null, attempts = attempts - 1,"
-            " updated_at = now() where organization_id = $1 and message_id = any($2::uuid[])",
-            organization_id,
-            requeue,
-        )

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from shared.campaigns.claim import Job, claim_batch, record, take
+from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, take
 from shared.campaigns.content import Content
 from shared.campaigns.progress import broadcast_progress
 from shared.campaigns.rate import Window, next_free, rate_of
@@ -36,7 +36,7 @@ from shared.channels.registry import channel_named
 from shared.channels.whatsapp.templates import TemplateSend
 from shared.errors import AppError
 from shared.inbox.accounts import load_account, webhook_url
-from shared.inbox.outbound import NEVER_STARTED, Call, Outbound, call_provider
+from shared.inbox.outbound import Call, Outbound, call_provider
 from shared.runtime import Runtime
 from shared.templates import whatsapp as wa_templates
 
@@ -48,9 +48,6 @@ LEAD = 0.05  # a wave's messages are taken this long before its first slot
 WAVE = 0.05  # seconds of a batch's slots taken for sending at once
 IN_FLIGHT = 256  # provider calls under way at once, per batch
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
-NOT_MADE = NEVER_STARTED.model_copy(
-    update={"message": "The campaign was paused before this send", "code": "campaign_paused"}
-)
 
 
 @dataclass
@@ -182,12 +179,14 @@ class Dispatcher:
             return call
 
         sending: list[tuple[Job, asyncio.Task[Call]]] = []
+        left: list[Job] = []  # waves never taken: the messaging limit stopped the batch
         # the sends of a batch stop with it (a dispatcher killed stops its sends)
         async with asyncio.TaskGroup() as group:
             for wave in _waves(jobs):
-                await self.clock.until(wave[0].slot - timedelta(seconds=LEAD))
                 if stop.is_set():
-                    break  # not taken: queued again when resumed (an orphan then)
+                    left += wave
+                    continue
+                await self.clock.until(wave[0].slot - timedelta(seconds=LEAD))
                 async with self.runtime.db.service_tx() as conn:
                     taken = await take(
                         conn,
@@ -202,8 +201,8 @@ class Dispatcher:
                 await asyncio.sleep(0)  # the wave's sends start waiting for their slots
         if not sending:
             return
-        jobs, calls = [j for j, _ in sending], [t.result() for _, t in sending]
-        outcomes = [(j.message["id"], c) for j, c in zip(jobs, calls, strict=True)]
+        outcomes = [(j.message["id"], t.result()) for j, t in sending]
+        outcomes += [(j.message["id"], Call(None, NOT_MADE, None, [])) for j in left]
         unmade = [message_id for message_id, c in outcomes if c.error is NOT_MADE]
         limited = next(
             (c.error for _, c in outcomes if c.error and str(c.error.code) in PAUSE_CODES), None
@@ -214,8 +213,8 @@ class Dispatcher:
                 organization_id=campaign.organization_id,
                 channel_account_id=campaign.channel_account_id,
                 outcomes=outcomes,
-                requeue=unmade,
             )
+            await requeue(conn, campaign_id=campaign.id, message_ids=unmade)
             if limited is not None:
                 await conn.execute(
                     "update public.campaigns set status = 'paused', updated_at = now(),"

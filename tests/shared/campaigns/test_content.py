@@ -14,7 +14,7 @@ import pytest_asyncio
 import respx
 
 from shared.campaigns import dispatch as dispatching
-from shared.campaigns.claim import claim_batch
+from shared.campaigns.claim import claim_batch, take
 from shared.campaigns.dispatch import dispatch, due_campaigns
 from shared.campaigns.manage import steer
 from shared.campaigns.progress import progress
@@ -194,3 +194,42 @@ async def test_a_reply_within_7_days_is_linked_to_the_campaign_and_counted(
     counts = await progress(db, world["campaign"])
     assert counts["replied"] == 1 and counts["sent"] == 3
     assert replied[0]["replied_at"] <= replied[0]["updated_at"] + timedelta(seconds=1)
+
+
+@respx.mock
+async def test_a_batch_claimed_before_a_pause_is_queued_again_and_sent_once_on_resume(
+    runtime: Runtime, db: Connection
+) -> None:
+    world = await running(db, 2)
+    dispatcher = dispatching.Dispatcher(runtime, batch=10, clock=dispatching.Clock())
+    async with runtime.db.service_tx() as conn:
+        (campaign,) = [c for c in await due_campaigns(conn) if c.id == world["campaign"]]
+    ready = await dispatcher._prepare(campaign)
+    async with runtime.db.service_tx() as conn:
+        jobs, _ = await claim_batch(
+            conn,
+            campaign=campaign,
+            content=ready.content,
+            rate=80,
+            limit=10,
+            clock=dispatching.Clock().now,
+            lead=0,
+            orphaned_after=30,
+        )
+    async with db.transaction():
+        await steer(conn=db, organization_id=world["org"], campaign_id=campaign.id, action="pause")
+    async with runtime.db.service_tx() as conn:
+        assert await take(conn, campaign_id=campaign.id, jobs=jobs, claim_seconds=60) == set()
+    assert await statuses(db, campaign.id) == {"queued": 2}
+    failed = await db.fetch(
+        "select error ->> 'code' as code from messages where id = any($1::uuid[])",
+        [j.message["id"] for j in jobs],
+    )
+    assert [r["code"] for r in failed] == ["campaign_paused"] * 2
+    async with db.transaction():
+        await steer(conn=db, organization_id=world["org"], campaign_id=campaign.id, action="resume")
+    sent: list[dict[str, Any]] = []
+    respx.post(GRAPH).mock(side_effect=provider(sent))
+    await dispatch(runtime, batch=10)
+    assert sorted(s["to"] for s in sent) == ["+4915100000000", "+4915100000001"]
+    assert await statuses(db, campaign.id) == {"sent": 2}
