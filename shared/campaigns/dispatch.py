@@ -43,7 +43,7 @@ from shared.templates import whatsapp as wa_templates
 # WhatsApp's spam rate limit (the account's messaging limit): sending on is futile.
 PAUSE_CODES = frozenset({"131048"})
 BATCH_SPAN = 0.25  # seconds of the cap one batch holds (at least one recipient)
-HORIZON = 1.0  # seconds ahead an account's slots may be reserved
+HORIZON = 2.0  # seconds ahead an account's slots may be reserved (claims under load lag)
 LEAD = 0.05  # a wave's messages are taken this long before its first slot
 WAVE = 0.05  # seconds of a batch's slots taken for sending at once
 IN_FLIGHT = 256  # provider calls under way at once, per batch
