@@ -1,4 +1,4 @@
-"""The dispatcher's three transactions per batch: claim, take, record.
+"""The dispatcher's transactions: claim a batch, then take and record it wave by wave.
 
 1. `claim_batch`: lock up to a batch of queued recipients (FOR UPDATE SKIP LOCKED, so
    concurrent dispatchers take disjoint rows), fill each one's message, insert the
@@ -7,13 +7,14 @@
    be filled (a missing variable, a closed reply window) fails here with the reason.
    Recipients left by a dead dispatcher — `sending`, message still `queued`, slot long
    past — are taken back into the batch with new slots.
-2. `take`: just before the batch's first slot, its messages move queued → sending in
-   one UPDATE … WHERE status = 'queued', only while the campaign runs. That per-row
+2. `take`: just before a wave's first slot (a wave: 0.05 s of the batch's slots), its
+   messages move queued → sending in one UPDATE … WHERE status = 'queued', only while
+   the campaign runs. That per-row
    claim is what makes a second copy impossible: a message is sent only by the one
    transaction whose UPDATE moved it, and a message never goes back to queued. When
    the campaign was paused meanwhile, the messages fail as never sent and their
    recipients are queued again (so no sweeper fails them while it waits).
-3. `record`: every outcome of the batch in one transaction (the messages' status
+3. `record`: every outcome of a wave in one transaction (the messages' status
    trigger moves each recipient's log along).
 """
 
@@ -265,7 +266,7 @@ async def record(
     channel_account_id: UUID,
     outcomes: list[tuple[UUID, Call]],
 ) -> None:
-    """Every outcome of a batch at once, as app.record_send does one: a stored echo of
+    """Every outcome of a wave at once, as app.record_send does one: a stored echo of
     the same provider id gives way, the conversation's last_message_at moves."""
     await _quiet(conn)
     ids = [message_id for message_id, _ in outcomes]

@@ -2,10 +2,11 @@
 
 A dispatcher keeps the provider busy without a transaction per send. Per campaign it
 claims a batch (at most BATCH_SPAN seconds of the cap) with its send slots in one
-transaction, and starts sending it as a task: just before the batch's first slot its
-messages are taken queued → sending in one UPDATE (the claim that lets one caller
-send a message, ever), each is sent concurrently at its own slot, and the outcomes
-are recorded in one transaction (shared/campaigns/claim.py). Meanwhile the next
+transaction, and starts sending it as a task, wave by wave (WAVE seconds of slots):
+just before a wave's first slot its messages are taken queued → sending in one UPDATE
+(the claim that lets one caller send a message, ever), each is sent concurrently at
+its own slot, and the wave's outcomes are recorded in one transaction
+(shared/campaigns/claim.py). Meanwhile the next
 batch is claimed, as long as the account's slots are reserved no further than
 HORIZON ahead, so one dispatcher alone holds the cap and several share it.
 
@@ -178,14 +179,18 @@ class Dispatcher:
                 stop.set()
             return call
 
-        sending: list[tuple[Job, asyncio.Task[Call]]] = []
-        left: list[Job] = []  # waves never taken: the messaging limit stopped the batch
+        async def settle(sends: list[tuple[Job, asyncio.Task[Call]]], left: list[Job]) -> None:
+            outcomes = [(j.message["id"], await task) for j, task in sends]
+            outcomes += [(j.message["id"], Call(None, NOT_MADE, None, [])) for j in left]
+            await self._record(campaign, outcomes)
+
+        waves = _waves(jobs)
         # the sends of a batch stop with it (a dispatcher killed stops its sends)
         async with asyncio.TaskGroup() as group:
-            for wave in _waves(jobs):
-                if stop.is_set():
-                    left += wave
-                    continue
+            for i, wave in enumerate(waves):
+                if stop.is_set():  # the messaging limit: later waves are never taken
+                    group.create_task(settle([], [j for w in waves[i:] for j in w]))
+                    break
                 await self.clock.until(wave[0].slot - timedelta(seconds=LEAD))
                 async with self.runtime.db.service_tx() as conn:
                     taken = await take(
@@ -195,14 +200,12 @@ class Dispatcher:
                         claim_seconds=self.runtime.settings.claim_seconds,
                     )
                 # jobs not taken wait: the campaign was paused or cancelled meanwhile
-                sending += [
-                    (j, group.create_task(one(j))) for j in wave if j.message["id"] in taken
-                ]
+                sends = [(j, group.create_task(one(j))) for j in wave if j.message["id"] in taken]
+                if sends:  # each wave's outcomes are recorded as soon as they are all in
+                    group.create_task(settle(sends, []))
                 await asyncio.sleep(0)  # the wave's sends start waiting for their slots
-        if not sending:
-            return
-        outcomes = [(j.message["id"], t.result()) for j, t in sending]
-        outcomes += [(j.message["id"], Call(None, NOT_MADE, None, [])) for j in left]
+
+    async def _record(self, campaign: Campaign, outcomes: list[tuple[UUID, Call]]) -> None:
         unmade = [message_id for message_id, c in outcomes if c.error is NOT_MADE]
         limited = next(
             (c.error for _, c in outcomes if c.error and str(c.error.code) in PAUSE_CODES), None
@@ -215,13 +218,12 @@ class Dispatcher:
                 outcomes=outcomes,
             )
             await requeue(conn, campaign_id=campaign.id, message_ids=unmade)
-            if limited is not None:
-                await conn.execute(
-                    "update public.campaigns set status = 'paused', updated_at = now(),"
-                    " pause_reason = $2 where id = $1 and status = 'running'",
-                    campaign.id,
-                    f"WhatsApp messaging limit reached (error {limited.code})",
-                )
+            if limited is not None and await conn.fetchval(
+                "update public.campaigns set status = 'paused', updated_at = now(),"
+                " pause_reason = $2 where id = $1 and status = 'running' returning true",
+                campaign.id,
+                f"WhatsApp messaging limit reached (error {limited.code})",
+            ):
                 self.counts["paused"] += 1
             if (
                 time.monotonic() - self.broadcast_at.get(campaign.id, self.started)
