@@ -12,9 +12,11 @@ from uuid import UUID
 
 import httpx
 
-from shared.campaigns.dispatch import Clock
+from shared.campaigns.claim import Job, claim_batch, take
+from shared.campaigns.dispatch import Campaign, Clock, Dispatcher, due_campaigns
 from shared.campaigns.snapshot import start_campaign
 from shared.db import Connection
+from shared.runtime import Runtime
 from tests.channels.whatsapp.kit import WhatsAppKit
 from tests.fixtures import load
 from tests.support import make_contact, make_org, make_user
@@ -111,3 +113,28 @@ async def finish_others(db: Connection) -> None:
         "update public.campaigns set status = 'completed'"
         " where status in ('running', 'scheduled', 'paused')"
     )
+
+
+async def claim_now(
+    runtime: Runtime, campaign_id: UUID, *, limit: int, taking: bool = False
+) -> tuple[Campaign, list[Job]]:
+    """A dispatcher's claim of up to `limit` recipients (and, `taking`, the take of
+    their messages), committed, after which that dispatcher is gone."""
+    dispatcher = Dispatcher(runtime, batch=limit, clock=Clock())
+    async with runtime.db.service_tx() as conn:
+        (campaign,) = [c for c in await due_campaigns(conn) if c.id == campaign_id]
+    ready = await dispatcher._prepare(campaign)
+    async with runtime.db.service_tx() as conn:
+        jobs, _ = await claim_batch(
+            conn,
+            campaign=campaign,
+            content=ready.content,
+            rate=80,
+            limit=limit,
+            clock=Clock().now,
+            lead=0,
+            orphaned_after=30,
+        )
+        if taking:
+            await take(conn, campaign_id=campaign.id, jobs=jobs, claim_seconds=60)
+    return campaign, jobs

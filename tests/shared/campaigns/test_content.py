@@ -13,15 +13,21 @@ import pytest
 import pytest_asyncio
 import respx
 
-from shared.campaigns import dispatch as dispatching
-from shared.campaigns.claim import claim_batch, take
-from shared.campaigns.dispatch import dispatch, due_campaigns
+from shared.campaigns.claim import take
+from shared.campaigns.dispatch import dispatch
 from shared.campaigns.manage import steer
 from shared.campaigns.progress import progress
 from shared.campaigns.snapshot import start_campaign
 from shared.db import Connection
 from shared.runtime import Runtime
-from tests.shared.campaigns.kit import GRAPH, finish_others, provider, running, statuses
+from tests.shared.campaigns.kit import (
+    GRAPH,
+    claim_now,
+    finish_others,
+    provider,
+    running,
+    statuses,
+)
 from tests.support import make_conversation, module_runtime_fixtures
 
 pytestmark = [
@@ -110,21 +116,7 @@ async def test_cancel_marks_every_recipient_not_yet_sent_cancelled_in_its_transa
     runtime: Runtime, db: Connection
 ) -> None:
     world = await running(db, 4)
-    dispatcher = dispatching.Dispatcher(runtime, batch=10, clock=dispatching.Clock())
-    async with runtime.db.service_tx() as conn:
-        (campaign,) = [c for c in await due_campaigns(conn) if c.id == world["campaign"]]
-    ready = await dispatcher._prepare(campaign)
-    async with runtime.db.service_tx() as conn:  # a dispatcher claims one and dies
-        jobs, _ = await claim_batch(
-            conn,
-            campaign=campaign,
-            content=ready.content,
-            rate=80,
-            limit=1,
-            clock=dispatching.Clock().now,
-            lead=0,
-            orphaned_after=30,
-        )
+    _, jobs = await claim_now(runtime, world["campaign"], limit=1)  # ... and the dispatcher dies
     await db.execute(
         "update campaign_recipients set status = 'sent' where campaign_id = $1"
         " and id = (select max(id) from campaign_recipients where campaign_id = $1)",
@@ -201,21 +193,7 @@ async def test_a_batch_claimed_before_a_pause_is_queued_again_and_sent_once_on_r
     runtime: Runtime, db: Connection
 ) -> None:
     world = await running(db, 2)
-    dispatcher = dispatching.Dispatcher(runtime, batch=10, clock=dispatching.Clock())
-    async with runtime.db.service_tx() as conn:
-        (campaign,) = [c for c in await due_campaigns(conn) if c.id == world["campaign"]]
-    ready = await dispatcher._prepare(campaign)
-    async with runtime.db.service_tx() as conn:
-        jobs, _ = await claim_batch(
-            conn,
-            campaign=campaign,
-            content=ready.content,
-            rate=80,
-            limit=10,
-            clock=dispatching.Clock().now,
-            lead=0,
-            orphaned_after=30,
-        )
+    campaign, jobs = await claim_now(runtime, world["campaign"], limit=10)
     async with db.transaction():
         await steer(conn=db, organization_id=world["org"], campaign_id=campaign.id, action="pause")
     async with runtime.db.service_tx() as conn:

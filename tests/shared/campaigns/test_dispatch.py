@@ -19,8 +19,7 @@ import pytest_asyncio
 import respx
 
 from shared.campaigns import dispatch as dispatching
-from shared.campaigns.claim import claim_batch, take
-from shared.campaigns.dispatch import dispatch, due_campaigns, run
+from shared.campaigns.dispatch import dispatch, run
 from shared.campaigns.rate import SCHEDULE_SHARE, rate_of, reserve
 from shared.db import Connection
 from shared.runtime import Runtime
@@ -30,6 +29,7 @@ from tests.shared.campaigns.kit import (
     GRAPH,
     T0,
     FakeClock,
+    claim_now,
     finish_others,
     provider,
     running,
@@ -47,13 +47,6 @@ runtime, db = module_runtime_fixtures()
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)
 async def _alone(db: Connection) -> None:
     await finish_others(db)
-
-
-async def prepared(runtime: Runtime, campaign_id: Any) -> tuple[Any, Any]:
-    dispatcher = dispatching.Dispatcher(runtime, batch=100, clock=dispatching.Clock())
-    async with runtime.db.service_tx() as conn:
-        (campaign,) = [c for c in await due_campaigns(conn) if c.id == campaign_id]
-    return campaign, await dispatcher._prepare(campaign)
 
 
 @respx.mock
@@ -86,26 +79,9 @@ async def test_a_dispatcher_killed_after_its_claim_is_resumed_without_a_second_c
     runtime: Runtime, db: Connection
 ) -> None:
     world = await running(db, 5)
-    campaign, ready = await prepared(runtime, world["campaign"])
-
-    async def dies_after(step: str) -> list[Any]:
-        async with runtime.db.service_tx() as conn:
-            jobs, _ = await claim_batch(
-                conn,
-                campaign=campaign,
-                content=ready.content,
-                rate=80,
-                limit=2,
-                clock=dispatching.Clock().now,
-                lead=0,
-                orphaned_after=30,
-            )
-            if step == "take":
-                await take(conn, campaign_id=campaign.id, jobs=jobs, claim_seconds=60)
-        return jobs
-
-    claimed = await dies_after("claim")  # ... and dies before taking its messages
-    in_flight = await dies_after("take")  # ... and dies mid-send: it may have sent them
+    # a dispatcher dies before taking its messages; another dies mid-send (it may have sent)
+    _, claimed = await claim_now(runtime, world["campaign"], limit=2)
+    _, in_flight = await claim_now(runtime, world["campaign"], limit=2, taking=True)
     assert len(claimed) == len(in_flight) == 2
     sent: list[dict[str, Any]] = []
     respx.post(GRAPH).mock(side_effect=provider(sent))
