@@ -1,6 +1,10 @@
 """POST /functions/v1/send-message — an agent's reply into a conversation.
 
-Body: {conversation_id, text?, media_url?, media_type?} or {conversation_id, template}.
+Body: {conversation_id, text?, media_url?, media_type?} or {conversation_id, template},
+or {conversation_id, text_template: {id or name, values?}, media_url?, media_type?}: the
+organization's text template filled on the server with the contact, the agent, the
+conversation and `values` (422 `unknown_text_template`, `template_variable_missing`
+before any provider call).
 Any member may send. On WhatsApp, free-form messages are refused (422
 `outside_window`) once the contact's last message is over 24 hours old; an approved
 template — {name, language, header?, body: [values] or {name: value}} — reopens the

@@ -22,7 +22,13 @@ from shared.campaigns.snapshot import start_campaign
 from shared.web import RuntimeDep
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[requires("campaigns")])
-Status = Literal["queued", "sending", "sent", "delivered", "read", "failed", "excluded"]
+Status = Literal[
+    "queued", "sending", "sent", "delivered", "read", "failed", "excluded", "cancelled"
+]
+# Recipients by status, and `replied`: those who answered within 7 days of the send.
+Counted = Literal[
+    "queued", "sending", "sent", "delivered", "read", "failed", "excluded", "cancelled", "replied"
+]
 
 
 class Campaign(BaseModel):
@@ -39,7 +45,7 @@ class Campaign(BaseModel):
     pause_reason: str | None
     recipient_count: int
     excluded_count: int
-    progress: dict[Status, int]
+    progress: dict[Counted, int]
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime
@@ -60,6 +66,7 @@ class Recipient(BaseModel):
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
+    replied_at: datetime | None
     updated_at: datetime
 
 
@@ -154,7 +161,7 @@ def _steering(action: str, summary: str) -> None:
 
 _steering("pause", "Pause a campaign (no more sends until resumed)")
 _steering("resume", "Resume a paused campaign")
-_steering("cancel", "Cancel a campaign (its unsent recipients are never sent)")
+_steering("cancel", "Cancel a campaign (its recipients not yet sent become cancelled)")
 
 
 @router.get(

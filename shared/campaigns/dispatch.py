@@ -1,14 +1,20 @@
-"""Dispatching a running campaign: exactly once per recipient, within the account's rate.
+"""Dispatching running campaigns: exactly once per recipient, at the account's cap.
 
-A batch is claimed in one transaction: the queued recipients are locked with
-FOR UPDATE SKIP LOCKED (so concurrent dispatchers take disjoint rows), each gets
-its outbound message inserted `queued`, and moves queued → sending with that
-message's id. The provider call then goes through the inbox's send path
-(shared/inbox/outbound.deliver), whose own queued → sending claim on the message
-lets only one caller ever send it. A dispatcher killed after the claim leaves
-recipients `sending` with a `queued` message: the next run resumes exactly those,
-and the message claim still stops a second copy. Outcomes reach the recipient
-through the messages' status trigger (the migration), webhooks included.
+A dispatcher keeps the provider busy without a transaction per send. Per campaign it
+claims a batch (at most BATCH_SPAN seconds of the cap) with its send slots in one
+transaction, and starts sending it as a task, wave by wave (WAVE seconds of slots):
+just before a wave's first slot its messages are taken queued → sending in one UPDATE
+(the claim that lets one caller send a message, ever), each is sent concurrently at
+its own slot, and the wave's outcomes are recorded in one transaction
+(shared/campaigns/claim.py). Meanwhile the next
+batch is claimed, as long as the account's slots are reserved no further than
+HORIZON ahead, so one dispatcher alone holds the cap and several share it.
+
+A dispatcher killed after a claim leaves recipients `sending` with `queued` messages:
+once their slot is long past another run takes them back; messages it had taken are
+never sent again (the outbound sweep marks them unknown). WhatsApp's messaging limit
+(131048) pauses the campaign: the batch's sends not yet made are not made, and their
+recipients are queued again for a resume.
 """
 
 from __future__ import annotations
@@ -17,25 +23,32 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from shared.campaigns.rate import rate_of, reserve
+from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, take
+from shared.campaigns.content import Content
+from shared.campaigns.progress import broadcast_progress
+from shared.campaigns.rate import Window, next_free, rate_of
 from shared.campaigns.snapshot import start_campaign
-from shared.channels.base import OutboundMessage
+from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.registry import channel_named
-from shared.channels.whatsapp.templates import TemplateSend, prepare_send
-from shared.db import Connection
+from shared.channels.whatsapp.templates import TemplateSend
 from shared.errors import AppError
 from shared.inbox.accounts import load_account, webhook_url
-from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver
+from shared.inbox.outbound import Call, Outbound, call_provider
 from shared.runtime import Runtime
 from shared.templates import whatsapp as wa_templates
 
-STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "excluded")
 # WhatsApp's spam rate limit (the account's messaging limit): sending on is futile.
 PAUSE_CODES = frozenset({"131048"})
+BATCH_SPAN = 0.25  # seconds of the cap one batch holds (at least one recipient)
+HORIZON = 2.0  # seconds ahead an account's slots may be reserved (claims under load lag)
+LEAD = 0.05  # a wave's messages are taken this long before its first slot
+WAVE = 0.05  # seconds of a batch's slots taken for sending at once
+IN_FLIGHT = 256  # provider calls under way at once, per batch
+PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
 
 
 @dataclass
@@ -44,6 +57,11 @@ class Clock:
 
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    async def until(self, when: datetime) -> None:
+        wait = (when - self.now()).total_seconds()
+        if wait > 0:
+            await self.sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -56,8 +74,184 @@ class Campaign:
     body: str | None
     template: dict[str, Any] | None
 
+    @property
+    def rate(self) -> float:
+        return rate_of(channel=self.channel, settings=self.settings)
 
-async def due_campaigns(conn: Connection) -> list[Campaign]:
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every batch of a campaign shares, loaded once per run."""
+
+    content: Content
+    channel: Channel
+    account: Account
+    callback: str
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, *, batch: int, clock: Clock) -> None:
+        self.runtime, self.batch, self.clock = runtime, batch, clock
+        self.counts = {"sent": 0, "failed": 0, "paused": 0}
+        self.prepared: dict[UUID, Prepared] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        # the run broadcasts each campaign's progress when it ends, and every
+        # PROGRESS_EVERY seconds while it lasts
+        self.broadcast_at: dict[UUID, float] = {}
+        self.started = time.monotonic()
+
+    async def _prepare(self, campaign: Campaign) -> Prepared:
+        if campaign.id not in self.prepared:
+            async with self.runtime.db.service_tx() as conn:
+                template = None
+                if campaign.template is not None:
+                    template = await wa_templates.find(
+                        conn=conn,
+                        channel_account_id=campaign.channel_account_id,
+                        name=str(campaign.template["name"]),
+                        language=str(campaign.template["language"]),
+                    )
+                account = await load_account(conn=conn, account_id=campaign.channel_account_id)
+                organization = await conn.fetchval(
+                    "select name from public.organizations where id = $1",
+                    campaign.organization_id,
+                )
+            channel = channel_named(campaign.channel)
+            send = (
+                None
+                if campaign.template is None
+                else TemplateSend.model_validate(campaign.template)
+            )
+            self.prepared[campaign.id] = Prepared(
+                Content(channel, campaign.body, template, send, {"name": organization}),
+                channel,
+                account,
+                webhook_url(self.runtime.settings, campaign.channel, campaign.channel_account_id),
+            )
+        return self.prepared[campaign.id]
+
+    async def plan(self, campaign: Campaign) -> float | None:
+        """Claim the campaign's next batch and start sending it. None: nothing is left
+        to claim; else the seconds until another batch may be claimed (0: now)."""
+        prepared = await self._prepare(campaign)
+        now, rate = self.clock.now(), campaign.rate
+        async with self.runtime.db.service_tx() as conn:
+            free = await next_free(conn=conn, channel_account_id=campaign.channel_account_id)
+            if free is not None and free > now + timedelta(seconds=HORIZON):
+                return (free - now).total_seconds() - HORIZON
+            jobs, failed = await claim_batch(
+                conn,
+                campaign=campaign,
+                content=prepared.content,
+                rate=rate,
+                limit=max(1, min(self.batch, int(rate * BATCH_SPAN))),
+                clock=self.clock.now,
+                lead=2 * LEAD,
+                orphaned_after=self.runtime.settings.claim_seconds / 4,
+            )
+        self.counts["failed"] += failed
+        if not jobs:
+            return 0.0 if failed else None
+        task = asyncio.create_task(self._send(campaign, prepared, jobs))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return 0.0
+
+    async def _send(self, campaign: Campaign, prepared: Prepared, jobs: list[Job]) -> None:
+        stop, limit = asyncio.Event(), asyncio.Semaphore(IN_FLIGHT)
+        window = Window.of(campaign.channel_account_id, campaign.rate)
+
+        async def one(job: Job) -> Call:
+            await self.clock.until(job.slot)
+            while (wait := window.wait(self.clock.now())) > 0:
+                await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+            if stop.is_set():
+                return Call(None, NOT_MADE, None, [])
+            outbound = OutboundMessage(
+                to=job.address, callback_url=prepared.callback, text=job.text, metadata=job.options
+            )
+            async with limit:
+                call = await call_provider(
+                    self.runtime,
+                    Outbound(job.message, prepared.channel, prepared.account, outbound),
+                )
+            if call.error is not None and str(call.error.code) in PAUSE_CODES:
+                stop.set()
+            return call
+
+        async def settle(sends: list[tuple[Job, asyncio.Task[Call]]], left: list[Job]) -> None:
+            outcomes = [(j.message["id"], await task) for j, task in sends]
+            outcomes += [(j.message["id"], Call(None, NOT_MADE, None, [])) for j in left]
+            await self._record(campaign, outcomes)
+
+        waves = _waves(jobs)
+        # the sends of a batch stop with it (a dispatcher killed stops its sends)
+        async with asyncio.TaskGroup() as group:
+            for i, wave in enumerate(waves):
+                if stop.is_set():  # the messaging limit: later waves are never taken
+                    group.create_task(settle([], [j for w in waves[i:] for j in w]))
+                    break
+                await self.clock.until(wave[0].slot - timedelta(seconds=LEAD))
+                async with self.runtime.db.service_tx() as conn:
+                    taken = await take(
+                        conn,
+                        campaign_id=campaign.id,
+                        jobs=wave,
+                        claim_seconds=self.runtime.settings.claim_seconds,
+                    )
+                # jobs not taken wait: the campaign was paused or cancelled meanwhile
+                sends = [(j, group.create_task(one(j))) for j in wave if j.message["id"] in taken]
+                if sends:  # each wave's outcomes are recorded as soon as they are all in
+                    group.create_task(settle(sends, []))
+                await asyncio.sleep(0)  # the wave's sends start waiting for their slots
+
+    async def _record(self, campaign: Campaign, outcomes: list[tuple[UUID, Call]]) -> None:
+        unmade = [message_id for message_id, c in outcomes if c.error is NOT_MADE]
+        limited = next(
+            (c.error for _, c in outcomes if c.error and str(c.error.code) in PAUSE_CODES), None
+        )
+        async with self.runtime.db.service_tx() as conn:
+            await record(
+                conn,
+                organization_id=campaign.organization_id,
+                channel_account_id=campaign.channel_account_id,
+                outcomes=outcomes,
+            )
+            await requeue(conn, campaign_id=campaign.id, message_ids=unmade)
+            if limited is not None and await conn.fetchval(
+                "update public.campaigns set status = 'paused', updated_at = now(),"
+                " pause_reason = $2 where id = $1 and status = 'running' returning true",
+                campaign.id,
+                f"WhatsApp messaging limit reached (error {limited.code})",
+            ):
+                self.counts["paused"] += 1
+            if (
+                time.monotonic() - self.broadcast_at.get(campaign.id, self.started)
+                >= PROGRESS_EVERY
+            ):
+                self.broadcast_at[campaign.id] = time.monotonic()
+                await broadcast_progress(conn, campaign.organization_id, campaign.id)
+        self.counts["sent"] += sum(1 for _, c in outcomes if c.error is None)
+        self.counts["failed"] += sum(1 for _, c in outcomes if c.error and c.error is not NOT_MADE)
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+
+
+def _waves(jobs: list[Job]) -> list[list[Job]]:
+    """The batch's jobs in slot order, cut every WAVE seconds: each wave's messages are
+    taken just before it, so a dispatcher killed holds at most a wave taken unsent."""
+    waves: list[list[Job]] = []
+    for job in sorted(jobs, key=lambda j: j.slot):
+        if waves and (job.slot - waves[-1][0].slot).total_seconds() < WAVE:
+            waves[-1].append(job)
+        else:
+            waves.append([job])
+    return waves
+
+
+async def due_campaigns(conn: Any) -> list[Campaign]:
     rows = await conn.fetch(
         "select c.id, c.organization_id, c.channel_account_id, a.channel::text as channel,"
         " a.settings, c.body, c.template from public.campaigns c"
@@ -67,120 +261,65 @@ async def due_campaigns(conn: Connection) -> list[Campaign]:
     return [Campaign(**dict(r)) for r in rows]
 
 
-async def claim(
-    conn: Connection, campaign: Campaign, *, content: str, content_type: str, limit: int
-) -> list[dict[str, Any]]:
-    """Lock up to `limit` queued recipients, queue their messages, mark them sending."""
-    rows = await conn.fetch(
-        "select id, contact_id, address from public.campaign_recipients"
-        " where campaign_id = $1 and status = 'queued' order by id limit $2"
-        " for update skip locked",
-        campaign.id,
-        limit,
-    )
-    if not rows:
-        return []
-    contacts = [r["contact_id"] for r in rows]
-    await conn.execute(
-        "insert into public.conversations (organization_id, contact_id, channel_account_id)"
-        " select $1, unnest($3::uuid[]), $2"
-        " on conflict (organization_id, channel_account_id, contact_id, thread_key)"
-        " where status <> 'resolved' do nothing",
-        campaign.organization_id,
-        campaign.channel_account_id,
-        contacts,
-    )
-    messages = await conn.fetch(
-        f"""
-        insert into public.messages (organization_id, conversation_id, channel_account_id,
-          direction, sender_type, content_type, body, metadata, status)
-        select v.organization_id, v.id, v.channel_account_id, 'outbound', 'system',
-               $4::public.content_type, $5, jsonb_build_object('campaign_id', $3::uuid), 'queued'
-          from public.conversations v
-         where v.organization_id = $1 and v.channel_account_id = $2
-           and v.contact_id = any($6::uuid[]) and v.thread_key = '' and v.status <> 'resolved'
-        returning {MESSAGE_COLUMNS},
-          (select contact_id from public.conversations where id = conversation_id) as contact_id
-        """,
-        campaign.organization_id,
-        campaign.channel_account_id,
-        campaign.id,
-        content_type,
-        content,
-        contacts,
-    )
-    by_contact = {m["contact_id"]: m for m in messages}
-    await conn.execute(
-        "update public.campaign_recipients r set status = 'sending', message_id = m.id,"
-        " attempts = r.attempts + 1, updated_at = now()"
-        " from unnest($2::uuid[], $3::uuid[]) as m(contact_id, id)"
-        " where r.campaign_id = $1 and r.contact_id = m.contact_id",
-        campaign.id,
-        list(by_contact),
-        [m["id"] for m in by_contact.values()],
-    )
-    return [
-        {"address": r["address"], "message": by_contact[r["contact_id"]]}
-        for r in rows
-        if r["contact_id"] in by_contact
-    ]
-
-
-async def orphans(
-    conn: Connection, campaign: Campaign, *, older_than: float
-) -> list[dict[str, Any]]:
-    """Recipients a killed dispatcher claimed but never sent: their message is still queued."""
-    rows = await conn.fetch(
-        "select r.address, m.id, m.organization_id from public.campaign_recipients r"
-        " join public.messages m on m.id = r.message_id"
-        " where r.campaign_id = $1 and r.status = 'sending' and m.status = 'queued'"
-        "   and m.created_at < now() - make_interval(secs => $2)"
-        " order by r.id for update of r skip locked",
-        campaign.id,
-        older_than,
-    )
-    return [{"address": r["address"], "message": r} for r in rows]
-
-
-def content_of(
-    campaign: Campaign, template: dict[str, Any] | None
-) -> tuple[str, str, dict[str, Any]]:
-    """The text the inbox shows, its content type and the channel options."""
-    if campaign.template is not None and template is not None:
-        graph, text = prepare_send(template, TemplateSend.model_validate(campaign.template))
-        return text, "template", {"template": graph}
-    assert campaign.body is not None
-    return campaign.body, "text", {}
+async def run(
+    runtime: Runtime, *, batch: int, seconds: float, clock: Clock | None = None
+) -> dict[str, int]:
+    """Claim and send batches until nothing is left to claim or `seconds` have gone by
+    (0: one batch per campaign), then finish the batches under way; a cron call each
+    minute keeps campaigns moving at their accounts' rates."""
+    clock = clock or Clock()
+    dispatcher = Dispatcher(runtime, batch=batch, clock=clock)
+    started = time.monotonic()
+    await start_due(runtime, now=clock.now())
+    async with runtime.db.service_tx() as conn:
+        campaigns = await due_campaigns(conn)
+    active = {c.id: c for c in campaigns}
+    try:
+        while active:
+            waits: list[float] = []
+            for campaign in list(active.values()):
+                wait = await dispatcher.plan(campaign)
+                if wait is None:
+                    del active[campaign.id]
+                else:
+                    waits.append(wait)
+            if not waits or time.monotonic() - started >= seconds:
+                break
+            if (pause := min(waits)) > 0:
+                await clock.until(clock.now() + timedelta(seconds=pause))
+            async with runtime.db.service_tx() as conn:
+                running = {c.id for c in await due_campaigns(conn)}
+            active = {k: c for k, c in active.items() if k in running}
+        await dispatcher.drain()
+    except BaseException:
+        for task in dispatcher.tasks:  # a dispatcher stopped (or killed) stops its sends
+            task.cancel()
+        raise
+    async with runtime.db.service_tx() as conn:
+        for campaign in campaigns:
+            await _complete(conn, campaign.id)
+            await broadcast_progress(conn, campaign.organization_id, campaign.id)
+    return dispatcher.counts
 
 
 async def dispatch(
     runtime: Runtime, *, batch: int = 100, clock: Clock | None = None
 ) -> dict[str, int]:
-    """One pass over the running campaigns: resume orphans, then one batch each."""
-    clock = clock or Clock()
-    counts = {"sent": 0, "failed": 0, "paused": 0}
-    await start_due(runtime, now=clock.now())
-    async with runtime.db.service_tx() as conn:
-        campaigns = await due_campaigns(conn)
-    for campaign in campaigns:
-        await _one_batch(runtime, campaign, batch=batch, clock=clock, counts=counts)
-        async with runtime.db.service_tx() as conn:
-            await broadcast_progress(conn, campaign.organization_id, campaign.id)
-    return counts
+    """One pass: one batch per running campaign, sent and recorded."""
+    return await run(runtime, batch=batch, seconds=0, clock=clock)
 
 
-async def run(
-    runtime: Runtime, *, batch: int, seconds: float, clock: Clock | None = None
-) -> dict[str, int]:
-    """Dispatch passes until nothing is left to send or `seconds` have gone by (0: one
-    pass), so a cron call each minute keeps campaigns moving at their accounts' rates."""
-    started = time.monotonic()
-    total = {"sent": 0, "failed": 0, "paused": 0}
-    while True:
-        counts = await dispatch(runtime, batch=batch, clock=clock)
-        total = {k: total[k] + counts[k] for k in total}
-        if not (counts["sent"] or counts["failed"]) or time.monotonic() - started >= seconds:
-            return total
+async def _complete(conn: Any, campaign_id: UUID) -> None:
+    """A running campaign with nothing queued or under way is completed."""
+    await conn.execute(
+        "update public.campaigns set status = 'completed', finished_at = now(),"
+        " updated_at = now() where id = $1 and status = 'running'"
+        " and not exists (select 1 from public.campaign_recipients r"
+        "   left join public.messages m on m.id = r.message_id"
+        "   where r.campaign_id = $1 and (r.status = 'queued' or m.status = 'queued'"
+        "     or (m.status = 'sending' and m.send_deadline > now())))",
+        campaign_id,
+    )
 
 
 async def start_due(runtime: Runtime, *, now: datetime) -> None:
@@ -206,102 +345,3 @@ async def start_due(runtime: Runtime, *, now: datetime) -> None:
                     row["id"],
                     exc.message,
                 )
-
-
-async def progress(conn: Connection, campaign_id: UUID) -> dict[str, int]:
-    """The campaign's recipients by status (every status present, zero or not)."""
-    rows = await conn.fetch(
-        "select status, count(*)::int as n from public.campaign_recipients"
-        " where campaign_id = $1 group by status",
-        campaign_id,
-    )
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update({r["status"]: r["n"] for r in rows})
-    return counts
-
-
-async def broadcast_progress(conn: Connection, organization_id: UUID, campaign_id: UUID) -> None:
-    """One Realtime event per batch on the organization's inbox topic."""
-    status = await conn.fetchval("select status from public.campaigns where id = $1", campaign_id)
-    await conn.execute(
-        "select realtime.send($1::jsonb, 'campaign.progress', $2, true)",
-        {
-            "campaign_id": str(campaign_id),
-            "status": status,
-            "counts": await progress(conn, campaign_id),
-        },
-        f"org:{organization_id}:inbox",
-    )
-
-
-async def _one_batch(
-    runtime: Runtime, campaign: Campaign, *, batch: int, clock: Clock, counts: dict[str, int]
-) -> None:
-    settings = runtime.settings
-    async with runtime.db.service_tx() as conn:
-        template = None
-        if campaign.template is not None:
-            template = await wa_templates.find(
-                conn=conn,
-                channel_account_id=campaign.channel_account_id,
-                name=str(campaign.template["name"]),
-                language=str(campaign.template["language"]),
-            )
-        text, content_type, options = content_of(campaign, template)
-        account = await load_account(conn=conn, account_id=campaign.channel_account_id)
-        jobs = await orphans(conn, campaign, older_than=settings.claim_seconds / 2)
-        jobs += await claim(
-            conn, campaign, content=text, content_type=content_type, limit=batch - len(jobs)
-        )
-        if not jobs:
-            await conn.execute(
-                "update public.campaigns set status = 'completed', finished_at = now(),"
-                " updated_at = now() where id = $1 and status = 'running'"
-                " and not exists (select 1 from public.campaign_recipients r"
-                "   left join public.messages m on m.id = r.message_id"
-                "   where r.campaign_id = $1 and (r.status = 'queued' or m.status = 'queued'"
-                "     or (m.status = 'sending' and m.send_deadline > now())))",
-                campaign.id,
-            )
-            return
-        rate = rate_of(channel=campaign.channel, settings=campaign.settings)
-        slots = await reserve(
-            conn=conn,
-            channel_account_id=campaign.channel_account_id,
-            count=len(jobs),
-            rate=rate,
-            now=clock.now(),
-        )
-    channel = channel_named(campaign.channel)
-    callback = webhook_url(settings, campaign.channel, campaign.channel_account_id)
-    for slot, job in zip(slots, jobs, strict=True):
-        wait = (slot - clock.now()).total_seconds()
-        if wait > 0:
-            await clock.sleep(wait)
-        outbound = OutboundMessage(
-            to=job["address"], callback_url=callback, text=text, metadata=options
-        )
-        try:
-            await deliver(runtime, Outbound(job["message"], channel, account, outbound), None)
-            counts["sent"] += 1
-        except AppError:
-            counts["failed"] += 1
-            if await _pause_if_limited(runtime, campaign, job["message"]["id"]):
-                counts["paused"] += 1
-                return
-
-
-async def _pause_if_limited(runtime: Runtime, campaign: Campaign, message_id: UUID) -> bool:
-    async with runtime.db.service_tx() as conn:
-        code = await conn.fetchval(
-            "select error ->> 'code' from public.messages where id = $1", message_id
-        )
-        if code not in PAUSE_CODES:
-            return False
-        await conn.execute(
-            "update public.campaigns set status = 'paused', updated_at = now(),"
-            " pause_reason = $2 where id = $1 and status = 'running'",
-            campaign.id,
-            f"WhatsApp messaging limit reached (error {code})",
-        )
-    return True

@@ -2,8 +2,10 @@
 
 Everything a campaign needs is checked when it is created, so a bad one is a 422
 naming the problem and nothing is stored: the channel account, the template and
-its variables (WhatsApp accounts only), the audience filter and that it matches
-someone, the timezone and that a scheduled start lies in the future.
+its variables (WhatsApp accounts only), the syntax of the text or values and the
+contact variables they use, the audience filter and that it matches someone, the
+timezone and that a scheduled start lies in the future. Cancelling marks every
+recipient not yet sent `cancelled` in the same transaction (a trigger).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.campaigns.dispatch import progress
+from shared.campaigns.content import validate
+from shared.campaigns.progress import progress, progress_of
 from shared.campaigns.snapshot import audience_size
 from shared.channels.whatsapp.templates import TemplateSend, prepare_send
 from shared.db import Connection
@@ -29,7 +32,7 @@ COLUMNS = (
 )
 RECIPIENT_COLUMNS = (
     "id, contact_id, address, status, exclusion_reason, message_id, provider_message_id,"
-    " attempts, error, sent_at, delivered_at, read_at, failed_at, updated_at"
+    " attempts, error, sent_at, delivered_at, read_at, failed_at, replied_at, updated_at"
 )
 # What each steering action moves from, and to.
 MOVES: dict[str, tuple[frozenset[str], str]] = {
@@ -73,6 +76,7 @@ async def create_campaign(
     )
     if channel is None:
         raise Unprocessable("channel_account_id: no such channel account", code="unknown_account")
+    validate(text=data.text, send=data.template)  # 422: bad syntax, a name it cannot fill
     if data.template is not None:
         if channel != "whatsapp":
             raise Unprocessable(
@@ -119,7 +123,8 @@ async def list_campaigns(*, conn: Connection, organization_id: UUID) -> list[dic
         " order by created_at desc, id limit 200",
         organization_id,
     )
-    return [await _with_progress(conn, dict(r)) for r in rows]
+    counts = await progress_of(conn, [r["id"] for r in rows])
+    return [dict(r) | {"progress": counts[r["id"]]} for r in rows]
 
 
 async def get_campaign(

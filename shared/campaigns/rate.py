@@ -2,15 +2,19 @@
 
 A row per account holds the next free send slot; a dispatcher reserves `count`
 slots in one atomic upsert, getting the first slot's time. Reservations of
-concurrent dispatchers never overlap, so the account never sends faster than its
-cap however many dispatchers run.
+concurrent dispatchers never overlap, so the account's schedule never exceeds its
+cap however many dispatchers run. Slots are spaced for SCHEDULE_SHARE of the cap:
+a send a little late (a busy event loop) then still leaves any one-second window
+within the cap, and `Window` holds each process's sends under it outright.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from shared.db import Connection
@@ -21,6 +25,8 @@ from shared.db import Connection
 DEFAULT_RATES = {"whatsapp": 80.0, "sms": 1.0, "telegram": 30.0}
 MAX_RATES = {"whatsapp": 1000.0, "sms": 1.0, "telegram": 30.0}
 FALLBACK_RATE = 10.0
+# The share of the cap the slots are spaced for (the rest absorbs sends that run late).
+SCHEDULE_SHARE = 0.98
 
 
 def rate_of(*, channel: str, settings: Mapping[str, Any]) -> float:
@@ -36,7 +42,7 @@ async def reserve(
     *, conn: Connection, channel_account_id: UUID, count: int, rate: float, now: datetime
 ) -> list[datetime]:
     """`count` send times of the account, 1/rate apart, none shared with anyone else."""
-    step = timedelta(seconds=1 / rate)
+    step = timedelta(seconds=1 / (rate * SCHEDULE_SHARE))
     first: datetime = await conn.fetchval(
         "insert into private.campaign_send_slots as s (channel_account_id, next_slot)"
         " values ($1, $2::timestamptz + $3::interval * $4::int)"
@@ -49,3 +55,41 @@ async def reserve(
         count,
     )
     return [first + step * i for i in range(count)]
+
+
+async def next_free(*, conn: Connection, channel_account_id: UUID) -> datetime | None:
+    """The account's next free slot (None before its first reservation)."""
+    slot: datetime | None = await conn.fetchval(
+        "select next_slot from private.campaign_send_slots where channel_account_id = $1",
+        channel_account_id,
+    )
+    return slot
+
+
+class Window:
+    """This process's sends of one account over the last second: at most the cap."""
+
+    _all: ClassVar[dict[UUID, Window]] = {}
+
+    def __init__(self, rate: float) -> None:
+        # as the slots: a send measured a moment after it passed here stays within the cap
+        self.cap = max(1, math.ceil(rate * SCHEDULE_SHARE))
+        self.sent: deque[datetime] = deque()
+
+    @classmethod
+    def of(cls, channel_account_id: UUID, rate: float) -> Window:
+        window = cls._all.get(channel_account_id)
+        if window is None or window.cap != cls(rate).cap:
+            window = cls._all[channel_account_id] = cls(rate)
+        return window
+
+    def wait(self, now: datetime) -> float:
+        """Seconds to wait before a send at `now` keeps every one-second window within
+        the cap; 0 takes the send's place in the window."""
+        second = timedelta(seconds=1)
+        while self.sent and self.sent[0] <= now - second:
+            self.sent.popleft()
+        if len(self.sent) >= self.cap:
+            return (self.sent[0] + second - now).total_seconds()
+        self.sent.append(now)
+        return 0.0

@@ -159,6 +159,35 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> Answe
                 await claim.release(conn)
     if not started:  # given up by the sweeper while we were slow: nothing was sent
         raise ServiceUnavailable("The message waited too long and was not sent; send again")
+    call = await call_provider(runtime, job)
+    async with runtime.db.service_tx() as conn:
+        row = await record(conn, message, call.outcome, call.provider_id, call.error, call.attempts)
+        failure = await conclude(conn, claim, row)
+    if failure is not None:
+        raise call.own or failure
+    return Answer.of(201, dict(row))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One claimed message's provider call: its id, or why not, with every attempt."""
+
+    provider_id: str | None
+    error: SendFailure | None
+    own: AppError | None  # our own refusal before any provider call
+    attempts: list[Attempt]
+
+    @property
+    def outcome(self) -> str:
+        if self.error is None:
+            return "sent"
+        return "unknown" if self.error.outcome == "unknown" else "failed"
+
+
+async def call_provider(runtime: Runtime, job: Outbound) -> Call:
+    """Call the provider once for a claimed message (retrying only what it surely did not
+    act on); never raises for the provider's answer, so batches of calls can share it."""
+    settings = runtime.settings
     client = ProviderClient(
         runtime.http, settings, deadline=time.monotonic() + settings.claim_seconds
     )
@@ -176,16 +205,9 @@ async def deliver(runtime: Runtime, job: Outbound, claim: Claim | None) -> Answe
         error = NEVER_STARTED.model_copy(update={"message": exc.message, "code": exc.code})
         own = exc
     except Exception as exc:  # a fault of ours while the call may have gone out
-        log.exception("sending message %s failed unexpectedly", message["id"])
+        log.exception("sending message %s failed unexpectedly", job.message["id"])
         error = INTERRUPTED.model_copy(update={"message": f"{type(exc).__name__} while sending"})
-    outcome = "sent" if error is None else "unknown" if error.outcome == "unknown" else "failed"
-    attempts = ATTEMPTS.validate_python(client.attempts)
-    async with runtime.db.service_tx() as conn:
-        row = await record(conn, message, outcome, provider_id, error, attempts)
-        failure = await conclude(conn, claim, row)
-    if failure is not None:
-        raise own or failure
-    return Answer.of(201, dict(row))
+    return Call(provider_id, error, own, ATTEMPTS.validate_python(client.attempts))
 
 
 async def held(runtime: Runtime, waiting: Held) -> Answer:

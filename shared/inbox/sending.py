@@ -29,6 +29,7 @@ from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import MESSAGE_COLUMNS, Outbound, deliver, held
 from shared.runtime import Runtime
 from shared.templates import whatsapp as wa_templates
+from shared.templates.library import TextTemplateSend, render_text_template
 
 SCOPE = "send-message"
 
@@ -39,9 +40,18 @@ class SendRequest(BaseModel):
     media_url: HttpUrl | None = None
     media_type: Literal["image", "audio", "video", "document"] | None = None
     template: TemplateSend | None = None
+    text_template: TextTemplateSend | None = Field(
+        default=None, description="The organization's text template, filled server-side"
+    )
 
     @model_validator(mode="after")
     def _something_to_send(self) -> SendRequest:
+        if self.text_template is not None:
+            if self.text is not None or self.template is not None:
+                raise ValueError("a text_template stands for the text: no text or template")
+            if (self.media_url is None) != (self.media_type is None):
+                raise ValueError("media_url and media_type go together")
+            return self
         if self.template is not None:
             if self.text is not None or self.media_url is not None:
                 raise ValueError("a template is sent alone: no text or media_url with it")
@@ -115,6 +125,13 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
         if conversation["account_status"] != "active":
             raise Unprocessable("This channel account is disabled", code="account_disabled")
         text, content_type = request.text, str(request.media_type or "text")
+        if request.text_template is not None:  # 422s here, before any provider call
+            text = await render_text_template(
+                conn=conn,
+                user_id=user.user_id,
+                conversation_id=conversation["id"],
+                send=request.text_template,
+            )
         if request.template is not None:
             if conversation["channel"] != "whatsapp":
                 raise Unprocessable(
@@ -131,7 +148,7 @@ async def prepare(runtime: Runtime, *, user: UserPrincipal, request: SendRequest
             options, content_type = {"template": graph}, "template"
         else:
             options = channel.window_options(conversation["last_inbound_at"], datetime.now(UTC))
-            channel.check_outbound(text=request.text, media_type=request.media_type)
+            channel.check_outbound(text=text, media_type=request.media_type)
         recipient = await conn.fetchval(
             "select external_id from public.contact_identities"
             " where organization_id = $1 and contact_id = $2 and channel = $3"

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.db import Connection, fetch_found
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 from shared.templates import render
 
 SHORTCUT = r"^/[a-z0-9][a-z0-9_-]{0,39}$"
@@ -38,6 +38,21 @@ class QuickReplyCreate(BaseModel):
 class QuickReplyUpdate(BaseModel):
     shortcut: str | None = Field(default=None, pattern=SHORTCUT)
     body: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class TextTemplateSend(BaseModel):
+    """An organization's text template to send, by id or name, with values of its own
+    (`{{ values.coupon }}`) besides the contact, agent, conversation and organization."""
+
+    id: UUID | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    values: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> TextTemplateSend:
+        if (self.id is None) == (self.name is None):
+            raise ValueError("name the text template by id or by name, not both")
+        return self
 
 
 # ---- text templates -----------------------------------------------------------------------------
@@ -174,11 +189,40 @@ async def search_quick_replies(
 # ---- rendering for a conversation ---------------------------------------------------------------
 
 
+async def render_text_template(
+    *, conn: Connection, user_id: UUID, conversation_id: UUID, send: TextTemplateSend
+) -> str:
+    """The text template `send` names (of the conversation's organization, under the
+    caller's RLS) filled for the conversation; 422 when there is no such template or a
+    variable has no value."""
+    body = await conn.fetchval(
+        "select t.body from public.text_templates t join public.conversations c"
+        "   on c.organization_id = t.organization_id and c.id = $1"
+        " where ($2::uuid is null or t.id = $2) and ($3::text is null or t.name = $3)",
+        conversation_id,
+        send.id,
+        send.name,
+    )
+    if body is None:
+        raise Unprocessable(
+            f"text_template: no text template {send.name or send.id} in this organization",
+            code="unknown_text_template",
+        )
+    return await render_for_conversation(
+        conn=conn, user_id=user_id, conversation_id=conversation_id, source=body, values=send.values
+    )
+
+
 async def render_for_conversation(
-    *, conn: Connection, user_id: UUID, conversation_id: UUID, source: str
+    *,
+    conn: Connection,
+    user_id: UUID,
+    conversation_id: UUID,
+    source: str,
+    values: dict[str, Any] | None = None,
 ) -> str:
     """`source` filled for an agent's reply: the conversation's contact (custom fields
-    under contact.custom), the agent, the conversation and its organization."""
+    under contact.custom), the agent, the conversation, its organization and `values`."""
     row = await conn.fetchrow(
         """
         select c.id, c.subject, c.status::text as status,
@@ -205,4 +249,5 @@ async def render_for_conversation(
         name: {k: v for k, v in values.items() if v is not None} for name, values in present.items()
     }
     context["contact"] = render.contact_context(dict(row))
+    context["values"] = dict(values or {})
     return render.render(source, context)

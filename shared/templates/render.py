@@ -9,10 +9,12 @@ only — dicts, strings, numbers — never a model or a connection.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
+from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
 
 from shared.errors import Unprocessable
@@ -21,7 +23,7 @@ from shared.errors import Unprocessable
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 # The names a template may use at its top level.
-ROOTS = ("contact", "agent", "conversation", "organization")
+ROOTS = ("contact", "agent", "conversation", "organization", "values")
 
 
 def check(source: str, *, field: str = "body") -> None:
@@ -36,12 +38,34 @@ def check(source: str, *, field: str = "body") -> None:
         ) from exc
 
 
+def variables(source: str, *, field: str = "body") -> set[str]:
+    """The top-level names `source` uses (`contact`, `agent`, …); Unprocessable when it
+    does not parse."""
+    check(source, field=field)
+    return set(find_undeclared_variables(_ENV.parse(source)))
+
+
+def is_template(text: str) -> bool:
+    """Whether `text` holds any template syntax at all (plain text renders as itself)."""
+    return any(mark in text for mark in ("{{", "{%", "{#"))
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    # Compiling is the costly part; a campaign renders one source for every recipient.
+    return _ENV.from_string(source)
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     """The template filled from `context`; Unprocessable naming a missing variable or a
     refused operation (never a crash, never Python's own objects)."""
-    check(source)
     try:
-        return _ENV.from_string(source).render({name: context.get(name, {}) for name in ROOTS})
+        template = _compiled(source)
+    except TemplateSyntaxError:
+        check(source)  # raises, naming the line
+        raise
+    try:
+        return template.render({name: context.get(name, {}) for name in ROOTS})
     except SecurityError as exc:
         raise Unprocessable(
             f"The template is not allowed to do that: {exc}", code="template_refused"

@@ -4,6 +4,7 @@ every answer against the API's own OpenAPI document (status, headers and body)."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -86,8 +87,8 @@ def conforms(spec: OpenAPI, request: httpx.Request, response: httpx.Response) ->
     )
 
 
-@pytest.fixture
-async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def api_client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """A client of /functions/v1/api whose every answer must match the OpenAPI document."""
     gateway = Gateway(runtime.settings, runtime=runtime)
 
@@ -112,6 +113,12 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         base_url=f"http://127.0.0.1:54321{BASE}",
         event_hooks={"response": [check]},
     ) as client:
+        yield client
+
+
+@pytest.fixture
+async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(runtime) as client:
         yield client
 
 
