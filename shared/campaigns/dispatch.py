@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, take
 from shared.campaigns.content import Content
 from shared.campaigns.progress import broadcast_progress
@@ -35,7 +37,8 @@ from shared.campaigns.snapshot import start_campaign
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.registry import channel_named
 from shared.channels.whatsapp.templates import TemplateSend
-from shared.errors import AppError
+from shared.db import Connection
+from shared.errors import AppError, PaymentRequired, from_postgres
 from shared.inbox.accounts import load_account, webhook_url
 from shared.inbox.outbound import Call, Outbound, call_provider
 from shared.runtime import Runtime
@@ -135,20 +138,29 @@ class Dispatcher:
         to claim; else the seconds until another batch may be claimed (0: now)."""
         prepared = await self._prepare(campaign)
         now, rate = self.clock.now(), campaign.rate
-        async with self.runtime.db.service_tx() as conn:
-            free = await next_free(conn=conn, channel_account_id=campaign.channel_account_id)
-            if free is not None and free > now + timedelta(seconds=HORIZON):
-                return (free - now).total_seconds() - HORIZON
-            jobs, failed = await claim_batch(
-                conn,
-                campaign=campaign,
-                content=prepared.content,
-                rate=rate,
-                limit=max(1, min(self.batch, int(rate * BATCH_SPAN))),
-                clock=self.clock.now,
-                lead=2 * LEAD,
-                orphaned_after=self.runtime.settings.claim_seconds / 4,
-            )
+        try:
+            async with self.runtime.db.service_tx() as conn:
+                free = await next_free(conn=conn, channel_account_id=campaign.channel_account_id)
+                if free is not None and free > now + timedelta(seconds=HORIZON):
+                    return (free - now).total_seconds() - HORIZON
+                jobs, failed = await claim_batch(
+                    conn,
+                    campaign=campaign,
+                    content=prepared.content,
+                    rate=rate,
+                    limit=max(1, min(self.batch, int(rate * BATCH_SPAN))),
+                    clock=self.clock.now,
+                    lead=2 * LEAD,
+                    orphaned_after=self.runtime.settings.claim_seconds / 4,
+                )
+        except asyncpg.PostgresError as exc:
+            refused = from_postgres(exc)
+            if not isinstance(refused, PaymentRequired):
+                raise
+            # the plan's outbound messages are used up: stop this campaign, not the run
+            async with self.runtime.db.service_tx() as conn:
+                await self._pause(conn, campaign, str(refused))
+            return None
         self.counts["failed"] += failed
         if not jobs:
             return 0.0 if failed else None
@@ -218,13 +230,10 @@ class Dispatcher:
                 outcomes=outcomes,
             )
             await requeue(conn, campaign_id=campaign.id, message_ids=unmade)
-            if limited is not None and await conn.fetchval(
-                "update public.campaigns set status = 'paused', updated_at = now(),"
-                " pause_reason = $2 where id = $1 and status = 'running' returning true",
-                campaign.id,
-                f"WhatsApp messaging limit reached (error {limited.code})",
-            ):
-                self.counts["paused"] += 1
+            if limited is not None:
+                await self._pause(
+                    conn, campaign, f"WhatsApp messaging limit reached (error {limited.code})"
+                )
             if (
                 time.monotonic() - self.broadcast_at.get(campaign.id, self.started)
                 >= PROGRESS_EVERY
@@ -233,6 +242,15 @@ class Dispatcher:
                 await broadcast_progress(conn, campaign.organization_id, campaign.id)
         self.counts["sent"] += sum(1 for _, c in outcomes if c.error is None)
         self.counts["failed"] += sum(1 for _, c in outcomes if c.error and c.error is not NOT_MADE)
+
+    async def _pause(self, conn: Connection, campaign: Campaign, reason: str) -> None:
+        if await conn.fetchval(
+            "update public.campaigns set status = 'paused', updated_at = now(),"
+            " pause_reason = $2 where id = $1 and status = 'running' returning true",
+            campaign.id,
+            reason,
+        ):
+            self.counts["paused"] += 1
 
     async def drain(self) -> None:
         while self.tasks:

@@ -35,6 +35,7 @@ from tests.shared.campaigns.kit import (
     running,
     statuses,
 )
+from tests.shared.billing.kit import put_on_plan
 from tests.support import make_contact, module_runtime_fixtures
 
 pytestmark = [
@@ -220,3 +221,21 @@ async def test_a_scheduled_campaign_starts_when_due(runtime: Runtime, db: Connec
     await dispatch(runtime, clock=clock)
     assert [s["to"] for s in sent] == ["+4915100099999"]
     assert await statuses(db, world["campaign"]) == {"sent": 1}
+
+
+async def test_a_plan_out_of_messages_pauses_its_campaign_and_not_the_run(
+    runtime: Runtime, db: Connection
+) -> None:
+    broke, fine = await running(db, 2), await running(db, 2)
+    await put_on_plan(db, broke["org"], limits={"outbound_messages_per_period": 1})
+    sent: list[dict[str, Any]] = []
+    with respx.mock:
+        respx.post(GRAPH).mock(side_effect=provider(sent))
+        counts = await dispatch(runtime, batch=2, clock=FakeClock())
+    row = await db.fetchrow(
+        "select status, pause_reason from campaigns where id = $1", broke["campaign"]
+    )
+    assert row["status"] == "paused" and row["pause_reason"].startswith("plan_limit")
+    assert await statuses(db, broke["campaign"]) == {"queued": 2}  # nothing half-sent
+    assert await statuses(db, fine["campaign"]) == {"sent": 2}
+    assert counts["paused"] == 1 and len(sent) == 2
