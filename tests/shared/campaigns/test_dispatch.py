@@ -25,6 +25,7 @@ from shared.db import Connection
 from shared.runtime import Runtime
 from shared.tooling.gateway import Gateway
 from tests.fixtures import load
+from tests.shared.billing.kit import put_on_plan
 from tests.shared.campaigns.kit import (
     GRAPH,
     T0,
@@ -35,7 +36,6 @@ from tests.shared.campaigns.kit import (
     running,
     statuses,
 )
-from tests.shared.billing.kit import put_on_plan
 from tests.support import make_contact, module_runtime_fixtures
 
 pytestmark = [
