@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 import httpx
 
-from bench.database import new_team
+from bench.database import new_team, unlimited_plans
 from functions._api import pipelines
 from shared import api_keys
 from shared.auth import UserPrincipal
@@ -308,6 +308,7 @@ async def compare(
 async def bench(db_url: str, contacts: int, deals: int, runs: int) -> bool:
     say("Migrating …")
     await migrate(db_url, PROJECT_DIR / "supabase")
+    await unlimited_plans(db_url)
     settings = Settings(
         database_url=db_url,
         db_pool_min=2,

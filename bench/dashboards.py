@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 
-from bench.database import new_team, new_user, percentile
+from bench.database import new_team, new_user, percentile, unlimited_plans
 from shared.dashboards import widgets
 from shared.settings import PROJECT_DIR
 from shared.tooling.cluster import Cluster, free_port
@@ -683,6 +683,7 @@ async def main_async(args: argparse.Namespace, keep: Path, fresh: bool) -> bool:
             await conn.execute("create database bench")
             await conn.close()
             await migrate(url, PROJECT_DIR / "supabase", include_local=True)
+            await unlimited_plans(url)
             say(
                 f"Loading two organizations at scale {args.scale} … (load {os.getloadavg()[0]:.1f})"
             )
