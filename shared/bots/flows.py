@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from shared.automation.conditions import parse_conditions
+from shared.billing import require_feature
 from shared.bots.graph import Condition, Graph, Handoff, Http
 from shared.bots.runtime import SESSION_COLUMNS, start
 from shared.bots.simulate import SimulateIn, simulate
@@ -128,6 +129,7 @@ async def _organization_problems(conn: Connection, org: UUID, graph: Graph) -> l
 
 
 async def create(*, conn: Connection, flow: FlowIn) -> dict[str, Any]:
+    await require_feature(conn=conn, organization_id=flow.organization_id, feature="bots")
     await checked(conn, flow.organization_id, flow.graph)
     await check_triggers(conn, flow.organization_id, flow.triggers)
     row = await conn.fetchrow(
@@ -223,6 +225,7 @@ async def publish(
     """The draft, checked again (a row written past the function can hold anything), as
     the next version; the flow's triggers then start that version."""
     flow = await _writable(conn, flow_id)
+    await require_feature(conn=conn, organization_id=flow["organization_id"], feature="bots")
     seen = request.draft_updated_at if request is not None else None
     if seen is not None and seen != flow["updated_at"]:
         raise Conflict("The draft changed since it was loaded", code="draft_changed")
@@ -330,6 +333,7 @@ async def start_in(
 ) -> dict[str, Any]:
     """Starts the flow in a conversation the caller can see (`conn` is the caller's)."""
     flow = await get(conn=conn, flow_id=flow_id)
+    await require_feature(conn=conn, organization_id=flow["organization_id"], feature="bots")
     visible = await conn.fetchval(
         "select exists (select 1 from public.conversations where id = $1 and organization_id = $2)",
         conversation_id,

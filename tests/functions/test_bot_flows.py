@@ -14,6 +14,7 @@ from shared.db import Connection
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.shared.automation.kit import team
+from tests.shared.billing.kit import put_on_plan
 from tests.shared.bots.flows import chain, lead_flow, node
 from tests.shared.bots.kit import mock_sends, say, sent_texts, world
 from tests.support import auth, issue_key
@@ -246,3 +247,31 @@ async def test_publishing_a_draft_changed_since_it_was_loaded(
     )
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "draft_changed"
     assert await db.fetchval("select count(*) from bot_flow_versions") == 0
+
+
+async def test_a_plan_without_bots_saves_publishes_and_starts_none(
+    client: httpx.AsyncClient, settings: Settings, db: Connection
+) -> None:
+    people = await team(db)
+    owner = auth(settings, people["owner"])
+    flow = (
+        await client.post(f"{FLOWS}/", json=body(people["org"], lead_flow()), headers=owner)
+    ).json()
+    await put_on_plan(db, people["org"], features=("api",))
+    refused = [
+        await client.post(f"{FLOWS}/", json=body(people["org"], lead_flow()), headers=owner),
+        await client.post(f"{FLOWS}/{flow['id']}/publish", json={}, headers=owner),
+    ]
+    for answer in refused:
+        assert answer.status_code == 402, answer.text
+        assert answer.json()["error"]["details"]["feature"] == "bots"
+    assert (
+        await db.fetchval(
+            "select count(*) from bot_flows where organization_id = $1", people["org"]
+        )
+        == 1
+    )
+    assert (
+        await db.fetchval("select count(*) from bot_flow_versions where flow_id = $1", flow["id"])
+        == 0
+    )
