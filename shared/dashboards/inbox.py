@@ -5,8 +5,9 @@ Sources, and why each is fast:
                              (organization_id, at) that holds every column read
   message_rollups,           messages per UTC hour, account and direction, and agents'
   reply_rollups              replies per UTC hour: a year is ~10⁴ rows per account or agent
-                             however many messages; raw messages (messages_org_created_idx)
-                             only with a filter, or in a zone whose offset is not whole hours
+                             however many messages; raw messages (the covering
+                             messages_dashboard_idx) only with a filter, or in a zone whose
+                             offset is not whole hours
   sla_clocks                 first-response and resolution clocks the SLA worker stopped,
                              with wall-clock and business-hours seconds (a covering index)
 """

@@ -128,7 +128,7 @@ async def test_the_funnel_with_a_deal_filter_reads_raw_and_agrees(
         r["id"]: r
         for r in await db.fetch("select * from public.stages where organization_id = $1", org.id)
     }
-    status_of = dict(
+    status_of: dict[UUID, str] = dict(
         await db.fetch(
             "select id, status::text from public.deals where organization_id = $1", org.id
         )
@@ -143,13 +143,16 @@ async def test_the_funnel_with_a_deal_filter_reads_raw_and_agrees(
             visualization="funnel",
             filter={"field": "status", "op": "eq", "value": status},
         )
-        want = {}
+        want: dict[Any, int] = {}
         for deal, (_, created, top, won) in (await recount(db, org.id)).items():
             if not low <= created < high or status_of[deal] != status:
                 continue
             for s in stages.values():
-                if s["kind"] == "open" and s["pipeline_id"] == org.pipeline:
-                    if won or (top is not None and top >= s["position"]):
-                        want[(None, str(s["id"]))] = want.get((None, str(s["id"])), 0) + 1
+                if (
+                    s["kind"] == "open"
+                    and s["pipeline_id"] == org.pipeline
+                    and (won or (top is not None and top >= s["position"]))
+                ):
+                    want[(None, str(s["id"]))] = want.get((None, str(s["id"])), 0) + 1
             want[(None, "won")] = want.get((None, "won"), 0) + won
         close(got, want)
