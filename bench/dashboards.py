@@ -9,7 +9,9 @@ migration's own backfill statements, as a bulk import would; that triggers keep 
 exact is the tests' job (tests/shared/dashboards).
 
 The data is built once into a cluster kept in --keep (default .connectgain/bench-dashboards)
-and reused by the next run (--fresh builds it again). Each widget runs through
+and reused by the next run (--fresh builds it again); migrations added since run over the
+kept data (their backfills fill any new rollup), so a copy of another checkout's folder
+serves too. Each widget runs through
 `shared.dashboards.widgets.data` (the endpoint's code) in a transaction as the agent
 under RLS (role authenticated, JWT claims and the role's own settings, as the functions
 and PostgREST run) and as the owner, interleaved; the organization lets agents see team
@@ -330,7 +332,8 @@ insert into public.reply_rollups (organization_id, bucket, sender_id, shard, mes
 select organization_id, date_trunc('hour', created_at, 'UTC'), sender_id, 0, count(*)
   from public.messages
  where direction = 'outbound' and sender_type = 'user' and sender_id is not null
- group by 1, 2, 3"""
+ group by 1, 2, 3;
+select app.refresh_deal_progress(array(select id from public.deals))"""
 
 
 async def build(url: str, scale: float) -> list[dict[str, Any]]:
@@ -689,10 +692,14 @@ async def main_async(args: argparse.Namespace, keep: Path, fresh: bool) -> bool:
             )
             tenants = await build(url, args.scale)
         else:
+            # migrations added since the data was built run over it, backfills included
+            applied = (await migrate(url, PROJECT_DIR / "supabase", include_local=False)).applied
             conn = await asyncpg.connect(url)
+            if applied:
+                await conn.execute("vacuum analyze")
             tenants = json.loads(await conn.fetchval("select body::text from bench.tenants"))
             await conn.close()
-            say(f"Reusing the data in {keep}")
+            say(f"Reusing the data in {keep}; migrations applied now: {applied or 'none'}")
         return await measure(url, tenants[0], args.runs)
     finally:
         cluster.stop()

@@ -5,8 +5,9 @@ Sources, and why each is fast:
                              (organization_id, at) that holds every column read
   message_rollups,           messages per UTC hour, account and direction, and agents'
   reply_rollups              replies per UTC hour: a year is ~10⁴ rows per account or agent
-                             however many messages; raw messages (messages_org_created_idx)
-                             only with a filter, or in a zone whose offset is not whole hours
+                             however many messages; raw messages (the covering
+                             messages_dashboard_idx) only with a filter, or in a zone whose
+                             offset is not whole hours
   sla_clocks                 first-response and resolution clocks the SLA worker stopped,
                              with wall-clock and business-hours seconds (a covering index)
 """
@@ -88,26 +89,27 @@ def open_load(q: Query) -> str:
 
 
 def _rolled_up(q: Query, direction: str, agent: bool) -> str:
-    """From the hourly rollups: first summed per hour and key (stripes merged), so the
-    zone conversion runs once per hour, not once per stored row."""
-    if agent:
-        inner = (
-            "select r.organization_id, r.bucket, r.sender_id, sum(r.messages) as messages"
-            " from public.reply_rollups r where r.organization_id = $1::uuid"
-            f" and {q.in_range('r.bucket')} and {q.only_user('r.sender_id')} group by 1, 2, 3"
-        )
-    else:
-        inner = (
-            "select r.organization_id, r.bucket, r.channel_account_id, sum(r.messages) as messages"
-            " from public.message_rollups r where r.organization_id = $1::uuid"
-            f" and {q.in_range('r.bucket')} and r.direction = '{direction}' group by 1, 2, 3"
-        )
-    return q.grouped(
-        source=f"({inner}) r",
-        where=["true"],
-        ts="r.bucket",
-        value="sum(r.messages)::bigint",
-        dims={**channel_dims("r"), **_agent("r.sender_id")},
+    """From the hourly rollups, summed straight into local buckets per account or agent
+    (stripes merged): one aggregation over the hours, then the dimension's join over the
+    few rows left."""
+    column, table = (
+        ("sender_id", "reply_rollups") if agent else ("channel_account_id", "message_rollups")
+    )
+    where = [
+        "r.organization_id = $1::uuid",
+        q.in_range("r.bucket"),
+        q.only_user("r.sender_id") if agent else f"r.direction = '{direction}'",
+    ]
+    inner = (
+        f"select {q.bucket('r.bucket')} as bucket, r.organization_id, r.{column},"
+        f" sum(r.messages) as messages from public.{table} r where {' and '.join(where)}"
+        " group by 1, 2, 3"
+    )
+    dims = {**channel_dims("r"), **_agent("r.sender_id")}
+    dim = dims[q.spec.dimension] if q.spec.dimension else Dim("null::text")
+    return (
+        f"select r.bucket, {dim.key} as key, sum(r.messages)::bigint as value"
+        f" from ({inner}) r {dim.join} group by 1, 2"
     )
 
 

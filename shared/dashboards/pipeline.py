@@ -1,5 +1,7 @@
 """Pipeline metrics over deals, read raw: an organization's 100,000 deals fit partial,
-covering indexes (open deals by expected close date, won and lost deals by when).
+covering indexes (open deals by expected close date, won and lost deals by when). The
+funnel reads deal_progress (each deal's furthest stage, kept by triggers) unless the
+widget filters deals.
 
 open_deal_value, deal_age_by_stage   now (the range does not apply)
 weighted_forecast                   open deals' value x probability by expected close date
@@ -99,9 +101,41 @@ def deals_won_lost(q: Query) -> str:
     return q.grouped(source=_decided(q), where=["true"], ts="d.at", value="count(*)", dims=dims)
 
 
+def _furthest_raw(q: Query, pipeline: str) -> str:
+    """Deals per (furthest open position, won) from the raw rows, for a filter on deals.
+    A deal's stage changes all come after it was created, so only the range's are read,
+    each deal's furthest open stage first (a hash aggregate over one index-only scan)."""
+    deals = " and ".join(_deals(q, f"d.pipeline_id = {pipeline}", q.in_range("d.created_at")))
+    return f"""
+      with moved as (
+        select c.deal_id, max(s.position) filter (where s.kind = 'open') as position
+          from public.deal_stage_changes c
+          join public.stages s on s.organization_id = c.organization_id and s.id = c.to_stage_id
+         where c.organization_id = $1::uuid and c.changed_at >= {q.start}
+         group by c.deal_id
+      )
+      select greatest(m.position, case when s.kind = 'open' then s.position end) as position,
+             d.status = 'won' as won, count(*) as deals
+        from public.deals d
+        join public.stages s on s.organization_id = d.organization_id and s.id = d.stage_id
+        left join moved m on m.deal_id = d.id
+       where {deals}
+       group by 1, 2"""
+
+
+def _furthest_rolled_up(q: Query, pipeline: str) -> str:
+    """The same from deal_progress (each deal's furthest position and outcome, kept by
+    triggers): one index-only range scan."""
+    return (
+        "select p.furthest_position as position, p.won, count(*) as deals"
+        " from public.deal_progress p where p.organization_id = $1::uuid"
+        f" and p.pipeline_id = {pipeline} and {q.in_range('p.created_at')} group by 1, 2"
+    )
+
+
 def stage_funnel(q: Query) -> str:
     """Key: each open stage of the pipeline (options.pipeline_id, else the default), then
-    "won"; value: deals created in the range that reached it."""
+    "won"; value: deals created in the range that reached it (a won deal passed them all)."""
     chosen = q.spec.options.get("pipeline_id")
     pipeline = (
         q.params.add(chosen, "uuid")
@@ -109,27 +143,10 @@ def stage_funnel(q: Query) -> str:
         else "(select p.id from public.pipelines p where p.organization_id = $1::uuid"
         " and p.is_default)"
     )
-    deals = " and ".join(_deals(q, f"d.pipeline_id = {pipeline}", q.in_range("d.created_at")))
-    # A deal's stage changes all come after it was created, so only the range's are read,
-    # each deal's furthest open stage first (a hash aggregate over one index-only scan).
+    furthest = _furthest_raw if q.spec.filter is not None else _furthest_rolled_up
+    # tally: deals per furthest position, a handful of rows
     return f"""
-    with moved as (
-      select c.deal_id, max(s.position) filter (where s.kind = 'open') as position
-        from public.deal_stage_changes c
-        join public.stages s on s.organization_id = c.organization_id and s.id = c.to_stage_id
-       where c.organization_id = $1::uuid and c.changed_at >= {q.start}
-       group by c.deal_id
-    ), reached as (
-      select d.id, d.status = 'won' as won,
-             greatest(m.position, case when s.kind = 'open' then s.position end) as position
-        from public.deals d
-        join public.stages s on s.organization_id = d.organization_id and s.id = d.stage_id
-        left join moved m on m.deal_id = d.id
-       where {deals}
-    )
-    , tally as (  -- deals per furthest position: a handful of rows
-      select r.position, r.won, count(*) as deals from reached r group by 1, 2
-    )
+    with tally as materialized ({furthest(q, pipeline)})
     select null::timestamp as bucket, s.id::text as key,
            coalesce(sum(t.deals) filter (where t.won or t.position >= s.position), 0)::bigint
              as value

@@ -624,6 +624,17 @@ async def _transition(conn: Connection, world: World, org: UUID) -> int:
     return key
 
 
+async def _forge_deal_progress(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
+    return {
+        "organization_id": org,
+        "deal_id": await make_deal(conn, org),
+        "pipeline_id": await default_pipeline(conn, org),
+        "created_at": datetime.now(UTC),
+        "furthest_position": 99,
+        "won": True,
+    }
+
+
 async def _forge_transition(conn: Connection, world: World, org: UUID) -> dict[str, Any]:
     conversation = await make_conversation(conn, org)
     account = await conn.fetchval(
@@ -874,6 +885,10 @@ TABLES: dict[str, TenantTable] = {
         key="bucket",
     ),
     "public.conversation_transitions": TenantTable(make=_transition, forge=_forge_transition),
+    # Kept by triggers on deals, their stage changes and stages; members read it.
+    "public.deal_progress": TenantTable(
+        make=lambda conn, w, org: make_deal(conn, org), forge=_forge_deal_progress, key="deal_id"
+    ),
 }
 
 
