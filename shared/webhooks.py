@@ -156,7 +156,11 @@ def webhook_router(channel_name: str) -> APIRouter:
             request=await webhook_request(request, runtime.settings.public_base_url),
         )
         # Bot replies run once the provider has its answer (shared/bots/inline.py).
-        after = BackgroundTask(after_delivery, runtime) if outcome.processed else None
+        after = None
+        if outcome.processed and outcome.inbound and outcome.account is not None:
+            after = BackgroundTask(
+                after_delivery, runtime, account=outcome.account, inbound=outcome.inbound
+            )
         return JSONResponse(outcome.summary(), background=after)
 
     return router
