@@ -20,6 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.bots.gate import known_without
 from shared.bots.inline import after_delivery
 from shared.channels.base import Channel, WebhookRequest
 from shared.channels.registry import CHANNELS, channel_named
@@ -157,9 +158,15 @@ def webhook_router(channel_name: str) -> APIRouter:
         )
         # Bot replies run once the provider has its answer (shared/bots/inline.py).
         after = None
-        if outcome.processed and outcome.inbound and outcome.account is not None:
+        account = outcome.account
+        if (
+            outcome.processed
+            and outcome.inbound
+            and account is not None
+            and not known_without(account.organization_id)
+        ):
             after = BackgroundTask(
-                after_delivery, runtime, account=outcome.account, inbound=outcome.inbound
+                after_delivery, runtime, account=account, inbound=outcome.inbound
             )
         return JSONResponse(outcome.summary(), background=after)
 

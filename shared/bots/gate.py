@@ -38,6 +38,12 @@ def forget(organization_id: UUID) -> None:
     _known.pop(organization_id, None)
 
 
+def known_without(organization_id: UUID) -> bool:
+    """A fresh "no" is cached: the caller need not even schedule the bot pass."""
+    known = _known.get(organization_id)
+    return known is not None and not known[0] and known[1] > time.monotonic()
+
+
 async def has_bots(runtime: Runtime, organization_id: UUID) -> bool:
     """One indexed query per organization and TTL at most, shared by concurrent callers."""
     known = _known.get(organization_id)
