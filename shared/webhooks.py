@@ -20,6 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.bots.gate import known_without
 from shared.bots.inline import after_delivery
 from shared.channels.base import Channel, WebhookRequest
 from shared.channels.registry import CHANNELS, channel_named
@@ -156,7 +157,17 @@ def webhook_router(channel_name: str) -> APIRouter:
             request=await webhook_request(request, runtime.settings.public_base_url),
         )
         # Bot replies run once the provider has its answer (shared/bots/inline.py).
-        after = BackgroundTask(after_delivery, runtime) if outcome.processed else None
+        after = None
+        account = outcome.account
+        if (
+            outcome.processed
+            and outcome.inbound
+            and account is not None
+            and not known_without(account.organization_id)
+        ):
+            after = BackgroundTask(
+                after_delivery, runtime, account=account, inbound=outcome.inbound
+            )
         return JSONResponse(outcome.summary(), background=after)
 
     return router

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from shared.automation.conditions import parse_conditions
 from shared.billing import require_feature
+from shared.bots.gate import forget
 from shared.bots.graph import Condition, Graph, Handoff, Http
 from shared.bots.runtime import SESSION_COLUMNS, start
 from shared.bots.simulate import SimulateIn, simulate
@@ -203,6 +204,7 @@ async def update(*, conn: Connection, flow_id: UUID, change: FlowChange) -> dict
         change.timeout_seconds,
     )
     assert row is not None
+    forget(org)  # enabled or triggers may have changed (shared/bots/gate.py)
     return dict(row)
 
 
@@ -249,6 +251,7 @@ async def publish(
         version["id"],
         version["version"],
     )
+    forget(flow["organization_id"])  # its triggers may start flows now (shared/bots/gate.py)
     return dict(version)
 
 

@@ -26,12 +26,15 @@ from uuid import UUID
 
 from shared.bots import triggers
 from shared.bots.engine import Engine, Inbound, State, Step
+from shared.bots.gate import forget
 from shared.bots.graph import Graph
 from shared.bots.host import CONVERSATION, LiveHost, builtins
+from shared.bots.sending import send_all
 from shared.bots.validate import check
+from shared.channels.base import Account
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound
-from shared.inbox.outbound import Outbound, deliver
+from shared.inbox.outbound import Outbound
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.bots")
@@ -77,14 +80,6 @@ class Pass:
     sessions: list[UUID]
 
 
-async def send_all(runtime: Runtime, jobs: list[Outbound]) -> None:
-    for job in jobs:
-        try:
-            await deliver(runtime, job, None)
-        except AppError as exc:  # kept on the message (failed / unknown) for people to see
-            log.info("bot message %s not sent: %s", job.message["id"], exc.message)
-
-
 async def _live(conn: Connection, org: UUID, conversation_id: UUID) -> Any:
     return await conn.fetchrow(
         f"select {SESSION_COLUMNS} from public.bot_sessions"
@@ -94,9 +89,16 @@ async def _live(conn: Connection, org: UUID, conversation_id: UUID) -> Any:
     )
 
 
-async def _save(conn: Connection, session: Any, state: State, steps: list[Step]) -> None:
-    await conn.execute(
-        """
+async def _save(conn: Connection, session: Any, state: State, steps: list[Step]) -> Any:
+    """The session's new state and its steps' log, in one statement; the session as saved."""
+    return await conn.fetchrow(
+        f"""
+        with logged as (
+          insert into public.bot_session_steps (organization_id, session_id, node_id, kind, input,
+                 output, variables_changed, error, started_at, duration_ms)
+          select $1, $2, * from unnest($9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
+                                       $13::jsonb[], $14::text[], $15::timestamptz[], $16::int[])
+        )
         update public.bot_sessions
            set status = $3, current_node = $4, variables = $5, retries = $6, resume_at = $7,
                last_activity_at = now(),
@@ -105,6 +107,7 @@ async def _save(conn: Connection, session: Any, state: State, steps: list[Step])
                ended_at = case when $3 in ('active', 'waiting') then null else now() end,
                end_reason = $8
          where organization_id = $1 and id = $2
+        returning {SESSION_COLUMNS}
         """,
         session["organization_id"],
         session["id"],
@@ -114,26 +117,15 @@ async def _save(conn: Connection, session: Any, state: State, steps: list[Step])
         state.retries,
         state.resume_at,
         state.end_reason,
+        [s.node_id for s in steps],
+        [s.kind for s in steps],
+        [s.input for s in steps],
+        [s.output for s in steps],
+        [s.variables_changed for s in steps],
+        [s.error[:2000] if s.error else None for s in steps],
+        [s.started_at for s in steps],
+        [s.duration_ms for s in steps],
     )
-    if steps:
-        await conn.execute(
-            """
-            insert into public.bot_session_steps (organization_id, session_id, node_id, kind, input,
-                   output, variables_changed, error, started_at, duration_ms)
-            select $1, $2, * from unnest($3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
-                                         $7::jsonb[], $8::text[], $9::timestamptz[], $10::int[])
-            """,
-            session["organization_id"],
-            session["id"],
-            [s.node_id for s in steps],
-            [s.kind for s in steps],
-            [s.input for s in steps],
-            [s.output for s in steps],
-            [s.variables_changed for s in steps],
-            [s.error[:2000] if s.error else None for s in steps],
-            [s.started_at for s in steps],
-            [s.duration_ms for s in steps],
-        )
 
 
 def _state(session: Any) -> State:
@@ -148,7 +140,12 @@ def _state(session: Any) -> State:
 
 
 async def _engine(
-    runtime: Runtime, conn: Connection, session: Any, conversation: Any, jobs: list[Outbound]
+    runtime: Runtime,
+    conn: Connection,
+    session: Any,
+    conversation: Any,
+    jobs: list[Outbound],
+    account: Account | None = None,
 ) -> Engine | None:
     """The session's engine; None, with the session failed, when its version's graph does
     not check (a row written past the functions)."""
@@ -164,7 +161,8 @@ async def _engine(
         )
         await _save(conn, session, state, [])
         return None
-    return Engine(graph, LiveHost(runtime, conn, graph, session["id"], conversation, jobs))
+    host = LiveHost(runtime, conn, graph, session["id"], conversation, jobs, account)
+    return Engine(graph, host)
 
 
 async def begin(
@@ -175,6 +173,7 @@ async def begin(
     flow: Any,
     started_by: dict[str, Any],
     jobs: list[Outbound],
+    account: Account | None = None,
 ) -> Any:
     """A session of the flow's published version, run until it waits or ends; None when
     the conversation already has a live one."""
@@ -198,6 +197,7 @@ async def begin(
     )
     if session is None:
         return None
+    forget(conversation["organization_id"])  # the organization has a live session now
     # What the customer wrote before the session began is not an answer to it.
     await conn.execute(
         f"""
@@ -210,69 +210,99 @@ async def begin(
         conversation["organization_id"],
         conversation["id"],
     )
-    engine = await _engine(runtime, conn, session, conversation, jobs)
+    engine = await _engine(runtime, conn, session, conversation, jobs, account)
     if engine is None:
         return session
     state = _state(session)
     steps = await engine.begin(state)
-    await _save(conn, session, state, steps)
-    return await conn.fetchrow(
-        f"select {SESSION_COLUMNS} from public.bot_sessions where id = $1", session["id"]
-    )
+    return await _save(conn, session, state, steps)
+
+
+# The message, if a bot may act on it (a triggered flow in the organization, or a live
+# session in its conversation), with its conversation's lock taken in the same round trip.
+_FIND = """
+select m.id, m.conversation_id, m.created_at,
+       pg_advisory_xact_lock(hashtextextended('bot:' || m.conversation_id::text, 0)) is null
+  from public.messages m
+ where m.organization_id = $1 and {where} and m.direction = 'inbound'
+   and (exists (select 1 from public.bot_flows f
+                 where f.organization_id = $1 and f.enabled
+                   and f.published_version_id is not null and f.triggers <> '[]'::jsonb)
+        or exists (select 1 from public.bot_sessions s
+                    where s.organization_id = $1 and s.conversation_id = m.conversation_id
+                      and s.status in ('active', 'waiting')))
+"""
+FIND_BY_ID = _FIND.format(where="m.id = $2")
+FIND_BY_PROVIDER_ID = _FIND.format(where="m.channel_account_id = $2 and m.provider_message_id = $3")
+
+# Read after the lock (a statement's snapshot is taken when it starts): the message and
+# every earlier unhandled one of the conversation, marked handled, in order.
+PENDING = f"""
+with due as (
+  select m.id, m.body, m.metadata, m.created_at from public.messages m
+   where m.organization_id = $1 and m.conversation_id = $2 and m.direction = 'inbound'
+     and m.created_at >= $3::timestamptz - interval '{BACKLOG}'
+     and (m.created_at, m.id) <= ($3, $4)
+     and not exists (select 1 from private.bot_handled_messages h where h.message_id = m.id)
+), marked as (
+  insert into private.bot_handled_messages (message_id) select id from due
+  on conflict do nothing
+)
+select * from due order by created_at, id
+"""
 
 
 async def handle_message(runtime: Runtime, *, organization_id: UUID, message_id: UUID) -> bool:
     """An inbound message (and any earlier unhandled one of its conversation), in order;
     whether this call handled anything."""
+    return await _handle(runtime, organization_id, None, FIND_BY_ID, message_id)
+
+
+async def handle_inbound(runtime: Runtime, *, account: Account, provider_message_id: str) -> bool:
+    """handle_message for a message the webhook just stored, known by its provider id; the
+    account as the webhook read it sends the replies."""
+    return await _handle(
+        runtime, account.organization_id, account, FIND_BY_PROVIDER_ID, account.id,
+        provider_message_id,
+    )  # fmt: skip
+
+
+async def _handle(
+    runtime: Runtime, organization_id: UUID, account: Account | None, find: str, *key: Any
+) -> bool:
     jobs: list[Outbound] = []
     async with runtime.db.service_tx() as conn:
-        message = await conn.fetchrow(
-            "select conversation_id, created_at from public.messages"
-            " where organization_id = $1 and id = $2 and direction = 'inbound'",
-            organization_id,
-            message_id,
-        )
+        message = await conn.fetchrow(find, organization_id, *key)
         if message is None:
             return False
         conversation_id = message["conversation_id"]
-        await lock(conn, conversation_id)
         pending = await conn.fetch(
-            f"""
-            with due as (
-              select m.id, m.body, m.metadata, m.created_at from public.messages m
-               where m.organization_id = $1 and m.conversation_id = $2 and m.direction = 'inbound'
-                 and m.created_at >= $3::timestamptz - interval '{BACKLOG}'
-                 and (m.created_at, m.id) <= ($3, $4)
-                 and not exists (select 1 from private.bot_handled_messages h
-                                  where h.message_id = m.id)
-            ), marked as (
-              insert into private.bot_handled_messages (message_id) select id from due
-              on conflict do nothing
-            )
-            select * from due order by created_at, id
-            """,
-            organization_id,
-            conversation_id,
-            message["created_at"],
-            message_id,
+            PENDING, organization_id, conversation_id, message["created_at"], message["id"]
         )
         if not pending:
             return False
         conversation = await conn.fetchrow(CONVERSATION, organization_id, conversation_id)
         assert conversation is not None
+        if account is not None and account.id != conversation["channel_account_id"]:
+            account = None
         for row in pending:
-            await _one(runtime, conn, conversation, row, jobs)
+            await _one(runtime, conn, conversation, row, jobs, account)
     await send_all(runtime, jobs)
     return True
 
 
 async def _one(
-    runtime: Runtime, conn: Connection, conversation: Any, message: Any, jobs: list[Outbound]
+    runtime: Runtime,
+    conn: Connection,
+    conversation: Any,
+    message: Any,
+    jobs: list[Outbound],
+    account: Account | None,
 ) -> None:
     org = conversation["organization_id"]
     session = await _live(conn, org, conversation["id"])
     if session is not None:
-        engine = await _engine(runtime, conn, session, conversation, jobs)
+        engine = await _engine(runtime, conn, session, conversation, jobs, account)
         if engine is None:
             return
         state = _state(session)
@@ -307,7 +337,10 @@ async def _one(
     )
     if match is not None:
         flow, how = match
-        await begin(runtime, conn, conversation=conversation, flow=flow, started_by=how, jobs=jobs)
+        await begin(
+            runtime, conn, conversation=conversation, flow=flow, started_by=how, jobs=jobs,
+            account=account,
+        )  # fmt: skip
 
 
 async def handle_new_conversation(

@@ -60,6 +60,10 @@ class Outcome:
     processed: int = 0
     ignored: int = 0
     failed: int = 0
+    # The delivery's account and the provider ids of its inbound messages (not echoes):
+    # what the bot pass after the webhook looks at (shared/bots/inline.py).
+    account: Account | None = None
+    inbound: tuple[str, ...] = ()
 
     def add(self, result: Received) -> None:
         self.received += result.received
@@ -143,9 +147,17 @@ async def _receive(
     found(read.account, channel.name)
     delivery = prepare(channel, read.account, request, version=read.version)
     result = await together.deliveries.submit(delivery)
-    outcome = Outcome()
+    outcome = Outcome(account=read.account, inbound=inbound_ids(delivery))
     outcome.add(result)
     return outcome
+
+
+def inbound_ids(delivery: Delivery) -> tuple[str, ...]:
+    return tuple(
+        e.parsed["provider_message_id"]
+        for e in delivery.events
+        if e.parsed is not None and e.parsed.get("kind") == "message" and not e.parsed.get("echo")
+    )
 
 
 def _changed(exc: asyncpg.PostgresError) -> bool:

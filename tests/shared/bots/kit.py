@@ -14,6 +14,7 @@ from uuid import UUID
 import httpx
 import respx
 
+from shared.bots.gate import forget
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.channels.kit import Account, Kit, post
@@ -70,13 +71,14 @@ async def publish_draft(db: Connection, flow: UUID) -> UUID:
         " where flow_id = $1), 0) + 1, draft from public.bot_flows where id = $1 returning id",
         flow,
     )
-    await db.execute(
+    org = await db.fetchval(
         "update public.bot_flows set published_version_id = $2,"
         " published_version = (select version from public.bot_flow_versions where id = $2)"
-        " where id = $1",
+        " where id = $1 returning organization_id",
         flow,
         version,
     )
+    forget(org)  # as shared/bots/flows.publish does in the serving process
     return version
 
 

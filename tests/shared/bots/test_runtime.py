@@ -379,36 +379,6 @@ async def test_an_http_node_in_a_live_session(client: httpx.AsyncClient, db: Con
     assert [s["error"] for s in steps] == [None, "HTTP 503"]
 
 
-async def test_the_inline_pass_finds_a_message_that_committed_behind_its_watermark(
-    runtime: Runtime, client: httpx.AsyncClient, db: Connection
-) -> None:
-    """Webhook transactions commit out of id order: one read after a later commit has
-    moved the watermark past it is still found, once."""
-    from shared.bots import inline
-
-    w = await world(db)
-    await make_flow(db, w.org, QUIZ, triggers=keyword("start"))
-    with respx.mock as router:
-        sends = mock_sends(router)
-        await say(client, w, "hello")  # the conversation, no bot
-        conversation = await conversation_of(db, w.org)
-        await db.execute(
-            "insert into messages (organization_id, conversation_id, channel_account_id,"
-            " direction, sender_type, body, status) select organization_id, id,"
-            " channel_account_id, 'inbound', 'contact', 'start', 'received' from conversations"
-            " where id = $1",
-            conversation,
-        )
-        late = await db.fetchval(
-            "select max(id) from outbox_events where event_type = 'message.received'"
-        )
-        inline._READERS[runtime.db].watermark = late + 3  # a later commit was read first
-        await inline.after_delivery(runtime)
-        await inline.after_delivery(runtime)
-    assert sent_texts(sends)[1:] == ["Your age?"]
-    assert late in inline._READERS[runtime.db].seen
-
-
 async def test_rows_written_past_the_functions_fail_alone(
     client: httpx.AsyncClient, db: Connection
 ) -> None:
