@@ -69,13 +69,19 @@ SPECS: dict[Entity, Spec] = {
 }
 SOURCE = "import"
 
-_SETUP = """
+# private.time_ordered_uuid() inlined: a function call per row cost more than the row's
+# insert into the temp table (its `set search_path` keeps the planner from inlining it)
+_NEW_ID = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+  placing substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
+  from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"""
+
+_SETUP = f"""
 create temp table if not exists import_chunk (
   line integer primary key, name text, email text, phone text, domain text, company_id uuid,
   custom_fields jsonb, target uuid, conflict boolean, leader integer
 ) on commit drop;
 create temp table if not exists import_groups (
-  new_id uuid not null default private.time_ordered_uuid(), target uuid, leader integer,
+  new_id uuid not null default {_NEW_ID}, target uuid, leader integer,
   lines integer[], name text, email text, phone text, domain text, company_id uuid,
   custom_fields jsonb, outcome text
 ) on commit drop;
@@ -161,8 +167,9 @@ def _fold(column: str, mode: Mode) -> str:
 def _groups_sql(spec: Spec, mode: Mode) -> str:
     folded = ", ".join(f"{_fold(c, mode)}" for c in spec.values)
     return f"""
-insert into import_groups (target, leader, lines, {", ".join(spec.values)})
-select target, min(leader), array_agg(line order by line), {folded}
+insert into import_groups (target, leader, lines, {", ".join(spec.values)}, outcome)
+select target, min(leader), array_agg(line order by line), {folded},
+       case when target is null then 'created' end
   from import_chunk where not conflict
  group by target, case when target is null then leader end
 """
@@ -178,9 +185,8 @@ with created as (
   select g.new_id, $1, {", ".join(f"g.{c}" for c in spec.values)}{extra_val}
     from import_groups g where g.target is null order by g.leader
   on conflict do nothing returning id)
-update import_groups g set outcome = case when c.id is null then 'rejected' else 'created' end
-  from import_groups g2 left join created c on c.id = g2.new_id
- where g2.new_id = g.new_id and g.target is null
+update import_groups g set outcome = 'rejected'
+ where g.target is null and not exists (select 1 from created c where c.id = g.new_id)
 """
 
 
@@ -226,6 +232,14 @@ select l.line, coalesce(g.target, g.new_id) as record_id,
   from import_groups g, unnest(g.lines) as l(line)
 union all
 select c.line, null, 'rejected' from import_chunk c where c.conflict
+"""
+
+# The outcomes counted in the database (a job's chunk); only rejected lines come back.
+_COUNTS = f"""
+select outcome, count(*)::integer as n,
+       array_agg(line) filter (where outcome = 'rejected') as lines
+  from ({_OUTCOMES}) o
+ group by outcome
 """
 
 _REJECT = """
@@ -276,7 +290,7 @@ class Merger:
         """Merge the staged rows of lines [lo, hi), splitting the range on a refusal."""
         try:
             async with self.conn.transaction():
-                outcomes = await self._merge(lo, hi)
+                counts, outcomes = await self._merge(lo, hi)
         except asyncpg.PostgresError as exc:
             if from_postgres(exc) is None and not isinstance(exc, asyncpg.DataError):
                 raise
@@ -295,9 +309,14 @@ class Merger:
             await self.merge(lo, middle)
             await self.merge(middle, hi)
             return
-        self._count(outcomes)
+        counts.pop("rejected", None)  # counted from the staged rows' errors
+        self.counts.update(counts)
+        for r in outcomes:
+            self.lines[r["line"]] = (r["outcome"], r["record_id"])
 
-    async def _merge(self, lo: int, hi: int) -> list[asyncpg.Record]:
+    async def _merge(
+        self, lo: int, hi: int
+    ) -> tuple[Counter[str], list[asyncpg.Record]]:
         conn, job, org = self.conn, self.job_id, self.organization_id
         await conn.execute(_SETUP)
         await conn.execute("truncate import_chunk, import_groups")
@@ -308,8 +327,15 @@ class Merger:
         await conn.execute(self._insert, org, *self._extra)
         if self.mode != "skip":
             await conn.execute(self._update, org)
-        outcomes = await conn.fetch(_OUTCOMES, self.mode)
-        rejected = {r["line"]: r for r in outcomes if r["outcome"] == "rejected"}
+        if self.keep_lines:
+            outcomes = await conn.fetch(_OUTCOMES, self.mode)
+            counts = Counter(r["outcome"] for r in outcomes)
+            rejected = [r["line"] for r in outcomes if r["outcome"] == "rejected"]
+        else:
+            outcomes = []
+            totals = await conn.fetch(_COUNTS, self.mode)
+            counts = Counter({r["outcome"]: r["n"] for r in totals})
+            rejected = [line for r in totals for line in r["lines"] or ()]
         if rejected:
             conflicts = {
                 r["line"] for r in await conn.fetch("select line from import_chunk where conflict")
@@ -332,19 +358,12 @@ class Merger:
                 org,
                 self.tag_ids,
             )
-        return outcomes
+        return counts, outcomes
 
     async def _reject(self, errors: dict[int, str]) -> None:
         await self.conn.execute(
             _REJECT, self.job_id, self.organization_id, list(errors), list(errors.values())
         )
-
-    def _count(self, outcomes: list[asyncpg.Record]) -> None:
-        for r in outcomes:
-            if r["outcome"] != "rejected":
-                self.counts[r["outcome"]] += 1
-            if self.keep_lines:
-                self.lines[r["line"]] = (r["outcome"], r["record_id"])
 
 
 def as_counts(counts: Counter[str], rejected: int) -> dict[str, Any]:

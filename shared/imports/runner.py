@@ -123,6 +123,8 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             )
             hi = end if end is not None else 2**31 - 1
             await jobs.mark_transaction(conn=conn, job_id=job_id)
+            # a chunk lost with its commit in a crash is merged again from the checkpoint
+            await conn.execute("set local synchronous_commit = off")
             merger = Merger(
                 conn=conn,
                 job_id=job_id,
