@@ -111,24 +111,25 @@ on conflict (organization_id, domain) where domain is not null do nothing
 
 
 def _match_sql(spec: Spec, keys: list[str], companies: bool) -> str:
-    joins, ids = [], []
+    # Each key's record is a scalar subquery: a probe of the (organization, key) index
+    # per staged row whatever the statistics say. A join let stale statistics (the
+    # staging table just COPYed, an organization's contacts just merged) pick a plan
+    # scanning all the organization's records per row.
+    ids = []
     for i, key in enumerate(keys):
         expr = spec.keys[key]
-        if key in spec.unique:
-            joins.append(
-                f"left join public.{spec.table} k{i} on k{i}.organization_id = $2"
-                f" and {expr.format(f'k{i}')} = {expr.format('s')}"
-            )
-        else:
-            joins.append(
-                f"left join lateral (select t.id from public.{spec.table} t"
-                f" where t.organization_id = $2 and {expr.format('t')} = {expr.format('s')}"
-                f" order by t.created_at, t.id limit 1) k{i} on true"
-            )
-        ids.append(f"k{i}.id")
-    target = f"coalesce({', '.join(ids)})" if ids else "null::uuid"
+        # a unique key: ordered by itself, which only its index gives unsorted: the
+        # planner takes that index even when it believes the organization has no rows
+        order = expr.format("t") if key in spec.unique else "t.created_at, t.id"
+        first = f" order by {order} limit 1"
+        ids.append(
+            f"(select t.id from public.{spec.table} t where t.organization_id = $2"
+            f" and {expr.format('t')} = {expr.format('s')} and {expr.format('t')} is not null"
+            f"{first}) as k{i}"
+        )
+    target = f"coalesce({', '.join(f'k{i}' for i in range(len(keys)))})" if ids else "null::uuid"
     conflict = " or ".join(
-        f"(k{a}.id is not null and k{b}.id is not null and k{a}.id <> k{b}.id)"
+        f"(k{a} is not null and k{b} is not null and k{a} <> k{b})"
         for a in range(len(keys))
         for b in range(a + 1, len(keys))
     )
@@ -143,11 +144,12 @@ insert into import_chunk (line, name, email, phone, domain, company_id, custom_f
                           target, conflict, leader)
 select m.line, m.name, m.email, m.phone, m.domain, m.company_id, m.custom_fields,
        m.target, m.conflict, least({leaders + ", " if leaders else ""}m.line)
-  from (select s.line, s.name, s.email, s.phone, s.domain, {company} as company_id,
-               coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields,
-               {target} as target, {conflict or "false"} as conflict
-          from private.import_rows s {" ".join(joins)}
-         where {_RANGE}) m
+  from (select k.*, {target} as target, {conflict or "false"} as conflict
+          from (select s.line, s.name, s.email, s.phone, s.domain, {company} as company_id,
+                       coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields
+                       {"".join(", " + i for i in ids)}
+                  from private.import_rows s
+                 where {_RANGE} offset 0) k) m
 """
 
 

@@ -109,7 +109,11 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 error={"code": "staged_rows_lost", "message": _LOST},
             )
             return "failed"
+    chunks = 0
     while True:
+        if chunks == 1 or (chunks == 0 and total > CHUNK_ROWS):
+            await _analyze(runtime, "public.contacts" if chunks else "private.import_rows")
+        chunks += 1
         async with runtime.db.service_tx() as conn:
             if await _cancelled(conn, job_id):
                 await _finish(conn, job, counts, "cancelled", line)
@@ -124,7 +128,8 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             hi = end if end is not None else 2**31 - 1
             await jobs.mark_transaction(conn=conn, job_id=job_id)
             # a chunk lost with its commit in a crash is merged again from the checkpoint
-            await conn.execute("set local synchronous_commit = off")
+            await conn.execute("set local synchronous_commit = off; set local jit = off")  # noqa: E501
+            # (jit: compiling a chunk's statements costs more than it saves)
             merger = Merger(
                 conn=conn,
                 job_id=job_id,
@@ -148,6 +153,15 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 job_id=job_id,
                 progress=dict(counts) | {"next_line": line, "processed": processed, "total": total},
             )
+
+
+async def _analyze(runtime: Runtime, table: str) -> None:
+    """Statistics the chunks' plans need: the staged rows just COPYed (before the first
+    chunk), the organization's records just merged (after it). With an organization
+    the statistics believe empty, a record's lookup by e-mail may take the index of
+    (organization, activity) and read all the organization's records per row."""
+    async with runtime.db.service_tx() as conn:
+        await conn.execute(f"analyze {table}")
 
 
 async def _cancelled(conn: Connection, job_id: UUID) -> bool:

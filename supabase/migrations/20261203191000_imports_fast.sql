@@ -19,7 +19,8 @@ begin
   insert into public.outbox_events (organization_id, event_type, aggregate_id, payload)
   select n.organization_id, 'contact.created', n.id, to_jsonb(n)
     from created n
-   where exists (select 1 from public.organizations o where o.id = n.organization_id);
+   -- a lookup per row, not a join: the events keep the order the rows were inserted in
+   where (select true from public.organizations o where o.id = n.organization_id);
   return null;
 end;
 $$;
