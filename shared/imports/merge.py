@@ -316,9 +316,7 @@ class Merger:
         for r in outcomes:
             self.lines[r["line"]] = (r["outcome"], r["record_id"])
 
-    async def _merge(
-        self, lo: int, hi: int
-    ) -> tuple[Counter[str], list[asyncpg.Record]]:
+    async def _merge(self, lo: int, hi: int) -> tuple[Counter[str], list[asyncpg.Record]]:
         conn, job, org = self.conn, self.job_id, self.organization_id
         await conn.execute(_SETUP)
         await conn.execute("truncate import_chunk, import_groups")

@@ -7,7 +7,8 @@ than LEASE_SECONDS. Each chunk (CHUNK_ROWS staged rows, by line) is merged in
 one transaction together with the job's progress, which holds the counts and
 the next line: a crash loses at most the chunk under way, which the next runner
 merges again from the checkpoint. Every chunk commits and is broadcast
-(`import.progress`).
+(`import.progress`). That is also why a chunk commits with `synchronous_commit`
+off: a commit lost in a crash is a chunk merged again, never a chunk half-merged.
 
 A cancel is checked before each chunk: what earlier chunks merged stays (their
 counts are in the job's report), nothing of the rest is merged. When the job
@@ -127,9 +128,9 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             )
             hi = end if end is not None else 2**31 - 1
             await jobs.mark_transaction(conn=conn, job_id=job_id)
-            # a chunk lost with its commit in a crash is merged again from the checkpoint
-            await conn.execute("set local synchronous_commit = off; set local jit = off")  # noqa: E501
-            # (jit: compiling a chunk's statements costs more than it saves)
+            # A chunk whose commit a crash loses is merged again from the checkpoint; JIT
+            # compiling a chunk's statements costs more than it saves.
+            await conn.execute("set local synchronous_commit = off; set local jit = off")
             merger = Merger(
                 conn=conn,
                 job_id=job_id,
