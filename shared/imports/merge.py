@@ -177,6 +177,20 @@ select target, min(leader), array_agg(line order by line), {folded},
 """
 
 
+def _singles_sql(spec: Spec) -> str:
+    """The groups of a chunk whose rows all stand alone (no duplicate, no match,
+    no conflict: a fresh file's usual chunk): one row each, nothing to fold."""
+    cols = ", ".join(spec.values)
+    return f"""
+insert into import_groups (target, leader, lines, {cols}, outcome)
+select null, line, array[line], {cols}, 'created' from import_chunk
+"""
+
+
+_ALONE = """select not exists (select 1 from import_chunk
+                         where target is not null or conflict or leader <> line)"""
+
+
 def _insert_sql(spec: Spec) -> str:
     cols = ", ".join(spec.values)
     extra_col = f", {spec.extra}" if spec.extra else ""
@@ -285,6 +299,7 @@ class Merger:
         self._extra = (SOURCE,) if spec.extra else ()
         self._match = _match_sql(spec, keys, companies)
         self._groups = _groups_sql(spec, mode)
+        self._singles = _singles_sql(spec)
         self._insert = _insert_sql(spec)
         self._update = _update_sql(spec, mode)
 
@@ -323,7 +338,7 @@ class Merger:
         if self.companies:
             await conn.execute(_NEW_COMPANIES, job, org, lo, hi)
         await conn.execute(self._match, job, org, lo, hi)
-        await conn.execute(self._groups)
+        await conn.execute(self._singles if await conn.fetchval(_ALONE) else self._groups)
         await conn.execute(self._insert, org, *self._extra)
         if self.mode != "skip":
             await conn.execute(self._update, org)
