@@ -69,13 +69,19 @@ SPECS: dict[Entity, Spec] = {
 }
 SOURCE = "import"
 
-_SETUP = """
+# private.time_ordered_uuid() inlined: a function call per row cost more than the row's
+# insert into the temp table (its `set search_path` keeps the planner from inlining it)
+_NEW_ID = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+  placing substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
+  from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"""
+
+_SETUP = f"""
 create temp table if not exists import_chunk (
   line integer primary key, name text, email text, phone text, domain text, company_id uuid,
   custom_fields jsonb, target uuid, conflict boolean, leader integer
 ) on commit drop;
 create temp table if not exists import_groups (
-  new_id uuid not null default private.time_ordered_uuid(), target uuid, leader integer,
+  new_id uuid not null default {_NEW_ID}, target uuid, leader integer,
   lines integer[], name text, email text, phone text, domain text, company_id uuid,
   custom_fields jsonb, outcome text
 ) on commit drop;
@@ -105,24 +111,25 @@ on conflict (organization_id, domain) where domain is not null do nothing
 
 
 def _match_sql(spec: Spec, keys: list[str], companies: bool) -> str:
-    joins, ids = [], []
+    # Each key's record is a scalar subquery: a probe of the (organization, key) index
+    # per staged row whatever the statistics say. A join let stale statistics (the
+    # staging table just COPYed, an organization's contacts just merged) pick a plan
+    # scanning all the organization's records per row.
+    ids = []
     for i, key in enumerate(keys):
         expr = spec.keys[key]
-        if key in spec.unique:
-            joins.append(
-                f"left join public.{spec.table} k{i} on k{i}.organization_id = $2"
-                f" and {expr.format(f'k{i}')} = {expr.format('s')}"
-            )
-        else:
-            joins.append(
-                f"left join lateral (select t.id from public.{spec.table} t"
-                f" where t.organization_id = $2 and {expr.format('t')} = {expr.format('s')}"
-                f" order by t.created_at, t.id limit 1) k{i} on true"
-            )
-        ids.append(f"k{i}.id")
-    target = f"coalesce({', '.join(ids)})" if ids else "null::uuid"
+        # a unique key: ordered by itself, which only its index gives unsorted: the
+        # planner takes that index even when it believes the organization has no rows
+        order = expr.format("t") if key in spec.unique else "t.created_at, t.id"
+        first = f" order by {order} limit 1"
+        ids.append(
+            f"(select t.id from public.{spec.table} t where t.organization_id = $2"
+            f" and {expr.format('t')} = {expr.format('s')} and {expr.format('t')} is not null"
+            f"{first}) as k{i}"
+        )
+    target = f"coalesce({', '.join(f'k{i}' for i in range(len(keys)))})" if ids else "null::uuid"
     conflict = " or ".join(
-        f"(k{a}.id is not null and k{b}.id is not null and k{a}.id <> k{b}.id)"
+        f"(k{a} is not null and k{b} is not null and k{a} <> k{b})"
         for a in range(len(keys))
         for b in range(a + 1, len(keys))
     )
@@ -137,11 +144,12 @@ insert into import_chunk (line, name, email, phone, domain, company_id, custom_f
                           target, conflict, leader)
 select m.line, m.name, m.email, m.phone, m.domain, m.company_id, m.custom_fields,
        m.target, m.conflict, least({leaders + ", " if leaders else ""}m.line)
-  from (select s.line, s.name, s.email, s.phone, s.domain, {company} as company_id,
-               coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields,
-               {target} as target, {conflict or "false"} as conflict
-          from private.import_rows s {" ".join(joins)}
-         where {_RANGE}) m
+  from (select k.*, {target} as target, {conflict or "false"} as conflict
+          from (select s.line, s.name, s.email, s.phone, s.domain, {company} as company_id,
+                       coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields
+                       {"".join(", " + i for i in ids)}
+                  from private.import_rows s
+                 where {_RANGE} offset 0) k) m
 """
 
 
@@ -161,11 +169,26 @@ def _fold(column: str, mode: Mode) -> str:
 def _groups_sql(spec: Spec, mode: Mode) -> str:
     folded = ", ".join(f"{_fold(c, mode)}" for c in spec.values)
     return f"""
-insert into import_groups (target, leader, lines, {", ".join(spec.values)})
-select target, min(leader), array_agg(line order by line), {folded}
+insert into import_groups (target, leader, lines, {", ".join(spec.values)}, outcome)
+select target, min(leader), array_agg(line order by line), {folded},
+       case when target is null then 'created' end
   from import_chunk where not conflict
  group by target, case when target is null then leader end
 """
+
+
+def _singles_sql(spec: Spec) -> str:
+    """The groups of a chunk whose rows all stand alone (no duplicate, no match,
+    no conflict: a fresh file's usual chunk): one row each, nothing to fold."""
+    cols = ", ".join(spec.values)
+    return f"""
+insert into import_groups (target, leader, lines, {cols}, outcome)
+select null, line, array[line], {cols}, 'created' from import_chunk
+"""
+
+
+_ALONE = """select not exists (select 1 from import_chunk
+                         where target is not null or conflict or leader <> line)"""
 
 
 def _insert_sql(spec: Spec) -> str:
@@ -178,9 +201,8 @@ with created as (
   select g.new_id, $1, {", ".join(f"g.{c}" for c in spec.values)}{extra_val}
     from import_groups g where g.target is null order by g.leader
   on conflict do nothing returning id)
-update import_groups g set outcome = case when c.id is null then 'rejected' else 'created' end
-  from import_groups g2 left join created c on c.id = g2.new_id
- where g2.new_id = g.new_id and g.target is null
+update import_groups g set outcome = 'rejected'
+ where g.target is null and not exists (select 1 from created c where c.id = g.new_id)
 """
 
 
@@ -228,6 +250,14 @@ union all
 select c.line, null, 'rejected' from import_chunk c where c.conflict
 """
 
+# The outcomes counted in the database (a job's chunk); only rejected lines come back.
+_COUNTS = f"""
+select outcome, count(*)::integer as n,
+       array_agg(line) filter (where outcome = 'rejected') as lines
+  from ({_OUTCOMES}) o
+ group by outcome
+"""
+
 _REJECT = """
 update private.import_rows s set error = r.error
   from unnest($3::integer[], $4::text[]) as r(line, error)
@@ -269,6 +299,7 @@ class Merger:
         self._extra = (SOURCE,) if spec.extra else ()
         self._match = _match_sql(spec, keys, companies)
         self._groups = _groups_sql(spec, mode)
+        self._singles = _singles_sql(spec)
         self._insert = _insert_sql(spec)
         self._update = _update_sql(spec, mode)
 
@@ -276,7 +307,7 @@ class Merger:
         """Merge the staged rows of lines [lo, hi), splitting the range on a refusal."""
         try:
             async with self.conn.transaction():
-                outcomes = await self._merge(lo, hi)
+                counts, outcomes = await self._merge(lo, hi)
         except asyncpg.PostgresError as exc:
             if from_postgres(exc) is None and not isinstance(exc, asyncpg.DataError):
                 raise
@@ -295,21 +326,31 @@ class Merger:
             await self.merge(lo, middle)
             await self.merge(middle, hi)
             return
-        self._count(outcomes)
+        counts.pop("rejected", None)  # counted from the staged rows' errors
+        self.counts.update(counts)
+        for r in outcomes:
+            self.lines[r["line"]] = (r["outcome"], r["record_id"])
 
-    async def _merge(self, lo: int, hi: int) -> list[asyncpg.Record]:
+    async def _merge(self, lo: int, hi: int) -> tuple[Counter[str], list[asyncpg.Record]]:
         conn, job, org = self.conn, self.job_id, self.organization_id
         await conn.execute(_SETUP)
         await conn.execute("truncate import_chunk, import_groups")
         if self.companies:
             await conn.execute(_NEW_COMPANIES, job, org, lo, hi)
         await conn.execute(self._match, job, org, lo, hi)
-        await conn.execute(self._groups)
+        await conn.execute(self._singles if await conn.fetchval(_ALONE) else self._groups)
         await conn.execute(self._insert, org, *self._extra)
         if self.mode != "skip":
             await conn.execute(self._update, org)
-        outcomes = await conn.fetch(_OUTCOMES, self.mode)
-        rejected = {r["line"]: r for r in outcomes if r["outcome"] == "rejected"}
+        if self.keep_lines:
+            outcomes = await conn.fetch(_OUTCOMES, self.mode)
+            counts = Counter(r["outcome"] for r in outcomes)
+            rejected = [r["line"] for r in outcomes if r["outcome"] == "rejected"]
+        else:
+            outcomes = []
+            totals = await conn.fetch(_COUNTS, self.mode)
+            counts = Counter({r["outcome"]: r["n"] for r in totals})
+            rejected = [line for r in totals for line in r["lines"] or ()]
         if rejected:
             conflicts = {
                 r["line"] for r in await conn.fetch("select line from import_chunk where conflict")
@@ -332,19 +373,12 @@ class Merger:
                 org,
                 self.tag_ids,
             )
-        return outcomes
+        return counts, outcomes
 
     async def _reject(self, errors: dict[int, str]) -> None:
         await self.conn.execute(
             _REJECT, self.job_id, self.organization_id, list(errors), list(errors.values())
         )
-
-    def _count(self, outcomes: list[asyncpg.Record]) -> None:
-        for r in outcomes:
-            if r["outcome"] != "rejected":
-                self.counts[r["outcome"]] += 1
-            if self.keep_lines:
-                self.lines[r["line"]] = (r["outcome"], r["record_id"])
 
 
 def as_counts(counts: Counter[str], rejected: int) -> dict[str, Any]:

@@ -7,7 +7,8 @@ than LEASE_SECONDS. Each chunk (CHUNK_ROWS staged rows, by line) is merged in
 one transaction together with the job's progress, which holds the counts and
 the next line: a crash loses at most the chunk under way, which the next runner
 merges again from the checkpoint. Every chunk commits and is broadcast
-(`import.progress`).
+(`import.progress`). That is also why a chunk commits with `synchronous_commit`
+off: a commit lost in a crash is a chunk merged again, never a chunk half-merged.
 
 A cancel is checked before each chunk: what earlier chunks merged stays (their
 counts are in the job's report), nothing of the rest is merged. When the job
@@ -109,7 +110,11 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 error={"code": "staged_rows_lost", "message": _LOST},
             )
             return "failed"
+    chunks = 0
     while True:
+        if chunks == 1 or (chunks == 0 and total > CHUNK_ROWS):
+            await _analyze(runtime, "public.contacts" if chunks else "private.import_rows")
+        chunks += 1
         async with runtime.db.service_tx() as conn:
             if await _cancelled(conn, job_id):
                 await _finish(conn, job, counts, "cancelled", line)
@@ -123,6 +128,9 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             )
             hi = end if end is not None else 2**31 - 1
             await jobs.mark_transaction(conn=conn, job_id=job_id)
+            # A chunk whose commit a crash loses is merged again from the checkpoint; JIT
+            # compiling a chunk's statements costs more than it saves.
+            await conn.execute("set local synchronous_commit = off; set local jit = off")
             merger = Merger(
                 conn=conn,
                 job_id=job_id,
@@ -146,6 +154,15 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 job_id=job_id,
                 progress=dict(counts) | {"next_line": line, "processed": processed, "total": total},
             )
+
+
+async def _analyze(runtime: Runtime, table: str) -> None:
+    """Statistics the chunks' plans need: the staged rows just COPYed (before the first
+    chunk), the organization's records just merged (after it). With an organization
+    the statistics believe empty, a record's lookup by e-mail may take the index of
+    (organization, activity) and read all the organization's records per row."""
+    async with runtime.db.service_tx() as conn:
+        await conn.execute(f"analyze {table}")
 
 
 async def _cancelled(conn: Connection, job_id: UUID) -> bool:

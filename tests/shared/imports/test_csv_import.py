@@ -265,6 +265,30 @@ async def test_tags_go_to_every_imported_contact(runtime: Runtime, db: Connectio
     assert [r["causation"] for r in causes] == [{"import": str(job["id"])}]
 
 
+async def test_each_created_contact_has_its_event_as_stored(
+    runtime: Runtime, db: Connection
+) -> None:
+    # the contacts of a chunk are inserted by one statement, their events by one more
+    org, owner = await _org(db)
+    await define_field(db, org, "contact", "city", "text")
+    data = b"Name,E-mail,City\nAda,ada@x.com,Berlin\nBob,bob@x.com,\nCyd,cyd@x.com,Rome\n"
+    job = await _import(runtime, org, owner, data)
+    assert job["report"]["created"] == 3
+    events = await db.fetch(
+        "select e.payload, e.causation, to_jsonb(c) as stored from outbox_events e"
+        " join contacts c on c.id = e.aggregate_id"
+        " where e.organization_id = $1 and e.event_type = 'contact.created' order by e.id",
+        org,
+    )
+    assert [e["payload"] for e in events] == [e["stored"] for e in events]
+    assert [e["payload"]["custom_fields"] for e in events] == [
+        {"city": "Berlin"},
+        {},
+        {"city": "Rome"},
+    ]
+    assert [e["causation"] for e in events] == [{"import": str(job["id"])}] * 3
+
+
 async def test_a_dry_run_previews_and_stores_nothing(runtime: Runtime, db: Connection) -> None:
     org, owner = await _org(db)
     await make_contact(db, org, name=None, email="a@x.com", phone="+14155550101")
