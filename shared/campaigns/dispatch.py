@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
 import asyncpg
 
@@ -50,7 +51,9 @@ BATCH_SPAN = 0.25  # seconds of the cap one batch holds (at least one recipient)
 HORIZON = 2.0  # seconds ahead an account's slots may be reserved (claims under load lag)
 LEAD = 0.05  # a wave's messages are taken this long before its first slot
 WAVE = 0.05  # seconds of a batch's slots taken for sending at once
-IN_FLIGHT = 256  # provider calls under way at once, per batch
+# Provider calls under way at once in a process: fewer than the HTTP client's pooled
+# connections (httpx: 100), so a call that passed the rate window never queues for one.
+IN_FLIGHT = 64
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
 
 
@@ -170,19 +173,21 @@ class Dispatcher:
         return 0.0
 
     async def _send(self, campaign: Campaign, prepared: Prepared, jobs: list[Job]) -> None:
-        stop, limit = asyncio.Event(), asyncio.Semaphore(IN_FLIGHT)
+        stop, limit = asyncio.Event(), _in_flight()
         window = Window.of(campaign.channel_account_id, campaign.rate)
 
         async def one(job: Job) -> Call:
             await self.clock.until(job.slot)
-            while (wait := window.wait(self.clock.now())) > 0:
-                await self.clock.until(self.clock.now() + timedelta(seconds=wait))
-            if stop.is_set():
-                return Call(None, NOT_MADE, None, [])
             outbound = OutboundMessage(
                 to=job.address, callback_url=prepared.callback, text=job.text, metadata=job.options
             )
+            # the window is passed holding a call's place: a send never waits for a
+            # connection after it, so sends held back cannot reach the provider in a burst
             async with limit:
+                while (wait := window.wait(self.clock.now())) > 0:
+                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+                if stop.is_set():
+                    return Call(None, NOT_MADE, None, [])
                 call = await call_provider(
                     self.runtime,
                     Outbound(job.message, prepared.channel, prepared.account, outbound),
@@ -255,6 +260,17 @@ class Dispatcher:
     async def drain(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
+
+
+_LIMITS: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+
+
+def _in_flight() -> asyncio.Semaphore:
+    """The process's IN_FLIGHT places (one per event loop: a semaphore binds to its loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _LIMITS:
+        _LIMITS[loop] = asyncio.Semaphore(IN_FLIGHT)
+    return _LIMITS[loop]
 
 
 def _waves(jobs: list[Job]) -> list[list[Job]]:
