@@ -34,7 +34,7 @@ from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, 
 from shared.campaigns.content import Content
 from shared.campaigns.progress import broadcast_progress
 from shared.campaigns.rate import Window, next_free, rate_of
-from shared.campaigns.snapshot import start_campaign
+from shared.campaigns.snapshot import EARLIEST_ZONE, start_campaign
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.registry import channel_named
 from shared.channels.whatsapp.templates import TemplateSend
@@ -79,6 +79,7 @@ class Campaign:
     settings: dict[str, Any]
     body: str | None
     template: dict[str, Any] | None
+    local_time: bool = False
 
     @property
     def rate(self) -> float:
@@ -288,7 +289,7 @@ def _waves(jobs: list[Job]) -> list[list[Job]]:
 async def due_campaigns(conn: Any) -> list[Campaign]:
     rows = await conn.fetch(
         "select c.id, c.organization_id, c.channel_account_id, a.channel::text as channel,"
-        " a.settings, c.body, c.template from public.campaigns c"
+        " a.settings, c.body, c.template, c.local_time from public.campaigns c"
         " join public.channel_accounts a on a.id = c.channel_account_id"
         " where c.status = 'running' order by c.started_at"
     )
@@ -361,9 +362,12 @@ async def start_due(runtime: Runtime, *, now: datetime) -> None:
     empty is cancelled with the reason."""
     async with runtime.db.service_tx() as conn:
         due = await conn.fetch(
+            # a local-time campaign starts when its wall-clock time first comes anywhere
             "select organization_id, id from public.campaigns"
-            " where status = 'scheduled' and starts_at <= $1 order by starts_at",
+            " where status = 'scheduled' and (starts_at <= $1 or (local_time and"
+            "   (starts_at at time zone timezone) at time zone $2 <= $1)) order by starts_at",
             now,
+            EARLIEST_ZONE,
         )
     for row in due:
         async with runtime.db.service_tx() as conn:
