@@ -129,7 +129,9 @@ _REPLY = (
 )
 
 
-async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: list) -> None:
+async def _answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: list[tuple[str, float]]
+) -> None:
     """HTTP/1.1 keep-alive by hand: a POST is a send (its recipient and time are kept),
     GET /sent hands over the sends so far and forgets them."""
     try:
