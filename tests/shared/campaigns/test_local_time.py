@@ -12,15 +12,14 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 
-from shared.campaigns.claim import claim_batch
-from shared.campaigns.dispatch import Clock, Dispatcher, due_campaigns, start_due
+from shared.campaigns.dispatch import start_due
 from shared.campaigns.manage import CampaignCreate, create_campaign
 from shared.campaigns.snapshot import start_campaign
 from shared.channels.whatsapp.templates import TemplateSend
 from shared.db import Connection
 from shared.errors import Unprocessable
 from shared.runtime import Runtime
-from tests.shared.campaigns.kit import GREETING, finish_others, running
+from tests.shared.campaigns.kit import GREETING, claim_now, finish_others, running
 from tests.support import make_contact, module_runtime_fixtures
 
 pytestmark = [
@@ -76,21 +75,7 @@ def create(
 
 
 async def claim(runtime: Runtime, campaign_id: UUID, at: datetime) -> list[UUID]:
-    async with runtime.db.service_tx() as conn:
-        (campaign,) = [c for c in await due_campaigns(conn) if c.id == campaign_id]
-    ready = await Dispatcher(runtime, batch=10, clock=Clock())._prepare(campaign)
-    async with runtime.db.service_tx() as conn:
-        jobs, failed = await claim_batch(
-            conn,
-            campaign=campaign,
-            content=ready.content,
-            rate=80,
-            limit=10,
-            clock=lambda: at,
-            lead=0,
-            orphaned_after=86400,  # the claims here are never orphaned
-        )
-    assert failed == 0
+    _, jobs = await claim_now(runtime, campaign_id, limit=10, at=at)
     return [j.contact_id for j in jobs]
 
 
