@@ -41,6 +41,7 @@ class Campaign(BaseModel):
     audience: Any
     starts_at: datetime | None
     timezone: str
+    local_time: bool
     status: Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
     pause_reason: str | None
     recipient_count: int
@@ -58,6 +59,7 @@ class Recipient(BaseModel):
     address: str | None
     status: Status
     exclusion_reason: Literal["no_address", "opted_out"] | None
+    due_at: datetime | None
     message_id: UUID | None
     provider_message_id: str | None
     attempts: int

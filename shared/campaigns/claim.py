@@ -60,19 +60,19 @@ async def _quiet(conn: Connection) -> None:
     await conn.execute("select set_config('connectgain.broadcast', 'off', true)")
 
 
-async def _orphans(
-    conn: Connection, campaign_id: UUID, *, before: datetime, limit: int
-) -> list[Job]:
+async def _orphans(conn: Connection, campaign: Any, *, before: datetime, limit: int) -> list[Job]:
     rows = await conn.fetch(
         f"select r.contact_id, r.address, {_M_COLUMNS}"
         " from public.campaign_recipients r"
         " join public.messages m on m.organization_id = r.organization_id and m.id = r.message_id"
-        " where r.campaign_id = $1 and r.status = 'sending' and m.status = 'queued'"
-        "   and r.slot_at < $2"
+        # by the (organization_id, campaign_id, status, id) index: the few `sending` rows
+        " where r.organization_id = $4 and r.campaign_id = $1 and r.status = 'sending'"
+        "   and m.status = 'queued' and r.slot_at < $2"
         " order by r.id limit $3 for update of r skip locked",
-        campaign_id,
+        campaign.id,
         before,
         limit,
+        campaign.organization_id,
     )
     return [
         Job(r["contact_id"], r, r["address"], r["body"], r["metadata"].get("options") or {}, before)
@@ -96,8 +96,10 @@ async def claim_batch(
     now = clock()
     await _quiet(conn)
     jobs = await _orphans(
-        conn, campaign.id, before=now - timedelta(seconds=orphaned_after), limit=limit
+        conn, campaign, before=now - timedelta(seconds=orphaned_after), limit=limit
     )
+    # a local-time campaign's recipients as they come due, earliest first
+    due = " and r.due_at <= $5 order by r.due_at, r.id" if campaign.local_time else " order by r.id"
     rows = await conn.fetch(
         "select r.id, r.contact_id, r.address, k.name, k.email, k.phone, k.custom_fields,"
         " case when $4 then (select max(v.last_inbound_at) from public.conversations v"
@@ -105,12 +107,13 @@ async def claim_batch(
         "     and v.contact_id = r.contact_id) end as last_inbound_at"
         " from public.campaign_recipients r"
         " join public.contacts k on k.organization_id = r.organization_id and k.id = r.contact_id"
-        " where r.campaign_id = $1 and r.status = 'queued' order by r.id limit $3"
-        " for update of r skip locked",
+        f" where r.campaign_id = $1 and r.status = 'queued'{due}"
+        " limit $3 for update of r skip locked",
         campaign.id,
         campaign.channel_account_id,
         limit - len(jobs),
         content.text is not None,
+        *([now] if campaign.local_time else []),
     )
     filled: dict[UUID, Any] = {}
     failed: dict[int, dict[str, Any]] = {}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
 import asyncpg
 
@@ -33,7 +34,7 @@ from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, 
 from shared.campaigns.content import Content
 from shared.campaigns.progress import broadcast_progress
 from shared.campaigns.rate import Window, next_free, rate_of
-from shared.campaigns.snapshot import start_campaign
+from shared.campaigns.snapshot import EARLIEST_ZONE, start_campaign
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.registry import channel_named
 from shared.channels.whatsapp.templates import TemplateSend
@@ -50,7 +51,9 @@ BATCH_SPAN = 0.25  # seconds of the cap one batch holds (at least one recipient)
 HORIZON = 2.0  # seconds ahead an account's slots may be reserved (claims under load lag)
 LEAD = 0.05  # a wave's messages are taken this long before its first slot
 WAVE = 0.05  # seconds of a batch's slots taken for sending at once
-IN_FLIGHT = 256  # provider calls under way at once, per batch
+# Provider calls under way at once in a process: fewer than the HTTP client's pooled
+# connections (httpx: 100), so a call that passed the rate window never queues for one.
+IN_FLIGHT = 64
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
 
 
@@ -76,6 +79,7 @@ class Campaign:
     settings: dict[str, Any]
     body: str | None
     template: dict[str, Any] | None
+    local_time: bool = False
 
     @property
     def rate(self) -> float:
@@ -170,19 +174,21 @@ class Dispatcher:
         return 0.0
 
     async def _send(self, campaign: Campaign, prepared: Prepared, jobs: list[Job]) -> None:
-        stop, limit = asyncio.Event(), asyncio.Semaphore(IN_FLIGHT)
+        stop, limit = asyncio.Event(), _in_flight()
         window = Window.of(campaign.channel_account_id, campaign.rate)
 
         async def one(job: Job) -> Call:
             await self.clock.until(job.slot)
-            while (wait := window.wait(self.clock.now())) > 0:
-                await self.clock.until(self.clock.now() + timedelta(seconds=wait))
-            if stop.is_set():
-                return Call(None, NOT_MADE, None, [])
             outbound = OutboundMessage(
                 to=job.address, callback_url=prepared.callback, text=job.text, metadata=job.options
             )
+            # the window is passed holding a call's place: a send never waits for a
+            # connection after it, so sends held back cannot reach the provider in a burst
             async with limit:
+                while (wait := window.wait(self.clock.now())) > 0:
+                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+                if stop.is_set():
+                    return Call(None, NOT_MADE, None, [])
                 call = await call_provider(
                     self.runtime,
                     Outbound(job.message, prepared.channel, prepared.account, outbound),
@@ -257,6 +263,17 @@ class Dispatcher:
             await asyncio.gather(*list(self.tasks))
 
 
+_LIMITS: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+
+
+def _in_flight() -> asyncio.Semaphore:
+    """The process's IN_FLIGHT places (one per event loop: a semaphore binds to its loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _LIMITS:
+        _LIMITS[loop] = asyncio.Semaphore(IN_FLIGHT)
+    return _LIMITS[loop]
+
+
 def _waves(jobs: list[Job]) -> list[list[Job]]:
     """The batch's jobs in slot order, cut every WAVE seconds: each wave's messages are
     taken just before it, so a dispatcher killed holds at most a wave taken unsent."""
@@ -272,7 +289,7 @@ def _waves(jobs: list[Job]) -> list[list[Job]]:
 async def due_campaigns(conn: Any) -> list[Campaign]:
     rows = await conn.fetch(
         "select c.id, c.organization_id, c.channel_account_id, a.channel::text as channel,"
-        " a.settings, c.body, c.template from public.campaigns c"
+        " a.settings, c.body, c.template, c.local_time from public.campaigns c"
         " join public.channel_accounts a on a.id = c.channel_account_id"
         " where c.status = 'running' order by c.started_at"
     )
@@ -345,9 +362,12 @@ async def start_due(runtime: Runtime, *, now: datetime) -> None:
     empty is cancelled with the reason."""
     async with runtime.db.service_tx() as conn:
         due = await conn.fetch(
+            # a local-time campaign starts when its wall-clock time first comes anywhere
             "select organization_id, id from public.campaigns"
-            " where status = 'scheduled' and starts_at <= $1 order by starts_at",
+            " where status = 'scheduled' and (starts_at <= $1 or (local_time and"
+            "   (starts_at at time zone timezone) at time zone $2 <= $1)) order by starts_at",
             now,
+            EARLIEST_ZONE,
         )
     for row in due:
         async with runtime.db.service_tx() as conn:

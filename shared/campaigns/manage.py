@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from shared.campaigns.content import validate
 from shared.campaigns.progress import progress, progress_of
-from shared.campaigns.snapshot import audience_size
+from shared.campaigns.snapshot import audience_size, earliest_due, wall_time
 from shared.channels.whatsapp.templates import TemplateSend, prepare_send
 from shared.db import Connection
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -27,11 +27,11 @@ from shared.templates import whatsapp as wa_templates
 
 COLUMNS = (
     "id, organization_id, channel_account_id, name, template, body as text, audience,"
-    " starts_at, timezone, status, pause_reason, recipient_count, excluded_count,"
+    " starts_at, timezone, local_time, status, pause_reason, recipient_count, excluded_count,"
     " started_at, finished_at, created_at, updated_at"
 )
 RECIPIENT_COLUMNS = (
-    "id, contact_id, address, status, exclusion_reason, message_id, provider_message_id,"
+    "id, contact_id, address, status, exclusion_reason, due_at, message_id, provider_message_id,"
     " attempts, error, sent_at, delivered_at, read_at, failed_at, replied_at, updated_at"
 )
 # What each steering action moves from, and to.
@@ -52,6 +52,11 @@ class CampaignCreate(BaseModel):
         default=None, description="Null: a draft started by /start; else when to start"
     )
     timezone: str = Field(default="UTC", max_length=64, description="An IANA zone, for starts_at")
+    local_time: bool = Field(
+        default=False,
+        description="Send at starts_at's wall-clock time in each contact's own timezone (its"
+        " `timezone` custom field, else the campaign's); needs starts_at",
+    )
 
     @model_validator(mode="after")
     def _one_content(self) -> CampaignCreate:
@@ -61,6 +66,8 @@ class CampaignCreate(BaseModel):
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {self.timezone!r}") from exc
+        if self.local_time and self.starts_at is None:
+            raise ValueError("local_time needs starts_at, the wall-clock time to send at")
         if self.starts_at is not None and self.starts_at.tzinfo is None:
             self.starts_at = self.starts_at.replace(tzinfo=zone)
         return self
@@ -90,15 +97,36 @@ async def create_campaign(
             language=data.template.language,
         )
         prepare_send(template, data.template)  # a 422 for unknown or missing variables
-    if data.starts_at is not None and data.starts_at <= (now or datetime.now(UTC)):
+    now = now or datetime.now(UTC)
+    if data.starts_at is not None and data.starts_at <= now:
         raise Unprocessable("starts_at: the schedule lies in the past", code="schedule_in_past")
-    size = await audience_size(conn=conn, organization_id=organization_id, audience=data.audience)
+    if data.local_time:
+        assert data.starts_at is not None
+        wall = wall_time(starts_at=data.starts_at, timezone=data.timezone)
+        first = await earliest_due(
+            conn=conn,
+            organization_id=organization_id,
+            audience=data.audience,
+            wall=wall,
+            timezone=data.timezone,
+        )
+        if first is not None and first[0] <= now:
+            raise Unprocessable(
+                f"starts_at: {wall:%Y-%m-%d %H:%M} has already passed in {first[1]}"
+                f" ({first[2]} contacts of the audience)",
+                code="schedule_in_past",
+            )
+        size = 0 if first is None else 1
+    else:
+        size = await audience_size(
+            conn=conn, organization_id=organization_id, audience=data.audience
+        )
     if size == 0:
         raise Unprocessable("audience: the filter matches no contact", code="empty_audience")
     row = await conn.fetchrow(
         f"insert into public.campaigns (organization_id, channel_account_id, name, template,"
-        f" body, audience, starts_at, timezone, status)"
-        f" values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {COLUMNS}",
+        f" body, audience, starts_at, timezone, local_time, status)"
+        f" values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}",
         organization_id,
         data.channel_account_id,
         data.name,
@@ -107,6 +135,7 @@ async def create_campaign(
         data.audience,
         data.starts_at,
         data.timezone,
+        data.local_time,
         "draft" if data.starts_at is None else "scheduled",
     )
     assert row is not None

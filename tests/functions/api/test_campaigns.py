@@ -145,6 +145,11 @@ async def test_a_campaign_from_draft_to_cancelled(
         ({"text": "Hi", "timezone": "Mars/Olympus"}, "unknown timezone"),
         ({"text": "Hi", "starts_at": "2020-01-01T09:00:00"}, "schedule_in_past"),
         (
+            {"text": "Hi", "starts_at": "2020-01-01T09:00:00", "local_time": True},
+            "schedule_in_past",
+        ),
+        ({"text": "Hi", "local_time": True}, "local_time needs starts_at"),
+        (
             {"text": "Hi", "audience": {"field": "name", "op": "eq", "value": "Nobody"}},
             "empty_audience",
         ),

@@ -116,10 +116,16 @@ async def finish_others(db: Connection) -> None:
 
 
 async def claim_now(
-    runtime: Runtime, campaign_id: UUID, *, limit: int, taking: bool = False
+    runtime: Runtime,
+    campaign_id: UUID,
+    *,
+    limit: int,
+    taking: bool = False,
+    at: datetime | None = None,
 ) -> tuple[Campaign, list[Job]]:
     """A dispatcher's claim of up to `limit` recipients (and, `taking`, the take of
-    their messages), committed, after which that dispatcher is gone."""
+    their messages), committed, after which that dispatcher is gone; `at`: the claim's
+    time (its claims then never orphaned)."""
     dispatcher = Dispatcher(runtime, batch=limit, clock=Clock())
     async with runtime.db.service_tx() as conn:
         (campaign,) = [c for c in await due_campaigns(conn) if c.id == campaign_id]
@@ -131,9 +137,9 @@ async def claim_now(
             content=ready.content,
             rate=80,
             limit=limit,
-            clock=Clock().now,
+            clock=Clock().now if at is None else lambda: at,
             lead=0,
-            orphaned_after=30,
+            orphaned_after=30 if at is None else 86400,
         )
         if taking:
             await take(conn, campaign_id=campaign.id, jobs=jobs, claim_seconds=60)

@@ -113,11 +113,13 @@ async def test_the_status_timeline_follows_the_message_never_backwards(
     conversation = await make_conversation(db, org, contact=world["phone"], account=account)
     message = await db.fetchval(
         "insert into public.messages (organization_id, conversation_id, channel_account_id,"
-        " direction, sender_type, body, status) values ($1, $2, $3, 'outbound', 'system',"
-        " 'Hi!', 'sending') returning id",
+        " direction, sender_type, body, status, metadata) values ($1, $2, $3, 'outbound',"
+        " 'system', 'Hi!', 'sending', jsonb_build_object('campaign_id', $4::uuid))"
+        " returning id",
         org,
         conversation,
         account,
+        made,
     )
     await db.execute(
         "update public.campaign_recipients set status = 'sending', message_id = $2,"
