@@ -18,7 +18,7 @@ import is an admin's decision, and API keys rank as managers at most).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.guard import describe_errors
 from shared.imports import jobs
+from shared.imports.jobs import JobStatus
 from shared.imports.kommo import connect as kommo
+from shared.imports.web import JobState
 from shared.web import CurrentUser, RuntimeDep
 
 ERRORS = describe_errors(
@@ -73,23 +75,8 @@ class StartRequest(BaseModel):
     )
 
 
-class Job(BaseModel):
-    id: UUID
-    organization_id: UUID
-    status: Literal["pending", "running", "completed", "failed", "cancelled"]
-    options: dict[str, Any]
-    progress: dict[str, Any]
-    error: dict[str, Any] | None
-    cancel_requested: bool
-    created_by: UUID | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
 class Jobs(BaseModel):
-    data: list[Job]
+    data: list[JobState]
 
 
 class CancelRequest(BaseModel):
@@ -100,7 +87,7 @@ class CancelRequest(BaseModel):
 
 class Report(BaseModel):
     id: UUID
-    status: Literal["pending", "running", "completed", "failed", "cancelled"]
+    status: JobStatus
     report: dict[str, Any] | None = Field(
         description="counts per entity, unmatched_users, unmappable_fields (imported as text),"
         " skipped items with reasons; null until the import completes"
@@ -126,7 +113,7 @@ def routes(*, tags: list[str] | None = None) -> APIRouter:
         async with runtime.db.user_tx(user) as conn:
             return await kommo.get_connection(conn=conn, organization_id=organization_id)
 
-    @router.post("/jobs", status_code=201, response_model=Job, summary="Start a Kommo import")
+    @router.post("/jobs", status_code=201, response_model=JobState, summary="Start a Kommo import")
     async def start(body: StartRequest, user: CurrentUser, runtime: RuntimeDep) -> Any:
         async with runtime.db.user_tx(user) as conn:
             return await kommo.start_import(
@@ -138,12 +125,12 @@ def routes(*, tags: list[str] | None = None) -> APIRouter:
         async with runtime.db.user_tx(user) as conn:
             return {"data": await kommo.list_kommo_jobs(conn=conn, organization_id=organization_id)}
 
-    @router.get("/jobs/{job_id}", response_model=Job, summary="A Kommo import's status")
+    @router.get("/jobs/{job_id}", response_model=JobState, summary="A Kommo import's status")
     async def status(job_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> Any:
         async with runtime.db.user_tx(user) as conn:
             return await kommo.kommo_job(conn=conn, job_id=job_id)
 
-    @router.post("/jobs/{job_id}/cancel", response_model=Job, summary="Cancel a Kommo import")
+    @router.post("/jobs/{job_id}/cancel", response_model=JobState, summary="Cancel a Kommo import")
     async def cancel(
         job_id: UUID, user: CurrentUser, runtime: RuntimeDep, body: CancelRequest | None = None
     ) -> Any:

@@ -18,6 +18,7 @@ from shared.errors import Conflict
 
 Source = Literal["csv", "kommo"]
 Entity = Literal["contacts", "companies"]
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 _COLUMNS = (
     "id, organization_id, source, entity, status, options, progress, report, error,"

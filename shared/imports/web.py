@@ -23,6 +23,7 @@ from shared.auth import UserPrincipal
 from shared.errors import BadRequest, NotFound
 from shared.guard import describe_errors
 from shared.imports import jobs, runner, upload
+from shared.imports.jobs import JobStatus
 from shared.runtime import Runtime
 from shared.web import CurrentUser, RuntimeDep
 
@@ -72,15 +73,14 @@ NO_BODY: dict[str, Any] = {
 }
 
 
-class ImportJob(BaseModel):
+class JobState(BaseModel):
+    """Where an import job stands: what every importer's job answers carry."""
+
     id: UUID
     organization_id: UUID
-    source: Literal["csv", "kommo"]
-    entity: Literal["contacts", "companies"] | None
-    status: Literal["pending", "running", "completed", "failed", "cancelled"]
+    status: JobStatus
     options: dict[str, Any]
     progress: dict[str, Any]
-    report: dict[str, Any] | None
     error: dict[str, Any] | None
     cancel_requested: bool
     created_by: UUID | None
@@ -88,6 +88,12 @@ class ImportJob(BaseModel):
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class ImportJob(JobState):
+    source: Literal["csv", "kommo"]
+    entity: Literal["contacts", "companies"] | None
+    report: dict[str, Any] | None
 
 
 class PreviewRow(BaseModel):
