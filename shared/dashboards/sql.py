@@ -46,9 +46,11 @@ class Query:
     """Placeholders for one statement: $1 the organization; the timezone and the range's
     bounds are added when a builder first uses them (PostgreSQL refuses unused ones)."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, params: Params | None = None) -> None:
+        """`params`: another Query's, to put both questions in one statement (the
+        organization stays $1; this one's range gets placeholders of its own)."""
         self.spec = spec
-        self.params = Params(spec.organization_id)
+        self.params = params or Params(spec.organization_id)
         self.org = "$1::uuid"
         self._once: dict[str, str] = {}
 

@@ -321,6 +321,45 @@ async def test_busiest_hours_and_a_kpi_with_its_previous_period(
     assert kpi["previous"] == before[(None, None)]
 
 
+async def test_kpis_with_a_filter_an_empty_period_and_no_period(
+    runtime: Runtime, built: dict[str, Any]
+):
+    """Both periods come from one statement: each keeps its own range and the filter's
+    values, an empty period is 0 for a count and no figure for a median."""
+    org, raw, zone = built["org"], built["raw"], "Asia/Kolkata"
+    status = {c["id"]: c["status"] for c in raw["conversations"]}
+    resolved = messages(raw, lambda m: IN(m) and status[m["conversation_id"]] == "resolved", None)
+    kpi = await answer(
+        runtime,
+        org,
+        zone,
+        metric="messages_received",
+        visualization="kpi",
+        filter={"field": "status", "op": "eq", "value": "resolved"},
+        date_range={"from": "2026-11-01", "to": "2026-11-07"},
+    )
+    for key, start, end in (
+        ((None, None), world.END - timedelta(days=6), world.END),
+        ("previous", world.END - timedelta(days=13), world.END - timedelta(days=7)),
+    ):
+        want = grouped(resolved, tz=zone, start=start, end=end, grain=None, aggregate="count")
+        assert kpi[key] == want[(None, None)] > 0
+
+    nothing = {"from": "2025-01-01", "to": "2025-01-07"}
+    empty = await answer(
+        runtime, org, zone, metric="messages_received", visualization="kpi", date_range=nothing
+    )
+    assert empty == {(None, None): 0, "previous": 0}
+    median = await answer(
+        runtime, org, zone, metric="first_response_time", visualization="kpi", date_range=nothing
+    )
+    assert median == {(None, None): None, "previous": None}
+
+    now = await answer(runtime, org, zone, metric="open_deal_value", visualization="kpi")
+    total = sum(float(d["value"] or 0) for d in raw["deals"] if d["status"] == "open")
+    assert now[(None, None)] == pytest.approx(total) and now["previous"] is None
+
+
 async def test_a_filter_reads_the_raw_rows_and_agrees(runtime: Runtime, built: dict[str, Any]):
     org, raw = built["org"], built["raw"]
     status = {c["id"]: c["status"] for c in raw["conversations"]}
