@@ -60,6 +60,7 @@ async def lock(conn: Connection, conversation_id: UUID) -> None:
 
 
 async def live_session(conn: Connection, org: UUID, conversation_id: UUID) -> Any:
+    """The conversation's active or waiting session, if it has one."""
     return await conn.fetchrow(
         f"select {SESSION_COLUMNS} from public.bot_sessions"
         " where organization_id = $1 and conversation_id = $2 and status in ('active', 'waiting')",
