@@ -35,7 +35,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
-from shared.bots import flows
+from shared.bots import flows, session_log
 from shared.bots.simulate import SimulateIn
 from shared.bots.validate import problems
 from shared.web import CurrentUser, RuntimeDep, function_app
@@ -70,25 +70,25 @@ async def validate(body: GraphIn, user: CurrentUser) -> dict[str, Any]:
 @router.get("/sessions")
 async def sessions(
     organization_id: UUID,
-    query: Annotated[flows.SessionFilter, Query()],
+    query: Annotated[session_log.SessionFilter, Query()],
     user: CurrentUser,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        data = await flows.sessions(conn=conn, organization_id=organization_id, filter=query)
+        data = await session_log.sessions(conn=conn, organization_id=organization_id, filter=query)
     return {"data": data}
 
 
 @router.get("/sessions/{session_id}")
 async def session(session_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return await flows.session(conn=conn, session_id=session_id)
+        return await session_log.session(conn=conn, session_id=session_id)
 
 
 @router.get("/sessions/{session_id}/steps")
 async def steps(session_id: UUID, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.db.user_tx(user) as conn:
-        return {"data": await flows.steps(conn=conn, session_id=session_id)}
+        return {"data": await session_log.steps(conn=conn, session_id=session_id)}
 
 
 @router.get("/{flow_id}")

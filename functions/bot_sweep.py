@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shared.bots.runtime import sweep
+from shared.bots.sweep import sweep
 from shared.web import RuntimeDep, ServiceCaller, function_app
 
 router = APIRouter()

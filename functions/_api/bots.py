@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from functions._api.billing import requires
 from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
-from shared.bots import flows
+from shared.bots import flows, session_log
 from shared.bots.simulate import SimulateIn
 from shared.bots.triggers import Trigger
 from shared.web import RuntimeDep
@@ -58,7 +58,7 @@ class BotSession(BaseModel):
     flow_version_id: UUID
     conversation_id: UUID
     contact_id: UUID | None
-    status: flows.SessionStatus
+    status: session_log.SessionStatus
     current_node: str | None
     variables: dict[str, Any]
     retries: int
@@ -219,12 +219,14 @@ async def start(flow_id: FlowId, body: flows.StartIn, key: WriteKey, runtime: Ru
     "/bot-sessions", response_model=list[BotSession], responses=READ, summary="List bot sessions"
 )
 async def list_sessions(
-    key: ReadKey, runtime: RuntimeDep, query: Annotated[flows.SessionFilter, Query()]
+    key: ReadKey, runtime: RuntimeDep, query: Annotated[session_log.SessionFilter, Query()]
 ) -> Any:
     return await in_tx(
         runtime,
         key,
-        lambda conn: flows.sessions(conn=conn, organization_id=key.organization_id, filter=query),
+        lambda conn: session_log.sessions(
+            conn=conn, organization_id=key.organization_id, filter=query
+        ),
     )
 
 
@@ -235,7 +237,9 @@ async def list_sessions(
     summary="Get a bot session",
 )
 async def get_session(session_id: UUID, key: ReadKey, runtime: RuntimeDep) -> Any:
-    return await in_tx(runtime, key, lambda conn: flows.session(conn=conn, session_id=session_id))
+    return await in_tx(
+        runtime, key, lambda conn: session_log.session(conn=conn, session_id=session_id)
+    )
 
 
 @router.get(
@@ -245,4 +249,6 @@ async def get_session(session_id: UUID, key: ReadKey, runtime: RuntimeDep) -> An
     summary="A session's log: each node run, its input, output and timing",
 )
 async def steps(session_id: UUID, key: ReadKey, runtime: RuntimeDep) -> Any:
-    return await in_tx(runtime, key, lambda conn: flows.steps(conn=conn, session_id=session_id))
+    return await in_tx(
+        runtime, key, lambda conn: session_log.steps(conn=conn, session_id=session_id)
+    )

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shared.bots.graph import Ask
+from shared.bots.nodes import Ask
 from shared.inbox.contacts import normalize_phone
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
-from shared.bots.runtime import handle_message, handle_new_conversation, start
+from shared.bots.inbound import handle_message, handle_new_conversation
+from shared.bots.sessions import start
 from shared.db import Connection
 from shared.errors import Conflict, NotFound
 from shared.events.base import Claimed, Consumer, Event, Result, retry

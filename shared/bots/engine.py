@@ -20,11 +20,11 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from shared.bots.answers import accept
-from shared.bots.graph import (
+from shared.bots.graph import Graph
+from shared.bots.nodes import (
     Ask,
     Condition,
     End,
-    Graph,
     Handoff,
     Http,
     SendMessage,
@@ -33,8 +33,8 @@ from shared.bots.graph import (
     Start,
     Tag,
     Wait,
-    interpolate,
 )
+from shared.bots.variables import interpolate
 from shared.errors import AppError
 
 MAX_STEPS = 200  # per advance; cycles always wait, so this is a guard, not a limit

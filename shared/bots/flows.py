@@ -1,32 +1,31 @@
 """Saving, publishing and reading flows, inside the caller's RLS transaction.
 
 Members (and read keys) read; managers (and write keys) write — the policies say
-the same. A draft is checked whole before it is saved (shared.bots.validate, then
-what needs the organization: the contact and conversation filters against its
-custom fields, the members and webhook endpoints nodes name); every problem is
-reported with its node. Publishing snapshots the draft as version N+1 under the
-flow's row lock, so two publishes never take one number.
+the same. A draft is checked whole before it is saved (shared.bots.validate.checked:
+the graph, then what needs the organization); every problem is reported with its
+node. Publishing snapshots the draft as version N+1 under the flow's row lock, so
+two publishes never take one number. A flow can be simulated (its draft or a
+version) or started in a conversation the caller can see; its sessions are read
+through shared.bots.session_log.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from shared.automation.conditions import parse_conditions
 from shared.billing import require_feature
 from shared.bots.gate import forget
-from shared.bots.graph import Condition, Graph, Handoff, Http
-from shared.bots.runtime import SESSION_COLUMNS, start
+from shared.bots.sessions import start
 from shared.bots.simulate import SimulateIn, simulate
 from shared.bots.triggers import Trigger, check_triggers
-from shared.bots.validate import Problem, check, parse, refusal
+from shared.bots.validate import check, checked
 from shared.crm.inputs import Strict
 from shared.db import Connection, fetch_found
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.runtime import Runtime
 
 COLUMNS = (
@@ -34,27 +33,10 @@ COLUMNS = (
     " published_version_id, published_version, created_by, created_at, updated_at"
 )
 VERSION_COLUMNS = "id, organization_id, flow_id, version, graph, published_by, created_at"
-STEP_COLUMNS = (
-    "id, session_id, node_id, kind, input, output, variables_changed, error, started_at,"
-    " duration_ms"
-)
 GRAPH_DOC = (
     "The flow's graph: {schema_version: 1, variables: {name: text|number|boolean|date},"
     " nodes: [{id, kind, …settings}], edges: [{from, to, port?}]}"
 )
-
-
-SessionStatus = Literal["active", "waiting", "handed_off", "completed", "timed_out", "failed"]
-
-
-class SessionFilter(BaseModel):
-    """Which sessions to list, newest first (query parameters)."""
-
-    flow_id: UUID | None = None
-    conversation_id: UUID | None = None
-    status: SessionStatus | None = None
-    before: datetime | None = Field(default=None, description="Sessions started before this")
-    limit: int = Field(default=100, ge=1, le=500)
 
 
 class StartIn(Strict):
@@ -78,55 +60,6 @@ class FlowChange(Strict):
     graph: dict[str, Any] | None = Field(default=None, description=GRAPH_DOC)
     triggers: list[Trigger] | None = Field(default=None, max_length=20)
     timeout_seconds: int | None = Field(default=None, ge=60, le=2592000)
-
-
-async def checked(conn: Connection, organization_id: UUID, raw: Any) -> Graph:
-    """The graph, or a 422 listing every problem with its node."""
-    graph, found = parse(raw)
-    if graph is not None:
-        found = await _organization_problems(conn, organization_id, graph)
-    if found or graph is None:
-        raise refusal(found)
-    return graph
-
-
-async def _organization_problems(conn: Connection, org: UUID, graph: Graph) -> list[Problem]:
-    found: list[Problem] = []
-    for node in graph.nodes.values():
-        if isinstance(node, Condition) and (node.contact or node.conversation):
-            given = {
-                k: v
-                for k, v in (("contact", node.contact), ("conversation", node.conversation))
-                if v
-            }
-            try:
-                await parse_conditions(
-                    conn=conn, organization_id=org, trigger="message.received", conditions=given
-                )
-            except Unprocessable as exc:
-                found.append({"node": node.id, "field": "conditions", "message": exc.message})
-        if isinstance(node, Handoff) and node.user_id is not None:
-            known = await conn.fetchval(
-                "select exists (select 1 from public.organization_members where organization_id"
-                " = $1"
-                " and user_id::text = $2)",
-                org,
-                node.user_id,
-            )
-            if not known:
-                found.append({"node": node.id, "field": "user_id", "message": "no such member"})
-        if isinstance(node, Http) and node.signing_endpoint_id is not None:
-            known = await conn.fetchval(
-                "select exists (select 1 from public.webhook_endpoints where organization_id = $1"
-                " and id::text = $2)",
-                org,
-                node.signing_endpoint_id,
-            )
-            if not known:
-                found.append(
-                    {"node": node.id, "field": "signing_endpoint_id", "message": "no such endpoint"}
-                )
-    return found
 
 
 async def create(*, conn: Connection, flow: FlowIn) -> dict[str, Any]:
@@ -274,47 +207,6 @@ async def version(*, conn: Connection, flow_id: UUID, number: int) -> dict[str, 
         flow_id,
         number,
     )
-
-
-async def sessions(
-    *, conn: Connection, organization_id: UUID, filter: SessionFilter
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"""
-        select {SESSION_COLUMNS} from public.bot_sessions
-         where organization_id = $1 and ($2::uuid is null or flow_id = $2)
-           and ($3::uuid is null or conversation_id = $3) and ($4::text is null or status = $4)
-           and ($5::timestamptz is null or started_at < $5)
-         order by started_at desc, id limit $6
-        """,
-        organization_id,
-        filter.flow_id,
-        filter.conversation_id,
-        filter.status,
-        filter.before,
-        filter.limit,
-    )
-    return [dict(r) for r in rows]
-
-
-async def session(*, conn: Connection, session_id: UUID) -> dict[str, Any]:
-    return await fetch_found(
-        conn,
-        "No such bot session",
-        f"select {SESSION_COLUMNS} from public.bot_sessions where id = $1",
-        session_id,
-    )
-
-
-async def steps(*, conn: Connection, session_id: UUID) -> list[dict[str, Any]]:
-    found = await session(conn=conn, session_id=session_id)
-    rows = await conn.fetch(
-        f"select {STEP_COLUMNS} from public.bot_session_steps where organization_id = $1"
-        " and session_id = $2 order by id limit 2000",
-        found["organization_id"],
-        session_id,
-    )
-    return [dict(r) for r in rows]
 
 
 async def simulate_flow(

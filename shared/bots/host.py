@@ -21,7 +21,8 @@ import httpx
 from shared.automation import assignment
 from shared.bots.conditions import holds
 from shared.bots.engine import HttpAnswer, Outgoing, Stop
-from shared.bots.graph import Condition, Graph, Handoff, Http, Tag
+from shared.bots.graph import Graph
+from shared.bots.nodes import Condition, Handoff, Http, Tag
 from shared.channels.base import Account, OutboundMessage, Thread
 from shared.channels.registry import channel_named
 from shared.db import Connection

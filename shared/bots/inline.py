@@ -2,7 +2,7 @@
 
 The webhook's response is sent first (a background task of the response), then
 `after_delivery` takes the inbound messages of that delivery — its account and the
-provider ids it parsed — and hands them to `shared.bots.runtime.handle_inbound`, at
+provider ids it parsed — and hands them to `shared.bots.inbound.handle_inbound`, at
 most CONCURRENCY at a time per process. An organization without bots pays one
 question, answered from the process's cache almost always (`shared.bots.gate`): a
 "no" skips everything else; a "yes" lets each message check its own conversation as
@@ -19,7 +19,7 @@ import logging
 from weakref import WeakKeyDictionary
 
 from shared.bots.gate import has_bots
-from shared.bots.runtime import handle_inbound
+from shared.bots.inbound import handle_inbound
 from shared.channels.base import Account
 from shared.db import Database
 from shared.runtime import Runtime

@@ -19,8 +19,10 @@ from pydantic import BaseModel, Field
 
 from shared.bots.conditions import holds
 from shared.bots.engine import Engine, HttpAnswer, Inbound, Outgoing, State, Step
-from shared.bots.graph import BUILTINS, Condition, Graph, Handoff, Http, Tag
+from shared.bots.graph import Graph
 from shared.bots.host import CONVERSATION, builtins, call
+from shared.bots.nodes import Condition, Handoff, Http, Tag
+from shared.bots.variables import BUILTINS
 from shared.db import Connection
 from shared.errors import NotFound
 from shared.runtime import Runtime

@@ -1,6 +1,6 @@
 """What starts a flow on its own: a keyword or a regular expression in an inbound message,
 or a new conversation on given channel accounts. (The automation action and the API
-start a named flow: shared.bots.runtime.start.)
+start a named flow: shared.bots.sessions.start.)
 
 The organization's enabled, published flows are tried in creation order; the first
 whose trigger matches starts. Regular expressions run in PostgreSQL (`~*`, whose

@@ -1,49 +1,36 @@
 """Checking a flow's graph, reporting every problem with the node it concerns.
 
-    problems(raw)  → [{"node", "field", "message"}, …]   ([] when the graph is sound)
-    check(raw)     → Graph, or a 422 `invalid_flow` listing them all
+    problems(raw)               → [{"node", "field", "message"}, …]   ([] when sound)
+    check(raw)                  → Graph, or a 422 `invalid_flow` listing them all
+    checked(conn, org, raw)     → check, then what needs the organization (on save)
 
 The rules: the schema version is known; sizes are bounded; node ids are unique and
 kinds known; each node's settings are valid for its kind; exactly one start; every
-edge joins existing nodes through a port of its source, one edge per port; every
-node is reachable from the start; a cycle passes through a node that waits (ask,
-wait); every variable is declared and set on every path before it is read.
+edge joins existing nodes through a port of its source, one edge per port. Then, on
+the built graph (shared.bots.graph_checks): every node is reachable from the start;
+a cycle passes through a node that waits (ask, wait); every variable is declared
+and set on every path before it is read. On save, the contact and conversation
+filters are parsed against the organization's custom fields, and the members and
+webhook endpoints that nodes name must exist.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
-from shared.bots.conditions import variables_catalog
-from shared.bots.graph import (
-    BUILTINS,
-    KINDS,
-    MAX_BYTES,
-    MAX_EDGES,
-    MAX_NODES,
-    SCHEMA_VERSION,
-    VARIABLE,
-    Ask,
-    Condition,
-    Edge,
-    Graph,
-    Http,
-    Settings,
-    Start,
-)
+from shared.automation.conditions import parse_conditions
+from shared.bots import graph_checks
+from shared.bots.graph import MAX_BYTES, MAX_EDGES, MAX_NODES, SCHEMA_VERSION, Edge, Graph
+from shared.bots.graph_checks import Problem, problem
+from shared.bots.nodes import KINDS, Condition, Handoff, Http, Settings, Start
+from shared.bots.variables import BUILTINS, VARIABLE
+from shared.db import Connection
 from shared.errors import Unprocessable
-from shared.filters import parse_filter
-
-Problem = dict[str, Any]
-
-
-def _problem(node: str | None, field: str, message: str) -> Problem:
-    return {"node": node, "field": field, "message": message}
 
 
 def check(raw: Any) -> Graph:
@@ -70,19 +57,19 @@ def refusal(found: list[Problem]) -> Unprocessable:
 def parse(raw: Any) -> tuple[Graph | None, list[Problem]]:
     """The graph, if it is sound enough to build, and every problem found."""
     if not isinstance(raw, dict):
-        return None, [_problem(None, "graph", "a flow's graph is a JSON object")]
+        return None, [problem(None, "graph", "a flow's graph is a JSON object")]
     try:
         size = len(json.dumps(raw, separators=(",", ":")).encode())
     except (TypeError, ValueError):
-        return None, [_problem(None, "graph", "the graph is not plain JSON")]
+        return None, [problem(None, "graph", "the graph is not plain JSON")]
     found: list[Problem] = []
     if size > MAX_BYTES:
-        return None, [_problem(None, "size", f"the graph is {size} bytes; at most {MAX_BYTES}")]
+        return None, [problem(None, "size", f"the graph is {size} bytes; at most {MAX_BYTES}")]
     if raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        found.append(_problem(None, "schema_version", f"only version {SCHEMA_VERSION} is known"))
+        found.append(problem(None, "schema_version", f"only version {SCHEMA_VERSION} is known"))
     unknown = set(raw) - {"schema_version", "variables", "nodes", "edges", "layout"}
     for key in sorted(unknown):
-        found.append(_problem(None, key, "unknown key"))
+        found.append(problem(None, key, "unknown key"))
     variables = _variables(raw.get("variables", {}), found)
     nodes = _nodes(raw.get("nodes"), found)
     edges = _edges(raw.get("edges", []), nodes, found)
@@ -91,7 +78,7 @@ def parse(raw: Any) -> tuple[Graph | None, list[Problem]]:
     starts = [n.id for n in nodes.values() if isinstance(n, Start)]
     if len(starts) != 1:
         found.append(
-            _problem(
+            problem(
                 starts[1] if len(starts) > 1 else None,
                 "kind",
                 f"a flow has exactly one start node; this one has {len(starts)}",
@@ -100,25 +87,25 @@ def parse(raw: Any) -> tuple[Graph | None, list[Problem]]:
     if found:
         return None, found
     graph = Graph(variables=variables, nodes=nodes, edges=edges)
-    found += _reachability(graph)
-    found += _cycles(graph)
+    found += graph_checks.reachability(graph)
+    found += graph_checks.cycles(graph)
     if not found:
-        found += _definitions(graph)
+        found += graph_checks.definitions(graph)
     if not found:
-        found += _filters(graph)
+        found += graph_checks.filters(graph)
     return (None if found else graph), found
 
 
 def _variables(raw: Any, found: list[Problem]) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        found.append(_problem(None, "variables", "an object of name → type"))
+        found.append(problem(None, "variables", "an object of name → type"))
         return {}
     kept = {}
     for name, kind in raw.items():
         if not isinstance(name, str) or not re.match(VARIABLE, name) or name in BUILTINS:
-            found.append(_problem(None, f"variables.{name}", "not a variable name (or a built-in)"))
+            found.append(problem(None, f"variables.{name}", "not a variable name (or a built-in)"))
         elif kind not in ("text", "number", "boolean", "date"):
-            found.append(_problem(None, f"variables.{name}", "type text, number, boolean or date"))
+            found.append(problem(None, f"variables.{name}", "type text, number, boolean or date"))
         else:
             kept[name] = kind
     return kept
@@ -126,22 +113,22 @@ def _variables(raw: Any, found: list[Problem]) -> dict[str, Any]:
 
 def _nodes(raw: Any, found: list[Problem]) -> dict[str, Settings] | None:
     if not isinstance(raw, list) or not raw:
-        found.append(_problem(None, "nodes", "a list of at least one node"))
+        found.append(problem(None, "nodes", "a list of at least one node"))
         return None
     if len(raw) > MAX_NODES:
-        found.append(_problem(None, "size", f"{len(raw)} nodes; at most {MAX_NODES}"))
+        found.append(problem(None, "size", f"{len(raw)} nodes; at most {MAX_NODES}"))
         return None
     nodes: dict[str, Settings] = {}
     for index, item in enumerate(raw):
         node_id = item.get("id") if isinstance(item, dict) else None
         name = node_id if isinstance(node_id, str) else f"#{index}"
         if not isinstance(item, dict):
-            found.append(_problem(name, "node", "a node is an object"))
+            found.append(problem(name, "node", "a node is an object"))
             continue
         model = KINDS.get(item.get("kind"))  # type: ignore[arg-type]
         if model is None:
             found.append(
-                _problem(
+                problem(
                     name,
                     "kind",
                     f"unknown node kind {item.get('kind')!r}; known: {', '.join(KINDS)}",
@@ -153,10 +140,10 @@ def _nodes(raw: Any, found: list[Problem]) -> dict[str, Settings] | None:
         except ValidationError as exc:
             for error in exc.errors():
                 place = ".".join(str(p) for p in error["loc"]) or "settings"
-                found.append(_problem(name, place, error["msg"]))
+                found.append(problem(name, place, error["msg"]))
             continue
         if node.id in nodes:
-            found.append(_problem(node.id, "id", "another node has this id"))
+            found.append(problem(node.id, "id", "another node has this id"))
             continue
         nodes[node.id] = node
     return nodes
@@ -164,10 +151,10 @@ def _nodes(raw: Any, found: list[Problem]) -> dict[str, Settings] | None:
 
 def _edges(raw: Any, nodes: dict[str, Settings] | None, found: list[Problem]) -> list[Edge] | None:
     if not isinstance(raw, list):
-        found.append(_problem(None, "edges", "a list of edges"))
+        found.append(problem(None, "edges", "a list of edges"))
         return None
     if len(raw) > MAX_EDGES:
-        found.append(_problem(None, "size", f"{len(raw)} edges; at most {MAX_EDGES}"))
+        found.append(problem(None, "size", f"{len(raw)} edges; at most {MAX_EDGES}"))
         return None
     edges: list[Edge] = []
     taken: set[tuple[str, str]] = set()
@@ -176,28 +163,28 @@ def _edges(raw: Any, nodes: dict[str, Settings] | None, found: list[Problem]) ->
             edge = Edge.model_validate(item)
         except ValidationError as exc:
             source = item.get("from") if isinstance(item, dict) else None
-            found.append(_problem(source, f"edges[{index}]", exc.errors()[0]["msg"]))
+            found.append(problem(source, f"edges[{index}]", exc.errors()[0]["msg"]))
             continue
         if nodes is None:
             continue
         source = nodes.get(edge.source)
         if source is None:
-            found.append(_problem(edge.source, f"edges[{index}]", "the edge leaves no node"))
+            found.append(problem(edge.source, f"edges[{index}]", "the edge leaves no node"))
             continue
         if edge.target not in nodes:
             found.append(
-                _problem(edge.source, f"edges[{index}]", f"dangling edge to {edge.target!r}")
+                problem(edge.source, f"edges[{index}]", f"dangling edge to {edge.target!r}")
             )
             continue
         if edge.port not in type(source).ports:
             ports = ", ".join(type(source).ports) or "none"
             found.append(
-                _problem(edge.source, f"edges[{index}]", f"no port {edge.port!r} (ports: {ports})")
+                problem(edge.source, f"edges[{index}]", f"no port {edge.port!r} (ports: {ports})")
             )
             continue
         if (edge.source, edge.port) in taken:
             found.append(
-                _problem(edge.source, f"edges[{index}]", f"port {edge.port!r} has two edges")
+                problem(edge.source, f"edges[{index}]", f"port {edge.port!r} has two edges")
             )
             continue
         taken.add((edge.source, edge.port))
@@ -205,140 +192,50 @@ def _edges(raw: Any, nodes: dict[str, Settings] | None, found: list[Problem]) ->
     return edges
 
 
-def _successors(graph: Graph) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = defaultdict(list)
-    for edge in graph.edges:
-        out[edge.source].append(edge.target)
-    return out
+async def checked(conn: Connection, organization_id: UUID, raw: Any) -> Graph:
+    """The graph, or a 422 listing every problem with its node."""
+    graph, found = parse(raw)
+    if graph is not None:
+        found = await _organization_problems(conn, organization_id, graph)
+    if found or graph is None:
+        raise refusal(found)
+    return graph
 
 
-def _reachability(graph: Graph) -> list[Problem]:
-    out = _successors(graph)
-    seen = {graph.start()}
-    stack = [graph.start()]
-    while stack:
-        for target in out[stack.pop()]:
-            if target not in seen:
-                seen.add(target)
-                stack.append(target)
-    return [
-        _problem(node, "edges", "not reachable from the start")
-        for node in graph.nodes
-        if node not in seen
-    ]
-
-
-def _cycles(graph: Graph) -> list[Problem]:
-    """Cycles among nodes that do not wait: strongly connected components (Tarjan's,
-    iterative) of the graph without ask and wait nodes."""
-    out = {
-        n: [t for t in targets if not type(graph.nodes[t]).waits]
-        for n, targets in _successors(graph).items()
-        if not type(graph.nodes[n]).waits
-    }
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    found: list[Problem] = []
-    counter = 0
-    for root in graph.nodes:
-        if root in index or type(graph.nodes[root]).waits:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, child = work.pop()
-            if child == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            targets = out.get(node, [])
-            if child < len(targets):
-                work.append((node, child + 1))
-                target = targets[child]
-                if target not in index:
-                    work.append((target, 0))
-                elif target in on_stack:
-                    low[node] = min(low[node], index[target])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1 or node in out.get(node, []):
-                    ring = " → ".join(sorted(component))
-                    found += [
-                        _problem(
-                            m,
-                            "edges",
-                            f"a cycle that waits for nobody ({ring}): add an ask or wait",
-                        )
-                        for m in sorted(component)
-                    ]
-    return found
-
-
-def _definitions(graph: Graph) -> list[Problem]:
-    """Every variable read is declared and set on every path from the start (a forward
-    must-analysis: what is set on entry to a node is what all its predecessors set)."""
-    declared = graph.variable_types()
+async def _organization_problems(conn: Connection, org: UUID, graph: Graph) -> list[Problem]:
     found: list[Problem] = []
     for node in graph.nodes.values():
-        for name in sorted(node.reads() | node.writes()):
-            if name not in declared:
-                found.append(_problem(node.id, "variables", f"variable {name!r} is not declared"))
-    if found:
-        return found
-    everything = frozenset(declared)
-    entry: dict[str, frozenset[str]] = {n: everything for n in graph.nodes}
-    start = graph.start()
-    entry[start] = frozenset(BUILTINS)
-    predecessors: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for edge in graph.edges:
-        predecessors[edge.target].append((edge.source, edge.port))
-    changed = True
-    while changed:
-        changed = False
-        for node_id in graph.nodes:
-            if node_id == start:
-                continue
-            sets = [entry[p] | _written(graph.nodes[p], port) for p, port in predecessors[node_id]]
-            new = frozenset.intersection(*sets) if sets else everything
-            if new != entry[node_id]:
-                entry[node_id], changed = new, True
-    for node_id, node in graph.nodes.items():
-        for name in sorted(node.reads() - entry[node_id]):
-            found.append(
-                _problem(node_id, "variables", f"variable {name!r} may be read before it is set")
-            )
-    return found
-
-
-def _written(node: Settings, port: str) -> frozenset[str]:
-    if isinstance(node, Ask) and port == "failed":
-        return frozenset()  # no valid answer: the variable stays unset
-    if isinstance(node, Http) and port == "success":
-        return frozenset(node.writes() | set(node.save))
-    return frozenset(node.writes())
-
-
-def _filters(graph: Graph) -> list[Problem]:
-    """The variables filters, parsed against the declared variables. (Contact and
-    conversation filters need the organization's custom fields: checked on save.)"""
-    catalog = variables_catalog(graph.variable_types())
-    found = []
-    for node in graph.nodes.values():
-        if isinstance(node, Condition) and node.variables is not None:
+        if isinstance(node, Condition) and (node.contact or node.conversation):
+            given = {
+                k: v
+                for k, v in (("contact", node.contact), ("conversation", node.conversation))
+                if v
+            }
             try:
-                parse_filter(node.variables, catalog)
+                await parse_conditions(
+                    conn=conn, organization_id=org, trigger="message.received", conditions=given
+                )
             except Unprocessable as exc:
-                found.append(_problem(node.id, "variables", exc.message))
+                found.append({"node": node.id, "field": "conditions", "message": exc.message})
+        if isinstance(node, Handoff) and node.user_id is not None:
+            known = await conn.fetchval(
+                "select exists (select 1 from public.organization_members where organization_id"
+                " = $1"
+                " and user_id::text = $2)",
+                org,
+                node.user_id,
+            )
+            if not known:
+                found.append({"node": node.id, "field": "user_id", "message": "no such member"})
+        if isinstance(node, Http) and node.signing_endpoint_id is not None:
+            known = await conn.fetchval(
+                "select exists (select 1 from public.webhook_endpoints where organization_id = $1"
+                " and id::text = $2)",
+                org,
+                node.signing_endpoint_id,
+            )
+            if not known:
+                found.append(
+                    {"node": node.id, "field": "signing_endpoint_id", "message": "no such endpoint"}
+                )
     return found

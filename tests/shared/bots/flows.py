@@ -1,9 +1,11 @@
-"""Graphs for the bot tests: small builders and a full sample flow."""
+"""Graphs for the bot tests: small builders, sample flows, and a graph's problems in short."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
+
+from shared.bots.validate import problems
 
 
 def node(node_id: str, kind: str, **settings: Any) -> dict[str, Any]:
@@ -28,6 +30,24 @@ def chain(*nodes: dict[str, Any], **variables: str) -> dict[str, Any]:
         [edge(a["id"], b["id"]) for a, b in itertools.pairwise(everything)],
         **variables,
     )
+
+
+# Greets by name, asks an age (retried) and an e-mail, and says both back.
+QUIZ = chain(
+    node("hi", "send_message", text="Hi {{ contact_name }}"),
+    node(
+        "q1",
+        "ask",
+        text="Your age?",
+        type="number",
+        variable="age",
+        retry_prompt="A number, please",
+    ),
+    node("q2", "ask", text="Your e-mail?", type="email", variable="email"),
+    node("done", "send_message", text="{{ age }} / {{ email }}"),
+    age="number",
+    email="text",
+)
 
 
 def lead_flow(*, url: str = "https://crm.example.com/leads") -> dict[str, Any]:
@@ -92,3 +112,8 @@ def lead_flow(*, url: str = "https://crm.example.com/leads") -> dict[str, Any]:
         score="number",
         lookup_status="number",
     )
+
+
+def about(raw: Any) -> list[tuple[str | None, str]]:
+    """The graph's problems as (node, message)."""
+    return [(p["node"], p["message"]) for p in problems(raw)]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.bots.answers import accept
-from shared.bots.graph import Ask
+from shared.bots.nodes import Ask
 
 
 def ask(type_: str, **more: Any) -> Ask:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.bots.engine import Engine, HttpAnswer, Inbound, Outgoing, State, Stop
-from shared.bots.graph import Condition, Handoff, Http, Tag
+from shared.bots.nodes import Condition, Handoff, Http, Tag
 from shared.bots.validate import check
 from tests.shared.bots.flows import chain, lead_flow, node
 

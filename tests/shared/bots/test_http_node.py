@@ -15,8 +15,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from shared.bots.engine import HttpAnswer
-from shared.bots.graph import Http
 from shared.bots.host import call
+from shared.bots.nodes import Http
 from shared.events.signing import new_secret
 from shared.runtime import Runtime
 
