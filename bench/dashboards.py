@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 
 from bench.database import new_team, new_user, percentile, unlimited_plans
-from shared.dashboards import widgets
+from shared.dashboards import definition, widgets
 from shared.settings import PROJECT_DIR
 from shared.tooling.cluster import Cluster, free_port
 from shared.tooling.migrate import migrate
@@ -487,7 +487,7 @@ async def one(
     pool: asyncpg.Pool,
     settings: list[tuple[str, str]],
     tenant: dict[str, Any],
-    question: widgets.WidgetQuestion,
+    question: definition.WidgetQuestion,
     *,
     rls: bool,
 ) -> tuple[float, Any]:
@@ -547,7 +547,7 @@ async def measure(url: str, tenant: dict[str, Any], runs: int) -> bool:
     )
     try:
         for label, raw in WIDGETS:
-            question = widgets.WidgetQuestion.model_validate(raw)
+            question = definition.WidgetQuestion.model_validate(raw)
             rls: list[float] = []
             owner: list[float] = []
             first: dict[bool, Any] = {}

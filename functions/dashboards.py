@@ -33,7 +33,7 @@ from pydantic import Field
 
 from shared import members
 from shared.crm.inputs import Strict
-from shared.dashboards import store, widgets
+from shared.dashboards import definition, store, widgets
 from shared.dashboards.defaults import ensure_defaults
 from shared.dashboards.registry import METRICS
 from shared.web import CurrentUser, RuntimeDep, function_app
@@ -45,7 +45,7 @@ class NewDashboard(store.DashboardIn):
     organization_id: UUID
 
 
-class AdHoc(widgets.WidgetQuestion):
+class AdHoc(definition.WidgetQuestion):
     organization_id: UUID
 
 
@@ -99,7 +99,9 @@ async def create(body: NewDashboard, user: CurrentUser, runtime: RuntimeDep) -> 
 
 @router.post("/data")
 async def ad_hoc(body: AdHoc, user: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
-    question = widgets.WidgetQuestion.model_validate(body.model_dump(exclude={"organization_id"}))
+    question = definition.WidgetQuestion.model_validate(
+        body.model_dump(exclude={"organization_id"})
+    )
     async with runtime.db.user_tx(user) as conn:
         await store.require_member(conn, body.organization_id, user.user_id)
         return await widgets.data(

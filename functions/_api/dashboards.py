@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from functions._api.common import READ, READ_ONE, WRITE, ReadKey, WriteKey, in_tx
 from shared.crm.inputs import Strict
-from shared.dashboards import store, widgets
+from shared.dashboards import definition, store, widgets
 from shared.dashboards.defaults import ensure_defaults
 from shared.dashboards.registry import METRICS
 from shared.errors import Unprocessable
@@ -106,11 +106,11 @@ async def metric_data(
     metric: str,
     key: ReadKey,
     runtime: RuntimeDep,
-    visualization: widgets.Visualization = "kpi",
+    visualization: definition.Visualization = "kpi",
     preset: Annotated[str | None, Query(max_length=40)] = None,
     date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
-    grouping: widgets.Grouping = "day",
+    grouping: definition.Grouping = "day",
     filter: Annotated[str | None, Query(description="The filter language, as JSON")] = None,
     options: Annotated[
         str | None, Query(description='As JSON: {"dimension": "channel", "statistic": "p90"}')
@@ -120,7 +120,7 @@ async def metric_data(
         date_range: dict[str, Any] = {"from": date_from, "to": date_to}
     else:
         date_range = {"preset": preset or "last_30_days"}
-    question = widgets.question_of(
+    question = definition.question_of(
         {
             "metric": metric,
             "visualization": visualization,

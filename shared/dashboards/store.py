@@ -4,7 +4,7 @@ A member's own dashboards are theirs alone; shared ones (owner_user_id null) are
 by every member and written by managers and up (and write keys, which act as
 managers and have no dashboards of their own). The policies say the same; these
 functions check it first so the answer says why. A widget is checked whole
-(`widgets.check`) before it is saved, and must fit the dashboard's grid.
+(`definition.check`) before it is saved, and must fit the dashboard's grid.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydantic import Field
 
 from shared import members
 from shared.crm.inputs import Strict
-from shared.dashboards import widgets
-from shared.dashboards.widgets import WidgetQuestion
+from shared.dashboards import definition, widgets
+from shared.dashboards.definition import WidgetQuestion
 from shared.db import Connection, fetch_found
 from shared.errors import Unprocessable
 
@@ -59,10 +59,10 @@ class WidgetIn(WidgetQuestion, Place):
 class WidgetChange(Strict):
     title: str | None = Field(default=None, min_length=1, max_length=120)
     metric: str | None = Field(default=None, max_length=63)
-    visualization: widgets.Visualization | None = None
+    visualization: definition.Visualization | None = None
     filter: dict[str, Any] | None = None
     date_range: dict[str, Any] | None = None
-    grouping: widgets.Grouping | None = None
+    grouping: definition.Grouping | None = None
     options: dict[str, Any] | None = None
     x: int | None = Field(default=None, ge=0, le=23)
     y: int | None = Field(default=None, ge=0, le=999)
@@ -195,8 +195,10 @@ def _grid(message: str) -> Unprocessable:
 async def _checked(
     conn: Connection, dashboard: dict[str, Any], widget: dict[str, Any]
 ) -> dict[str, Any]:
-    question = widgets.question_of(widget)
-    await widgets.check(conn=conn, organization_id=dashboard["organization_id"], question=question)
+    question = definition.question_of(widget)
+    await definition.check(
+        conn=conn, organization_id=dashboard["organization_id"], question=question
+    )
     if widget["x"] + widget["w"] > dashboard["columns"]:
         raise _grid(f"w: x + w must be at most the dashboard's {dashboard['columns']} columns")
     return question.model_dump(mode="json")
@@ -292,7 +294,7 @@ async def widget_data(
         conn=conn, dashboard_id=dashboard_id, organization_id=organization_id
     )
     widget = await _widget(conn, dashboard, widget_id)
-    question = widgets.question_of(widget)
+    question = definition.question_of(widget)
     answer = await widgets.data(
         conn=conn, organization_id=dashboard["organization_id"], question=question, user_id=user_id
     )

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from shared.dashboards import widgets
-from shared.dashboards.widgets import WidgetQuestion
+from shared.dashboards.definition import WidgetQuestion
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.shared.dashboards import world
