@@ -45,7 +45,7 @@ async def _rows(conn: Connection, spec: Spec, metric: Metric) -> list[Any]:
     return list(await conn.fetch(sql, *query.params.values))
 
 
-async def _kpi(conn: Connection, plan: Plan) -> dict[str, Any]:
+def kpi_statement(plan: Plan) -> tuple[str, list[Any]]:
     """The figure and the previous period's in one statement: under RLS each statement
     pays the policies' membership lookups, a large share of a rollup KPI's cost."""
     query = Query(plan.spec)
@@ -57,11 +57,16 @@ async def _kpi(conn: Connection, plan: Plan) -> dict[str, Any]:
         f"(select count(*) as n{i}, (array_agg(value))[1] as v{i} from ({part}) r) a{i}"
         for i, part in enumerate(parts)
     )
-    row = await conn.fetchrow(sql, *query.params.values)
+    return sql, query.params.values
+
+
+async def _kpi(conn: Connection, plan: Plan) -> dict[str, Any]:
+    sql, params = kpi_statement(plan)
+    row = await conn.fetchrow(sql, *params)
     assert row is not None
     empty = 0 if plan.metric.additive else None
     value, previous = (
-        (_number(row[f"v{i}"]) if row[f"n{i}"] else empty) if i < len(parts) else None
+        (_number(row[f"v{i}"]) if row[f"n{i}"] else empty) if 2 * i < len(row) else None
         for i in range(2)
     )
     change = (value - previous) / previous if value is not None and previous else None
@@ -197,4 +202,4 @@ def _ranked(
     return items
 
 
-__all__ = ["buckets", "data"]
+__all__ = ["buckets", "data", "kpi_statement"]

@@ -12,8 +12,9 @@ from uuid import UUID
 import pytest
 import pytest_asyncio
 
-from shared.dashboards import widgets
+from shared.dashboards import definition, widgets
 from shared.dashboards.definition import WidgetQuestion
+from shared.dashboards.sql import Query
 from shared.db import Connection
 from shared.runtime import Runtime
 from tests.shared.dashboards import world
@@ -358,6 +359,43 @@ async def test_kpis_with_a_filter_an_empty_period_and_no_period(
     now = await answer(runtime, org, zone, metric="open_deal_value", visualization="kpi")
     total = sum(float(d["value"] or 0) for d in raw["deals"] if d["status"] == "open")
     assert now[(None, None)] == pytest.approx(total) and now["previous"] is None
+
+
+@pytest.mark.parametrize(
+    "metric,index", [("messages_sent", "outbound"), ("busiest_hours", "inbound")]
+)
+async def test_rollup_widgets_under_rls_read_only_their_directions_rows(
+    runtime: Runtime, built: dict[str, Any], metric: str, index: str
+):
+    """Under RLS an enum equality is no index condition: each scan of the rollup must be
+    of its direction's partial index, not of both directions' rows filtered."""
+    org = built["org"]
+    question = WidgetQuestion.model_validate(
+        {"metric": metric, "visualization": "kpi" if metric == "messages_sent" else "heatmap"}
+    )
+    async with runtime.db.pool.acquire() as conn:  # whole-hour offsets: the rollups serve
+        await conn.execute(
+            "update public.organizations set timezone = 'America/New_York' where id = $1", org.id
+        )
+    async with runtime.db.user_tx(principal(org.owner)) as conn:
+        await conn.execute("set local enable_seqscan = off")
+        plan = await definition.check(conn=conn, organization_id=org.id, question=question)
+        if plan.visualization == "kpi":
+            sql, params = widgets.kpi_statement(plan)
+        else:
+            query = Query(plan.spec)
+            sql, params = plan.metric.build(query), query.params.values
+        explained = await conn.fetchval(f"explain (format json) {sql}", *params)
+    scans = [n for n in _nodes(explained[0]["Plan"]) if n.get("Relation Name") == "message_rollups"]
+    assert len(scans) == (2 if plan.visualization == "kpi" else 1), explained
+    for scan in scans:
+        used = scan.get("Index Name") or scan["Plans"][0]["Index Name"]
+        assert used == f"message_rollups_{index}_idx", scan
+        assert "direction" not in scan.get("Filter", ""), scan
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
 
 
 async def test_a_filter_reads_the_raw_rows_and_agrees(runtime: Runtime, built: dict[str, Any]):
