@@ -1,17 +1,22 @@
-"""Running CSV import jobs: chunk after chunk of staged rows, resumable, cancelable.
+"""Running CSV import jobs: planned once, then written by batches on two connections.
 
 A job is run right after its upload answers (a background task of the upload
 request) and, should that process die, by `import-runner` (cron, every minute),
 which takes pending jobs and running ones whose runner has been silent longer
-than LEASE_SECONDS. Each chunk (CHUNK_ROWS staged rows, by line) is merged in
-one transaction together with the job's progress, which holds the counts and
-the next line: a crash loses at most the chunk under way, which the next runner
-merges again from the checkpoint. Every chunk commits and is broadcast
-(`import.progress`). That is also why a chunk commits with `synchronous_commit`
-off: a commit lost in a crash is a chunk merged again, never a chunk half-merged.
+than LEASE_SECONDS.
 
-A cancel is checked before each chunk: what earlier chunks merged stays (their
-counts are in the job's report), nothing of the rest is merged. When the job
+First the whole file is planned in one transaction (shared/imports/plan.py: rows
+matched, duplicates grouped, groups put in batches that share no record and no
+key), committed with the number of batches in the job's progress. Then WORKERS
+connections take batches from one queue and write them (shared/imports/merge.py),
+each batch in one transaction that also adds its counts to the job's progress:
+a crash loses at most the batches under way, whose rows are still in the plan, and
+the next runner writes them again. Every batch commits and is broadcast
+(`import.progress`). That is also why batches commit with `synchronous_commit`
+off: a commit lost in a crash is a batch written again, never half a batch.
+
+A cancel is checked before each batch: what earlier batches wrote stays (their
+counts are in the job's report), nothing of the rest is written. When the job
 ends, staged rows are deleted except the rejected ones, which the error report
 (`rejected_csv`) streams with their reasons.
 """
