@@ -72,6 +72,9 @@ update private.import_plan p set target = g.new_id
    and p.target is null and p.leader = g.leader and g.target is null and g.outcome = 'created'
 """
 
+# the insert cleans its custom fields itself (shared/imports/sql.py: insert_sql)
+_CLEANED = "select set_config('app.custom_fields_cleaned', $1, true)"
+
 _ALONE = "select not exists (select 1 from import_chunk where target is not null or leader <> line)"
 
 _COUNTS = f"""
@@ -192,7 +195,9 @@ class Merger:
         await conn.execute(_SETUP)
         await conn.execute(_TAKE, job, batch, lo, hi)
         await conn.execute(self._singles if await conn.fetchval(_ALONE) else self._groups)
+        await conn.execute(_CLEANED, "on")
         await conn.execute(self._insert, org, *self._extra)
+        await conn.execute(_CLEANED, "off")
         await conn.execute(self._rematch, org)
         if self.mode != "skip":
             await conn.execute(self._update, org)

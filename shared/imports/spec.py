@@ -24,6 +24,9 @@ class Spec:
     keys: dict[str, str]  # match key → the expression on the table (and the staged row)
     unique: frozenset[str]  # keys the table holds unique (a plain join finds at most one)
     extra: str  # extra columns and values of an insert
+    # the custom field entity whose values the import cleans once per distinct value
+    # (its row trigger skipped: migration imports_clean_once); None: the trigger checks
+    cleans: str | None
 
 
 SPECS: dict[Entity, Spec] = {
@@ -33,6 +36,7 @@ SPECS: dict[Entity, Spec] = {
         keys={"email": "{}.email", "phone": "{}.phone"},
         unique=frozenset({"email", "phone"}),
         extra="source",
+        cleans="contact",
     ),
     "companies": Spec(
         table="companies",
@@ -40,6 +44,7 @@ SPECS: dict[Entity, Spec] = {
         keys={"domain": "{}.domain", "name": "lower({}.name)"},
         unique=frozenset({"domain"}),
         extra="",
+        cleans=None,
     ),
 }
 

@@ -42,11 +42,23 @@ def insert_sql(spec: Spec) -> str:
     cols = ", ".join(spec.values)
     extra_col = f", {spec.extra}" if spec.extra else ""
     extra_val = ", $2::text" if spec.extra else ""
+    values = ", ".join(f"g.{c}" for c in spec.values)
+    clean, join = "", ""
+    if spec.cleans:
+        # app.clean_custom_fields once per distinct value, not per row (the row trigger
+        # is skipped while app.custom_fields_cleaned is on); a refusal fails the batch
+        # as the trigger's would, and the split finds the row
+        clean = f"""clean as materialized (
+  select d.raw, app.clean_custom_fields($1, '{spec.cleans}', d.raw, null) as cleaned
+    from (select distinct g.custom_fields as raw from import_groups g where g.target is null) d),
+"""
+        values = values.replace("g.custom_fields", "c.cleaned")
+        join = " join clean c on c.raw = g.custom_fields"
     return f"""
-with created as (
+with {clean}created as (
   insert into public.{spec.table} (id, organization_id, {cols}{extra_col})
-  select g.new_id, $1, {", ".join(f"g.{c}" for c in spec.values)}{extra_val}
-    from import_groups g where g.target is null order by g.leader
+  select g.new_id, $1, {values}{extra_val}
+    from import_groups g{join} where g.target is null order by g.leader
   on conflict do nothing returning id)
 update import_groups g set outcome = 'rejected'
  where g.target is null and not exists (select 1 from created c where c.id = g.new_id)

@@ -8,6 +8,7 @@ import csv
 import io
 from typing import Any
 
+import asyncpg
 import pytest
 
 from shared.db import Connection
@@ -15,6 +16,7 @@ from shared.imports import plan, runner
 from shared.runtime import Runtime
 from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
 from tests.support import make_contact, module_runtime_fixtures
+from tests.support import principal as user
 from tests.support_crm import define_field
 
 runtime, db = module_runtime_fixtures()
@@ -160,3 +162,30 @@ async def test_a_fresh_file_spread_over_batches_is_whole(
     assert not await db.fetchval(
         "select count(*) from private.import_plan where job_id = $1", job["id"]
     )
+
+
+async def test_only_the_import_skips_the_custom_field_check_it_made_itself(
+    runtime: Runtime, db: Connection
+) -> None:
+    org, owner = await org_and_owner(db)
+    await define_field(db, org, "contact", "site", "url")
+    insert = (
+        "insert into contacts (organization_id, name, custom_fields)"
+        """ values ($1, 'X', '{"site": "not a url"}')"""
+    )
+    skip = "select set_config('app.custom_fields_cleaned', 'on', true)"
+    async with runtime.db.user_tx(user(owner)) as conn:  # a user's write: always checked
+        await conn.execute(skip)
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await conn.execute(insert, org)
+    assert refused.value.sqlstate == "CG422"
+    async with runtime.db.service_tx() as conn:  # the service, without the setting
+        with pytest.raises(asyncpg.PostgresError):
+            await conn.execute(insert, org)
+    data = b"Email,Site\na@x.com,https://a.example\nb@x.com,not a url\nc@x.com,https://a.example\n"
+    job = await run_import(runtime, org, owner, data)
+    assert (job["report"]["created"], job["report"]["rejected"]) == (2, 1)
+    assert {c["email"]: c["custom_fields"] for c in await contacts_of(db, org)} == {
+        "a@x.com": {"site": "https://a.example"},
+        "c@x.com": {"site": "https://a.example"},
+    }
