@@ -75,7 +75,9 @@ update private.import_plan p set target = g.new_id
 # the insert cleans its custom fields itself (shared/imports/sql.py: insert_sql)
 _CLEANED = "select set_config('app.custom_fields_cleaned', $1, true)"
 
-_ALONE = "select not exists (select 1 from import_chunk where target is not null or leader <> line)"
+# Every row of the range stands alone (no duplicate, no match: a fresh file's batch)?
+_ALONE = f"""select not exists (select 1 from private.import_plan p
+                         where {_RANGE} and (p.target is not null or p.leader <> p.line))"""
 
 _COUNTS = f"""
 select outcome, count(*)::integer as n,
@@ -137,7 +139,11 @@ class Merger:
         spec = SPECS[entity]
         self._extra = (SOURCE,) if spec.extra else ()
         self._groups = fold_sql(spec, mode, alone=False)
-        self._singles = fold_sql(spec, mode, alone=True)
+        # rows alone go from the plan to their groups in one statement
+        self._singles = (
+            f"with taken as (delete from private.import_plan p where {_RANGE} returning p.*) "
+            + fold_sql(spec, mode, alone=True, rows="taken")
+        )
         self._insert = insert_sql(spec)
         self._rematch = _rematch_sql(spec, keys)
         self._update = update_sql(spec, mode)
@@ -193,8 +199,11 @@ class Merger:
     ) -> tuple[Counter[str], list[asyncpg.Record]]:
         conn, job, org = self.conn, self.job_id, self.organization_id
         await conn.execute(_SETUP)
-        await conn.execute(_TAKE, job, batch, lo, hi)
-        await conn.execute(self._singles if await conn.fetchval(_ALONE) else self._groups)
+        if await conn.fetchval(_ALONE, job, batch, lo, hi):
+            await conn.execute(self._singles, job, batch, lo, hi)
+        else:
+            await conn.execute(_TAKE, job, batch, lo, hi)
+            await conn.execute(self._groups)
         await conn.execute(_CLEANED, "on")
         await conn.execute(self._insert, org, *self._extra)
         await conn.execute(_CLEANED, "off")

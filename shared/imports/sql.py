@@ -21,19 +21,19 @@ def _fold(column: str, mode: Mode) -> str:
     return f"(array_agg({column} order by {order}) filter (where {column} is not null))[1]"
 
 
-def fold_sql(spec: Spec, mode: Mode, *, alone: bool) -> str:
-    """The batch's groups. `alone`: every row stands alone (no duplicate, no match: a
-    fresh file's usual batch), one group per row and nothing to fold."""
+def fold_sql(spec: Spec, mode: Mode, *, alone: bool, rows: str = "import_chunk") -> str:
+    """The batch's groups from its `rows`. `alone`: every row stands alone (no
+    duplicate, no match: a fresh file's usual batch), one group per row, nothing to fold."""
     cols = ", ".join(spec.values)
     into = f"insert into import_groups (target, leader, first, lines, {cols}, outcome)"
     if alone:
-        return f"{into} select null, line, line, array[line], {cols}, 'created' from import_chunk"
+        return f"{into} select null, line, line, array[line], {cols}, 'created' from {rows}"
     folded = ", ".join(_fold(c, mode) for c in spec.values)
     # `first`: the group's first line present (its leader may be a rejected row)
     return f"""{into}
 select target, min(leader), min(line), array_agg(line order by line), {folded},
        case when target is null then 'created' end
-  from import_chunk
+  from {rows}
  group by target, case when target is null then leader end
 """
 
