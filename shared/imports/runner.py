@@ -34,9 +34,8 @@ from typing import Any
 from uuid import UUID
 
 from shared.db import Connection
-from shared.imports import jobs
+from shared.imports import jobs, plan
 from shared.imports.merge import Merger
-from shared.imports.plan import TANGLED, plan
 from shared.imports.spec import OUTCOMES, as_counts
 from shared.runtime import Runtime
 
@@ -119,7 +118,7 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             return "failed"
         if "batches" not in progress:  # not planned yet (a resumed job was)
             await _setup(conn, job_id)
-            batches, planned = await plan(
+            batches, planned = await plan.plan(
                 conn=conn,
                 job_id=job_id,
                 organization_id=org,
@@ -141,7 +140,7 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
     if total > CHUNK_ROWS:  # a batch's rows are read by (job, batch): statistics for it
         async with runtime.db.service_tx() as conn:
             await conn.execute("analyze private.import_plan")
-    queue = deque(range(TANGLED, progress["batches"]))
+    queue = deque(range(plan.TANGLED, progress["batches"]))
     cancelled = False
 
     async def write() -> None:

@@ -127,7 +127,7 @@ async def test_a_contact_an_inbound_message_creates_meanwhile_is_matched(
         inbound.append(asyncio.create_task(commit_later()))
         return done
 
-    monkeypatch.setattr(runner, "plan", meanwhile)
+    monkeypatch.setattr(plan, "plan", meanwhile)
     data = b"Name,Email,Phone\nAnn,a@x.com,+14155550101\nBob,b@x.com,+14155550102\n"
     job = await run_import(runtime, org, owner, data, dedupe=mode)
     await asyncio.gather(*inbound)
