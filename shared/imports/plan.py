@@ -86,7 +86,7 @@ select $1, case when p.conflict then {_CONFLICT}
                                coalesce(s.custom_fields::jsonb, '{{}}'::jsonb) as custom_fields
                                {"".join(f", {p} as {k}" for p, k in zip(ids, found, strict=True))}
                           from private.import_rows s
-                         where {_STAGED} offset 0) k) m) p
+                         where {_STAGED} and s.line >= $5 offset 0) k) m) p
 """
 
 
@@ -120,9 +120,11 @@ async def plan(
     keys: list[str],
     companies: bool,
     batch_rows: int,
+    from_line: int = 0,
 ) -> tuple[int, int]:
-    """Plan the job's staged rows; (the number of batches ≥ 0, the rows planned).
-    Batch -1 comes on top of them."""
+    """Plan the job's staged rows from `from_line` on (a job an earlier runner began
+    chunk by chunk); (the number of batches ≥ 0, the rows planned). Batch -1 comes on
+    top of them."""
     spec = SPECS[entity]
     if companies:
         await conn.execute(_NEW_COMPANIES, job_id, organization_id)
@@ -131,7 +133,7 @@ async def plan(
     )
     batches = (last or 0) // batch_rows + 1
     planned = await conn.execute(
-        _plan_sql(spec, keys, companies), job_id, organization_id, batches, batch_rows
+        _plan_sql(spec, keys, companies), job_id, organization_id, batches, batch_rows, from_line
     )
     rejected = await conn.execute(
         _REJECT_CONFLICTS, job_id, organization_id, CONFLICT_REASON[entity]

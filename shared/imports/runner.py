@@ -126,8 +126,10 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 keys=options["match"],
                 companies=options.get("companies", False),
                 batch_rows=CHUNK_ROWS,
+                # a job an earlier runner merged by chunks of lines up to its checkpoint
+                from_line=progress.get("next_line", 0),
             )
-            progress = dict.fromkeys(OUTCOMES[:-1], 0) | {
+            progress = {k: progress.get(k, 0) for k in OUTCOMES[:-1]} | {
                 "processed": total - planned,
                 "total": total,
                 "batches": batches,

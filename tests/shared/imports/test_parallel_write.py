@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from shared.db import Connection
-from shared.imports import plan, runner
+from shared.imports import plan, runner, upload
+from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
 from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
 from tests.support import make_contact, module_runtime_fixtures
@@ -189,3 +190,32 @@ async def test_only_the_import_skips_the_custom_field_check_it_made_itself(
         "a@x.com": {"site": "https://a.example"},
         "c@x.com": {"site": "https://a.example"},
     }
+
+
+async def test_a_job_an_earlier_runner_began_by_chunks_resumes_from_its_line(
+    runtime: Runtime, db: Connection
+) -> None:
+    org, owner = await org_and_owner(db)
+    data = ("Email\n" + "".join(f"p{i}@x.com\n" for i in range(4))).encode()
+    job = await upload.start_import(
+        db=runtime.db,
+        user_id=owner,
+        organization_id=org,
+        file=io.BytesIO(data),
+        options=CsvImportOptions(),
+    )
+    # what the chunk-by-chunk runner had merged and checkpointed (lines 2-3) before it died
+    for i in range(2):
+        await make_contact(db, org, email=f"p{i}@x.com")
+    await db.execute(
+        "update import_jobs set status = 'running', updated_at = now() - interval '1 hour',"
+        """ progress = '{"created": 2, "next_line": 4, "processed": 2, "total": 4}'"""
+        " where id = $1",
+        job["id"],
+    )
+    assert await runner.run_job(runtime, job["id"])
+    done = await db.fetchrow("select status, report from import_jobs where id = $1", job["id"])
+    assert done["status"] == "completed"
+    assert (done["report"]["created"], done["report"]["skipped"]) == (4, 0)
+    assert done["report"]["processed"] == 4
+    assert [c["email"] for c in await contacts_of(db, org)] == [f"p{i}@x.com" for i in range(4)]
