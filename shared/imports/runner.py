@@ -117,6 +117,8 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
             )
             return "failed"
         if "batches" not in progress:  # not planned yet (a resumed job was)
+            # the job's row locked while planning: the cron's claim skips it however long
+            await conn.execute("select 1 from public.import_jobs where id = $1 for update", job_id)
             await _setup(conn, job_id)
             batches, planned = await plan.plan(
                 conn=conn,
