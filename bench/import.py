@@ -7,8 +7,9 @@ custom text field) and, in the same run:
 
 - COPYs it raw into a bare table (`copy … from stdin with csv header`): the floor;
 - imports it as an admin would: the upload (read, map, normalize, COPY into
-  staging: shared/imports/upload.py) and the job (set-based merges into contacts,
-  by chunk: shared/imports/runner.py), each timed.
+  staging: shared/imports/upload.py) and the job (the file planned once, then its
+  batches written into contacts on WORKERS connections: shared/imports/runner.py),
+  each timed, the plan's part of the merge too.
 
 Printed: rows/s of each, the import's ratio to the raw COPY, and the process's
 peak RSS after an import of `--small` rows and after the full one (flat in the
@@ -28,16 +29,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 
 from bench.database import bench_database, new_org, new_user
-from shared.imports import runner, upload
+from shared.imports import plan, runner, upload
 from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
 from shared.settings import Settings
+
+PLAN_SECONDS: list[float] = []  # the plan's part of each merge
 
 
 def write_csv(path: Path, rows: int, salt: str) -> int:
@@ -106,7 +110,20 @@ async def import_file(
             options=CsvImportOptions(default_region="DE"),
         )
     staged = time.perf_counter()
-    assert await runner.run_job(runtime, job["id"])
+    planned = plan.plan
+
+    async def timed_plan(**kwargs: Any) -> tuple[int, int]:
+        began = time.perf_counter()
+        try:
+            return await planned(**kwargs)
+        finally:
+            PLAN_SECONDS.append(time.perf_counter() - began)
+
+    plan.plan = timed_plan  # type: ignore[assignment]
+    try:
+        assert await runner.run_job(runtime, job["id"])
+    finally:
+        plan.plan = planned
     done = time.perf_counter()
     report = json.loads(
         await conn.fetchval("select report from import_jobs where id = $1", job["id"])
@@ -140,7 +157,8 @@ async def main() -> None:
                     print(
                         f"{rows:,} rows ({size / 2**20:.0f} MB): raw COPY {copy_s:.2f} s"
                         f" = {rows / copy_s:,.0f} rows/s ({copy_cpu * us:.1f} µs CPU/row);"
-                        f" import {total:.2f} s (upload {upload_s:.2f} + merge {merge_s:.2f})"
+                        f" import {total:.2f} s (upload {upload_s:.2f} + merge {merge_s:.2f},"
+                        f" of which plan {PLAN_SECONDS[-1]:.2f}, {runner.WORKERS} writers)"
                         f" = {rows / total:,.0f} rows/s, {copy_s / total:.3f} of COPY"
                         f" (CPU/row: PostgreSQL {db_cpu * us:.1f} µs, Python {own_cpu * us:.1f}"
                         f" µs; CPU ratio {copy_cpu / (db_cpu + own_cpu):.3f});"

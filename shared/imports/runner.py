@@ -1,40 +1,48 @@
-"""Running CSV import jobs: chunk after chunk of staged rows, resumable, cancelable.
+"""Running CSV import jobs: planned once, then written by batches on two connections.
 
 A job is run right after its upload answers (a background task of the upload
 request) and, should that process die, by `import-runner` (cron, every minute),
 which takes pending jobs and running ones whose runner has been silent longer
-than LEASE_SECONDS. Each chunk (CHUNK_ROWS staged rows, by line) is merged in
-one transaction together with the job's progress, which holds the counts and
-the next line: a crash loses at most the chunk under way, which the next runner
-merges again from the checkpoint. Every chunk commits and is broadcast
-(`import.progress`). That is also why a chunk commits with `synchronous_commit`
-off: a commit lost in a crash is a chunk merged again, never a chunk half-merged.
+than LEASE_SECONDS.
 
-A cancel is checked before each chunk: what earlier chunks merged stays (their
-counts are in the job's report), nothing of the rest is merged. When the job
+First the whole file is planned in one transaction (shared/imports/plan.py: rows
+matched, duplicates grouped, groups put in batches that share no record and no
+key), committed with the number of batches in the job's progress. Then WORKERS
+connections take batches from one queue and write them (shared/imports/merge.py),
+each batch in one transaction that also adds its counts to the job's progress:
+a crash loses at most the batches under way, whose rows are still in the plan, and
+the next runner writes them again. Every batch commits and is broadcast
+(`import.progress`). That is also why batches commit with `synchronous_commit`
+off: a commit lost in a crash is a batch written again, never half a batch.
+
+A cancel is checked before each batch: what earlier batches wrote stays (their
+counts are in the job's report), nothing of the rest is written. When the job
 ends, staged rows are deleted except the rejected ones, which the error report
 (`rejected_csv`) streams with their reasons.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 from shared.db import Connection
-from shared.imports import jobs
-from shared.imports.merge import OUTCOMES, Merger, as_counts
+from shared.imports import jobs, plan
+from shared.imports.merge import Merger
+from shared.imports.spec import OUTCOMES, as_counts
 from shared.runtime import Runtime
 
 log = logging.getLogger("connectgain.imports")
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 20_000  # rows of a batch (new rows: its lines)
+WORKERS = 2  # connections writing batches at once
 LEASE_SECONDS = 120
 _LOST = "The staged rows are gone (the database restarted during the import); upload the file again"
 
@@ -94,8 +102,6 @@ async def _run(runtime: Runtime, job: dict[str, Any]) -> str:
 async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
     options, progress = job["options"], dict(job["progress"])
     org, job_id = job["organization_id"], job["id"]
-    counts = Counter({k: progress.get(k, 0) for k in OUTCOMES[:-1]})
-    line, processed = progress.get("next_line", 0), progress.get("processed", 0)
     total = options.get("rows", 0)
     async with runtime.db.service_tx() as conn:
         if total and not await conn.fetchval(
@@ -110,103 +116,116 @@ async def _merge_all(runtime: Runtime, job: dict[str, Any]) -> str:
                 error={"code": "staged_rows_lost", "message": _LOST},
             )
             return "failed"
-    chunks = 0
-    while True:
-        if chunks == 1 or (chunks == 0 and total > CHUNK_ROWS):
-            await _analyze(runtime, "public.contacts" if chunks else "private.import_rows")
-        chunks += 1
-        async with runtime.db.service_tx() as conn:
-            if await _cancelled(conn, job_id):
-                await _finish(conn, job, counts, "cancelled", line)
-                return "cancelled"
-            end = await conn.fetchval(
-                "select line from private.import_rows where job_id = $1 and line >= $2"
-                " order by line offset $3 limit 1",
-                job_id,
-                line,
-                CHUNK_ROWS,
-            )
-            hi = end if end is not None else 2**31 - 1
-            await jobs.mark_transaction(conn=conn, job_id=job_id)
-            # A chunk whose commit a crash loses is merged again from the checkpoint; JIT
-            # compiling a chunk's statements costs more than it saves.
-            await conn.execute("set local synchronous_commit = off; set local jit = off")
-            merger = Merger(
+        if "batches" not in progress:  # not planned yet (a resumed job was)
+            # the job's row locked while planning: the cron's claim skips it however long
+            await conn.execute("select 1 from public.import_jobs where id = $1 for update", job_id)
+            await _setup(conn, job_id)
+            batches, planned = await plan.plan(
                 conn=conn,
                 job_id=job_id,
                 organization_id=org,
                 entity=job["entity"],
-                mode=options["dedupe"],
                 keys=options["match"],
-                tag_ids=[UUID(t) for t in options.get("tag_ids", [])],
                 companies=options.get("companies", False),
+                batch_rows=CHUNK_ROWS,
+                # a job an earlier runner merged by chunks of lines up to its checkpoint
+                from_line=progress.get("next_line", 0),
             )
-            merger.counts = counts
-            await merger.merge(line, hi)
-            line = hi
-            if end is None:
-                await _finish(conn, job, counts, "completed", line)
-                return "completed"
-            processed += CHUNK_ROWS  # [line, end) held exactly CHUNK_ROWS rows
-            await jobs.report_progress(
-                conn=conn,
-                organization_id=org,
-                job_id=job_id,
-                progress=dict(counts) | {"next_line": line, "processed": processed, "total": total},
+            progress = {k: progress.get(k, 0) for k in OUTCOMES[:-1]} | {
+                "processed": total - planned,
+                "total": total,
+                "batches": batches,
+            }
+            await conn.execute(
+                "update public.import_jobs set progress = $2, updated_at = now() where id = $1",
+                job_id,
+                progress,
             )
+    if total > CHUNK_ROWS:  # a batch's rows are read by (job, batch): statistics for it
+        async with runtime.db.service_tx() as conn:
+            await conn.execute("analyze private.import_plan")
+    queue = deque(range(plan.TANGLED, progress["batches"]))
+    cancelled = False
 
+    async def write() -> None:
+        nonlocal cancelled
+        while queue and not cancelled:
+            batch = queue.popleft()
+            async with runtime.db.service_tx() as conn:
+                if await conn.fetchval(
+                    "select cancel_requested from public.import_jobs where id = $1", job_id
+                ):
+                    cancelled = True
+                    return
+                await _setup(conn, job_id)
+                merger = Merger(
+                    conn=conn,
+                    job_id=job_id,
+                    organization_id=org,
+                    entity=job["entity"],
+                    mode=options["dedupe"],
+                    keys=options["match"],
+                    tag_ids=[UUID(t) for t in options.get("tag_ids", [])],
+                )
+                await merger.merge(batch)
+                if merger.rows:
+                    await _add_progress(conn, org, job_id, merger.counts, merger.rows)
 
-async def _analyze(runtime: Runtime, table: str) -> None:
-    """Statistics the chunks' plans need: the staged rows just COPYed (before the first
-    chunk), the organization's records just merged (after it). With an organization
-    the statistics believe empty, a record's lookup by e-mail may take the index of
-    (organization, activity) and read all the organization's records per row."""
+    # Batches share no record and no key (the plan's promise): they are written at once.
+    async with asyncio.TaskGroup() as writers:
+        for _ in range(WORKERS):
+            writers.create_task(write())
     async with runtime.db.service_tx() as conn:
-        await conn.execute(f"analyze {table}")
+        await _finish(conn, job, "cancelled" if cancelled else "completed")
+    return "cancelled" if cancelled else "completed"
 
 
-async def _cancelled(conn: Connection, job_id: UUID) -> bool:
-    return bool(
-        await conn.fetchval(
-            "select cancel_requested from public.import_jobs where id = $1 for update", job_id
-        )
-    )
+async def _setup(conn: Connection, job_id: UUID) -> None:
+    await jobs.mark_transaction(conn=conn, job_id=job_id)
+    # A batch whose commit a crash loses is written again from the plan; JIT compiling
+    # a batch's statements costs more than it saves.
+    await conn.execute("set local synchronous_commit = off; set local jit = off")
 
 
-async def _processed(conn: Connection, job_id: UUID, before: int) -> int:
-    return int(
-        await conn.fetchval(
-            "select count(*) from private.import_rows where job_id = $1 and line < $2",
-            job_id,
-            before,
-        )
-    )
-
-
-async def _finish(
-    conn: Connection, job: dict[str, Any], counts: Counter[str], status: str, line: int
+async def _add_progress(
+    conn: Connection, org: UUID, job_id: UUID, counts: Counter[str], rows: int
 ) -> None:
+    """The batch's counts added to the job's, in the batch's transaction (the row lock
+    orders the writers; it is held only from here to the commit)."""
+    progress = dict(
+        await conn.fetchval(
+            "select progress from public.import_jobs where id = $1 for update", job_id
+        )
+    )
+    for name, n in counts.items():
+        progress[name] = progress.get(name, 0) + n
+    progress["processed"] = progress.get("processed", 0) + rows
+    await jobs.report_progress(conn=conn, organization_id=org, job_id=job_id, progress=progress)
+
+
+async def _finish(conn: Connection, job: dict[str, Any], status: str) -> None:
     job_id, org = job["id"], job["organization_id"]
-    processed = await _processed(conn, job_id, line)
+    progress = await conn.fetchval(
+        "select progress from public.import_jobs where id = $1 for update", job_id
+    )
+    left = await conn.fetchval("select count(*) from private.import_plan where job_id = $1", job_id)
     rejected = await conn.fetchval(
-        "select count(*) from private.import_rows where job_id = $1 and line < $2"
-        " and error is not null",
+        "select count(*) from private.import_rows where job_id = $1 and error is not null",
         job_id,
-        line,
     )
     await conn.execute(
-        "delete from private.import_rows where job_id = $1 and (error is null or line >= $2)",
-        job_id,
-        line,
+        "delete from private.import_rows where job_id = $1 and error is null", job_id
     )
+    await conn.execute("delete from private.import_plan where job_id = $1", job_id)
     total = job["options"].get("rows", 0)
-    report = as_counts(counts, int(rejected)) | {"processed": processed, "total": total}
+    counts = Counter({k: progress.get(k, 0) for k in OUTCOMES[:-1]})
+    report = as_counts(counts, int(rejected)) | {"processed": total - int(left), "total": total}
     await jobs.finish(
         conn=conn,
         organization_id=org,
         job_id=job_id,
         status="completed" if status == "completed" else "cancelled",
-        progress=report | {"next_line": line},
+        progress=report,
         report=report,
     )
 

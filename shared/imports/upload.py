@@ -36,8 +36,10 @@ from shared.errors import Forbidden, Unprocessable
 from shared.imports import jobs
 from shared.imports.csvfile import CsvFormat, NotCsv, records, sniff
 from shared.imports.mapping import FieldDef, Mapping, custom_entity, resolve
-from shared.imports.merge import SPECS, Merger, Mode, as_counts
+from shared.imports.merge import Merger
 from shared.imports.normalize import STAGED_COLUMNS, Normalizer
+from shared.imports.plan import TANGLED, plan
+from shared.imports.spec import SPECS, Mode, as_counts
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 KEYS = {"contacts": ["email", "phone"], "companies": ["domain", "name"]}
@@ -213,6 +215,15 @@ async def dry_run(
             )
             rows = islice(_rows(file, fmt, normalizer, job_id, organization_id), options.preview)
             await _stage(conn, rows)
+            batches, _ = await plan(
+                conn=conn,
+                job_id=job_id,
+                organization_id=organization_id,
+                entity=options.entity,
+                keys=keys,
+                companies=_names_companies(mapping.mapping),
+                batch_rows=2**30,  # one batch (and the tangled one)
+            )
             merger = Merger(
                 conn=conn,
                 job_id=job_id,
@@ -221,10 +232,10 @@ async def dry_run(
                 mode=options.dedupe,
                 keys=keys,
                 tag_ids=tag_ids,
-                companies=_names_companies(mapping.mapping),
                 keep_lines=True,
             )
-            await merger.merge(0, 2**31 - 1)
+            for batch in range(TANGLED, batches):
+                await merger.merge(batch)
             preview = await _preview(conn, job_id, organization_id, options.entity, merger)
         finally:
             await undo.rollback()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -16,59 +15,16 @@ from shared.db import Connection
 from shared.errors import Forbidden, Unprocessable
 from shared.imports import jobs, runner, upload
 from shared.imports.csvfile import NotCsv
-from shared.imports.merge import OUTCOMES
+from shared.imports.spec import OUTCOMES
 from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
-from tests.support import make_contact, make_org, make_user, member, module_runtime_fixtures
+from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
+from tests.support import make_contact, member, module_runtime_fixtures
 from tests.support import principal as user
 from tests.support_crm import define_field, make_company
 
 runtime, db = module_runtime_fixtures()
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("csv_import")]
-
-
-async def _org(db: Connection) -> tuple[UUID, UUID]:
-    owner = await make_user(db)
-    return await make_org(db, owner), owner
-
-
-async def _import(
-    runtime: Runtime, org: UUID, admin: UUID, data: bytes, **options: Any
-) -> dict[str, Any]:
-    job = await upload.start_import(
-        db=runtime.db,
-        user_id=admin,
-        organization_id=org,
-        file=io.BytesIO(data),
-        options=CsvImportOptions.model_validate(options),
-    )
-    assert await runner.run_job(runtime, job["id"])
-    return dict(
-        await runtime.db.pool.fetchrow("select * from import_jobs where id = $1", job["id"])
-    )
-
-
-async def _contacts(db: Connection, org: UUID) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "select name, email, phone, custom_fields, company_id from contacts"
-        " where organization_id = $1 order by coalesce(email, phone, name)",
-        org,
-    )
-    return [dict(r) for r in rows]
-
-
-async def _rejected(db: Connection, job: dict[str, Any]) -> str:
-    async with db.transaction():
-        chunks = [
-            c
-            async for c in runner.rejected_csv(
-                db,
-                job_id=job["id"],
-                organization_id=job["organization_id"],
-                columns=job["options"]["columns"],
-            )
-        ]
-    return b"".join(chunks).decode()
 
 
 PEOPLE = (
@@ -91,7 +47,7 @@ PEOPLE = (
 async def test_every_encoding_and_delimiter(
     runtime: Runtime, db: Connection, encoding: str, delimiter: str
 ) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     text = (
         f"Name{delimiter}E-mail{delimiter}Phone\n"
         f'"Zoë, ""the"" Müller"{delimiter}zoe@example.com{delimiter}+14155550100\n'
@@ -100,26 +56,26 @@ async def test_every_encoding_and_delimiter(
     data = text.encode(encoding)
     if encoding == "utf-16-be":
         data = b"\xfe\xff" + data
-    job = await _import(runtime, org, owner, data)
+    job = await run_import(runtime, org, owner, data)
     assert job["status"] == "completed", job
     assert job["options"]["delimiter"] == delimiter
     assert job["report"]["created"] == 2 and job["report"]["rejected"] == 0
-    assert [(c["name"], c["email"], c["phone"]) for c in await _contacts(db, org)] == [
+    assert [(c["name"], c["email"], c["phone"]) for c in await contacts_of(db, org)] == [
         ("Two\r\nlines", "two@example.com", None),
         ('Zoë, "the" Müller', "zoe@example.com", "+14155550100"),
     ]
 
 
 async def test_phones_and_emails_are_normalized(runtime: Runtime, db: Connection) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     data = (PEOPLE + "Cy,not-an-email,12\n").encode()
-    job = await _import(runtime, org, owner, data, default_region="US")
+    job = await run_import(runtime, org, owner, data, default_region="US")
     assert job["report"] | {} == job["report"]
-    assert [(c["email"], c["phone"]) for c in await _contacts(db, org)] == [
+    assert [(c["email"], c["phone"]) for c in await contacts_of(db, org)] == [
         ("ada@example.com", "+442079460958"),
         ("bob@example.com", "+14155550123"),
     ]
-    report = await _rejected(db, job)
+    report = await rejected_report(db, job)
     assert report.splitlines()[0] == "line,Name,E-mail,Phone number,error"
     assert report.splitlines()[1].startswith("4,Cy,not-an-email,12,email:")
     assert "phone:" in report.splitlines()[1]
@@ -148,32 +104,30 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
-@pytest.mark.parametrize("chunk", [100, 1])  # one chunk; then a chunk per row (across chunks)
+# one batch; then a batch per line, written by two connections at once: the same result
+@pytest.mark.parametrize("chunk", [100, 1])
 async def test_dedupe_modes_within_the_file_and_against_existing(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch, mode: str, chunk: int
 ) -> None:
     monkeypatch.setattr(runner, "CHUNK_ROWS", chunk)
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await make_contact(db, org, name=None, email="a@x.com", phone="+14155550101")
     counts, contacts = EXPECTED[mode]
-    if chunk == 1 and mode != "skip":
-        # in a later chunk a duplicate matches the contact an earlier chunk created
-        counts = {"created": 1, "updated": 2}
-    job = await _import(runtime, org, owner, FILE, dedupe=mode)
+    job = await run_import(runtime, org, owner, FILE, dedupe=mode)
     assert job["status"] == "completed"
     assert {k: v for k, v in job["report"].items() if v and k in OUTCOMES} == counts
-    assert [(c["name"], c["email"], c["phone"]) for c in await _contacts(db, org)] == contacts
+    assert [(c["name"], c["email"], c["phone"]) for c in await contacts_of(db, org)] == contacts
 
 
 async def test_another_organizations_contacts_are_never_matched_or_touched(
     runtime: Runtime, db: Connection
 ) -> None:
-    org, owner = await _org(db)
-    other, _ = await _org(db)
+    org, owner = await org_and_owner(db)
+    other, _ = await org_and_owner(db)
     theirs = await make_contact(db, other, name="Theirs", email="a@x.com", phone="+14155550101")
-    job = await _import(runtime, org, owner, FILE, dedupe="overwrite")
+    job = await run_import(runtime, org, owner, FILE, dedupe="overwrite")
     assert job["report"]["created"] == 2
-    assert [(c["name"], c["email"]) for c in await _contacts(db, org)] == [
+    assert [(c["name"], c["email"]) for c in await contacts_of(db, org)] == [
         ("Ann", "a@x.com"),
         ("New Two", "n@x.com"),
     ]
@@ -182,7 +136,7 @@ async def test_another_organizations_contacts_are_never_matched_or_touched(
 
 
 async def test_custom_fields_bad_values_are_row_errors(runtime: Runtime, db: Connection) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await define_field(db, org, "contact", "plan", "select", options=["free", "pro"])
     await define_field(db, org, "contact", "seats", "number")
     await define_field(db, org, "contact", "site", "url")
@@ -194,15 +148,15 @@ async def test_custom_fields_bad_values_are_row_errors(runtime: Runtime, db: Con
         b"seats@x.com,free,many,\n"
         b"fine@x.com,,,\n"
     )
-    job = await _import(runtime, org, owner, data)
+    job = await run_import(runtime, org, owner, data)
     assert job["status"] == "completed"
     assert (job["report"]["created"], job["report"]["rejected"]) == (2, 3)
-    contacts = {c["email"]: c["custom_fields"] for c in await _contacts(db, org)}
+    contacts = {c["email"]: c["custom_fields"] for c in await contacts_of(db, org)}
     assert contacts == {
         "ok@x.com": {"plan": "pro", "seats": 1.5, "site": "https://ok.example"},
         "fine@x.com": {},
     }
-    lines = list(csv.reader(io.StringIO(await _rejected(db, job))))
+    lines = list(csv.reader(io.StringIO(await rejected_report(db, job))))
     assert lines == [
         ["line", "Email", "Plan", "Seats", "Site", "error"],
         ["3", "gold@x.com", "gold", "2", "", 'custom_fields.plan: must be one of ["free", "pro"]'],
@@ -221,7 +175,7 @@ async def test_custom_fields_bad_values_are_row_errors(runtime: Runtime, db: Con
 async def test_companies_are_linked_by_domain_or_name_and_created_when_missing(
     runtime: Runtime, db: Connection
 ) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     acme = await make_company(db, org, name="Acme Inc", domain="acme.com")
     data = (
         b"Email,Company,Website\n"
@@ -229,14 +183,14 @@ async def test_companies_are_linked_by_domain_or_name_and_created_when_missing(
         b"b@globex.com,Globex,\n"  # by name: created
         b"c@globex.com,globex,\n"  # the same, once
     )
-    job = await _import(runtime, org, owner, data)
+    job = await run_import(runtime, org, owner, data)
     assert job["report"]["created"] == 3
     companies = {
         r["name"]: r["id"]
         for r in await db.fetch("select id, name from companies where organization_id = $1", org)
     }
     assert set(companies) == {"Acme Inc", "Globex"}
-    linked = {c["email"]: c["company_id"] for c in await _contacts(db, org)}
+    linked = {c["email"]: c["company_id"] for c in await contacts_of(db, org)}
     assert linked == {
         "a@acme.com": acme,
         "b@globex.com": companies["Globex"],
@@ -245,9 +199,9 @@ async def test_companies_are_linked_by_domain_or_name_and_created_when_missing(
 
 
 async def test_tags_go_to_every_imported_contact(runtime: Runtime, db: Connection) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await make_contact(db, org, email="a@x.com")
-    job = await _import(runtime, org, owner, FILE, dedupe="update_empty", tags=["Fair 2026"])
+    job = await run_import(runtime, org, owner, FILE, dedupe="update_empty", tags=["Fair 2026"])
     tagged = await db.fetch(
         "select c.email from contact_tags l join contacts c on c.id = l.contact_id"
         " join tags t on t.id = l.tag_id where l.organization_id = $1 and t.name = 'Fair 2026'"
@@ -269,10 +223,10 @@ async def test_each_created_contact_has_its_event_as_stored(
     runtime: Runtime, db: Connection
 ) -> None:
     # the contacts of a chunk are inserted by one statement, their events by one more
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await define_field(db, org, "contact", "city", "text")
     data = b"Name,E-mail,City\nAda,ada@x.com,Berlin\nBob,bob@x.com,\nCyd,cyd@x.com,Rome\n"
-    job = await _import(runtime, org, owner, data)
+    job = await run_import(runtime, org, owner, data)
     assert job["report"]["created"] == 3
     events = await db.fetch(
         "select e.payload, e.causation, to_jsonb(c) as stored from outbox_events e"
@@ -290,7 +244,7 @@ async def test_each_created_contact_has_its_event_as_stored(
 
 
 async def test_a_dry_run_previews_and_stores_nothing(runtime: Runtime, db: Connection) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await make_contact(db, org, name=None, email="a@x.com", phone="+14155550101")
     preview = await upload.dry_run(
         db=runtime.db,
@@ -310,7 +264,7 @@ async def test_a_dry_run_previews_and_stores_nothing(runtime: Runtime, db: Conne
     assert preview["rows"][1]["record"]["phone"] == "+14155550199"
     assert preview["rows"][3]["error"].startswith("email:")
     assert preview["counts"]["rejected"] == 1
-    assert [(c["name"], c["email"]) for c in await _contacts(db, org)] == [(None, "a@x.com")]
+    assert [(c["name"], c["email"]) for c in await contacts_of(db, org)] == [(None, "a@x.com")]
     assert not await db.fetchval("select count(*) from tags where organization_id = $1", org)
     assert not await db.fetchval("select count(*) from import_jobs where organization_id = $1", org)
     assert not await db.fetchval(
@@ -319,31 +273,32 @@ async def test_a_dry_run_previews_and_stores_nothing(runtime: Runtime, db: Conne
 
 
 async def test_refused_uploads_store_nothing(runtime: Runtime, db: Connection) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     agent = await member(db, org, "agent")
     with pytest.raises(Forbidden):
-        await _import(runtime, org, agent, FILE)
+        await run_import(runtime, org, agent, FILE)
     with pytest.raises(Forbidden):
         await upload.require_admin(db=runtime.db, principal=user(agent), organization_id=org)
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
     for not_csv in (png, b"", b"\n\n", b"a,a\n1,2\n"):
         with pytest.raises(NotCsv):
-            await _import(runtime, org, owner, not_csv)
+            await run_import(runtime, org, owner, not_csv)
     with pytest.raises(Unprocessable) as refused:
-        await _import(runtime, org, owner, FILE, mapping={"Phone": "fax", "Nope": "email"})
+        await run_import(runtime, org, owner, FILE, mapping={"Phone": "fax", "Nope": "email"})
     assert "mapping.Phone: there is no field 'fax'" in refused.value.message
     assert "mapping.Nope: is not a column of the file" in refused.value.message
     assert not await db.fetchval("select count(*) from import_jobs where organization_id = $1", org)
     assert not await db.fetchval(
         "select count(*) from private.import_rows where organization_id = $1", org
     )
-    assert await _contacts(db, org) == []
+    assert await contacts_of(db, org) == []
 
 
 async def test_a_cancel_stops_before_the_next_chunk(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(runner, "WORKERS", 1)  # batches in line order, one at a time
     report = jobs.report_progress
 
     async def cancel_meanwhile(*, conn: Connection, **kwargs: Any) -> bool:
@@ -353,21 +308,27 @@ async def test_a_cancel_stops_before_the_next_chunk(
         return await report(conn=conn, **kwargs)
 
     monkeypatch.setattr(jobs, "report_progress", cancel_meanwhile)
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     data = "Email\n" + "".join(f"p{i}@x.com\n" for i in range(6))
-    job = await _import(runtime, org, owner, data.encode())
+    job = await run_import(runtime, org, owner, data.encode())
     assert job["status"] == "cancelled"
     assert job["report"]["created"] == 2 and job["report"]["processed"] == 2
-    assert [c["email"] for c in await _contacts(db, org)] == ["p0@x.com", "p1@x.com"]
+    assert [c["email"] for c in await contacts_of(db, org)] == ["p0@x.com", "p1@x.com"]
     assert not await db.fetchval(
         "select count(*) from private.import_rows where job_id = $1", job["id"]
     )
+
+
+class Died(BaseException):
+    """The runner's process dies (a BaseException, as KeyboardInterrupt: no handler
+    fails the job), here without stopping the test's event loop."""
 
 
 async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(runner, "WORKERS", 1)  # batches in line order, one at a time
     report = jobs.report_progress
     calls = 0
 
@@ -375,14 +336,15 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise KeyboardInterrupt  # the process dies: nothing of this chunk commits
+            raise Died  # nothing of this batch commits
         return await report(**kwargs)
 
     monkeypatch.setattr(jobs, "report_progress", crash_on_second)
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     data = "Email\n" + "".join(f"p{i}@x.com\n" for i in range(5)) + "p0@x.com\n"
-    with pytest.raises(KeyboardInterrupt):
-        await _import(runtime, org, owner, data.encode())
+    with pytest.raises(BaseExceptionGroup) as died:  # out of the writers' task group
+        await run_import(runtime, org, owner, data.encode())
+    assert died.value.subgroup(Died) is not None
     job = await db.fetchrow(
         "select id, status, progress from import_jobs where organization_id = $1", org
     )
@@ -404,13 +366,13 @@ async def test_a_crashed_runner_is_resumed_from_its_checkpoint(
     done = await db.fetchrow("select status, report from import_jobs where id = $1", job["id"])
     assert done["status"] == "completed"
     assert (done["report"]["created"], done["report"]["skipped"]) == (5, 1)
-    assert len(await _contacts(db, org)) == 5
+    assert len(await contacts_of(db, org)) == 5
 
 
 async def test_companies_import_matches_on_domain_then_name(
     runtime: Runtime, db: Connection
 ) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     await define_field(db, org, "company", "industries", "multiselect", options=["saas", "retail"])
     await define_field(db, org, "company", "public", "boolean")
     acme = await make_company(db, org, name="Acme", domain="acme.com")
@@ -422,7 +384,7 @@ async def test_companies_import_matches_on_domain_then_name(
         b"Hooli,hooli.example,,maybe\n"  # not a boolean
         b",nameless.example,,\n"  # a company needs a name
     )
-    job = await _import(runtime, org, owner, data, entity="companies", dedupe="overwrite")
+    job = await run_import(runtime, org, owner, data, entity="companies", dedupe="overwrite")
     assert job["status"] == "completed"
     assert (job["report"]["updated"], job["report"]["rejected"]) == (2, 2)
     rows = await db.fetch(
@@ -445,13 +407,13 @@ async def test_companies_import_matches_on_domain_then_name(
         },
     ]
     with pytest.raises(Unprocessable):
-        await _import(runtime, org, owner, data, entity="companies", tags=["x"])
+        await run_import(runtime, org, owner, data, entity="companies", tags=["x"])
 
 
 async def test_a_job_whose_staged_rows_were_lost_fails_with_the_reason(
     runtime: Runtime, db: Connection
 ) -> None:
-    org, owner = await _org(db)
+    org, owner = await org_and_owner(db)
     job = await upload.start_import(
         db=runtime.db,
         user_id=owner,
@@ -464,4 +426,4 @@ async def test_a_job_whose_staged_rows_were_lost_fails_with_the_reason(
     assert await runner.run_job(runtime, job["id"])
     row = await db.fetchrow("select status, error from import_jobs where id = $1", job["id"])
     assert row["status"] == "failed" and row["error"]["code"] == "staged_rows_lost"
-    assert await _contacts(db, org) == []
+    assert await contacts_of(db, org) == []
