@@ -1,5 +1,6 @@
 """Calls to providers: timeouts, bounded retries with backoff that honour Retry-After,
-and a record of every attempt (kept on the message it was for).
+a record of every attempt (kept on the message it was for), and an optional pacer
+that admits every attempt (a campaign's rate cap) and learns when its request was written.
 
 A send must never reach the customer twice because we retried, so a call made
 `at_most_once` is retried only when the provider surely did not act on it: the
@@ -16,10 +17,11 @@ import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -35,6 +37,17 @@ Outcome = Literal["refused", "unavailable", "unknown"]
 
 # Transport failures before any byte of the request left: safe to repeat.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# httpcore's trace events once a request's last byte was handed to the socket.
+WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
+
+
+class Pacer(Protocol):
+    """Admits each attempt of a call (retries included): `attempt()` waits for the
+    attempt's turn and yields a function to call once its request is written; the pacer
+    takes the end of the attempt for the write when that function was never called (a
+    transport that traces nothing, a connection never made)."""
+
+    def attempt(self) -> AbstractAsyncContextManager[Callable[[], None]]: ...
 
 
 class ProviderError(Exception):
@@ -206,6 +219,7 @@ class ProviderClient:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     # time.monotonic() by which a call must be over: no retry starts that could end later.
     deadline: float | None = None
+    pace: Pacer | None = None
 
     async def request(
         self,
@@ -229,7 +243,8 @@ class ProviderClient:
             started = time.monotonic()
             wait: float | None = None
             try:
-                response = await self.http.request(method, url, **kwargs)
+                async with self._paced(kwargs) as sending:
+                    response = await self.http.request(method, url, **sending)
             except httpx.TransportError as exc:
                 if at_most_once and not isinstance(exc, NEVER_SENT):
                     detail = f": {exc}" if str(exc) else ""
@@ -291,6 +306,20 @@ class ProviderClient:
         if not response.is_success:
             raise errors.refusal(response)
         return response
+
+    @asynccontextmanager
+    async def _paced(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """One attempt's turn from the pacer, told by httpcore's trace when it was written."""
+        if self.pace is None:
+            yield kwargs
+            return
+        async with self.pace.attempt() as written:
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                if event in WRITTEN:
+                    written()
+
+            yield kwargs | {"extensions": kwargs.get("extensions", {}) | {"trace": trace}}
 
     def _may_wait(self, wait: float) -> bool:
         if wait > self.settings.provider_max_wait_seconds:
