@@ -68,6 +68,9 @@ class Window:
         self.written: deque[datetime] = deque()  # stamps, oldest first
         self.pending = 0
         self._stamped = asyncio.Event()
+        # one send waits for a place at a time, the others queue behind it (first come,
+        # first served): a stamp or a place freed wakes one task, not every waiting send
+        self.turn = asyncio.Lock()
 
     @staticmethod
     def cap_of(rate: float) -> int:
@@ -119,11 +122,12 @@ class Pace:
 
     @asynccontextmanager
     async def attempt(self) -> AsyncIterator[Callable[[], None]]:
-        while (wait := self.window.admit(self.clock.now())) != 0:
-            if wait is None:
-                await self.window.stamped()
-            else:
-                await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+        async with self.window.turn:
+            while (wait := self.window.admit(self.clock.now())) != 0:
+                if wait is None:
+                    await self.window.stamped()
+                else:
+                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
         done = False
 
         def written() -> None:
