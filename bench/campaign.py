@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +40,7 @@ import httpx
 
 from bench.database import bench_database, new_org, new_user
 from shared.campaigns.dispatch import run
-from shared.campaigns.pace import Pace
+from shared.campaigns.pace import Place
 from shared.campaigns.snapshot import start_campaign
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -49,36 +48,29 @@ from shared.tooling.cluster import free_port
 
 PHONE_ID = "109000000000001"
 # Per provider attempt: seconds waiting for a place in the pacing window, and from the
-# place to the request's write (httpcore's trace).
+# place to the request's write (both told by httpcore's trace).
 WAITED: list[float] = []
 LAG: list[float] = []
 
 
 def measure_pacing() -> None:
-    """Wrap the pacer's attempts to note each one's wait and lag."""
-    attempt = Pace.attempt
+    """Wrap the pacer's places to note each attempt's wait and lag."""
+    admit, written = Place.admit, Place.written
+    admitted: dict[int, float] = {}
 
-    @contextlib.asynccontextmanager
-    async def measured(self: Pace) -> AsyncIterator[Callable[[], None]]:
+    async def measured_admit(self: Place) -> None:
         asked = time.monotonic()
-        async with attempt(self) as written:
-            admitted = time.monotonic()
-            WAITED.append(admitted - asked)
+        await admit(self)
+        admitted.setdefault(id(self), time.monotonic())
+        WAITED.append(admitted[id(self)] - asked)
 
-            lag: list[float] = []
+    def measured_written(self: Place) -> None:
+        if (at := admitted.pop(id(self), None)) is not None:
+            LAG.append(time.monotonic() - at)
+        written(self)
 
-            def told() -> None:
-                if not lag:
-                    lag.append(time.monotonic() - admitted)
-                    LAG.append(lag[0])
-                written()
-
-            try:
-                yield told
-            finally:
-                told()
-
-    Pace.attempt = measured  # type: ignore[method-assign]
+    Place.admit = measured_admit  # type: ignore[method-assign]
+    Place.written = measured_written  # type: ignore[method-assign]
 
 
 def percentiles(values: list[float]) -> str:

@@ -54,6 +54,9 @@ WAVE = 0.05  # seconds of a batch's slots taken for sending at once
 # Provider calls under way at once in a process: fewer than the HTTP client's pooled
 # connections (httpx: 100), so a call that passed the rate window never queues for one.
 IN_FLIGHT = 64
+# Seconds of sends past their slots (held by the pacing window) after which no more
+# batches are claimed: a process short of time never piles up claimed sends.
+BEHIND = 0.5
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
 
 
@@ -129,6 +132,8 @@ class Dispatcher:
         to claim; else the seconds until another batch may be claimed (0: now)."""
         prepared = await self._prepare(campaign)
         now, rate = self.clock.now(), campaign.rate
+        if Window.of(campaign.channel_account_id, rate).due > rate * BEHIND:
+            return WAVE  # the process's sends lag their slots: claim more once they catch up
         try:
             async with self.runtime.db.service_tx() as conn:
                 free = await next_free(conn=conn, channel_account_id=campaign.channel_account_id)
@@ -169,16 +174,20 @@ class Dispatcher:
             outbound = OutboundMessage(
                 to=job.address, callback_url=prepared.callback, text=job.text, metadata=job.options
             )
-            # each attempt is paced holding a call's place (shared/campaigns/pace.py):
-            # an attempt admitted never waits for a connection before it is written
-            async with limit:
-                if stop.is_set():
-                    return Call(None, NOT_MADE, None, [])
-                call = await call_provider(
-                    self.runtime,
-                    Outbound(job.message, prepared.channel, prepared.account, outbound),
-                    pace=pace,
-                )
+            # each attempt is paced as it is written (shared/campaigns/pace.py), holding a
+            # call's place: the calls under way stay fewer than the pooled connections
+            pace.window.due += 1
+            try:
+                async with limit:
+                    if stop.is_set():
+                        return Call(None, NOT_MADE, None, [])
+                    call = await call_provider(
+                        self.runtime,
+                        Outbound(job.message, prepared.channel, prepared.account, outbound),
+                        pace=pace,
+                    )
+            finally:
+                pace.window.due -= 1
             if call.error is not None and str(call.error.code) in PAUSE_CODES:
                 stop.set()
             return call

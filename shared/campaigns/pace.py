@@ -67,6 +67,7 @@ class Window:
         self.cap = cap
         self.written: deque[datetime] = deque()  # stamps, oldest first
         self.pending = 0
+        self.due = 0  # sends whose slot has come, not yet made (the dispatcher counts them)
         self._stamped = asyncio.Event()
         # one send waits for a place at a time, the others queue behind it (first come,
         # first served): a stamp or a place freed wakes one task, not every waiting send
@@ -112,6 +113,23 @@ class Window:
         await self._stamped.wait()
 
 
+class Place:
+    """One attempt's place in a window (shared.channels.http.Turn)."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace, self.admitted, self.stamped = pace, False, False
+
+    async def admit(self) -> None:
+        if not self.admitted:
+            await self.pace.wait()
+            self.admitted = True
+
+    def written(self) -> None:
+        if self.admitted and not self.stamped:
+            self.stamped = True
+            self.pace.window.stamp(self.pace.clock.now())
+
+
 @dataclass(frozen=True)
 class Pace:
     """A dispatcher's pacer of one account (shared.channels.http.Pacer): its window,
@@ -120,23 +138,22 @@ class Pace:
     window: Window
     clock: Clock
 
-    @asynccontextmanager
-    async def attempt(self) -> AsyncIterator[Callable[[], None]]:
+    async def wait(self) -> None:
+        """Until a send may be admitted (then it is, pending)."""
         async with self.window.turn:
             while (wait := self.window.admit(self.clock.now())) != 0:
                 if wait is None:
                     await self.window.stamped()
                 else:
                     await self.clock.until(self.clock.now() + timedelta(seconds=wait))
-        done = False
 
-        def written() -> None:
-            nonlocal done
-            if not done:
-                done = True
-                self.window.stamp(self.clock.now())
-
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[Place]:
+        place = Place(self)
         try:
-            yield written
+            yield place
         finally:
-            written()  # no write reported: the attempt's end, surely no earlier
+            if not place.admitted:  # its transport reported nothing (a mock): counted
+                self.window.pending += 1
+                place.admitted = True
+            place.written()  # no write reported: the attempt's end, surely no earlier

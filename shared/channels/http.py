@@ -1,6 +1,6 @@
 """Calls to providers: timeouts, bounded retries with backoff that honour Retry-After,
 a record of every attempt (kept on the message it was for), and an optional pacer
-that admits every attempt (a campaign's rate cap) and learns when its request was written.
+that admits every attempt as it is about to be written (a campaign's rate cap).
 
 A send must never reach the customer twice because we retried, so a call made
 `at_most_once` is retried only when the provider surely did not act on it: the
@@ -37,17 +37,30 @@ Outcome = Literal["refused", "unavailable", "unknown"]
 
 # Transport failures before any byte of the request left: safe to repeat.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# httpcore's trace events once a request's last byte was handed to the socket.
+# httpcore's trace events (of HTTP/1.1 and HTTP/2): just before a request's first byte
+# is written, and once its last byte was handed to the socket.
+WRITING = frozenset({"http11.send_request_headers.started", "http2.send_request_headers.started"})
 WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
 
 
-class Pacer(Protocol):
-    """Admits each attempt of a call (retries included): `attempt()` waits for the
-    attempt's turn and yields a function to call once its request is written; the pacer
-    takes the end of the attempt for the write when that function was never called (a
-    transport that traces nothing, a connection never made)."""
+class Turn(Protocol):
+    """One attempt's place in a pacer."""
 
-    def attempt(self) -> AbstractAsyncContextManager[Callable[[], None]]: ...
+    async def admit(self) -> None:
+        """Wait for the attempt's turn (httpcore calls it just before it writes)."""
+
+    def written(self) -> None:
+        """The request was written."""
+
+
+class Pacer(Protocol):
+    """Paces a call's attempts (retries included). `attempt()` yields the attempt's turn:
+    the provider client admits it from httpcore's trace as the request is about to be
+    written, so nothing between admission and the socket (the HTTP client's own work, a
+    busy event loop) delays a send admitted; and tells it when the request was written.
+    An attempt its transport reports nothing of (a mock) is the pacer's to count."""
+
+    def attempt(self) -> AbstractAsyncContextManager[Turn]: ...
 
 
 class ProviderError(Exception):
@@ -309,15 +322,18 @@ class ProviderClient:
 
     @asynccontextmanager
     async def _paced(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """One attempt's turn from the pacer, told by httpcore's trace when it was written."""
+        """One attempt's turn from the pacer, taken and told through httpcore's trace.
+        (Waiting for it holds the connection: as a send it is about to make.)"""
         if self.pace is None:
             yield kwargs
             return
-        async with self.pace.attempt() as written:
+        async with self.pace.attempt() as turn:
 
             async def trace(event: str, info: dict[str, Any]) -> None:
-                if event in WRITTEN:
-                    written()
+                if event in WRITING:
+                    await turn.admit()
+                elif event in WRITTEN:
+                    turn.written()
 
             yield kwargs | {"extensions": kwargs.get("extensions", {}) | {"trace": trace}}
 

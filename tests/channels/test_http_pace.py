@@ -4,7 +4,7 @@ is told when its request was written (httpcore's trace) or else when it ended.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -24,11 +24,17 @@ class Recording:
     def __init__(self) -> None:
         self.events: list[str] = []
 
-    @asynccontextmanager
-    async def attempt(self) -> AsyncIterator[Callable[[], None]]:
+    async def admit(self) -> None:
         self.events.append("admitted")
+
+    def written(self) -> None:
+        self.events.append("written")
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[Recording]:
+        self.events.append("attempt")
         try:
-            yield lambda: self.events.append("written")
+            yield self
         finally:
             self.events.append("ended")
 
@@ -51,8 +57,8 @@ async def test_every_attempt_is_paced_retries_included(settings: Settings) -> No
     async with httpx.AsyncClient() as http:
         client = ProviderClient(http, settings, pace=pacer)
         assert (await client.request("POST", URL, json={}, at_most_once=True)).status_code == 200
-    # a mocked transport reports no write: each attempt ends unwritten, three times
-    assert pacer.events == ["admitted", "ended"] * 3
+    # a mocked transport reports nothing: each attempt only begins and ends, three times
+    assert pacer.events == ["attempt", "ended"] * 3
     assert len(client.attempts) == 3
 
 
@@ -82,5 +88,6 @@ async def test_the_write_is_reported_before_the_answer_over_real_http(
         assert "written" in pacer.events  # told while the answer is still awaited
         answered.set()
         assert (await call).status_code == 200
-    assert pacer.events[0] == "admitted" and pacer.events[-1] == "ended"
-    assert sorted(pacer.events[1:3]) == ["arrived", "written"]
+    # admitted as the request was about to be written, told once it was
+    assert pacer.events[:2] == ["attempt", "admitted"] and pacer.events[-1] == "ended"
+    assert sorted(pacer.events[2:4]) == ["arrived", "written"]

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -138,19 +139,16 @@ async def server() -> AsyncIterator[tuple[str, list[float]]]:
         yield f"http://127.0.0.1:{port}/send", arrivals
 
 
-class Delayed(httpx.AsyncBaseTransport):
-    """Real HTTP, each request held `delays[i]` seconds between admission and the
-    socket, as a busy event loop holds it."""
+@dataclass(frozen=True)
+class Delayed(Pace):
+    """Each send held `delays[i]` seconds between its admission and its write, as a
+    busy event loop may hold it."""
 
-    def __init__(self, delays: list[float]) -> None:
-        self.inner, self.delays = httpx.AsyncHTTPTransport(), delays
+    delays: list[float] = field(default_factory=list)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def wait(self) -> None:
+        await super().wait()
         await asyncio.sleep(self.delays.pop(0))
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class Recorded(Window):
@@ -172,12 +170,13 @@ async def test_a_local_server_never_sees_more_than_the_cap_in_a_second(
     # would let the next ones through a second after the first were admitted, and 16
     # would arrive within 0.3 s of each other
     delays = [0.3] * cap + [0.0] * cap
-    window, clock = Recorded(cap), Clock()
+    window = Recorded(cap)
+    pace = Delayed(window, Clock(), delays)
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-    async with httpx.AsyncClient(transport=Delayed(delays)) as http:
+    async with httpx.AsyncClient() as http:
 
         async def send(i: int) -> None:
-            provider = ProviderClient(http, defaults, pace=Pace(window, clock))
+            provider = ProviderClient(http, defaults, pace=pace)
             await provider.request("POST", url, content=json.dumps({"i": i}).encode())
 
         await asyncio.gather(*(send(i) for i in range(2 * cap)))
