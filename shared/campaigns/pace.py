@@ -6,15 +6,16 @@ dispatchers, but a send leaves a while after its slot: on a busy event loop the 
 from a slot through the HTTP client to the socket takes from a millisecond to a
 fifth of a second, and sends admitted within the cap over a second can reach the
 provider bunched. So the window counts writes, not admissions. Every attempt of a
-provider call (retries included) passes `Pace.attempt()` (the provider client's
-`Pacer`), which admits it only if
+provider call (retries included) takes a `Place` (the provider client's `Turn`),
+admitted from httpcore's trace just before the request's first byte is written (the
+HTTP client's own work and the event loop's delays come before it), and only if
 
     (sends written within the last SPAN) + (sends admitted, not yet written) < cap
 
-and counts it as pending until it is stamped: when its request's last byte was handed
-to the socket (httpcore's trace tells the provider client), or when the attempt ended
-if no write was reported (a mocked transport, a connection never made) — either way
-no earlier than the write.
+It is pending until stamped: when its request's last byte was handed to the socket
+(the trace again), or when the attempt ended if no write was reported (a connection
+never made) - either way no earlier than the write. A transport that reports nothing
+(a mock) is not paced, only counted at the attempt's end.
 
 Why no SPAN of writes ever holds more than the cap: take the sends written in a span
 [t, t + SPAN) and L among them the last admitted, at a_L. L is written after its
