@@ -5,10 +5,11 @@
 
 `--recipients` contacts (loaded with COPY) in one WhatsApp template campaign whose
 body variable is each contact's first name, the account's cap `--rate` per second;
-the WhatsApp Graph API is answered by respx at the HTTP layer, which records each
-send's recipient and time. Printed: the achieved rate (sends over the span from the
-first send to the last) as a ratio of the cap, the peak over any 1-second window
-(never above the cap), and duplicates (recipients sent twice: 0). Then the same with
+the WhatsApp Graph API is a fake in a process of its own, over real HTTP, which
+records each send's recipient and arrival time. Printed: the achieved rate (sends
+over the span from the first send to the last) as a ratio of the cap, the peak over
+any 1-second window of arrivals (never above the cap), and duplicates (recipients
+sent twice: 0). Then the same with
 one of the dispatchers killed (its task cancelled) halfway: the others resume its
 claimed recipients once they are orphaned, and duplicates stay 0; the messages it
 had taken for sending stay unsent (never sent twice).
@@ -39,12 +40,45 @@ import httpx
 
 from bench.database import bench_database, new_org, new_user
 from shared.campaigns.dispatch import run
+from shared.campaigns.pace import Place
 from shared.campaigns.snapshot import start_campaign
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.tooling.cluster import free_port
 
 PHONE_ID = "109000000000001"
+# Per provider attempt: seconds waiting for a place in the pacing window, and from the
+# place to the request's write (both told by httpcore's trace).
+WAITED: list[float] = []
+LAG: list[float] = []
+
+
+def measure_pacing() -> None:
+    """Wrap the pacer's places to note each attempt's wait and lag."""
+    admit, written = Place.admit, Place.written
+    admitted: dict[int, float] = {}
+
+    async def measured_admit(self: Place) -> None:
+        asked = time.monotonic()
+        await admit(self)
+        admitted.setdefault(id(self), time.monotonic())
+        WAITED.append(admitted[id(self)] - asked)
+
+    def measured_written(self: Place) -> None:
+        if (at := admitted.pop(id(self), None)) is not None:
+            LAG.append(time.monotonic() - at)
+        written(self)
+
+    Place.admit = measured_admit  # type: ignore[method-assign]
+    Place.written = measured_written  # type: ignore[method-assign]
+
+
+def percentiles(values: list[float]) -> str:
+    values = sorted(values) or [0.0]
+    at = [values[min(len(values) - 1, int(q * len(values)))] * 1000 for q in (0.5, 0.99)]
+    return f"p50 {at[0]:.1f} ms, p99 {at[1]:.1f} ms, max {values[-1] * 1000:.1f} ms"
+
+
 CONNECTIONS = 64  # kept alive to the fake provider: one per send under way (IN_FLIGHT)
 
 
@@ -141,12 +175,13 @@ async def _answer(
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             body = await reader.readexactly(length) if length else b""
+            arrived = time.time()  # as soon as the whole request is read
             if head.startswith(b"GET"):
                 out = "".join(f"{to}\t{at}\n" for to, at in log).encode()
                 log.clear()
             else:
                 to = json.loads(body)["to"]
-                log.append((to, time.time()))
+                log.append((to, arrived))
                 out = (_REPLY % (to, to, uuid.uuid4().hex)).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -225,6 +260,8 @@ async def once(
             await start_campaign(conn=tx, organization_id=org, campaign_id=made)
         await provider.sent()  # the log starts empty
         await conn.execute("select pg_stat_reset()")
+        WAITED.clear()
+        LAG.clear()
         began = time.monotonic()
         cpu = (time.process_time(), server_cpu(db_url), provider.cpu())
 
@@ -270,6 +307,8 @@ async def once(
         "dispatchers_ms": 1000 * ours / len(sent),
         "postgres_ms": 1000 * server / len(sent),
         "provider_ms": 1000 * fake / len(sent),
+        "waited": percentiles(WAITED),
+        "lag": percentiles(LAG),
     }
     print(
         f"{'one dispatcher killed halfway' if kill else 'all dispatchers run'}: {figures}\n"
@@ -291,7 +330,8 @@ def summary(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> str:
             f" duplicates {f['duplicates']}; not sent {f['unsent']} ({f['why'] or 'none'});"
             f" {f['sent']} sends in {f['span']:.1f} s ({f['elapsed']:.1f} s in all);"
             f" CPU per send: PostgreSQL {f['postgres_ms']:.2f} ms,"
-            f" dispatchers {f['dispatchers_ms']:.2f} ms, fake provider {f['provider_ms']:.2f} ms"
+            f" dispatchers {f['dispatchers_ms']:.2f} ms, fake provider {f['provider_ms']:.2f} ms;"
+            f" per attempt, waited for the window {f['waited']}, then to the write {f['lag']}"
         )
     return "\n".join(lines)
 
@@ -316,6 +356,7 @@ async def main() -> None:
     args = parser.parse_args()
     if args.serve_provider:
         return await serve_provider(args.serve_provider)
+    measure_pacing()
     provider = Provider()
     try:
         async with bench_database(args.db_url) as db_url:

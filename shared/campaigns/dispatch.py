@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
@@ -32,8 +31,9 @@ import asyncpg
 
 from shared.campaigns.claim import NOT_MADE, Job, claim_batch, record, requeue, take
 from shared.campaigns.content import Content
+from shared.campaigns.pace import Clock, Pace, Window
 from shared.campaigns.progress import broadcast_progress
-from shared.campaigns.rate import Window, next_free, rate_of
+from shared.campaigns.rate import next_free, rate_of
 from shared.campaigns.snapshot import EARLIEST_ZONE, start_campaign
 from shared.channels.base import Account, Channel, OutboundMessage
 from shared.channels.registry import channel_named
@@ -54,20 +54,10 @@ WAVE = 0.05  # seconds of a batch's slots taken for sending at once
 # Provider calls under way at once in a process: fewer than the HTTP client's pooled
 # connections (httpx: 100), so a call that passed the rate window never queues for one.
 IN_FLIGHT = 64
+# Seconds of sends past their slots (held by the pacing window) after which no more
+# batches are claimed: a process short of time never piles up claimed sends.
+BEHIND = 0.5
 PROGRESS_EVERY = 1.0  # seconds between a running campaign's progress broadcasts
-
-
-@dataclass
-class Clock:
-    """Time for the rate cap; tests pass their own to move it without sleeping."""
-
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-
-    async def until(self, when: datetime) -> None:
-        wait = (when - self.now()).total_seconds()
-        if wait > 0:
-            await self.sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -142,6 +132,8 @@ class Dispatcher:
         to claim; else the seconds until another batch may be claimed (0: now)."""
         prepared = await self._prepare(campaign)
         now, rate = self.clock.now(), campaign.rate
+        if Window.of(campaign.channel_account_id, rate).due > rate * BEHIND:
+            return WAVE  # the process's sends lag their slots: claim more once they catch up
         try:
             async with self.runtime.db.service_tx() as conn:
                 free = await next_free(conn=conn, channel_account_id=campaign.channel_account_id)
@@ -175,24 +167,27 @@ class Dispatcher:
 
     async def _send(self, campaign: Campaign, prepared: Prepared, jobs: list[Job]) -> None:
         stop, limit = asyncio.Event(), _in_flight()
-        window = Window.of(campaign.channel_account_id, campaign.rate)
+        pace = Pace(Window.of(campaign.channel_account_id, campaign.rate), self.clock)
 
         async def one(job: Job) -> Call:
             await self.clock.until(job.slot)
             outbound = OutboundMessage(
                 to=job.address, callback_url=prepared.callback, text=job.text, metadata=job.options
             )
-            # the window is passed holding a call's place: a send never waits for a
-            # connection after it, so sends held back cannot reach the provider in a burst
-            async with limit:
-                while (wait := window.wait(self.clock.now())) > 0:
-                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
-                if stop.is_set():
-                    return Call(None, NOT_MADE, None, [])
-                call = await call_provider(
-                    self.runtime,
-                    Outbound(job.message, prepared.channel, prepared.account, outbound),
-                )
+            # each attempt is paced as it is written (shared/campaigns/pace.py), holding a
+            # call's place: the calls under way stay fewer than the pooled connections
+            pace.window.due += 1
+            try:
+                async with limit:
+                    if stop.is_set():
+                        return Call(None, NOT_MADE, None, [])
+                    call = await call_provider(
+                        self.runtime,
+                        Outbound(job.message, prepared.channel, prepared.account, outbound),
+                        pace=pace,
+                    )
+            finally:
+                pace.window.due -= 1
             if call.error is not None and str(call.error.code) in PAUSE_CODES:
                 stop.set()
             return call

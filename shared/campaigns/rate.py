@@ -4,17 +4,16 @@ A row per account holds the next free send slot; a dispatcher reserves `count`
 slots in one atomic upsert, getting the first slot's time. Reservations of
 concurrent dispatchers never overlap, so the account's schedule never exceeds its
 cap however many dispatchers run. Slots are spaced for SCHEDULE_SHARE of the cap:
-a send a little late (a busy event loop) then still leaves any one-second window
-within the cap, and `Window` holds each process's sends under it outright.
+the rest leaves room for sends a little late (a busy event loop) and for the margin
+of the window that holds each process's written sends within the cap outright
+(shared/campaigns/pace.py).
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from shared.db import Connection
@@ -64,32 +63,3 @@ async def next_free(*, conn: Connection, channel_account_id: UUID) -> datetime |
         channel_account_id,
     )
     return slot
-
-
-class Window:
-    """This process's sends of one account over the last second: at most the cap."""
-
-    _all: ClassVar[dict[UUID, Window]] = {}
-
-    def __init__(self, rate: float) -> None:
-        # as the slots: a send measured a moment after it passed here stays within the cap
-        self.cap = max(1, math.ceil(rate * SCHEDULE_SHARE))
-        self.sent: deque[datetime] = deque()
-
-    @classmethod
-    def of(cls, channel_account_id: UUID, rate: float) -> Window:
-        window = cls._all.get(channel_account_id)
-        if window is None or window.cap != cls(rate).cap:
-            window = cls._all[channel_account_id] = cls(rate)
-        return window
-
-    def wait(self, now: datetime) -> float:
-        """Seconds to wait before a send at `now` keeps every one-second window within
-        the cap; 0 takes the send's place in the window."""
-        second = timedelta(seconds=1)
-        while self.sent and self.sent[0] <= now - second:
-            self.sent.popleft()
-        if len(self.sent) >= self.cap:
-            return (self.sent[0] + second - now).total_seconds()
-        self.sent.append(now)
-        return 0.0

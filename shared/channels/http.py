@@ -1,5 +1,6 @@
 """Calls to providers: timeouts, bounded retries with backoff that honour Retry-After,
-and a record of every attempt (kept on the message it was for).
+a record of every attempt (kept on the message it was for), and an optional pacer
+that admits every attempt as it is about to be written (a campaign's rate cap).
 
 A send must never reach the customer twice because we retried, so a call made
 `at_most_once` is retried only when the provider surely did not act on it: the
@@ -16,10 +17,11 @@ import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -35,6 +37,30 @@ Outcome = Literal["refused", "unavailable", "unknown"]
 
 # Transport failures before any byte of the request left: safe to repeat.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# httpcore's trace events (of HTTP/1.1 and HTTP/2): just before a request's first byte
+# is written, and once its last byte was handed to the socket.
+WRITING = frozenset({"http11.send_request_headers.started", "http2.send_request_headers.started"})
+WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
+
+
+class Turn(Protocol):
+    """One attempt's place in a pacer."""
+
+    async def admit(self) -> None:
+        """Wait for the attempt's turn (httpcore calls it just before it writes)."""
+
+    def written(self) -> None:
+        """The request was written."""
+
+
+class Pacer(Protocol):
+    """Paces a call's attempts (retries included). `attempt()` yields the attempt's turn:
+    the provider client admits it from httpcore's trace as the request is about to be
+    written, so nothing between admission and the socket (the HTTP client's own work, a
+    busy event loop) delays a send admitted; and tells it when the request was written.
+    An attempt its transport reports nothing of (a mock) is the pacer's to count."""
+
+    def attempt(self) -> AbstractAsyncContextManager[Turn]: ...
 
 
 class ProviderError(Exception):
@@ -206,6 +232,7 @@ class ProviderClient:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     # time.monotonic() by which a call must be over: no retry starts that could end later.
     deadline: float | None = None
+    pace: Pacer | None = None
 
     async def request(
         self,
@@ -229,7 +256,8 @@ class ProviderClient:
             started = time.monotonic()
             wait: float | None = None
             try:
-                response = await self.http.request(method, url, **kwargs)
+                async with self._paced(kwargs) as sending:
+                    response = await self.http.request(method, url, **sending)
             except httpx.TransportError as exc:
                 if at_most_once and not isinstance(exc, NEVER_SENT):
                     detail = f": {exc}" if str(exc) else ""
@@ -291,6 +319,23 @@ class ProviderClient:
         if not response.is_success:
             raise errors.refusal(response)
         return response
+
+    @asynccontextmanager
+    async def _paced(self, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """One attempt's turn from the pacer, taken and told through httpcore's trace.
+        (Waiting for it holds the connection: as a send it is about to make.)"""
+        if self.pace is None:
+            yield kwargs
+            return
+        async with self.pace.attempt() as turn:
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                if event in WRITING:
+                    await turn.admit()
+                elif event in WRITTEN:
+                    turn.written()
+
+            yield kwargs | {"extensions": kwargs.get("extensions", {}) | {"trace": trace}}
 
     def _may_wait(self, wait: float) -> bool:
         if wait > self.settings.provider_max_wait_seconds:

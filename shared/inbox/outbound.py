@@ -24,7 +24,7 @@ from uuid import UUID
 from asyncpg import Record
 
 from shared.channels.base import Account, Channel, OutboundMessage
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.http import Pacer, ProviderClient, ProviderError
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from shared.idempotency import Answer, Claim, Held, replay
@@ -184,12 +184,13 @@ class Call:
         return "unknown" if self.error.outcome == "unknown" else "failed"
 
 
-async def call_provider(runtime: Runtime, job: Outbound) -> Call:
+async def call_provider(runtime: Runtime, job: Outbound, *, pace: Pacer | None = None) -> Call:
     """Call the provider once for a claimed message (retrying only what it surely did not
-    act on); never raises for the provider's answer, so batches of calls can share it."""
+    act on), each attempt admitted by `pace` if given; never raises for the provider's
+    answer, so batches of calls can share it."""
     settings = runtime.settings
     client = ProviderClient(
-        runtime.http, settings, deadline=time.monotonic() + settings.claim_seconds
+        runtime.http, settings, deadline=time.monotonic() + settings.claim_seconds, pace=pace
     )
     provider_id: str | None = None
     error: SendFailure | None = None

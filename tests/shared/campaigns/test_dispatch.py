@@ -20,6 +20,7 @@ import respx
 
 from shared.campaigns import dispatch as dispatching
 from shared.campaigns.dispatch import dispatch, run
+from shared.campaigns.pace import Window
 from shared.campaigns.rate import SCHEDULE_SHARE, rate_of, reserve
 from shared.db import Connection
 from shared.runtime import Runtime
@@ -239,3 +240,24 @@ async def test_a_plan_out_of_messages_pauses_its_campaign_and_not_the_run(
     assert await statuses(db, broke["campaign"]) == {"queued": 2}  # nothing half-sent
     assert await statuses(db, fine["campaign"]) == {"sent": 2}
     assert counts["paused"] == 1 and len(sent) == 2
+
+
+@respx.mock
+async def test_no_batch_is_claimed_while_the_process_sends_lag_their_slots(
+    runtime: Runtime, db: Connection
+) -> None:
+    world = await running(db, 3, rate=10)
+    respx.post(GRAPH).mock(side_effect=provider([]))
+    window = Window.of(world["account"], 10)
+    window.due = 6  # more than BEHIND (0.5 s) of the cap past their slots, unsent
+    try:
+        assert await dispatch(runtime, batch=3, clock=FakeClock()) == {
+            "sent": 0,
+            "failed": 0,
+            "paused": 0,
+        }
+        assert await statuses(db, world["campaign"]) == {"queued": 3}
+    finally:
+        window.due = 0
+    # caught up: a batch (a quarter second of the cap) is claimed and sent
+    assert (await dispatch(runtime, batch=3, clock=FakeClock()))["sent"] == 2

@@ -1,0 +1,160 @@
+"""Each process's sends of an account held within its cap where the provider counts
+them: over any one second of requests written to the socket.
+
+The shared slots (shared/campaigns/rate.py) spread an account's sends over the
+dispatchers, but a send leaves a while after its slot: on a busy event loop the way
+from a slot through the HTTP client to the socket takes from a millisecond to a
+fifth of a second, and sends admitted within the cap over a second can reach the
+provider bunched. So the window counts writes, not admissions. Every attempt of a
+provider call (retries included) takes a `Place` (the provider client's `Turn`),
+admitted from httpcore's trace just before the request's first byte is written (the
+HTTP client's own work and the event loop's delays come before it), and only if
+
+    (sends written within the last SPAN) + (sends admitted, not yet written) < cap
+
+It is pending until stamped: when its request's last byte was handed to the socket
+(the trace again), or when the attempt ended if no write was reported (a connection
+never made) - either way no earlier than the write. A transport that reports nothing
+(a mock) is not paced, only counted at the attempt's end.
+
+Why no SPAN of writes ever holds more than the cap: take the sends written in a span
+[t, t + SPAN) and L among them the last admitted, at a_L. L is written after its
+admission, so a_L < t + SPAN. Every other send Y of the span was admitted by a_L:
+either it was still pending then (counted), or it was already stamped, at s_Y with
+a_L ≥ s_Y ≥ (its write) ≥ t > a_L - SPAN, so it was in L's window (counted). L was
+admitted with fewer than the cap counted, so the span holds at most the cap.
+SPAN is a second and a little: the provider stamps a request when it reads it, a
+moment after our write (ARRIVAL), so any second of arrivals is within a SPAN of writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from uuid import UUID
+
+# Allowed between our socket write and the provider reading the request (loopback here;
+# the slots' spacing, shared/campaigns/rate.py SCHEDULE_SHARE, leaves room for it).
+ARRIVAL = timedelta(seconds=0.01)
+SPAN = timedelta(seconds=1) + ARRIVAL
+
+
+@dataclass
+class Clock:
+    """Time for the rate cap; tests pass their own to move it without sleeping."""
+
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    async def until(self, when: datetime) -> None:
+        wait = (when - self.now()).total_seconds()
+        if wait > 0:
+            await self.sleep(wait)
+
+
+class Window:
+    """One account's sends in this process: written within the last SPAN, and pending."""
+
+    _all: ClassVar[dict[UUID, Window]] = {}
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.written: deque[datetime] = deque()  # stamps, oldest first
+        self.pending = 0
+        self.due = 0  # sends whose slot has come, not yet made (the dispatcher counts them)
+        self._stamped = asyncio.Event()
+        # one send waits for a place at a time, the others queue behind it (first come,
+        # first served): a stamp or a place freed wakes one task, not every waiting send
+        self.turn = asyncio.Lock()
+
+    @staticmethod
+    def cap_of(rate: float) -> int:
+        return max(1, math.floor(rate))
+
+    @classmethod
+    def of(cls, channel_account_id: UUID, rate: float) -> Window:
+        window = cls._all.get(channel_account_id)
+        if window is None or window.cap != cls.cap_of(rate):
+            window = cls._all[channel_account_id] = cls(cls.cap_of(rate))
+        return window
+
+    def admit(self, now: datetime) -> float | None:
+        """0.0: a send at `now` is admitted (and pending until stamped). Else what to
+        wait for: seconds until enough written sends have left the window, or None: a
+        pending send's stamp (only a stamped send's time can run out)."""
+        while self.written and self.written[0] <= now - SPAN:
+            self.written.popleft()
+        over = len(self.written) + self.pending - self.cap
+        if over < 0:
+            self.pending += 1
+            return 0.0
+        if over < len(self.written):
+            return (self.written[over] + SPAN - now).total_seconds()
+        return None
+
+    def stamp(self, at: datetime) -> None:
+        """A pending send was written (or its attempt ended) at `at`."""
+        self.pending -= 1
+        if self.written and at < self.written[-1]:  # another clock's stamp, a moment later
+            bisect.insort(self.written, at)
+        else:
+            self.written.append(at)
+        stamped, self._stamped = self._stamped, asyncio.Event()
+        stamped.set()
+
+    async def stamped(self) -> None:
+        """Until the next stamp."""
+        await self._stamped.wait()
+
+
+class Place:
+    """One attempt's place in a window (shared.channels.http.Turn)."""
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace, self.admitted, self.stamped = pace, False, False
+
+    async def admit(self) -> None:
+        if not self.admitted:
+            await self.pace.wait()
+            self.admitted = True
+
+    def written(self) -> None:
+        if self.admitted and not self.stamped:
+            self.stamped = True
+            self.pace.window.stamp(self.pace.clock.now())
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A dispatcher's pacer of one account (shared.channels.http.Pacer): its window,
+    on its clock."""
+
+    window: Window
+    clock: Clock
+
+    async def wait(self) -> None:
+        """Until a send may be admitted (then it is, pending)."""
+        async with self.window.turn:
+            while (wait := self.window.admit(self.clock.now())) != 0:
+                if wait is None:
+                    await self.window.stamped()
+                else:
+                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+
+    @asynccontextmanager
+    async def attempt(self) -> AsyncIterator[Place]:
+        place = Place(self)
+        try:
+            yield place
+        finally:
+            if not place.admitted:  # its transport reported nothing (a mock): counted
+                self.window.pending += 1
+                place.admitted = True
+            place.written()  # no write reported: the attempt's end, surely no earlier
