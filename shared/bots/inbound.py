@@ -68,6 +68,24 @@ select * from due order by created_at, id
 """
 
 
+# With no live session: whether the message opens the conversation (for a new-conversation
+# trigger), and whether a person holds it since a bot handed it off (no trigger then,
+# until it is unassigned: the customer is talking to that person).
+STARTS = """
+select not (exists (select 1 from public.messages m
+                     where m.organization_id = $1 and m.conversation_id = $2
+                       and m.direction = 'inbound' and (m.created_at, m.id) < ($3, $4))
+            or exists (select 1 from public.bot_sessions s
+                        where s.organization_id = $1 and s.conversation_id = $2)) as first,
+       c.assignee_id is not null
+       and (select s.status from public.bot_sessions s
+             where s.organization_id = $1 and s.conversation_id = $2
+             order by s.started_at desc limit 1) = 'handed_off' as held
+  from public.conversations c
+ where c.organization_id = $1 and c.id = $2
+"""
+
+
 async def handle_message(runtime: Runtime, *, organization_id: UUID, message_id: UUID) -> bool:
     """An inbound message (and any earlier unhandled one of its conversation), in order;
     whether this call handled anything."""
@@ -134,22 +152,17 @@ async def _one(
         if steps:
             await save(conn, session, state, steps)
         return
-    first = not await conn.fetchval(
-        "select exists (select 1 from public.messages where organization_id = $1"
-        " and conversation_id = $2 and direction = 'inbound' and (created_at, id) < ($3, $4))"
-        " or exists (select 1 from public.bot_sessions where organization_id = $1"
-        " and conversation_id = $2)",
-        org,
-        conversation["id"],
-        message["created_at"],
-        message["id"],
+    started = await conn.fetchrow(
+        STARTS, org, conversation["id"], message["created_at"], message["id"]
     )
+    if started["held"]:
+        return
     match = await triggers.matching(
         conn,
         organization_id=org,
         text=message["body"],
         account_id=conversation["channel_account_id"],
-        new_conversation=first,
+        new_conversation=started["first"],
     )
     if match is not None:
         flow, how = match

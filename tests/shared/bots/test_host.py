@@ -21,22 +21,31 @@ from tests.shared.bots.kit import (
 
 
 async def test_a_handoff_node_assigns_and_stops(client: httpx.AsyncClient, db: Connection) -> None:
+    """A handed-off conversation is the person's while assigned: a trigger starts no
+    session in it; once unassigned, the trigger starts the flow again."""
     w = await world(db)
     flow = chain(
         node("h", "handoff", method="user", user_id=str(w.owner), text="A person will answer")
     )
     await make_flow(db, w.org, flow, triggers=keyword("human"))
+    sessions = "select status from bot_sessions where organization_id = $1 order by started_at"
     with respx.mock as router:
         sends = mock_sends(router)
         await say(client, w, "human")
-        await say(client, w, "human")  # handed off: not started again while assigned? a new session
-    assert sent_texts(sends)[0] == "A person will answer"
-    assignee = await db.fetchval(
-        "select assignee_id from conversations where organization_id = $1", w.org
-    )
-    assert assignee == w.owner
-    statuses = await db.fetch("select status from bot_sessions where organization_id = $1", w.org)
-    assert {r["status"] for r in statuses} == {"handed_off"}
+        await say(client, w, "human")
+        assert sent_texts(sends) == ["A person will answer"]
+        assignee = await db.fetchval(
+            "select assignee_id from conversations where organization_id = $1", w.org
+        )
+        assert assignee == w.owner
+        assert [r["status"] for r in await db.fetch(sessions, w.org)] == ["handed_off"]
+
+        await db.execute(
+            "update conversations set assignee_id = null where organization_id = $1", w.org
+        )
+        await say(client, w, "human")
+    assert sent_texts(sends) == ["A person will answer"] * 2
+    assert [r["status"] for r in await db.fetch(sessions, w.org)] == ["handed_off"] * 2
 
 
 async def test_opted_out_contacts_stop_the_session(
