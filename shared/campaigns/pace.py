@@ -70,9 +70,12 @@ class Window:
         self.pending = 0
         self.due = 0  # sends whose slot has come, not yet made (the dispatcher counts them)
         self._stamped = asyncio.Event()
-        # one send waits for a place at a time, the others queue behind it (first come,
-        # first served): a stamp or a place freed wakes one task, not every waiting send
-        self.turn = asyncio.Lock()
+        # Sends waiting for a place, first come, first served. One task (the pump) waits
+        # for places and admits as many queued sends as fit at once: admissions do not
+        # pass from task to task, one event-loop turn each, which a busy loop at
+        # hundreds of sends a second cannot afford.
+        self.queue: deque[asyncio.Future[None]] = deque()
+        self.pump: asyncio.Task[None] | None = None
 
     @staticmethod
     def cap_of(rate: float) -> int:
@@ -141,12 +144,38 @@ class Pace:
 
     async def wait(self) -> None:
         """Until a send may be admitted (then it is, pending)."""
-        async with self.window.turn:
-            while (wait := self.window.admit(self.clock.now())) != 0:
-                if wait is None:
-                    await self.window.stamped()
-                else:
-                    await self.clock.until(self.clock.now() + timedelta(seconds=wait))
+        window = self.window
+        if not window.queue and window.admit(self.clock.now()) == 0:
+            return
+        loop = asyncio.get_running_loop()
+        admitted = loop.create_future()
+        window.queue.append(admitted)
+        pump = window.pump
+        if pump is None or pump.done() or pump.get_loop() is not loop:
+            window.pump = asyncio.create_task(self._pump())
+        try:
+            await admitted
+        except asyncio.CancelledError:
+            if not admitted.cancelled():
+                window.pending -= 1  # admitted as it was cancelled: not a send after all
+            elif window.pump is not None and all(f.done() for f in window.queue):
+                window.pump.cancel()  # nobody left to wait for
+            raise
+
+    async def _pump(self) -> None:
+        """Admit queued sends in order while places are free; wait for the next place."""
+        window = self.window
+        while window.queue:
+            if window.queue[0].done():  # its send was cancelled while queued
+                window.queue.popleft()
+                continue
+            wait = window.admit(self.clock.now())
+            if wait == 0:
+                window.queue.popleft().set_result(None)
+            elif wait is None:
+                await window.stamped()
+            else:
+                await self.clock.until(self.clock.now() + timedelta(seconds=wait))
 
     @asynccontextmanager
     async def attempt(self) -> AsyncIterator[Place]:

@@ -67,6 +67,64 @@ def test_a_window_is_one_per_account_and_rate() -> None:
     assert Window.of(account, 80).cap == 80 and Window.of(account, 0.5).cap == 1
 
 
+class Jumping(Clock):
+    """Time that jumps to the moment waited for, then lets the loop turn once."""
+
+    def __init__(self) -> None:
+        self.at = T0
+        super().__init__(now=lambda: self.at)
+
+    async def until(self, when: datetime) -> None:
+        self.at = max(self.at, when)
+        await asyncio.sleep(0)
+
+
+async def full(cap: int) -> tuple[Window, Pace, Jumping]:
+    """A window whose every place was written at T0."""
+    window, clock = Window(cap), Jumping()
+    pace = Pace(window, clock)
+    for _ in range(cap):
+        await pace.wait()
+        window.stamp(T0)
+    return window, pace, clock
+
+
+async def test_places_freed_together_admit_the_queued_sends_together() -> None:
+    window, pace, _ = await full(6)
+    waiting = [asyncio.create_task(pace.wait()) for _ in range(6)]
+    # the sends queue, their pump waits out the SPAN (a turn here) and admits all six
+    # at once: five turns of the loop in all, where sends admitting themselves in turn
+    # would take a turn each
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert all(task.done() for task in waiting)
+    assert window.pending == 6 and not window.queue
+
+
+async def test_a_send_cancelled_in_the_queue_takes_no_place() -> None:
+    window, pace, _ = await full(1)
+    gone, kept = asyncio.create_task(pace.wait()), asyncio.create_task(pace.wait())
+    await asyncio.sleep(0)  # both queued
+    gone.cancel()
+    await kept
+    assert gone.cancelled() and window.pending == 1 and not window.queue
+
+
+async def test_the_pump_stops_when_its_last_send_is_cancelled() -> None:
+    window = Window(1)
+    pace = Pace(window, Jumping())
+    await pace.wait()  # admitted, not written: the next send waits for its stamp
+    waiting = asyncio.create_task(pace.wait())
+    for _ in range(2):
+        await asyncio.sleep(0)
+    assert window.pump is not None and not window.pump.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0)
+    assert window.pump.done() and window.pending == 1
+
+
 def simulate(cap: int, sends: list[tuple[int, int]]) -> list[int]:
     """Each send asks at `ask` ms and is written `delay` ms after its admission; the
     write times (ms), with every wait the window asks for honoured."""
