@@ -63,8 +63,8 @@ def test_stamps_out_of_order_are_kept_in_order() -> None:
 def test_a_window_is_one_per_account_and_rate() -> None:
     account = uuid.uuid4()
     first = Window.of(account, 300.7)
-    assert first.cap == 300 and Window.of(account, 300) is first
-    assert Window.of(account, 80).cap == 80 and Window.of(account, 0.5).cap == 1
+    assert first.cap == 297 and Window.of(account, 300) is first  # 1% under the cap
+    assert Window.of(account, 80).cap == 79 and Window.of(account, 0.5).cap == 1
 
 
 class Jumping(Clock):
