@@ -44,9 +44,9 @@ from uuid import UUID
 # the slots' spacing, shared/campaigns/rate.py SCHEDULE_SHARE, leaves room for it).
 ARRIVAL = timedelta(seconds=0.01)
 SPAN = timedelta(seconds=1) + ARRIVAL
-# The window's cap is this much under the provider's: a request the way delays more than
-# its neighbours (100,000 sends at 200/s: one second of arrivals held 201) does not tip
-# a second over. At 200/s it takes some 25 ms of such delay instead of 10.
+# The window's cap is this much under the provider's, so that a request delayed on its
+# way more than its neighbours (100,000 sends at 200/s: one second of arrivals held 201)
+# does not tip a second of arrivals over: at 200/s that takes ~25 ms of uneven delay, not 10.
 HEADROOM = 0.01
 
 
