@@ -155,7 +155,7 @@ async def _one(
     started = await conn.fetchrow(
         STARTS, org, conversation["id"], message["created_at"], message["id"]
     )
-    if started["held"]:
+    if started is None or started["held"]:  # gone meanwhile, or a person's
         return
     match = await triggers.matching(
         conn,
