@@ -110,6 +110,23 @@ async def test_a_send_cancelled_in_the_queue_takes_no_place() -> None:
     assert gone.cancelled() and window.pending == 1 and not window.queue
 
 
+async def test_a_send_cancelled_as_it_is_admitted_gives_its_place_back() -> None:
+    window = Window(1)
+    pace = Pace(window, Jumping())
+    await pace.wait()  # admitted, not written: the next send queues for its stamp
+    waiting = asyncio.create_task(pace.wait())
+    for _ in range(2):
+        await asyncio.sleep(0)
+    window.stamp(T0)  # its place frees a SPAN later; the pump admits the queued send
+    while not window.pending:
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    waiting.cancel()  # admitted, cancelled before it ran: never a send
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert window.pending == 0
+
+
 async def test_the_pump_stops_when_its_last_send_is_cancelled() -> None:
     window = Window(1)
     pace = Pace(window, Jumping())
