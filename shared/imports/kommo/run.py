@@ -244,7 +244,7 @@ async def run_kommo_import(
             runtime,
             job,
             progress,
-            {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:500]},
+            {"code": "internal_error", "message": type(exc).__name__},  # the rest is logged
         )
     async with runtime.db.service_tx() as conn:
         report = await _report(conn, ctx, progress, summary, since)
