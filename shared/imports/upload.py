@@ -8,9 +8,8 @@ private.import_rows as it is read, so memory stays flat whatever the file's size
 - An import stages every record and creates its job in ONE transaction, which
   first checks the caller is an admin of the organization: a job exists only with
   all its rows, and a file that turns out unreadable halfway stores nothing.
-- A dry run stages the first `preview` records, merges them exactly as the job
-  would (the database's checks included) and rolls everything back, answering
-  each line as it would be stored, or why it would be rejected.
+- A dry run (shared/imports/preview.py) stages and merges the first records the
+  same way, then rolls everything back.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from itertools import islice
 from typing import IO, Any, Literal
 from uuid import UUID, uuid4
 
@@ -36,10 +34,8 @@ from shared.errors import Forbidden, Unprocessable
 from shared.imports import jobs
 from shared.imports.csvfile import CsvFormat, NotCsv, records, sniff
 from shared.imports.mapping import FieldDef, Mapping, custom_entity, resolve
-from shared.imports.merge import Merger
 from shared.imports.normalize import STAGED_COLUMNS, Normalizer
-from shared.imports.plan import TANGLED, plan
-from shared.imports.spec import SPECS, Mode, as_counts
+from shared.imports.spec import SPECS, Mode
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 KEYS = {"contacts": ["email", "phone"], "companies": ["domain", "name"]}
@@ -138,7 +134,7 @@ async def _require_admin(conn: Connection, organization_id: UUID, user_id: UUID)
         raise Forbidden("Only the organization's admins import data", code="admin_only")
 
 
-def _rows(
+def staged_rows(
     file: IO[bytes], fmt: CsvFormat, normalizer: Normalizer, job_id: UUID, org: UUID
 ) -> Iterator[tuple[Any, ...]]:
     for line, fields in records(file, fmt):
@@ -148,7 +144,7 @@ def _rows(
         yield (job_id, line, org, *values, json.dumps(custom) if custom else None, fields, error)
 
 
-async def _stage(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> int:
+async def stage(conn: Connection, rows: Iterator[tuple[Any, ...]]) -> int:
     try:
         result = await conn.copy_records_to_table(
             "import_rows", schema_name="private", columns=STAGED_COLUMNS, records=rows
@@ -168,10 +164,10 @@ async def start_import(
 ) -> dict[str, Any]:
     """Stage the whole file and create its job (pending); the runner merges it."""
     job_id = uuid4()
-    async with _prepared(db, user_id, organization_id, file, options) as (conn, fmt, mapping):
+    async with prepared(db, user_id, organization_id, file, options) as (conn, fmt, mapping):
         normalizer, keys = mapping.normalizer, options.keys()
         tag_ids = await resolve_tags(conn=conn, organization_id=organization_id, refs=options.tags)
-        staged = await _stage(conn, _rows(file, fmt, normalizer, job_id, organization_id))
+        staged = await stage(conn, staged_rows(file, fmt, normalizer, job_id, organization_id))
         return await jobs.create_job(
             conn=conn,
             organization_id=organization_id,
@@ -187,102 +183,12 @@ async def start_import(
                 "default_region": options.default_region,
                 "tags": options.tags,
                 "tag_ids": [str(t) for t in tag_ids],
-                "companies": _names_companies(mapping.mapping),
+                "companies": names_companies(mapping.mapping),
                 "rows": staged,
             },
             created_by=user_id,
             job_id=job_id,
         )
-
-
-async def dry_run(
-    *,
-    db: Database,
-    user_id: UUID,
-    organization_id: UUID,
-    file: IO[bytes],
-    options: CsvImportOptions,
-) -> dict[str, Any]:
-    """The first `preview` rows as they would be stored; everything is rolled back."""
-    job_id = uuid4()
-    async with _prepared(db, user_id, organization_id, file, options) as (conn, fmt, mapping):
-        normalizer, keys = mapping.normalizer, options.keys()
-        undo = conn.transaction()  # a savepoint: everything below is rolled back
-        await undo.start()
-        try:
-            tag_ids = await resolve_tags(
-                conn=conn, organization_id=organization_id, refs=options.tags
-            )
-            rows = islice(_rows(file, fmt, normalizer, job_id, organization_id), options.preview)
-            await _stage(conn, rows)
-            batches, _ = await plan(
-                conn=conn,
-                job_id=job_id,
-                organization_id=organization_id,
-                entity=options.entity,
-                keys=keys,
-                companies=_names_companies(mapping.mapping),
-                batch_rows=2**30,  # one batch (and the tangled one)
-            )
-            merger = Merger(
-                conn=conn,
-                job_id=job_id,
-                organization_id=organization_id,
-                entity=options.entity,
-                mode=options.dedupe,
-                keys=keys,
-                tag_ids=tag_ids,
-                keep_lines=True,
-            )
-            for batch in range(TANGLED, batches):
-                await merger.merge(batch)
-            preview = await _preview(conn, job_id, organization_id, options.entity, merger)
-        finally:
-            await undo.rollback()
-    rejected = sum(1 for p in preview if p["outcome"] == "rejected")
-    return {
-        "dry_run": True,
-        "entity": options.entity,
-        "columns": fmt.header,
-        "encoding": fmt.encoding,
-        "delimiter": fmt.delimiter,
-        "mapping": mapping.as_json(),
-        "counts": as_counts(merger.counts, rejected),
-        "rows": preview,
-    }
-
-
-async def _preview(
-    conn: Connection, job_id: UUID, org: UUID, entity: jobs.Entity, merger: Merger
-) -> list[dict[str, Any]]:
-    table = SPECS[entity].table
-    staged = await conn.fetch(
-        "select line, raw, error from private.import_rows where job_id = $1 order by line", job_id
-    )
-    ids = [rid for _, rid in merger.lines.values() if rid is not None]
-    records_by_id = {
-        r["id"]: dict(r)
-        for r in await conn.fetch(
-            f"select to_jsonb(t) - 'organization_id' as record, t.id from public.{table} t"
-            " where t.organization_id = $1 and t.id = any($2::uuid[])",
-            org,
-            ids,
-        )
-    }
-    preview = []
-    for row in staged:
-        outcome, record_id = merger.lines.get(row["line"], ("rejected", None))
-        found = records_by_id.get(record_id) if record_id else None
-        preview.append(
-            {
-                "line": row["line"],
-                "outcome": "rejected" if row["error"] else outcome,
-                "error": row["error"],
-                "values": row["raw"],
-                "record": found["record"] if found and not row["error"] else None,
-            }
-        )
-    return preview
 
 
 @dataclass(frozen=True)
@@ -295,7 +201,7 @@ class _Mapped:
 
 
 @asynccontextmanager
-async def _prepared(
+async def prepared(
     db: Database, user_id: UUID, org: UUID, file: IO[bytes], options: CsvImportOptions
 ) -> AsyncIterator[tuple[Connection, CsvFormat, _Mapped]]:
     """The checks both an import and a dry run make, in the service transaction that
@@ -315,7 +221,7 @@ async def _prepared(
         yield conn, fmt, _Mapped(mapping, normalizer)
 
 
-def _names_companies(mapping: Mapping) -> bool:
+def names_companies(mapping: Mapping) -> bool:
     return bool({"company", "company_domain"} & set(mapping.targets.values()))
 
 

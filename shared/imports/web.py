@@ -24,6 +24,7 @@ from shared.errors import BadRequest, NotFound
 from shared.guard import describe_errors
 from shared.imports import jobs, runner, upload
 from shared.imports.jobs import JobStatus
+from shared.imports.preview import dry_run
 from shared.runtime import Runtime
 from shared.web import CurrentUser, RuntimeDep
 
@@ -151,7 +152,7 @@ async def upload_csv(
     try:
         options = upload.parse_options(options_text or form_options)
         if options.dry_run:
-            preview = await upload.dry_run(
+            preview = await dry_run(
                 db=runtime.db,
                 user_id=user.user_id,
                 organization_id=organization_id,

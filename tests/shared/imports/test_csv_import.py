@@ -15,6 +15,7 @@ from shared.db import Connection
 from shared.errors import Forbidden, Unprocessable
 from shared.imports import jobs, runner, upload
 from shared.imports.csvfile import NotCsv
+from shared.imports.preview import dry_run
 from shared.imports.spec import OUTCOMES
 from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
@@ -246,7 +247,7 @@ async def test_each_created_contact_has_its_event_as_stored(
 async def test_a_dry_run_previews_and_stores_nothing(runtime: Runtime, db: Connection) -> None:
     org, owner = await org_and_owner(db)
     await make_contact(db, org, name=None, email="a@x.com", phone="+14155550101")
-    preview = await upload.dry_run(
+    preview = await dry_run(
         db=runtime.db,
         user_id=owner,
         organization_id=org,
