@@ -18,7 +18,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, ValidationError
 
 from shared import members
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.answers import ProviderError
+from shared.channels.http import ProviderClient
 from shared.channels.registry import CHANNELS, channel_named
 from shared.errors import Unprocessable
 from shared.inbox import accounts

@@ -23,8 +23,9 @@ from uuid import UUID
 
 from asyncpg import Record
 
+from shared.channels.answers import ProviderError
 from shared.channels.base import Account, Channel, OutboundMessage
-from shared.channels.http import Pacer, ProviderClient, ProviderError
+from shared.channels.http import Pacer, ProviderClient
 from shared.db import Connection
 from shared.errors import AppError, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from shared.idempotency import Answer, Claim, Held, replay

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
+from shared.channels.answers import ProviderError
 from shared.channels.base import Account, Channel
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.http import ProviderClient
 from shared.channels.registry import CHANNELS
 from shared.db import Connection
 from shared.events.base import (

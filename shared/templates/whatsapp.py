@@ -9,8 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared.auth import Principal
+from shared.channels.answers import ProviderError
 from shared.channels.base import Account
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.http import ProviderClient
 from shared.channels.whatsapp import templates as graph
 from shared.db import Connection
 from shared.errors import (

@@ -13,7 +13,8 @@ import pytest
 import respx
 
 from shared.channels import http as provider_http
-from shared.channels.http import ErrorShape, ProviderClient, ProviderError, retry_after_seconds
+from shared.channels.answers import ErrorShape, ProviderError, retry_after_seconds
+from shared.channels.http import ProviderClient
 from shared.channels.meta.graph import graph_throttled
 from shared.settings import Settings
 from tests.fixtures import load

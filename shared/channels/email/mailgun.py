@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from shared.channels import http
+from shared.channels import answers, http
 from shared.channels.config import ChannelSettings
 from shared.errors import Unprocessable
 
@@ -23,7 +23,7 @@ MAX_URLS_PER_WEBHOOK = 3  # Mailgun's limit per event and domain
 
 # A refusal: {"message": ...} as JSON, or plain text (a wrong key gets "Forbidden");
 # rate-limit answers may say how long to wait in the body's retry-seconds.
-ERRORS = http.ErrorShape(
+ERRORS = answers.ErrorShape(
     provider="Mailgun", message=("message",), wait=("retry-seconds",), prefixed=True
 )
 
@@ -58,16 +58,16 @@ class Mailgun:
             auth=("api", self.api_key),
             **kwargs,
         )
-        body = http.json_body(response)
+        body = answers.json_body(response)
         if not isinstance(body, dict):
-            raise http.unexpected(response, "a JSON object")  # Mailgun may have acted on it
+            raise answers.unexpected(response, "a JSON object")  # Mailgun may have acted on it
         return body
 
     async def domain(self, name: str) -> dict[str, Any]:
         """The sending domain; a clear refusal for a wrong key, region or name."""
         try:
             body = await self.call("GET", f"/v4/domains/{name}")
-        except http.ProviderError as exc:
+        except answers.ProviderError as exc:
             if exc.status in (401, 403):
                 raise Unprocessable(
                     "Mailgun refused the API key: it must be the account's private API key"
@@ -125,7 +125,7 @@ class Mailgun:
         if route_id:
             try:
                 await self.call("DELETE", f"/v3/routes/{route_id}")
-            except http.ProviderError as exc:
+            except answers.ProviderError as exc:
                 if exc.status != 404:
                     log.warning("could not delete Mailgun route %s: %s", route_id, exc)
         if not url:
@@ -144,5 +144,5 @@ class Mailgun:
                     await self.call("PUT", path, data={"url": others})
                 else:
                     await self.call("DELETE", path)
-        except http.ProviderError as exc:
+        except answers.ProviderError as exc:
             log.warning("could not remove our Mailgun webhooks from %s: %s", domain, exc)

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from shared.channels.answers import ProviderError
 from shared.channels.base import Account, Connected, Sender
-from shared.channels.http import ProviderClient, ProviderError
+from shared.channels.http import ProviderClient
 from shared.channels.meta.graph import MetaSettings, MetaSetup
 from shared.channels.meta.messaging import MetaMessagingChannel
 from shared.errors import Unprocessable

@@ -9,9 +9,9 @@ import hmac
 
 from pydantic import BaseModel, Field
 
+from shared.channels.answers import ErrorShape
 from shared.channels.base import Account, Channel, Reply, WebhookRequest
 from shared.channels.config import ChannelSettings
-from shared.channels.http import ErrorShape
 from shared.errors import Unauthorized
 
 

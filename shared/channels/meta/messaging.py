@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from shared.channels import base
-from shared.channels.http import ProviderClient, ProviderError, json_body, unexpected
+from shared.channels.answers import ProviderError, json_body, unexpected
+from shared.channels.http import ProviderClient
 from shared.channels.meta.events import HANDLERS, Entry, Event, Webhook
 from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel
 from shared.errors import BadRequest, Unprocessable

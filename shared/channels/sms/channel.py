@@ -19,8 +19,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.channels import base
+from shared.channels.answers import ErrorShape, accepted_id
 from shared.channels.config import ChannelSettings
-from shared.channels.http import ErrorShape, ProviderClient, accepted_id
+from shared.channels.http import ProviderClient
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
 API_VERSION = "2010-04-01"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.channels import base, http
+from shared.channels import answers, base, http
 from shared.channels.config import ChannelSettings
 from shared.errors import BadRequest, Unauthorized, Unprocessable
 
@@ -81,7 +81,7 @@ CONTENT: dict[str, Callable[[dict[str, Any]], base.Content]] = {
 
 # A refusal: {"ok": false, "error_code", "description"}; flood control (429) says how
 # long to wait in parameters.retry_after.
-ERRORS = http.ErrorShape(
+ERRORS = answers.ErrorShape(
     provider="Telegram",
     message=("description",),
     code=("error_code",),
@@ -176,9 +176,9 @@ class Telegram(base.Channel):
             json=payload,
             at_most_once=at_most_once,
         )
-        body = http.json_body(response)
-        if http.dig(body, "ok") is not True or "result" not in body:
-            raise http.unexpected(response, '"ok": true and a result')
+        body = answers.json_body(response)
+        if answers.dig(body, "ok") is not True or "result" not in body:
+            raise answers.unexpected(response, '"ok": true and a result')
         return body["result"]
 
     async def send(
@@ -202,9 +202,9 @@ class Telegram(base.Channel):
         if keyboard := message.metadata.get("reply_markup"):  # a bot's options
             payload["reply_markup"] = keyboard
         result = await self._call(client, token, method, payload, at_most_once=True)
-        chat, number = http.dig(result, "chat", "id"), http.dig(result, "message_id")
+        chat, number = answers.dig(result, "chat", "id"), answers.dig(result, "message_id")
         if not isinstance(chat, int) or not isinstance(number, int):
-            raise http.ProviderError(
+            raise answers.ProviderError(
                 "Telegram answered without the sent Message's chat and message_id",
                 outcome="unknown",
                 body=result,
@@ -217,7 +217,7 @@ class Telegram(base.Channel):
         assert isinstance(setup, TelegramSetup)
         try:
             bot = await self._call(client, setup.bot_token, "getMe", {})
-        except http.ProviderError as exc:
+        except answers.ProviderError as exc:
             raise Unprocessable(f"Telegram refused the bot token: {exc.message}") from exc
         secret = secrets.token_urlsafe(32)
         await self._call(

@@ -1,5 +1,6 @@
 """WhatsApp Cloud API: webhooks (messages, statuses, template statuses) and sending
-(text, media, templates) through the Graph API.
+(text, media, templates) through the Graph API. The webhook body's models and the
+content of each message type are in parse.py.
 
 Account: external_id = phone_number_id; secrets access_token, app_secret, verify_token;
 settings waba_id, display_phone_number.
@@ -10,166 +11,32 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.channels import base
-from shared.channels.http import ProviderClient, accepted_id
+from shared.channels.answers import accepted_id
+from shared.channels.http import ProviderClient
 from shared.channels.meta.graph import GRAPH_ERRORS, MetaChannel, MetaSettings, MetaSetup
+from shared.channels.whatsapp.parse import (
+    IGNORED_TYPES,
+    MESSAGE_TYPES,
+    STATUSES,
+    TEMPLATE_STATUS,
+    WaChange,
+    WaContact,
+    WaEntry,
+    WaMessage,
+    WaStatus,
+    WaTemplateStatus,
+    WaValue,
+    each_item,
+    from_timestamp,
+    unsupported,
+    validation_errors,
+)
 from shared.errors import BadRequest
-
-# ---- the webhook body, parsed at the edge ---------------------------------------------------
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class WaContact(_Loose):
-    wa_id: str
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-
-class WaMessage(_Loose):
-    id: str
-    from_: str = Field(alias="from")
-    timestamp: str
-    type: str
-
-
-class WaStatus(_Loose):
-    id: str
-    status: str
-    timestamp: str
-    recipient_id: str | None = None
-    errors: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class WaValue(_Loose):
-    """A `messages` change; its items are checked one by one (WhatsApp.events)."""
-
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    contacts: list[Any] = Field(default_factory=list)
-    messages: list[Any] = Field(default_factory=list)
-    statuses: list[Any] = Field(default_factory=list)
-
-
-class WaChange(_Loose):
-    field: str
-    value: dict[str, Any]
-
-
-class WaTemplateStatus(_Loose):
-    """A `message_template_status_update` change: a template approved, rejected, paused …"""
-
-    event: str
-    message_template_id: int | str
-    message_template_name: str
-    message_template_language: str
-    reason: str | None = None
-
-
-class WaEntry(_Loose):
-    id: str
-    changes: list[WaChange]
-
-
-def _time(ts: str) -> datetime:
-    return datetime.fromtimestamp(int(ts), UTC)
-
-
-def _errors(exc: ValidationError) -> str:
-    """A validation error without the input it quotes (kept in the event already)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-    )
-
-
-Item = TypeVar("Item", bound=BaseModel)
-
-
-def _each(
-    items: list[Any],
-    model: type[Item],
-    event: Callable[[Item], base.RawEvent],
-    *,
-    part: str,
-) -> list[base.RawEvent]:
-    """An event per item of a change; one not of the documented shape is kept as a
-    malformed event of its own, and the others are processed."""
-    events = []
-    for item in items:
-        try:
-            checked = model.model_validate(item)
-        except ValidationError as exc:
-            events.append(base.malformed(item, _errors(exc), part=part))
-            continue
-        events.append(event(checked))
-    return events
-
-
-# ---- message types -----------------------------------------------------------------------------
-
-
-def _media(kind: base.ContentType) -> Callable[[dict[str, Any]], base.Content]:
-    def parse(m: dict[str, Any]) -> base.Content:
-        media = m.get(str(kind), {})
-        return base.attached(
-            kind, media, caption=media.get("caption"), id_key="id", filename_key="filename"
-        )
-
-    return parse
-
-
-def _text(m: dict[str, Any]) -> base.Content:
-    return "text", m.get("text", {}).get("body"), [], {}
-
-
-def _location(m: dict[str, Any]) -> base.Content:
-    place = m.get("location", {})
-    label = place.get("name") or place.get("address")
-    body = label or f"{place.get('latitude')},{place.get('longitude')}"
-    return "location", body, [], {"location": place}
-
-
-def _contacts(m: dict[str, Any]) -> base.Content:
-    cards = m.get("contacts", [])
-    names = [c.get("name", {}).get("formatted_name") for c in cards]
-    return "contacts", ", ".join(n for n in names if n) or None, [], {"contacts": cards}
-
-
-def _interactive(m: dict[str, Any]) -> base.Content:
-    interactive = m.get("interactive", {})
-    reply = interactive.get(interactive.get("type", ""), {})
-    return "interactive", reply.get("title"), [], {"reply": reply, "type": interactive.get("type")}
-
-
-def _button(m: dict[str, Any]) -> base.Content:
-    button = m.get("button", {})
-    return "interactive", button.get("text"), [], {"payload": button.get("payload")}
-
-
-def _unsupported(m: dict[str, Any]) -> base.Content:
-    return "unsupported", None, [], {"type": m.get("type"), "errors": m.get("errors", [])}
-
-
-MESSAGE_TYPES: dict[str, Callable[[dict[str, Any]], base.Content]] = {
-    "text": _text,
-    "image": _media("image"),
-    "video": _media("video"),
-    "audio": _media("audio"),
-    "document": _media("document"),
-    "sticker": _media("sticker"),
-    "location": _location,
-    "contacts": _contacts,
-    "interactive": _interactive,
-    "button": _button,
-}
-IGNORED_TYPES = {"reaction", "system", "ephemeral", "request_welcome"}
-STATUSES = {"sent", "delivered", "read", "failed"}
-TEMPLATE_STATUS = "message_template_status_update"
 
 
 class WhatsAppSetup(MetaSetup):
@@ -213,7 +80,7 @@ class WhatsApp(MetaChannel):
             try:
                 entry = WaEntry.model_validate(raw_entry)
             except ValidationError as exc:
-                events.append(base.malformed(raw_entry, _errors(exc), part="entry"))
+                events.append(base.malformed(raw_entry, validation_errors(exc), part="entry"))
                 continue
             for change in entry.changes:
                 events.extend(self._change(change))
@@ -238,7 +105,7 @@ class WhatsApp(MetaChannel):
         try:
             update = WaTemplateStatus.model_validate(change.value)
         except ValidationError as exc:
-            return [base.malformed(change.value, _errors(exc), part="change")]
+            return [base.malformed(change.value, validation_errors(exc), part="change")]
         digest = hashlib.sha256(json.dumps(change.value, sort_keys=True).encode())
         return [
             base.RawEvent(
@@ -255,7 +122,7 @@ class WhatsApp(MetaChannel):
         try:
             value = WaValue.model_validate(change.value)
         except ValidationError as exc:
-            return [base.malformed(change.value, _errors(exc), part="change")]
+            return [base.malformed(change.value, validation_errors(exc), part="change")]
         number = value.metadata.get("phone_number_id")
         contacts = {}
         for contact in value.contacts:
@@ -284,8 +151,8 @@ class WhatsApp(MetaChannel):
             )
 
         return [
-            *_each(value.messages, WaMessage, message, part="message"),
-            *_each(value.statuses, WaStatus, status, part="status"),
+            *each_item(value.messages, WaMessage, message, part="message"),
+            *each_item(value.statuses, WaStatus, status, part="status"),
         ]
 
     def parse(self, event: base.RawEvent, account: base.Account) -> base.Parsed:
@@ -305,7 +172,7 @@ class WhatsApp(MetaChannel):
         m = payload["message"]
         if m["type"] in IGNORED_TYPES:
             return base.Ignored(reason=f"{m['type']} messages are not stored")
-        content_type, body, attachments, metadata = MESSAGE_TYPES.get(m["type"], _unsupported)(m)
+        content_type, body, attachments, metadata = MESSAGE_TYPES.get(m["type"], unsupported)(m)
         if context := m.get("context"):
             metadata["reply_to"] = context.get("id")
         contact = payload.get("contact") or {}
@@ -320,7 +187,7 @@ class WhatsApp(MetaChannel):
             body=body,
             attachments=attachments,
             metadata=metadata,
-            occurred_at=_time(m["timestamp"]),
+            occurred_at=from_timestamp(m["timestamp"]),
         )
 
     def _status(self, status: dict[str, Any]) -> base.Parsed:
@@ -330,7 +197,7 @@ class WhatsApp(MetaChannel):
         return base.StatusUpdate(
             provider_message_id=status["id"],
             status=status["status"],
-            occurred_at=_time(status["timestamp"]),
+            occurred_at=from_timestamp(status["timestamp"]),
             error=errors[0] if errors else None,
         )
 

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from shared.channels.answers import accepted_id, json_body, unexpected
 from shared.channels.base import Account
-from shared.channels.http import ProviderClient, accepted_id, json_body, unexpected
+from shared.channels.http import ProviderClient
 from shared.channels.meta.graph import GRAPH_ERRORS, MetaSettings
 from shared.errors import Unprocessable
 

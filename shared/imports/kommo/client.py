@@ -22,7 +22,8 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.channels.http import ErrorShape, ProviderClient, ProviderError
+from shared.channels.answers import ErrorShape, ProviderError
+from shared.channels.http import ProviderClient
 from shared.settings import Settings
 
 PAGE_SIZE = 250

@@ -14,7 +14,7 @@ from uuid import UUID
 from shared import members
 from shared.auth import UserPrincipal
 from shared.billing import require_feature
-from shared.channels.http import ProviderError
+from shared.channels.answers import ProviderError
 from shared.db import Connection
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from shared.imports import jobs

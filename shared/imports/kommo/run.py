@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from shared.channels.http import ProviderError
+from shared.channels.answers import ProviderError
 from shared.db import Connection
 from shared.imports import jobs
 from shared.imports.kommo import pages, setup

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 from shared.channels.email import mailgun_webhooks
-from shared.channels.email.channel import ACCOUNT_VARIABLE
 from shared.channels.email.mailgun import MailgunSettings
+from shared.channels.email.parse import ACCOUNT_VARIABLE
 from shared.db import Connection
 from tests.channels.kit import Account, Delivery, NoEchoes, insert_account
 from tests.fixtures import load

@@ -13,7 +13,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from shared.channels.email.channel import ACCOUNT_VARIABLE
+from shared.channels.email.parse import ACCOUNT_VARIABLE
 from shared.db import Connection
 from shared.settings import Settings
 from tests.channels.email.kit import EmailKit, mail_fields
