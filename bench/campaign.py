@@ -42,8 +42,8 @@ import httpx
 import uvloop
 
 from bench.database import bench_database, new_org, new_user
-from shared.campaigns.dispatch import run
 from shared.campaigns.pace import Place
+from shared.campaigns.runs import run
 from shared.campaigns.snapshot import start_campaign
 from shared.runtime import Runtime
 from shared.settings import Settings

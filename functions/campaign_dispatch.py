@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from shared.campaigns.dispatch import run as dispatch
+from shared.campaigns.runs import run as dispatch
 from shared.web import RuntimeDep, ServiceCaller, function_app
 
 router = APIRouter()

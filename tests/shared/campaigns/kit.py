@@ -13,8 +13,9 @@ from uuid import UUID
 import httpx
 
 from shared.campaigns.claim import Job, claim_batch, take
-from shared.campaigns.dispatch import Campaign, Dispatcher, due_campaigns
+from shared.campaigns.dispatch import Campaign, Dispatcher
 from shared.campaigns.pace import Clock
+from shared.campaigns.runs import due_campaigns
 from shared.campaigns.snapshot import start_campaign
 from shared.db import Connection
 from shared.runtime import Runtime

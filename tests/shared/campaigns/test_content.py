@@ -14,9 +14,9 @@ import pytest_asyncio
 import respx
 
 from shared.campaigns.claim import take
-from shared.campaigns.dispatch import dispatch
 from shared.campaigns.manage import steer
 from shared.campaigns.progress import progress
+from shared.campaigns.runs import dispatch
 from shared.campaigns.snapshot import start_campaign
 from shared.db import Connection
 from shared.runtime import Runtime

@@ -19,9 +19,9 @@ import pytest_asyncio
 import respx
 
 from shared.campaigns import dispatch as dispatching
-from shared.campaigns.dispatch import dispatch, run
 from shared.campaigns.pace import Window
 from shared.campaigns.rate import SCHEDULE_SHARE, rate_of, reserve
+from shared.campaigns.runs import dispatch, run
 from shared.db import Connection
 from shared.runtime import Runtime
 from shared.tooling.gateway import Gateway

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from pydantic import ValidationError
 
-from shared.campaigns.dispatch import start_due
 from shared.campaigns.manage import CampaignCreate, create_campaign
+from shared.campaigns.runs import start_due
 from shared.campaigns.snapshot import start_campaign
 from shared.channels.whatsapp.templates import TemplateSend
 from shared.db import Connection
