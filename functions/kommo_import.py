@@ -3,7 +3,8 @@
 POST /                        cron, service key: claim waiting or abandoned Kommo jobs
                               and run them for up to `seconds` (they resume from their
                               checkpoints: shared/imports/kommo/runner.py)
-POST /connect, GET /connection, POST|GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel,
+POST /connect, POST /oauth/start, POST /oauth/callback, GET /connection,
+POST|GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel,
 GET /jobs/{id}/report         admins (functions/_api/kommo.py; the public API serves the
                               same routes at /v1/imports/kommo)
 """

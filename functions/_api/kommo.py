@@ -7,6 +7,9 @@ import is an admin's decision, and API keys rank as managers at most).
 
     POST /connect               {organization_id, subdomain, token}: checked with Kommo,
                                 then stored; the token is never returned
+    POST /oauth/start           {organization_id}: Kommo's consent page for OAuth 2.0
+    POST /oauth/callback        {code, referer, state} as Kommo sent them back: the code
+                                exchanged, the account checked, the tokens stored
     GET  /connection?organization_id=…
     POST /jobs                  {organization_id, full?}: a new import (one at a time)
     GET  /jobs?organization_id=…
@@ -18,7 +21,7 @@ import is an admin's decision, and API keys rank as managers at most).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -44,7 +47,7 @@ ERRORS = describe_errors(
         402: "The organization's plan does not include imports",
         403: "Not an admin of the organization, or an API key (imports need a signed-in admin)",
         422: "Invalid input, a token Kommo refused or an unknown subdomain; the code says which",
-        503: "Kommo did not answer; nothing changed, try again",
+        503: "Kommo did not answer, or OAuth is not configured here; nothing changed",
     },
 )
 
@@ -57,6 +60,22 @@ class ConnectRequest(BaseModel):
     )
 
 
+class OAuthStartRequest(BaseModel):
+    organization_id: UUID
+
+
+class OAuthStart(BaseModel):
+    url: str = Field(description="Kommo's consent page; its state is good for ten minutes")
+
+
+class OAuthCallbackRequest(BaseModel):
+    """The query Kommo sent the admin back with, to the integration's redirect URI."""
+
+    code: str = Field(min_length=1, max_length=4096, description="The authorization code")
+    referer: str = Field(min_length=1, max_length=200, description="acme.kommo.com")
+    state: str = Field(min_length=1, max_length=2048)
+
+
 class Connection(BaseModel):
     organization_id: UUID
     subdomain: str
@@ -65,6 +84,9 @@ class Connection(BaseModel):
     currency: str | None
     connected_by: UUID | None
     connected_at: datetime
+    auth: Literal["token", "oauth"] = Field(
+        description="A long-lived token, or OAuth 2.0 (its access token renewed as it expires)"
+    )
 
 
 class StartRequest(BaseModel):
@@ -106,6 +128,24 @@ def routes(*, tags: list[str] | None = None) -> APIRouter:
             organization_id=body.organization_id,
             subdomain=body.subdomain,
             token=body.token,
+        )
+
+    @router.post("/oauth/start", response_model=OAuthStart, summary="Connect Kommo by OAuth 2.0")
+    async def oauth_start(body: OAuthStartRequest, user: CurrentUser, runtime: RuntimeDep) -> Any:
+        url = await kommo.start_oauth(runtime, user=user, organization_id=body.organization_id)
+        return {"url": url}
+
+    @router.post(
+        "/oauth/callback",
+        status_code=201,
+        response_model=Connection,
+        summary="Finish connecting Kommo by OAuth 2.0",
+    )
+    async def oauth_callback(
+        body: OAuthCallbackRequest, user: CurrentUser, runtime: RuntimeDep
+    ) -> Any:
+        return await kommo.connect_oauth(
+            runtime, user=user, state=body.state, code=body.code, referer=body.referer
         )
 
     @router.get("/connection", response_model=Connection, summary="The connected Kommo account")

@@ -19,7 +19,7 @@ from email.utils import format_datetime
 from typing import Any, cast
 
 import httpx
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.channels.answers import ErrorShape, ProviderError
@@ -34,11 +34,16 @@ ERRORS = ErrorShape(provider="Kommo", message=("detail",), code=("status",), pre
 
 
 class KommoSettings(BaseSettings):
-    """Where Kommo is: `{subdomain}` is the account's (a local fake can stand in)."""
+    """Where Kommo is: `{subdomain}` is the account's (a local fake can stand in); and
+    the public integration admins connect through by OAuth 2.0 (unset: tokens only)."""
 
     model_config = SettingsConfigDict(env_prefix="CONNECTGAIN_KOMMO_", extra="ignore")
 
     api_url: str = Field(default="https://{subdomain}.kommo.com")
+    oauth_url: str = "https://www.kommo.com/oauth"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    redirect_uri: str | None = None  # the SPA's page Kommo sends the admin back to
 
 
 def base_url(subdomain: str) -> str:

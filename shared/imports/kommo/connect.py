@@ -1,9 +1,10 @@
 """Connecting a Kommo account, and starting its imports (admins only).
 
-The subdomain and token are checked against Kommo (`GET /api/v4/account`)
-before anything is stored: a refused token or an unknown subdomain is a 422
-naming the problem, and nothing changes. The token is kept in
-`private.kommo_tokens`, which no API role reads, and is never returned.
+By a long-lived token, or by OAuth 2.0 (shared/imports/kommo/oauth.py). Either way
+the account is checked against Kommo (`GET /api/v4/account`) before anything is
+stored: a refused token or code, or an unknown subdomain, is a 422 naming the
+problem, and nothing changes. Tokens are kept in `private.kommo_tokens`, which no
+API role reads, and are never returned.
 """
 
 from __future__ import annotations
@@ -18,12 +19,29 @@ from shared.channels.answers import ProviderError
 from shared.db import Connection
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from shared.imports import jobs
+from shared.imports.kommo import oauth
 from shared.imports.kommo.client import KommoClient, TokenBucket, normalize_subdomain
 from shared.runtime import Runtime
 
 COLUMNS = (
-    "organization_id, subdomain, account_id, account_name, currency, connected_by, connected_at"
+    "organization_id, subdomain, account_id, account_name, currency, connected_by, connected_at,"
+    " auth"
 )
+
+
+def _unreachable(host: str, exc: ProviderError) -> Exception | None:
+    """Kommo's answer when the account itself is the problem (or Kommo is down)."""
+    if exc.status in (402, 404) or (exc.status is not None and 300 <= exc.status < 400):
+        return Unprocessable(
+            f"{host} is not a Kommo account ({exc.status})", code="kommo_unknown_subdomain"
+        )
+    if exc.status is None and exc.message.startswith("ConnectError"):  # no such host
+        return Unprocessable(
+            f"{host} could not be reached: check the subdomain", code="kommo_unknown_subdomain"
+        )
+    if exc.outcome != "refused":
+        return ServiceUnavailable(f"Kommo did not answer: {exc.message}", code="kommo_unavailable")
+    return None
 
 
 async def _account(runtime: Runtime, subdomain: str, token: str) -> dict[str, Any]:
@@ -44,19 +62,7 @@ async def _account(runtime: Runtime, subdomain: str, token: str) -> dict[str, An
                 " token of that account",
                 code="kommo_bad_token",
             ) from exc
-        if exc.status in (402, 404) or (exc.status is not None and 300 <= exc.status < 400):
-            raise Unprocessable(
-                f"{host} is not a Kommo account ({exc.status})", code="kommo_unknown_subdomain"
-            ) from exc
-        if exc.status is None and exc.message.startswith("ConnectError"):  # no such host
-            raise Unprocessable(
-                f"{host} could not be reached: check the subdomain", code="kommo_unknown_subdomain"
-            ) from exc
-        if exc.retryable:
-            raise ServiceUnavailable(
-                f"Kommo did not answer: {exc.message}", code="kommo_unavailable"
-            ) from exc
-        raise Unprocessable(
+        raise _unreachable(host, exc) or Unprocessable(
             f"Kommo refused the connection: {exc.message}", code="kommo_refused"
         ) from exc
     if not account or not isinstance(account.get("id"), int):
@@ -66,30 +72,75 @@ async def _account(runtime: Runtime, subdomain: str, token: str) -> dict[str, An
     return account
 
 
+def _subdomain(value: str, field: str) -> str:
+    name = normalize_subdomain(value)
+    if name is None:
+        raise Unprocessable(
+            f"{field}: a Kommo account such as 'acme' or acme.kommo.com",
+            code="kommo_invalid_subdomain",
+            details=[{"field": field, "message": "letters, digits and hyphens, 1 to 63"}],
+        )
+    return name
+
+
 async def connect(
     runtime: Runtime, *, user: UserPrincipal, organization_id: UUID, subdomain: str, token: str
 ) -> dict[str, Any]:
-    name = normalize_subdomain(subdomain)
-    if name is None:
-        raise Unprocessable(
-            "subdomain: a Kommo subdomain such as 'acme' (of acme.kommo.com)",
-            code="kommo_invalid_subdomain",
-            details=[{"field": "subdomain", "message": "letters, digits and hyphens, 1 to 63"}],
-        )
+    """A long-lived token of the account, checked with Kommo, then stored."""
+    name = _subdomain(subdomain, "subdomain")
     async with runtime.db.user_tx(user) as conn:
         await members.require_role(conn=conn, organization_id=organization_id, at_least="admin")
     account = await _account(runtime, name, token.strip())
+    return await _store(runtime, user, organization_id, name, account, token.strip(), None)
+
+
+async def start_oauth(runtime: Runtime, *, user: UserPrincipal, organization_id: UUID) -> str:
+    """Kommo's consent page, for an admin of the organization."""
+    async with runtime.db.user_tx(user) as conn:
+        await members.require_role(conn=conn, organization_id=organization_id, at_least="admin")
+    return oauth.authorize_url(organization_id=organization_id, user_id=user.user_id)
+
+
+async def connect_oauth(
+    runtime: Runtime, *, user: UserPrincipal, state: str, code: str, referer: str
+) -> dict[str, Any]:
+    """Kommo's answer to the admin's consent (shared/imports/kommo/oauth.py): the
+    organization comes from the state this server signed for this admin."""
+    organization_id = oauth.read_state(state, user_id=user.user_id)
+    name = _subdomain(referer, "referer")
+    async with runtime.db.user_tx(user) as conn:
+        await members.require_role(conn=conn, organization_id=organization_id, at_least="admin")
+    host = f"{name}.kommo.com"
+    try:
+        tokens = await oauth.exchange(runtime, subdomain=name, code=code.strip())
+    except ProviderError as exc:
+        raise _unreachable(host, exc) or Unprocessable(
+            f"Kommo refused the authorization code for {host} ({exc.message}): connect again",
+            code="kommo_oauth_refused",
+        ) from exc
+    account = await _account(runtime, name, tokens.access)
+    return await _store(runtime, user, organization_id, name, account, tokens.access, tokens)
+
+
+async def _store(
+    runtime: Runtime,
+    user: UserPrincipal,
+    organization_id: UUID,
+    name: str,
+    account: dict[str, Any],
+    token: str,
+    tokens: oauth.Tokens | None,
+) -> dict[str, Any]:
     currency = account.get("currency")
-    # the admin was checked above; the organization is theirs, not the body's claim
+    # the admin was checked by the caller; the organization is theirs, not the body's claim
     async with runtime.db.service_tx() as conn:
         row = await conn.fetchrow(
-            "insert into public.kommo_connections as c"
-            " (organization_id, subdomain, account_id, account_name, currency, connected_by)"
-            " values ($1, $2, $3, $4, $5, $6)"
+            "insert into public.kommo_connections as c (organization_id, subdomain, account_id,"
+            " account_name, currency, connected_by, auth) values ($1, $2, $3, $4, $5, $6, $7)"
             " on conflict (organization_id) do update set subdomain = excluded.subdomain,"
             " account_id = excluded.account_id, account_name = excluded.account_name,"
             " currency = excluded.currency, connected_by = excluded.connected_by,"
-            f" connected_at = now() returning {COLUMNS}",
+            f" auth = excluded.auth, connected_at = now() returning {COLUMNS}",
             organization_id,
             name,
             account["id"],
@@ -98,12 +149,17 @@ async def connect(
             if isinstance(currency, str) and len(currency) == 3 and currency.isupper()
             else None,
             user.user_id,
+            "oauth" if tokens else "token",
         )
         await conn.execute(
-            "insert into private.kommo_tokens (organization_id, token) values ($1, $2)"
-            " on conflict (organization_id) do update set token = excluded.token",
+            "insert into private.kommo_tokens (organization_id, token, refresh_token, expires_at)"
+            " values ($1, $2, $3, $4) on conflict (organization_id) do update"
+            " set token = excluded.token, refresh_token = excluded.refresh_token,"
+            " expires_at = excluded.expires_at",
             organization_id,
-            token.strip(),
+            token,
+            tokens.refresh if tokens else None,
+            tokens.expires_at if tokens else None,
         )
     assert row is not None
     return dict(row)

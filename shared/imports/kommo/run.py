@@ -24,7 +24,7 @@ from uuid import UUID
 from shared.channels.answers import ProviderError
 from shared.db import Connection
 from shared.imports import jobs
-from shared.imports.kommo import pages, setup
+from shared.imports.kommo import oauth, pages, setup
 from shared.imports.kommo.client import KommoClient, TokenBucket
 from shared.imports.kommo.pages import Context, PageResult
 from shared.runtime import Runtime
@@ -160,12 +160,6 @@ async def run_kommo_import(
         if job["status"] not in ("pending", "running"):
             return str(job["status"])
         org = job["organization_id"]
-        connection = await conn.fetchrow(
-            "select c.subdomain, t.token from public.kommo_connections c"
-            " join private.kommo_tokens t on t.organization_id = c.organization_id"
-            " where c.organization_id = $1",
-            org,
-        )
         since = None if job["options"].get("full") else await _since(conn, org, job_id)
         # entity → the next page to read (None: done)
         done = {
@@ -178,22 +172,24 @@ async def run_kommo_import(
             )
         }
     progress: dict[str, Any] = dict(job["progress"])
-    if connection is None:
-        return await _fail(
-            runtime,
-            job,
-            progress,
-            {"code": "kommo_not_connected", "message": "Connect a Kommo account first"},
-        )
-    client = KommoClient(
-        http=runtime.http,
-        settings=runtime.settings,
-        subdomain=connection["subdomain"],
-        token=connection["token"],
-        bucket=bucket or TokenBucket(),
-    )
     ctx = Context(org=org, job=job_id)
     try:
+        async with runtime.db.service_tx() as conn:
+            connection = await oauth.fresh_token(runtime, conn, organization_id=org)
+        if connection is None:
+            return await _fail(
+                runtime,
+                job,
+                progress,
+                {"code": "kommo_not_connected", "message": "Connect a Kommo account first"},
+            )
+        client = KommoClient(
+            http=runtime.http,
+            settings=runtime.settings,
+            subdomain=connection[0],
+            token=connection[1],
+            bucket=bucket or TokenBucket(),
+        )
         found = await setup.read(client)
         async with runtime.db.service_tx() as conn:
             await _renew(conn, job_id, claim, lease_seconds)
@@ -228,6 +224,10 @@ async def run_kommo_import(
                     return "running"
     except Lost:
         return "running"
+    except oauth.Revoked as exc:
+        return await _fail(
+            runtime, job, progress, {"code": "kommo_unauthorized", "message": str(exc)}
+        )
     except ProviderError as exc:
         if exc.retryable:
             log.warning(

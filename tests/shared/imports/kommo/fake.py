@@ -1,12 +1,15 @@
 """A local Kommo (API v4) for the tests: respx routes serving the documented
 payloads of tests/fixtures/kommo, as Kommo does: bearer tokens checked (401
 problem+json), HAL pages with `_links.next`, 204 past the last page or when
-nothing changed since `If-Modified-Since`, and scripted failures (429 with
-Retry-After, 503) for given requests."""
+nothing changed since `If-Modified-Since`, scripted failures (429 with
+Retry-After, 503) for given requests, and OAuth 2.0's token endpoint
+(`/oauth2/access_token`: an authorization code or a refresh token, each good
+once, for a new access token that replaces the one the API accepts)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -43,6 +46,13 @@ class FakeKommo:
     failures: dict[tuple[str, int], list[httpx.Response]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     clock: Callable[[], float] = lambda: 0.0  # the limiter's, to stamp each request
+    # OAuth 2.0: the integration, the codes not yet exchanged, the refresh token Kommo holds
+    client_id: str = "8f1a6c2e-5b7d-4e39-9a0c-3d2b1e4f5a6b"
+    client_secret: str = "integration-secret"
+    redirect_uri: str = "https://app.connectgain.example/kommo/connected"
+    codes: set[str] = field(default_factory=set)
+    refresh_token: str | None = None
+    issued: int = 0
 
     def __post_init__(self) -> None:
         names = {n for _, files in LISTS.values() for n in files} | set(SINGLE.values())
@@ -61,6 +71,8 @@ class FakeKommo:
         return found
 
     def answer(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/access_token":
+            return self.grant(request)
         path = request.url.path.removeprefix("/api/v4/")
         page = int(request.url.params.get("page", "1"))
         since = request.headers.get("if-modified-since")
@@ -89,6 +101,32 @@ class FakeKommo:
             if not body["_embedded"][key]:
                 return httpx.Response(204)
         return httpx.Response(200, json=body, headers={"content-type": "application/hal+json"})
+
+    def grant(self, request: httpx.Request) -> httpx.Response:
+        """POST /oauth2/access_token: a code or the refresh token → a new pair."""
+        body = json.loads(request.content)
+        self.requests.append({"path": "oauth2/access_token", "page": 1, "body": body})
+        grant = body.get("grant_type")
+        good = (
+            request.method == "POST"
+            and (body.get("client_id"), body.get("client_secret"))
+            == (self.client_id, self.client_secret)
+            and body.get("redirect_uri") == self.redirect_uri
+            and (
+                (grant == "authorization_code" and body.get("code") in self.codes)
+                or (grant == "refresh_token" and body.get("refresh_token") == self.refresh_token)
+            )
+        )
+        if not good:
+            return httpx.Response(400, json=load("kommo", "oauth_invalid_grant"))
+        self.codes.discard(body.get("code"))
+        self.issued += 1
+        answer = load("kommo", "oauth_token") | {
+            "access_token": f"access-{self.issued}",
+            "refresh_token": f"refresh-{self.issued}",
+        }
+        self.token, self.refresh_token = answer["access_token"], answer["refresh_token"]
+        return httpx.Response(200, json=answer)
 
     def paths(self) -> list[tuple[str, int]]:
         return [(r["path"], r["page"]) for r in self.requests]

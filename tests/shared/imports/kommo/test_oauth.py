@@ -1,0 +1,123 @@
+"""An OAuth connection's access token renewed before it expires (once, however many
+runners ask at once), and a connection Kommo no longer renews failing its import
+with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import pytest
+import respx
+
+from shared.db import Connection
+from shared.imports import jobs
+from shared.imports.kommo import connect, oauth, run_kommo_import
+from shared.imports.kommo.client import TokenBucket
+from shared.runtime import Runtime
+from tests.shared.imports.kommo.fake import FakeClock, FakeKommo
+from tests.support import make_org, make_user, module_runtime_fixtures, principal
+
+runtime, db = module_runtime_fixtures()
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("kommo_oauth")]
+
+
+@pytest.fixture
+def kommo(monkeypatch: pytest.MonkeyPatch) -> FakeKommo:
+    fake = FakeKommo(subdomain="renewed", clock=FakeClock())
+    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_ID", fake.client_id)
+    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_SECRET", fake.client_secret)
+    monkeypatch.setenv("CONNECTGAIN_KOMMO_REDIRECT_URI", fake.redirect_uri)
+    return fake
+
+
+async def connected(runtime: Runtime, db: Connection, kommo: FakeKommo) -> tuple[UUID, UUID]:
+    """An organization connected by OAuth whose access token expires in a minute."""
+    owner = await make_user(db)
+    org = await make_org(db, owner)
+    kommo.codes.add("code")
+    state = oauth.authorize_url(organization_id=org, user_id=owner).split("state=")[1]
+    await connect.connect_oauth(
+        runtime,
+        user=principal(owner),
+        state=state.split("&")[0],
+        code="code",
+        referer=f"{kommo.subdomain}.kommo.com",
+    )
+    await db.execute(
+        "update private.kommo_tokens set expires_at = now() + interval '1 minute'"
+        " where organization_id = $1",
+        org,
+    )
+    return org, owner
+
+
+async def run(runtime: Runtime, kommo: FakeKommo, job: UUID) -> str:
+    clock = FakeClock()
+    return await run_kommo_import(
+        runtime=runtime, job_id=job, bucket=TokenBucket(clock=clock, sleep=clock.sleep)
+    )
+
+
+async def new_job(db: Connection, org: UUID, owner: UUID) -> UUID:
+    job = await jobs.create_job(
+        conn=db, organization_id=org, source="kommo", entity=None, options={}, created_by=owner
+    )
+    return UUID(str(job["id"]))
+
+
+@respx.mock
+async def test_a_token_about_to_expire_is_renewed_before_the_run(
+    runtime: Runtime, db: Connection, kommo: FakeKommo
+) -> None:
+    kommo.install()
+    org, owner = await connected(runtime, db, kommo)
+    assert await run(runtime, kommo, await new_job(db, org, owner)) == "completed"
+    grants = [r["body"]["grant_type"] for r in kommo.requests if r["path"] == "oauth2/access_token"]
+    assert grants == ["authorization_code", "refresh_token"]
+    # every API request after the renewal carried the new token (the fake refuses the old)
+    stored = await db.fetchrow(
+        "select token, refresh_token, expires_at > now() + interval '23 hours' as fresh"
+        " from private.kommo_tokens where organization_id = $1",
+        org,
+    )
+    assert tuple(stored) == ("access-2", "refresh-2", True)
+    assert kommo.token == "access-2"
+    # a second run has nothing to renew
+    assert await run(runtime, kommo, await new_job(db, org, owner)) == "completed"
+    assert kommo.issued == 2
+
+
+@respx.mock
+async def test_runners_asking_at_once_spend_the_refresh_token_once(
+    runtime: Runtime, db: Connection, kommo: FakeKommo
+) -> None:
+    kommo.install()
+    org, _ = await connected(runtime, db, kommo)
+
+    async def token() -> tuple[str, str] | None:
+        async with runtime.db.service_tx() as conn:
+            return await oauth.fresh_token(runtime, conn, organization_id=org)
+
+    first, second = await asyncio.gather(token(), token())
+    assert first == second == ("renewed", "access-2")
+    assert kommo.issued == 2  # the code's pair, then one renewal
+
+
+@respx.mock
+async def test_a_connection_kommo_no_longer_renews_fails_its_import_with_the_reason(
+    runtime: Runtime, db: Connection, kommo: FakeKommo
+) -> None:
+    kommo.install()
+    org, owner = await connected(runtime, db, kommo)
+    kommo.refresh_token = "revoked by the account's admin"
+    job = await new_job(db, org, owner)
+    assert await run(runtime, kommo, job) == "failed"
+    error = await db.fetchval("select error from import_jobs where id = $1", job)
+    assert error["code"] == "kommo_unauthorized"
+    assert "connect Kommo again" in error["message"]
+    assert [r["path"] for r in kommo.requests][-1] == "oauth2/access_token"  # nothing after
+    assert (
+        await db.fetchval("select token from private.kommo_tokens where organization_id = $1", org)
+        == "access-1"
+    )
