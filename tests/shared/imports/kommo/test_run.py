@@ -472,89 +472,98 @@ async def test_imported_rows_carry_the_import_and_wake_no_automation_rule(
     assert [event for event, _ in fanned] == inbox  # the contact that wrote in, alone
 
 
-async def _run_once(runtime: Runtime, kommo: FakeKommo, job: UUID, clock: FakeClock) -> str:
-    with respx.mock:
-        kommo.install()
-        return await run_kommo_import(
-            runtime=runtime, job_id=job, bucket=TokenBucket(clock=clock, sleep=clock.sleep)
-        )
+@dataclass
+class Account:
+    """An organization of its own with a job waiting, and its Kommo account."""
+
+    org: UUID
+    owner: UUID
+    job: UUID
+    kommo: FakeKommo
+
+    async def run(self, runtime: Runtime) -> str:
+        clock = FakeClock()
+        with respx.mock:
+            self.kommo.install()
+            return await run_kommo_import(
+                runtime=runtime,
+                job_id=self.job,
+                bucket=TokenBucket(clock=clock, sleep=clock.sleep),
+            )
+
+
+async def account(db: Connection, subdomain: str, *, connected: bool = True) -> Account:
+    owner = await make_user(db)
+    org = await make_org(db, owner)
+    kommo = FakeKommo(subdomain=subdomain, clock=FakeClock())
+    if connected:
+        await connect(db, org, kommo)
+    return Account(org, owner, await new_job(db, org, owner), kommo)
 
 
 async def test_a_token_revoked_mid_run_fails_the_job_with_the_reason(
     runtime: Runtime, db: Connection
 ) -> None:
-    owner = await make_user(db)
-    org = await make_org(db, owner)
-    clock = FakeClock()
-    kommo = FakeKommo(subdomain="revoked", clock=clock)
-    await connect(db, org, kommo)
-    job = await new_job(db, org, owner)
-    kommo.token = "rotated-in-kommo"  # the stored token no longer opens the account
-    assert await _run_once(runtime, kommo, job, clock) == "failed"
-    row = await _job(db, job)
+    a = await account(db, "revoked")
+    a.kommo.token = "rotated-in-kommo"  # the stored token no longer opens the account
+    assert await a.run(runtime) == "failed"
+    row = await _job(db, a.job)
     assert row["status"] == "failed"
     assert (row["error"]["code"], row["error"]["status"]) == ("kommo_unauthorized", 401)
-    assert kommo.paths() == [("account", 1)]  # nothing after the refusal
+    assert a.kommo.paths() == [("account", 1)]  # nothing after the refusal
     # a finished job is not run again
-    assert await _run_once(runtime, kommo, job, clock) == "failed"
-    assert len(kommo.requests) == 1
+    assert await a.run(runtime) == "failed"
+    assert len(a.kommo.requests) == 1
 
 
 async def test_a_job_of_an_organization_not_connected_fails_before_any_request(
     runtime: Runtime, db: Connection
 ) -> None:
-    owner = await make_user(db)
-    org = await make_org(db, owner)
-    clock = FakeClock()
-    kommo = FakeKommo(subdomain="nobody", clock=clock)
-    job = await new_job(db, org, owner)
-    assert await _run_once(runtime, kommo, job, clock) == "failed"
-    assert (await _job(db, job))["error"]["code"] == "kommo_not_connected"
-    assert kommo.requests == []
+    a = await account(db, "nobody", connected=False)
+    assert await a.run(runtime) == "failed"
+    assert (await _job(db, a.job))["error"]["code"] == "kommo_not_connected"
+    assert a.kommo.requests == []
 
 
 async def test_a_cancel_asked_for_between_pages_keeps_what_the_pages_before_wrote(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = await make_user(db)
-    org = await make_org(db, owner)
-    clock = FakeClock()
-    kommo = FakeKommo(subdomain="cancelled", clock=clock)
-    await connect(db, org, kommo)
-    job = await new_job(db, org, owner)
+    a = await account(db, "cancelled")
     report = jobs.report_progress
 
     async def cancel_after_companies(*, conn: Connection, **kwargs: Any) -> bool:
-        if ("companies", 1) in kommo.paths():  # asked while the first page was written
-            await conn.execute("update import_jobs set cancel_requested = true where id = $1", job)
+        if ("companies", 1) in a.kommo.paths():  # asked while the first page was written
+            await conn.execute(
+                "update import_jobs set cancel_requested = true where id = $1", a.job
+            )
         return await report(conn=conn, **kwargs)
 
     monkeypatch.setattr(jobs, "report_progress", cancel_after_companies)
-    assert await _run_once(runtime, kommo, job, clock) == "cancelled"
-    assert (await _job(db, job))["status"] == "cancelled"
-    assert ("contacts", 1) not in kommo.paths()
-    assert await db.fetchval("select count(*) from companies where organization_id = $1", org)
-    assert not await db.fetchval("select count(*) from contacts where organization_id = $1", org)
+    assert await a.run(runtime) == "cancelled"
+    assert (await _job(db, a.job))["status"] == "cancelled"
+    assert ("contacts", 1) not in a.kommo.paths()
+    assert await db.fetchval("select count(*) from companies where organization_id = $1", a.org)
+    assert not await db.fetchval("select count(*) from contacts where organization_id = $1", a.org)
 
 
 async def test_a_bug_fails_the_job_rather_than_leaving_it_running(
     runtime: Runtime, db: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = await make_user(db)
-    org = await make_org(db, owner)
-    clock = FakeClock()
-    kommo = FakeKommo(subdomain="buggy", clock=clock)
-    await connect(db, org, kommo)
-    job = await new_job(db, org, owner)
+    a = await account(db, "buggy")
 
     async def broken(*args: Any) -> dict[str, Any]:
         raise KeyError("a bug in the setup")
 
     monkeypatch.setattr(setup, "apply", broken)
-    assert await _run_once(runtime, kommo, job, clock) == "failed"
-    assert (await _job(db, job))["error"] == {"code": "internal_error", "message": "KeyError"}
+    assert await a.run(runtime) == "failed"
+    assert (await _job(db, a.job))["error"] == {"code": "internal_error", "message": "KeyError"}
     csv_job = await jobs.create_job(
-        conn=db, organization_id=org, source="csv", entity="contacts", options={}, created_by=owner
+        conn=db,
+        organization_id=a.org,
+        source="csv",
+        entity="contacts",
+        options={},
+        created_by=a.owner,
     )
     with pytest.raises(ValueError, match="not a Kommo import job"):
         await run_kommo_import(runtime=runtime, job_id=csv_job["id"])
