@@ -152,3 +152,25 @@ async def test_without_an_integration_oauth_is_a_clear_503(
     )
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "kommo_oauth_not_configured"
+
+
+@respx.mock
+async def test_a_token_answer_without_tokens_is_a_503_and_stores_nothing(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, kommo: FakeKommo
+) -> None:
+    team = await _team(db)
+    kommo.install()
+    kommo.codes.add("code-1")
+    kommo.failures[("oauth2/access_token", 1)] = [
+        httpx.Response(200, json={"token_type": "Bearer", "expires_in": 86400})
+    ]
+    admin = auth(settings, team["admin"])
+    state = await _start(client, admin, team["org"])
+    answer = await client.post(
+        f"{URL}/oauth/callback",
+        json={"code": "code-1", "referer": "acme.kommo.com", "state": state},
+        headers=admin,
+    )
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "kommo_unavailable"
+    assert await _stored(db, team["org"]) is None

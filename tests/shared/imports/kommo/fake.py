@@ -106,6 +106,8 @@ class FakeKommo:
         """POST /oauth2/access_token: a code or the refresh token → a new pair."""
         body = json.loads(request.content)
         self.requests.append({"path": "oauth2/access_token", "page": 1, "body": body})
+        if queued := self.failures.get(("oauth2/access_token", 1)):
+            return queued.pop(0)
         grant = body.get("grant_type")
         good = (
             request.method == "POST"

@@ -15,7 +15,7 @@ from shared.imports import jobs
 from shared.imports.kommo import connect, oauth, run_kommo_import
 from shared.imports.kommo.client import TokenBucket
 from shared.runtime import Runtime
-from tests.shared.imports.kommo.fake import FakeClock, FakeKommo
+from tests.shared.imports.kommo.fake import FakeClock, FakeKommo, unavailable
 from tests.support import make_org, make_user, module_runtime_fixtures, principal
 
 runtime, db = module_runtime_fixtures()
@@ -121,3 +121,18 @@ async def test_a_connection_kommo_no_longer_renews_fails_its_import_with_the_rea
         await db.fetchval("select token from private.kommo_tokens where organization_id = $1", org)
         == "access-1"
     )
+
+
+@respx.mock
+async def test_a_renewal_kommo_did_not_answer_is_tried_again_by_the_next_run(
+    runtime: Runtime, db: Connection, kommo: FakeKommo
+) -> None:
+    kommo.install()
+    org, owner = await connected(runtime, db, kommo)
+    kommo.failures[("oauth2/access_token", 1)] = [unavailable()]  # after the request left
+    job = await new_job(db, org, owner)
+    assert await run(runtime, kommo, job) == "running"  # left for the next run
+    stored = "select token, refresh_token from private.kommo_tokens where organization_id = $1"
+    assert tuple(await db.fetchrow(stored, org)) == ("access-1", "refresh-1")
+    assert await run(runtime, kommo, job) == "completed"
+    assert tuple(await db.fetchrow(stored, org)) == ("access-2", "refresh-2")
