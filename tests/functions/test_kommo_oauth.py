@@ -19,6 +19,7 @@ from shared.db import Connection
 from shared.imports.kommo import oauth
 from shared.settings import Settings
 from tests.shared.imports.kommo.fake import FakeKommo
+from tests.shared.imports.kommo.kit import register_integration
 from tests.support import auth, make_org, make_user, member
 
 URL = "/functions/v1/kommo-import"
@@ -28,9 +29,7 @@ URL = "/functions/v1/kommo-import"
 def kommo(monkeypatch: pytest.MonkeyPatch) -> FakeKommo:
     """A Kommo account, and this server registered as its public integration."""
     fake = FakeKommo()
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_ID", fake.client_id)
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_SECRET", fake.client_secret)
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_REDIRECT_URI", fake.redirect_uri)
+    register_integration(monkeypatch, fake)
     return fake
 
 
@@ -52,6 +51,18 @@ async def _start(client: httpx.AsyncClient, headers: dict[str, str], org: UUID) 
     return str(query["state"][0])
 
 
+async def _consented(
+    client: httpx.AsyncClient, settings: Settings, db: Connection, kommo: FakeKommo
+) -> tuple[dict[str, UUID], dict[str, str], dict[str, str]]:
+    """An admin who started connecting and consented at Kommo: (the team, the admin's
+    headers, the callback body as Kommo sent the admin back)."""
+    team = await _team(db)
+    kommo.codes.add("code-1")
+    admin = auth(settings, team["admin"])
+    state = await _start(client, admin, team["org"])
+    return team, admin, {"code": "code-1", "referer": "acme.kommo.com", "state": state}
+
+
 async def _stored(db: Connection, org: UUID) -> dict[str, Any] | None:
     row = await db.fetchrow(
         "select c.auth, t.token, t.refresh_token, t.expires_at from kommo_connections c"
@@ -65,13 +76,8 @@ async def _stored(db: Connection, org: UUID) -> dict[str, Any] | None:
 async def test_an_admin_connects_by_oauth_and_the_tokens_stay_private(
     client: httpx.AsyncClient, settings: Settings, db: Connection, kommo: FakeKommo
 ) -> None:
-    team = await _team(db)
     kommo.install()
-    admin = auth(settings, team["admin"])
-    state = await _start(client, admin, team["org"])
-    kommo.codes.add("code-1")
-
-    callback = {"code": "code-1", "referer": "acme.kommo.com", "state": state}
+    team, admin, callback = await _consented(client, settings, db, kommo)
     connected = await client.post(f"{URL}/oauth/callback", json=callback, headers=admin)
     assert connected.status_code == 201, connected.text
     body = connected.json()
@@ -109,14 +115,13 @@ async def test_a_forged_foreign_or_stale_state_or_a_foreign_referer_stores_nothi
     kommo: FakeKommo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    team = await _team(db)
     route = kommo.install()
-    kommo.codes.add("code-1")
-    admin, owner = auth(settings, team["admin"]), auth(settings, team["owner"])
-    state = await _start(client, admin, team["org"])
+    team, admin, consented = await _consented(client, settings, db, kommo)
+    owner = auth(settings, team["owner"])
+    state = consented["state"]
 
     def callback(**changes: str) -> dict[str, str]:
-        return {"code": "code-1", "referer": "acme.kommo.com", "state": state} | changes
+        return consented | changes
 
     async def refused(headers: dict[str, str], body: dict[str, str]) -> str:
         answer = await client.post(f"{URL}/oauth/callback", json=body, headers=headers)
@@ -158,19 +163,12 @@ async def test_without_an_integration_oauth_is_a_clear_503(
 async def test_a_token_answer_without_tokens_is_a_503_and_stores_nothing(
     client: httpx.AsyncClient, settings: Settings, db: Connection, kommo: FakeKommo
 ) -> None:
-    team = await _team(db)
     kommo.install()
-    kommo.codes.add("code-1")
     kommo.failures[("oauth2/access_token", 1)] = [
         httpx.Response(200, json={"token_type": "Bearer", "expires_in": 86400})
     ]
-    admin = auth(settings, team["admin"])
-    state = await _start(client, admin, team["org"])
-    answer = await client.post(
-        f"{URL}/oauth/callback",
-        json={"code": "code-1", "referer": "acme.kommo.com", "state": state},
-        headers=admin,
-    )
+    team, admin, callback = await _consented(client, settings, db, kommo)
+    answer = await client.post(f"{URL}/oauth/callback", json=callback, headers=admin)
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "kommo_unavailable"
     assert await _stored(db, team["org"]) is None

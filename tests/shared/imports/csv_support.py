@@ -19,16 +19,23 @@ async def org_and_owner(db: Connection) -> tuple[UUID, UUID]:
     return await make_org(db, owner), owner
 
 
-async def run_import(
+async def stage(
     runtime: Runtime, org: UUID, admin: UUID, data: bytes, **options: Any
 ) -> dict[str, Any]:
-    job = await upload.start_import(
+    """The file uploaded by `admin`: its job, pending."""
+    return await upload.start_import(
         db=runtime.db,
         user_id=admin,
         organization_id=org,
         file=io.BytesIO(data),
         options=CsvImportOptions.model_validate(options),
     )
+
+
+async def run_import(
+    runtime: Runtime, org: UUID, admin: UUID, data: bytes, **options: Any
+) -> dict[str, Any]:
+    job = await stage(runtime, org, admin, data, **options)
     assert await runner.run_job(runtime, job["id"])
     return dict(
         await runtime.db.pool.fetchrow("select * from import_jobs where id = $1", job["id"])

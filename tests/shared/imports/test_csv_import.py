@@ -19,7 +19,13 @@ from shared.imports.preview import dry_run
 from shared.imports.spec import OUTCOMES
 from shared.imports.upload import CsvImportOptions
 from shared.runtime import Runtime
-from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
+from tests.shared.imports.csv_support import (
+    contacts_of,
+    org_and_owner,
+    rejected_report,
+    run_import,
+    stage,
+)
 from tests.support import make_contact, member, module_runtime_fixtures
 from tests.support import principal as user
 from tests.support_crm import define_field, make_company
@@ -415,13 +421,7 @@ async def test_a_job_whose_staged_rows_were_lost_fails_with_the_reason(
     runtime: Runtime, db: Connection
 ) -> None:
     org, owner = await org_and_owner(db)
-    job = await upload.start_import(
-        db=runtime.db,
-        user_id=owner,
-        organization_id=org,
-        file=io.BytesIO(FILE),
-        options=CsvImportOptions(),
-    )
+    job = await stage(runtime, org, owner, FILE)
     # what a database crash does to the unlogged staging table
     await db.execute("delete from private.import_rows where job_id = $1", job["id"])
     assert await runner.run_job(runtime, job["id"])

@@ -12,10 +12,15 @@ import asyncpg
 import pytest
 
 from shared.db import Connection
-from shared.imports import plan, runner, upload
-from shared.imports.upload import CsvImportOptions
+from shared.imports import plan, runner
 from shared.runtime import Runtime
-from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
+from tests.shared.imports.csv_support import (
+    contacts_of,
+    org_and_owner,
+    rejected_report,
+    run_import,
+    stage,
+)
 from tests.support import make_contact, module_runtime_fixtures
 from tests.support import principal as user
 from tests.support_crm import define_field
@@ -197,13 +202,7 @@ async def test_a_job_an_earlier_runner_began_by_chunks_resumes_from_its_line(
 ) -> None:
     org, owner = await org_and_owner(db)
     data = ("Email\n" + "".join(f"p{i}@x.com\n" for i in range(4))).encode()
-    job = await upload.start_import(
-        db=runtime.db,
-        user_id=owner,
-        organization_id=org,
-        file=io.BytesIO(data),
-        options=CsvImportOptions(),
-    )
+    job = await stage(runtime, org, owner, data)
     # what the chunk-by-chunk runner had merged and checkpointed (lines 2-3) before it died
     for i in range(2):
         await make_contact(db, org, email=f"p{i}@x.com")

@@ -10,29 +10,27 @@ from typing import Any
 import pytest
 
 from shared.db import Connection
-from shared.imports import plan, runner, upload
-from shared.imports.upload import CsvImportOptions
+from shared.imports import plan, runner
 from shared.runtime import Runtime
-from tests.shared.imports.csv_support import contacts_of, org_and_owner, rejected_report, run_import
+from tests.shared.imports.csv_support import (
+    contacts_of,
+    org_and_owner,
+    rejected_report,
+    run_import,
+    stage,
+)
 from tests.support import module_runtime_fixtures
 
 runtime, db = module_runtime_fixtures()
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("csv_runner")]
 
 
-async def stage(runtime: Runtime, db: Connection, data: bytes) -> dict[str, Any]:
-    org, owner = await org_and_owner(db)
-    return await upload.start_import(
-        db=runtime.db,
-        user_id=owner,
-        organization_id=org,
-        file=io.BytesIO(data),
-        options=CsvImportOptions(),
-    )
+async def staged(runtime: Runtime, db: Connection, data: bytes) -> dict[str, Any]:
+    return await stage(runtime, *await org_and_owner(db), data)
 
 
 async def test_a_job_another_runner_holds_is_left_to_it(runtime: Runtime, db: Connection) -> None:
-    job = await stage(runtime, db, b"Email\nada@example.com\n")
+    job = await staged(runtime, db, b"Email\nada@example.com\n")
     await db.execute("update import_jobs set status = 'running' where id = $1", job["id"])
     assert not await runner.run_job(runtime, job["id"])  # its lease is fresh
     assert await contacts_of(db, job["organization_id"]) == []
@@ -53,7 +51,7 @@ async def test_a_failure_mid_merge_fails_the_job_and_writes_nothing(
         raise RuntimeError("a bug in the plan")
 
     monkeypatch.setattr(plan, "plan", broken)
-    job = await stage(runtime, db, b"Email\nada@example.com\nbob@example.com\n")
+    job = await staged(runtime, db, b"Email\nada@example.com\nbob@example.com\n")
     assert await runner.run_job(runtime, job["id"])
     row = await db.fetchrow("select status, error from import_jobs where id = $1", job["id"])
     assert row["status"] == "failed"

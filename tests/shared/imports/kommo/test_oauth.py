@@ -5,17 +5,17 @@ with the reason."""
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import pytest
 import respx
 
 from shared.db import Connection
-from shared.imports import jobs
-from shared.imports.kommo import connect, oauth, run_kommo_import
-from shared.imports.kommo.client import TokenBucket
+from shared.imports.kommo import connect, oauth
 from shared.runtime import Runtime
 from tests.shared.imports.kommo.fake import FakeClock, FakeKommo, unavailable
+from tests.shared.imports.kommo.kit import new_job, register_integration, run_job
 from tests.support import make_org, make_user, module_runtime_fixtures, principal
 
 runtime, db = module_runtime_fixtures()
@@ -25,22 +25,22 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group(
 @pytest.fixture
 def kommo(monkeypatch: pytest.MonkeyPatch) -> FakeKommo:
     fake = FakeKommo(subdomain="renewed", clock=FakeClock())
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_ID", fake.client_id)
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_CLIENT_SECRET", fake.client_secret)
-    monkeypatch.setenv("CONNECTGAIN_KOMMO_REDIRECT_URI", fake.redirect_uri)
+    register_integration(monkeypatch, fake)
     return fake
 
 
 async def connected(runtime: Runtime, db: Connection, kommo: FakeKommo) -> tuple[UUID, UUID]:
-    """An organization connected by OAuth whose access token expires in a minute."""
+    """An organization connected by OAuth whose access token expires in a minute (Kommo's
+    routes installed in the test's respx mock)."""
+    kommo.install()
     owner = await make_user(db)
     org = await make_org(db, owner)
     kommo.codes.add("code")
-    state = oauth.authorize_url(organization_id=org, user_id=owner).split("state=")[1]
+    url = oauth.authorize_url(organization_id=org, user_id=owner)
     await connect.connect_oauth(
         runtime,
         user=principal(owner),
-        state=state.split("&")[0],
+        state=parse_qs(urlsplit(url).query)["state"][0],
         code="code",
         referer=f"{kommo.subdomain}.kommo.com",
     )
@@ -52,27 +52,12 @@ async def connected(runtime: Runtime, db: Connection, kommo: FakeKommo) -> tuple
     return org, owner
 
 
-async def run(runtime: Runtime, kommo: FakeKommo, job: UUID) -> str:
-    clock = FakeClock()
-    return await run_kommo_import(
-        runtime=runtime, job_id=job, bucket=TokenBucket(clock=clock, sleep=clock.sleep)
-    )
-
-
-async def new_job(db: Connection, org: UUID, owner: UUID) -> UUID:
-    job = await jobs.create_job(
-        conn=db, organization_id=org, source="kommo", entity=None, options={}, created_by=owner
-    )
-    return UUID(str(job["id"]))
-
-
 @respx.mock
 async def test_a_token_about_to_expire_is_renewed_before_the_run(
     runtime: Runtime, db: Connection, kommo: FakeKommo
 ) -> None:
-    kommo.install()
     org, owner = await connected(runtime, db, kommo)
-    assert await run(runtime, kommo, await new_job(db, org, owner)) == "completed"
+    assert await run_job(runtime, await new_job(db, org, owner)) == "completed"
     grants = [r["body"]["grant_type"] for r in kommo.requests if r["path"] == "oauth2/access_token"]
     assert grants == ["authorization_code", "refresh_token"]
     # every API request after the renewal carried the new token (the fake refuses the old)
@@ -84,7 +69,7 @@ async def test_a_token_about_to_expire_is_renewed_before_the_run(
     assert tuple(stored) == ("access-2", "refresh-2", True)
     assert kommo.token == "access-2"
     # a second run has nothing to renew
-    assert await run(runtime, kommo, await new_job(db, org, owner)) == "completed"
+    assert await run_job(runtime, await new_job(db, org, owner)) == "completed"
     assert kommo.issued == 2
 
 
@@ -92,7 +77,6 @@ async def test_a_token_about_to_expire_is_renewed_before_the_run(
 async def test_runners_asking_at_once_spend_the_refresh_token_once(
     runtime: Runtime, db: Connection, kommo: FakeKommo
 ) -> None:
-    kommo.install()
     org, _ = await connected(runtime, db, kommo)
 
     async def token() -> tuple[str, str] | None:
@@ -108,11 +92,10 @@ async def test_runners_asking_at_once_spend_the_refresh_token_once(
 async def test_a_connection_kommo_no_longer_renews_fails_its_import_with_the_reason(
     runtime: Runtime, db: Connection, kommo: FakeKommo
 ) -> None:
-    kommo.install()
     org, owner = await connected(runtime, db, kommo)
     kommo.refresh_token = "revoked by the account's admin"
     job = await new_job(db, org, owner)
-    assert await run(runtime, kommo, job) == "failed"
+    assert await run_job(runtime, job) == "failed"
     error = await db.fetchval("select error from import_jobs where id = $1", job)
     assert error["code"] == "kommo_unauthorized"
     assert "connect Kommo again" in error["message"]
@@ -127,12 +110,11 @@ async def test_a_connection_kommo_no_longer_renews_fails_its_import_with_the_rea
 async def test_a_renewal_kommo_did_not_answer_is_tried_again_by_the_next_run(
     runtime: Runtime, db: Connection, kommo: FakeKommo
 ) -> None:
-    kommo.install()
     org, owner = await connected(runtime, db, kommo)
     kommo.failures[("oauth2/access_token", 1)] = [unavailable()]  # after the request left
     job = await new_job(db, org, owner)
-    assert await run(runtime, kommo, job) == "running"  # left for the next run
+    assert await run_job(runtime, job) == "running"  # left for the next run
     stored = "select token, refresh_token from private.kommo_tokens where organization_id = $1"
     assert tuple(await db.fetchrow(stored, org)) == ("access-1", "refresh-1")
-    assert await run(runtime, kommo, job) == "completed"
+    assert await run_job(runtime, job) == "completed"
     assert tuple(await db.fetchrow(stored, org)) == ("access-2", "refresh-2")

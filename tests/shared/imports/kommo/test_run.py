@@ -31,6 +31,7 @@ from tests.shared.imports.kommo.fake import (
     throttled,
     unavailable,
 )
+from tests.shared.imports.kommo.kit import connect, new_job, run_job
 from tests.support import make_org, make_user, member, module_runtime_fixtures, principal
 
 runtime, db = module_runtime_fixtures()
@@ -49,33 +50,6 @@ class Imported:
     resumed: list[tuple[str, int]]  # what the second run asked Kommo for
     waits: list[float]  # the provider client's backoff
     clock: FakeClock
-
-
-async def connect(db: Connection, org: UUID, kommo: FakeKommo) -> None:
-    await db.execute(
-        "insert into kommo_connections (organization_id, subdomain, account_id, account_name)"
-        " values ($1, $2, 30123456, 'Acme Trading')",
-        org,
-        kommo.subdomain,
-    )
-    await db.execute(
-        "insert into private.kommo_tokens (organization_id, token) values ($1, $2)",
-        org,
-        kommo.token,
-    )
-
-
-async def new_job(db: Connection, org: UUID, owner: UUID, **options: Any) -> UUID:
-    job = await jobs.create_job(
-        conn=db,
-        organization_id=org,
-        source="kommo",
-        entity=None,
-        options=options,
-        created_by=owner,
-    )
-    job_id: UUID = job["id"]
-    return job_id
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -482,14 +456,9 @@ class Account:
     kommo: FakeKommo
 
     async def run(self, runtime: Runtime) -> str:
-        clock = FakeClock()
         with respx.mock:
             self.kommo.install()
-            return await run_kommo_import(
-                runtime=runtime,
-                job_id=self.job,
-                bucket=TokenBucket(clock=clock, sleep=clock.sleep),
-            )
+            return await run_job(runtime, self.job)
 
 
 async def account(db: Connection, subdomain: str, *, connected: bool = True) -> Account:
