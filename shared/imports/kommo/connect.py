@@ -91,7 +91,7 @@ async def connect(
     async with runtime.db.user_tx(user) as conn:
         await members.require_role(conn=conn, organization_id=organization_id, at_least="admin")
     account = await _account(runtime, name, token.strip())
-    return await _store(runtime, user, organization_id, name, account, token.strip(), None)
+    return await _store(runtime, user, organization_id, name, account, token.strip())
 
 
 async def start_oauth(runtime: Runtime, *, user: UserPrincipal, organization_id: UUID) -> str:
@@ -119,7 +119,7 @@ async def connect_oauth(
             code="kommo_oauth_refused",
         ) from exc
     account = await _account(runtime, name, tokens.access)
-    return await _store(runtime, user, organization_id, name, account, tokens.access, tokens)
+    return await _store(runtime, user, organization_id, name, account, tokens)
 
 
 async def _store(
@@ -128,9 +128,9 @@ async def _store(
     organization_id: UUID,
     name: str,
     account: dict[str, Any],
-    token: str,
-    tokens: oauth.Tokens | None,
+    credentials: str | oauth.Tokens,  # a long-lived token, or OAuth's
 ) -> dict[str, Any]:
+    tokens = credentials if isinstance(credentials, oauth.Tokens) else None
     currency = account.get("currency")
     # the admin was checked by the caller; the organization is theirs, not the body's claim
     async with runtime.db.service_tx() as conn:
@@ -157,7 +157,7 @@ async def _store(
             " set token = excluded.token, refresh_token = excluded.refresh_token,"
             " expires_at = excluded.expires_at",
             organization_id,
-            token,
+            tokens.access if tokens else credentials,
             tokens.refresh if tokens else None,
             tokens.expires_at if tokens else None,
         )

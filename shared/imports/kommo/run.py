@@ -183,11 +183,12 @@ async def run_kommo_import(
                 progress,
                 {"code": "kommo_not_connected", "message": "Connect a Kommo account first"},
             )
+        subdomain, token = connection
         client = KommoClient(
             http=runtime.http,
             settings=runtime.settings,
-            subdomain=connection[0],
-            token=connection[1],
+            subdomain=subdomain,
+            token=token,
             bucket=bucket or TokenBucket(),
         )
         found = await setup.read(client)
