@@ -81,6 +81,11 @@ async def test_connect_checks_the_account_first_and_keeps_the_token_secret(
     respx.route(host="gone.kommo.com").mock(side_effect=httpx.ConnectError("no such host"))
     gone = await client.post(f"{URL}/connect", json=_connect(team, subdomain="gone"), headers=admin)
     assert gone.json()["error"]["code"] == "kommo_unknown_subdomain", gone.text
+    respx.route(host="other.kommo.com").mock(return_value=httpx.Response(200, json={"x": 1}))
+    other = await client.post(
+        f"{URL}/connect", json=_connect(team, subdomain="other"), headers=admin
+    )
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "kommo_unknown_subdomain")
     calls = route.call_count
     malformed = await client.post(
         f"{URL}/connect", json=_connect(team, subdomain="ac_me!"), headers=admin

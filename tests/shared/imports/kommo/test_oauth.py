@@ -14,7 +14,7 @@ import respx
 from shared.db import Connection
 from shared.imports.kommo import connect, oauth
 from shared.runtime import Runtime
-from tests.shared.imports.kommo.fake import FakeClock, FakeKommo, unavailable
+from tests.shared.imports.kommo.fake import FakeClock, FakeKommo, blocked, unavailable
 from tests.shared.imports.kommo.kit import new_job, register_integration, run_job
 from tests.support import make_org, make_user, module_runtime_fixtures, principal
 
@@ -118,3 +118,21 @@ async def test_a_renewal_kommo_did_not_answer_is_tried_again_by_the_next_run(
     assert tuple(await db.fetchrow(stored, org)) == ("access-1", "refresh-1")
     assert await run_job(runtime, job) == "completed"
     assert tuple(await db.fetchrow(stored, org)) == ("access-2", "refresh-2")
+
+
+@respx.mock
+async def test_a_renewal_kommo_refuses_otherwise_fails_the_import_with_kommos_words(
+    runtime: Runtime, db: Connection, kommo: FakeKommo
+) -> None:
+    org, owner = await connected(runtime, db, kommo)
+    kommo.failures[("oauth2/access_token", 1)] = [blocked()]
+    job = await new_job(db, org, owner)
+    assert await run_job(runtime, job) == "failed"
+    error = await db.fetchval("select error from import_jobs where id = $1", job)
+    assert (error["code"], error["status"]) == ("kommo_refused", 403)
+    assert (
+        await db.fetchval(
+            "select refresh_token from private.kommo_tokens where organization_id = $1", org
+        )
+        == "refresh-1"
+    )
